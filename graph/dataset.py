@@ -1,0 +1,430 @@
+"""Dataset interchange: validate, load and export directories of JSON Lines files.
+
+A dataset is a directory of UTF-8 JSON Lines files (see the README): ``workers.jsonl``,
+``problems.jsonl`` and optionally ``enterprises.jsonl``, ``skills.jsonl``, ``chains.jsonl`` and
+``districts.jsonl``. Rows reference skills, districts and chains by *name*; those nodes use the
+name as their id (the file's own code, if any, is kept as ``code``).
+
+The rule that keeps round trips lossless: **a node's properties hold its row**, and the
+relationships are derived from the row by :func:`row_relationships`. Values the graph cannot hold
+(nested objects) are kept JSON-encoded in ``extra_json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graph.errors import DatasetError, RowError
+from graph.model import PROBLEM_STATUSES
+from graph.store import GraphStore, NodeRow, RelRow, WriteBatch
+
+__all__ = [
+    "FILES",
+    "Dataset",
+    "LoadReport",
+    "export_dataset",
+    "load_dataset",
+    "read_dataset",
+    "row_relationships",
+    "row_to_props",
+]
+
+#: file name -> label, in load order (references point to earlier files).
+FILES: dict[str, str] = {
+    "districts.jsonl": "District",
+    "chains.jsonl": "IndustryChain",
+    "skills.jsonl": "Skill",
+    "enterprises.jsonl": "Enterprise",
+    "workers.jsonl": "Worker",
+    "problems.jsonl": "Problem",
+}
+_REQUIRED_FILES = ("workers.jsonl", "problems.jsonl")
+_NAMED = {"District", "IndustryChain", "Skill"}  # node id is the name rows refer to
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ][0-9:.+\-Z]*)?$")
+
+_STR, _INT, _BOOL, _STRLIST, _DATE_T, _NUM = "str", "int", "bool", "list[str]", "date", "number"
+_TYPES: dict[str, dict[str, str]] = {
+    "Worker": {"name": _STR, "skills": _STRLIST, "district": _STR, "honours": _STRLIST, "team": _STR,
+               "role": _STR, "capacity": _INT, "active": _BOOL, "employer_id": _STR, "level": _STR,
+               "contact": _STR, "service_menu": _STRLIST, "teaches": _BOOL, "studio": _STR},
+    "Enterprise": {"name": _STR, "district": _STR, "industry_chain": _STR, "tags": _STRLIST,
+                   "unionised": _BOOL, "credit_code": _STR},
+    "Problem": {"title": _STR, "description": _STR, "skills": _STRLIST, "enterprise_id": _STR,
+                "service_type": _STR, "district": _STR, "status": _STR, "posted_at": _DATE_T,
+                "solved_at": _DATE_T, "solved_by": _STRLIST, "demand": _INT},
+    "Skill": {"name": _STR, "category": _STR, "aliases": _STRLIST, "chain_ids": _STRLIST},
+    "IndustryChain": {"name": _STR},
+    "District": {"name": _STR, "neighbours": _STRLIST},
+}
+
+
+@dataclass
+class Dataset:
+    """Parsed, validated rows per label (file order kept)."""
+
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    errors: list[RowError] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_dataset` did."""
+
+    rows: dict[str, int]
+    skipped: list[RowError]
+    relationships: int
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if kind == _STR:
+        return isinstance(value, str)
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if kind == _BOOL:
+        return isinstance(value, bool)
+    if kind == _NUM:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == _STRLIST:
+        return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+    if kind == _DATE_T:
+        return isinstance(value, str) and bool(_DATE.match(value))
+    raise AssertionError(kind)
+
+
+_KIND_TEXT = {_STR: "a string", _INT: "a non-negative integer", _BOOL: "true or false",
+              _STRLIST: "a list of non-empty strings", _DATE_T: "a date YYYY-MM-DD", _NUM: "a number"}
+
+
+def _check_row(label: str, row: Any) -> str | None:
+    if not isinstance(row, dict):
+        return "a row must be a JSON object"
+    node_id = row.get("id")
+    if not isinstance(node_id, str) or not node_id.strip():
+        return "missing or empty \"id\" (a non-empty string is required)"
+    for key, kind in _TYPES[label].items():
+        if key in row and row[key] is not None and not _type_ok(row[key], kind):
+            return f"\"{key}\" must be {_KIND_TEXT[kind]}, got {json.dumps(row[key], ensure_ascii=False)[:60]}"
+    if label == "Problem":
+        if not (row.get("title") or "").strip() and not (row.get("description") or "").strip():
+            return "a problem needs a \"title\" or a \"description\""
+        if row.get("status") is not None and row["status"] not in PROBLEM_STATUSES:
+            return f"\"status\" must be one of {', '.join(PROBLEM_STATUSES)}"
+    return None
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
+    """Yield ``(line number, text, decode error)`` for each non-blank line."""
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield number, None, f"not valid UTF-8 (byte {err.start})"
+                continue
+            if number == 1:
+                text = text.removeprefix("\ufeff")
+            if text.strip():
+                yield number, text, None
+
+
+def read_dataset(
+    directory: str | Path,
+    *,
+    known: Mapping[str, set[str]] | None = None,
+) -> Dataset:
+    """Parse and validate a dataset directory, collecting every bad row.
+
+    Parameters
+    ----------
+    directory
+        The dataset directory.
+    known
+        Ids already in the target store per label, so references to them are not dangling.
+
+    Raises
+    ------
+    DatasetError
+        If the directory or a required file is missing (bad rows are returned in ``errors``).
+    """
+    base = Path(directory)
+    if not base.is_dir():
+        raise DatasetError([RowError(str(base), 0, "not a directory")])
+    missing = [f for f in _REQUIRED_FILES if not (base / f).is_file()]
+    if missing:
+        raise DatasetError([RowError(str(base / f), 0, "required file is missing") for f in missing])
+    data = Dataset()
+    ids: dict[str, set[str]] = {label: set((known or {}).get(label, set())) for label in FILES.values()}
+    where: dict[tuple[str, str], tuple[str, int]] = {}
+    for name, label in FILES.items():
+        path = base / name
+        rows: list[dict[str, Any]] = []
+        data.rows[label] = rows
+        if not path.is_file():
+            continue
+        seen: set[str] = set()
+        for number, text, decode_error in _read_lines(path):
+            if decode_error is not None or text is None:
+                data.errors.append(RowError(name, number, decode_error or "unreadable"))
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError as err:
+                data.errors.append(RowError(name, number, f"bad JSON: {err}"))
+                continue
+            problem = _check_row(label, row)
+            if problem is None and row["id"] in seen:
+                problem = f"duplicate id {row['id']!r} (first at line {where[(label, row['id'])][1]})"
+            if problem is not None:
+                data.errors.append(RowError(name, number, problem))
+                continue
+            seen.add(row["id"])
+            where[(label, row["id"])] = (name, number)
+            row["__line"] = number
+            rows.append(row)
+        ids[label] |= seen
+    # dangling references, now that every file is read
+    refs = (("Worker", "employer_id", "Enterprise"), ("Problem", "enterprise_id", "Enterprise"))
+    bad: set[tuple[str, str]] = set()
+    for label, key, target in refs:
+        for row in data.rows[label]:
+            ref = row.get(key)
+            if ref is not None and ref not in ids[target]:
+                data.errors.append(RowError(_file_of(label), row["__line"],
+                                            f"\"{key}\" refers to unknown {target.lower()} {ref!r}"))
+                bad.add((label, row["id"]))
+    for row in data.rows["Problem"]:
+        unknown = [w for w in row.get("solved_by") or [] if w not in ids["Worker"]]
+        if unknown:
+            data.errors.append(RowError("problems.jsonl", row["__line"],
+                                        f"\"solved_by\" refers to unknown worker(s) {', '.join(unknown[:5])}"))
+            bad.add(("Problem", row["id"]))
+    if bad:
+        for label in data.rows:
+            data.rows[label] = [r for r in data.rows[label] if (label, r["id"]) not in bad]
+    data.errors.sort(key=lambda e: (list(FILES).index(e.file) if e.file in FILES else 99, e.line))
+    return data
+
+
+def _file_of(label: str) -> str:
+    return next(f for f, lab in FILES.items() if lab == label)
+
+
+def row_to_props(label: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Node properties for a dataset row: storable values as they are, the rest in ``extra_json``.
+
+    Examples
+    --------
+    >>> row_to_props("Problem", {"id": "p1", "title": "主轴异响", "outcomes": [{"rating": 5}]})
+    {'title': '主轴异响', 'extra_json': '{"outcomes": [{"rating": 5}]}'}
+    """
+    props: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in ("id", "__line"):
+            continue
+        if label in _NAMED and key == "id":
+            continue
+        storable = value is None or isinstance(value, str | int | float | bool) or (
+            isinstance(value, list)
+            and len({type(v) for v in value}) <= 1
+            and all(isinstance(v, str | int | float | bool) for v in value)
+        )
+        if storable and key != "extra_json":
+            props[key] = value
+        else:
+            extra[key] = value
+    if label in _NAMED and "id" in row and row["id"] != row.get("name"):
+        props["code"] = row["id"]
+    if extra:
+        props["extra_json"] = json.dumps(extra, ensure_ascii=False, sort_keys=True)
+    return {k: v for k, v in props.items() if v is not None}
+
+
+def _node_id(label: str, row: Mapping[str, Any]) -> str:
+    return str(row.get("name") or row["id"]) if label in _NAMED else str(row["id"])
+
+
+def props_to_row(label: str, node: Mapping[str, Any]) -> dict[str, Any]:
+    """Invert :func:`row_to_props` for export."""
+    row: dict[str, Any] = {"id": node.get("code", node["id"]) if label in _NAMED else node["id"]}
+    for key, value in node.items():
+        if key in ("id", "code", "extra_json") or key.startswith("_"):
+            continue
+        row[key] = value
+    if label in _NAMED and "name" not in row:
+        row["name"] = node["id"]
+    if node.get("extra_json"):
+        row.update(json.loads(node["extra_json"]))
+    return row
+
+
+def row_relationships(
+    label: str,
+    node_id: str,
+    row: Mapping[str, Any],
+    *,
+    skill_of: Callable[[str], str] = lambda s: s,
+    code_to_name: Mapping[tuple[str, str], str] | None = None,
+) -> list[RelRow]:
+    """The relationships a row implies (the only place that mapping is written down).
+
+    Parameters
+    ----------
+    skill_of
+        Maps a skill name or alias to the canonical skill node id.
+    code_to_name
+        ``(label, code) -> name`` for districts and chains referenced by code in the optional files.
+    """
+    codes = code_to_name or {}
+    rels: list[RelRow] = []
+
+    def add(rel: str, end_label: str, end_id: str, start: tuple[str, str] | None = None,
+            **props: Any) -> None:
+        s_label, s_id = start or (label, node_id)
+        rels.append(RelRow(rel, s_label, s_id, end_label, end_id, props))
+
+    if label == "Worker":
+        for skill in dict.fromkeys(skill_of(s) for s in row.get("skills") or []):
+            add("HAS_SKILL", "Skill", skill)
+        if row.get("district"):
+            add("LOCATED_IN", "District", row["district"])
+        if row.get("employer_id"):
+            add("EMPLOYED_BY", "Enterprise", row["employer_id"])
+        for mentee in row.get("mentors") or []:
+            if isinstance(mentee, str):
+                add("MENTORS", "Worker", mentee)
+    elif label == "Enterprise":
+        if row.get("district"):
+            add("LOCATED_IN", "District", row["district"])
+        if row.get("industry_chain"):
+            add("IN_CHAIN", "IndustryChain", row["industry_chain"])
+    elif label == "Problem":
+        for skill in dict.fromkeys(skill_of(s) for s in row.get("skills") or []):
+            add("REQUIRES", "Skill", skill)
+        if row.get("enterprise_id"):
+            add("POSTED", "Problem", node_id, start=("Enterprise", row["enterprise_id"]))
+        if row.get("district"):
+            add("LOCATED_IN", "District", row["district"])
+        outcomes = {o.get("worker_id"): o for o in row.get("outcomes") or [] if isinstance(o, dict)}
+        for worker in dict.fromkeys(row.get("solved_by") or []):
+            outcome = outcomes.get(worker, {})
+            props = {k: outcome[k] for k in ("rating", "hours", "trainees") if isinstance(
+                outcome.get(k), int | float) and not isinstance(outcome.get(k), bool)}
+            if row.get("solved_at"):
+                props["at"] = row["solved_at"]
+            add("SOLVED", "Problem", node_id, start=("Worker", worker), **props)
+    elif label == "Skill":
+        for chain in row.get("chain_ids") or []:
+            add("IN_CHAIN", "IndustryChain", codes.get(("IndustryChain", chain), chain))
+    elif label == "District":
+        for other in row.get("neighbours") or []:
+            add("ADJACENT_TO", "District", codes.get(("District", other), other))
+    return rels
+
+
+def _implicit_nodes(rels: Iterable[RelRow]) -> list[NodeRow]:
+    """Skill, district and chain nodes that rows reference without defining."""
+    seen: dict[tuple[str, str], NodeRow] = {}
+    for rel in rels:
+        for lab, nid in ((rel.start_label, rel.start_id), (rel.end_label, rel.end_id)):
+            if lab in _NAMED and (lab, nid) not in seen:
+                seen[(lab, nid)] = NodeRow(lab, nid, {"name": nid})
+    return list(seen.values())
+
+
+def load_dataset(
+    store: GraphStore,
+    directory: str | Path,
+    *,
+    skip_invalid: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> LoadReport:
+    """Validate then import a dataset in one atomic write; idempotent.
+
+    Raises
+    ------
+    DatasetError
+        If any row is invalid and ``skip_invalid`` is false; nothing is written then.
+    """
+    known = {label: {n["id"] for n in store.iter_nodes(label)} for label in ("Enterprise", "Worker")}
+    data = read_dataset(directory, known=known)
+    if data.errors and not skip_invalid:
+        raise DatasetError(data.errors)
+    codes: dict[tuple[str, str], str] = {}
+    for label in _NAMED:
+        for row in data.rows.get(label, []):
+            codes[(label, row["id"])] = _node_id(label, row)
+    aliases: dict[str, str] = {}
+    for node in store.iter_nodes("Skill"):
+        for alias in node.get("aliases") or []:
+            aliases.setdefault(alias, node["id"])
+    for row in data.rows.get("Skill", []):
+        for alias in row.get("aliases") or []:
+            aliases[alias] = _node_id("Skill", row)
+
+    def skill_of(name: str) -> str:
+        return aliases.get(name, name)
+
+    batch = WriteBatch()
+    explicit: set[tuple[str, str]] = set()
+    derived: list[RelRow] = []
+    for label in FILES.values():
+        for row in data.rows.get(label, []):
+            node_id = _node_id(label, row)
+            explicit.add((label, node_id))
+            batch.nodes.append(NodeRow(label, node_id, row_to_props(label, row)))
+            derived.extend(row_relationships(label, node_id, row, skill_of=skill_of, code_to_name=codes))
+    implicit = [n for n in _implicit_nodes(derived)
+                if (n.label, n.id) not in explicit and store.get_node(n.label, n.id) is None]
+    batch.nodes[:0] = implicit
+    batch.rels = list({r.key: r for r in derived}.values())
+    batch.delete_rels = _stale_relationships(store, explicit, batch.rels)
+    store.apply(batch, progress=progress)
+    counts = {label: len(rows) for label, rows in data.rows.items() if rows}
+    return LoadReport(rows=counts, skipped=data.errors, relationships=len(batch.rels))
+
+
+_DERIVED_FROM = {  # relationship type -> label whose row it derives from (start or end)
+    "HAS_SKILL": ("Worker", "start"), "EMPLOYED_BY": ("Worker", "start"), "MENTORS": ("Worker", "start"),
+    "REQUIRES": ("Problem", "start"), "POSTED": ("Problem", "end"), "SOLVED": ("Problem", "end"),
+    "IN_CHAIN": (None, "start"), "LOCATED_IN": (None, "start"), "ADJACENT_TO": ("District", "start"),
+}
+
+
+def _stale_relationships(store: GraphStore, reloaded: set[tuple[str, str]], fresh: list[RelRow]) -> list[RelRow]:
+    """Relationships of re-loaded rows that the new rows no longer imply."""
+    if not any(store.count_nodes(label) for label in ("Worker", "Problem")):
+        return []
+    keep = {r.key for r in fresh}
+    stale: list[RelRow] = []
+    for rel_type, (_, side) in _DERIVED_FROM.items():
+        for rel in store.relationships(rel_type):
+            owner = (rel.start_label, rel.start_id) if side == "start" else (rel.end_label, rel.end_id)
+            if owner in reloaded and rel.key not in keep:
+                stale.append(rel)
+    return stale
+
+
+def export_dataset(store: GraphStore, directory: str | Path) -> dict[str, int]:
+    """Write every domain node back as dataset rows; returns the row count per file."""
+    base = Path(directory)
+    base.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    for name, label in FILES.items():
+        n = 0
+        tmp = base / (name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for node in store.iter_nodes(label):
+                fh.write(json.dumps(props_to_row(label, node), ensure_ascii=False) + "\n")
+                n += 1
+        tmp.replace(base / name)
+        counts[name] = n
+    return counts

@@ -1,0 +1,84 @@
+"""Exceptions raised by the graph package.
+
+Driver and file-system errors are translated into these at the package boundary so that callers
+(the recommender, the web layer) never see a ``neo4j`` or ``OSError`` exception type.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConstraintViolation",
+    "DatasetError",
+    "DuplicateNode",
+    "GraphError",
+    "NodeNotFound",
+    "RowError",
+    "StoreLocked",
+    "StoreUnavailable",
+    "UnknownLabel",
+]
+
+from dataclasses import dataclass
+
+
+class GraphError(Exception):
+    """Base class of every error raised by :mod:`graph`."""
+
+
+class StoreUnavailable(GraphError):
+    """The backing store cannot be reached (Neo4j down, data directory unreadable)."""
+
+
+class StoreLocked(GraphError):
+    """Another process holds the embedded store's data directory."""
+
+
+class UnknownLabel(GraphError, ValueError):
+    """A label or relationship type outside the model's whitelist was requested."""
+
+
+class ConstraintViolation(GraphError):
+    """A write broke a model constraint (uniqueness, missing endpoint, wrong property type)."""
+
+
+class DuplicateNode(ConstraintViolation):
+    """A node with the same label and id already exists."""
+
+    def __init__(self, label: str, node_id: str) -> None:
+        super().__init__(f"{label} {node_id!r} already exists")
+        self.label = label
+        self.node_id = node_id
+
+
+class NodeNotFound(GraphError, KeyError):
+    """No node with this label and id exists."""
+
+    def __init__(self, label: str, node_id: str) -> None:
+        super().__init__(f"{label} {node_id!r} not found")
+        self.label = label
+        self.node_id = node_id
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One bad row of a dataset file: ``file:line: reason``."""
+
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+class DatasetError(GraphError):
+    """A dataset failed validation; ``errors`` lists every bad row."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+        head = "\n".join(str(e) for e in errors[:20])
+        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        super().__init__(f"{len(errors)} invalid row(s):\n{head}{more}")

@@ -1,0 +1,245 @@
+"""The :class:`GraphStore` interface shared by the embedded and the Neo4j store.
+
+Both implementations pass one contract suite (``tests/test_store_contract.py``). The interface is
+deliberately small and generic: nodes are ``(label, id, properties)``, relationships are
+``(type, start, end, properties)``; domain rules (what a worker row means) live in
+:mod:`graph.dataset` and :mod:`graph.repository`, above the store.
+
+Property values are restricted to what Neo4j can hold: ``str``, ``int``, ``float``, ``bool``,
+``None`` and homogeneous lists of those. Nested structures must be JSON-encoded by the caller.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graph.errors import ConstraintViolation
+
+__all__ = [
+    "GraphStore",
+    "NodeRow",
+    "Progress",
+    "RelRow",
+    "WriteBatch",
+    "check_props",
+]
+
+Progress = Callable[[int], None]
+"""Called with the number of rows just written, for progress bars on long writes."""
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """A node to merge: properties given are set, others are kept."""
+
+    label: str
+    id: str
+    props: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RelRow:
+    """A relationship, unique per ``(type, start, end)``."""
+
+    type: str
+    start_label: str
+    start_id: str
+    end_label: str
+    end_id: str
+    props: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        """The identity of the relationship."""
+        return (self.type, self.start_label, self.start_id, self.end_label, self.end_id)
+
+
+@dataclass
+class WriteBatch:
+    """Writes applied atomically by :meth:`GraphStore.apply`: all of them or none.
+
+    Nodes are merged first, then relationships (whose endpoints must exist in the store or in
+    the batch), then relationship deletions.
+    """
+
+    nodes: list[NodeRow] = field(default_factory=list)
+    rels: list[RelRow] = field(default_factory=list)
+    delete_rels: list[RelRow] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.nodes) + len(self.rels) + len(self.delete_rels)
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def check_props(props: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
+    """Validate property values against what both stores can hold and return a plain dict.
+
+    Raises
+    ------
+    ConstraintViolation
+        If a value is nested or a list mixes types.
+
+    Examples
+    --------
+    >>> check_props({"name": "张三", "skills": ["焊接", "PLC"]})
+    {'name': '张三', 'skills': ['焊接', 'PLC']}
+    """
+    out: dict[str, Any] = {}
+    for key, value in props.items():
+        if not isinstance(key, str) or not key:
+            raise ConstraintViolation(f"{where}property names must be non-empty strings")
+        if value is None or isinstance(value, _SCALARS):
+            out[key] = value
+        elif isinstance(value, list | tuple):
+            kinds = {type(v) for v in value}
+            if any(not isinstance(v, _SCALARS) for v in value) or len(kinds - {int, float}) > 1 or (
+                len(kinds) > 1 and not kinds <= {int, float}
+            ):
+                raise ConstraintViolation(f"{where}property {key!r} must be a list of one scalar type")
+            out[key] = list(value)
+        else:
+            raise ConstraintViolation(f"{where}property {key!r} has unsupported type {type(value).__name__}")
+    return out
+
+
+class GraphStore(ABC):
+    """A property graph holding the Jianglian model.
+
+    Implementations must be safe to call from several threads at once (one instance per
+    process, shared by request handlers).
+    """
+
+    #: ``"memory"`` or ``"neo4j"``.
+    kind: str = ""
+
+    # -- life cycle -----------------------------------------------------------------------
+    @abstractmethod
+    def ensure_schema(self) -> None:
+        """Create uniqueness constraints and indexes idempotently."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`~graph.errors.StoreUnavailable` unless the store answers."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release resources (driver, file lock). Idempotent."""
+
+    @property
+    @abstractmethod
+    def revision(self) -> int:
+        """A counter that changes after every write made through this instance.
+
+        Caches (the ranking projection, embeddings) compare it to know when to refresh.
+        """
+
+    # -- writes ---------------------------------------------------------------------------
+    @abstractmethod
+    def apply(self, batch: WriteBatch, *, progress: Progress | None = None) -> None:
+        """Apply a batch atomically. Raises :class:`ConstraintViolation` and writes nothing on
+        a dangling relationship endpoint or an invalid property."""
+
+    @abstractmethod
+    def create_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a node; raise :class:`~graph.errors.DuplicateNode` if the id is taken."""
+
+    @abstractmethod
+    def update_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Set properties (``None`` removes one); raise :class:`~graph.errors.NodeNotFound`."""
+
+    @abstractmethod
+    def delete_node(self, label: str, node_id: str) -> None:
+        """Delete a node and its relationships; raise :class:`~graph.errors.NodeNotFound`."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Delete everything (tests and fresh evaluation stores only)."""
+
+    # -- reads ----------------------------------------------------------------------------
+    @abstractmethod
+    def get_node(self, label: str, node_id: str) -> dict[str, Any] | None:
+        """Return the node's properties including ``id``, or ``None``."""
+
+    @abstractmethod
+    def list_nodes(
+        self,
+        label: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Nodes of a label ordered by id, filtered by property equality."""
+
+    @abstractmethod
+    def count_nodes(self, label: str, *, where: Mapping[str, Any] | None = None) -> int:
+        """Number of nodes of a label matching ``where``."""
+
+    @abstractmethod
+    def relationships(
+        self,
+        rel_type: str,
+        *,
+        start: tuple[str, str] | None = None,
+        end: tuple[str, str] | None = None,
+    ) -> list[RelRow]:
+        """Relationships of a type, optionally restricted to a start and/or end node."""
+
+    @abstractmethod
+    def neighbours(self, label: str, node_id: str, *, limit: int = 200) -> list[tuple[RelRow, NodeRow]]:
+        """Relationships touching a node (either direction) with the node at the other end."""
+
+    @abstractmethod
+    def fulltext(
+        self, query: str, *, labels: Sequence[str] | None = None, limit: int = 20
+    ) -> list[tuple[str, str, float]]:
+        """Full-text search over names, titles and descriptions: ``(label, id, score)``."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Node counts per label and relationship counts per type (zero counts omitted)."""
+
+    # -- vectors and metadata ------------------------------------------------------------
+    @abstractmethod
+    def write_vectors(self, label: str, key: str, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Store one float32 vector per node under ``key`` (e.g. ``"embedding"``)."""
+
+    @abstractmethod
+    def read_vectors(self, label: str, key: str) -> tuple[list[str], np.ndarray]:
+        """All stored vectors of a label under ``key``: ids and a ``(n, dim)`` float32 array."""
+
+    @abstractmethod
+    def delete_vectors(self, label: str, key: str) -> None:
+        """Forget every vector stored under ``key`` (e.g. after a model change)."""
+
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """A small string of store-level metadata (model identity, schema version)."""
+
+    @abstractmethod
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or remove with ``None``) a metadata value."""
+
+    # -- conveniences built on the primitives --------------------------------------------
+    def iter_nodes(self, label: str, *, batch: int = 5000) -> Iterable[dict[str, Any]]:
+        """Every node of a label, fetched in pages."""
+        offset = 0
+        while True:
+            page = self.list_nodes(label, offset=offset, limit=batch)
+            yield from page
+            if len(page) < batch:
+                return
+            offset += batch
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
