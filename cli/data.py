@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ from tqdm import tqdm
 from cli.common import configured_store
 from graph.dataset import export_dataset, load_dataset
 from graph.errors import DatasetError, GraphError
+from graph.store import GraphStore
 
 __all__ = ["commands"]
 
@@ -54,4 +56,52 @@ def stats_cmd() -> None:
             click.echo(f"{name}\t{n}")
 
 
-commands: list[click.Command] = [load_cmd, export_cmd, stats_cmd]
+@click.command("demo")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the dataset files here instead of loading them into the configured store.")
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Multiply workers, enterprises, problems.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--if-empty", is_flag=True, help="Do nothing when the configured store already holds workers.")
+def demo_cmd(out: Path | None, scale: float, seed: int, if_empty: bool) -> None:
+    """Generate the deterministic Yancheng demo dataset (and load it unless --out is given)."""
+    from graph.demo import generate
+
+    if scale <= 0:
+        raise click.BadParameter("must be positive", param_hint="--scale")
+    if out is not None:
+        counts = generate(out, scale=scale, seed=seed, progress=True)
+        click.echo(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return
+    with configured_store() as store:
+        if if_empty and store.count_nodes("Worker") > 0:
+            click.echo("the store already holds data; demo data not loaded")
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                generate(Path(tmp), scale=scale, seed=seed, progress=True)
+                with tqdm(desc="loading demo", unit="row", disable=None) as bar:
+                    report = load_dataset(store, tmp, progress=bar.update)
+            click.echo("loaded demo data: " + ", ".join(f"{k} {v}" for k, v in report.rows.items()))
+        _ensure_demo_users(store)
+
+
+def _ensure_demo_users(store: GraphStore) -> None:
+    """Create the demo logins when the web package provides them (printed by ``jianglian serve``)."""
+    try:
+        from web.auth import ensure_demo_users
+    except ImportError:  # the web package is optional for data work
+        return
+    ensure_demo_users(store)
+
+
+@click.command("neo4j")
+@click.option("--port", type=int, default=7687, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/neo4j"),
+              show_default=True)
+def neo4j_cmd(port: int, data_dir: Path) -> None:
+    """Run the development Neo4j 5.26 server on 127.0.0.1 (Ctrl-C or closing stdin stops it)."""
+    from graph.neo4j_server import serve_forever
+
+    serve_forever(port, data_dir)
+
+
+commands: list[click.Command] = [load_cmd, export_cmd, stats_cmd, demo_cmd, neo4j_cmd]
