@@ -32,6 +32,7 @@ __all__ = [
     "read_dataset",
     "row_relationships",
     "row_to_props",
+    "save_row",
 ]
 
 #: file name -> label, in load order (references point to earlier files).
@@ -428,3 +429,78 @@ def export_dataset(store: GraphStore, directory: str | Path) -> dict[str, int]:
         tmp.replace(base / name)
         counts[name] = n
     return counts
+
+
+def save_row(store: GraphStore, label: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Create or replace one node from a dataset row, keeping its derived relationships consistent.
+
+    The row is validated like :func:`load_dataset` validates a file row (types, references to
+    enterprises, ``solved_by`` workers); the node's properties become exactly the row's (properties
+    the row no longer has are cleared, ``_``-prefixed internal ones are kept); the relationships the
+    row implies replace those a previous version of the row implied; missing skill, district and
+    chain nodes are created. Everything is one atomic :class:`~graph.store.WriteBatch`.
+
+    Returns the stored node.
+
+    Raises
+    ------
+    DatasetError
+        If the row is invalid (one :class:`RowError` per problem, ``line`` 0).
+
+    Examples
+    --------
+    >>> from graph.memory import MemoryStore
+    >>> store = MemoryStore()
+    >>> save_row(store, "Worker", {"id": "w1", "name": "王师傅", "skills": ["焊接"]})["skills"]
+    ['焊接']
+    >>> [r.end_id for r in store.relationships("HAS_SKILL", start=("Worker", "w1"))]
+    ['焊接']
+    >>> _ = save_row(store, "Worker", {"id": "w1", "name": "王师傅", "skills": ["PLC"]})
+    >>> [r.end_id for r in store.relationships("HAS_SKILL", start=("Worker", "w1"))]
+    ['PLC']
+    """
+    if label not in _TYPES:
+        raise DatasetError([RowError(label, 0, f"unknown dataset label {label!r}")])
+    problem = _check_row(label, dict(row) if isinstance(row, Mapping) else row)
+    if problem is not None:
+        raise DatasetError([RowError(label, 0, problem)])
+    errors: list[RowError] = []
+    for key, target in (("employer_id", "Enterprise"), ("enterprise_id", "Enterprise")):
+        ref = row.get(key)
+        if ref is not None and key in _TYPES[label] and store.get_node(target, ref) is None:
+            errors.append(RowError(label, 0, f"\"{key}\" refers to unknown {target.lower()} {ref!r}"))
+    unknown = [w for w in row.get("solved_by") or [] if store.get_node("Worker", w) is None]
+    if label == "Problem" and unknown:
+        errors.append(RowError(label, 0, f"\"solved_by\" refers to unknown worker(s) {', '.join(unknown[:5])}"))
+    if errors:
+        raise DatasetError(errors)
+
+    node_id = _node_id(label, row)
+    aliases: dict[str, str] = {}
+    for node in store.iter_nodes("Skill"):
+        for alias in node.get("aliases") or []:
+            aliases.setdefault(alias, node["id"])
+    rels = row_relationships(label, node_id, row, skill_of=lambda s: aliases.get(s, s))
+    rels = [r for r in rels if not (r.type == "MENTORS" and store.get_node("Worker", r.end_id) is None)]
+    props = row_to_props(label, row)
+    existing = store.get_node(label, node_id) or {}
+    for key in existing:
+        if key != "id" and not key.startswith("_") and key not in props:
+            props[key] = None  # the row dropped it
+    batch = WriteBatch()
+    batch.nodes.extend(n for n in _implicit_nodes(rels)
+                       if (n.label, n.id) != (label, node_id) and store.get_node(n.label, n.id) is None)
+    batch.nodes.append(NodeRow(label, node_id, props))
+    batch.rels = list({r.key: r for r in rels}.values())
+    keep = {r.key for r in batch.rels}
+    for rel_type, (owner_label, side) in _DERIVED_FROM.items():
+        if owner_label not in (None, label):
+            continue
+        where = {"start": (label, node_id)} if side == "start" else {"end": (label, node_id)}
+        for rel in store.relationships(rel_type, **where):  # type: ignore[arg-type]
+            if rel.key not in keep:
+                batch.delete_rels.append(rel)
+    store.apply(batch)
+    saved = store.get_node(label, node_id)
+    assert saved is not None
+    return saved
