@@ -11,11 +11,19 @@ __all__ = [
     "AssignmentError",
     "CapacityExceeded",
     "ConflictOfInterest",
+    "ConvergenceError",
     "DuplicateInvitation",
     "IllegalTransition",
+    "InvalidQuery",
+    "InvalidSelection",
     "MatchNotFound",
+    "ModelNotFound",
+    "RankingError",
     "RecommenderError",
     "SelectionError",
+    "UnknownProblem",
+    "UnknownWorker",
+    "WorkerUnavailable",
 ]
 
 
@@ -62,6 +70,45 @@ class CapacityExceeded(SelectionError):
     """The worker has no capacity left this month (open invitations plus accepted matches)."""
 
 
+class WorkerUnavailable(SelectionError):
+    """The worker is inactive (``active`` is false) and cannot be invited."""
+
+
+class InvalidSelection(SelectionError, ValueError):
+    """A malformed selection request: a decline without a reason, an out-of-range outcome."""
+
+
 # -- campaign assignment (recommender.assign) -----------------------------------------------
 class AssignmentError(RecommenderError, ValueError):
     """Inconsistent assignment inputs (negative capacity, unknown problem district, ...)."""
+
+
+# -- ranking (recommender.engine, signals, fusion, evaluate) --------------------------------
+class RankingError(RecommenderError):
+    """A ranking request that cannot be answered."""
+
+
+class UnknownProblem(RankingError, KeyError):
+    """A problem id that is not in the store."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownWorker(RankingError, KeyError):
+    """A worker id that is not in the store."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidQuery(RankingError, ValueError):
+    """A malformed problem query or contradictory options (e.g. a worker both a candidate and excluded)."""
+
+
+class ConvergenceError(RankingError, ArithmeticError):
+    """An iterative scorer (personalised PageRank) did not converge within its iteration budget."""
+
+
+class ModelNotFound(RankingError):
+    """A saved ranking model is missing or unreadable."""
