@@ -25,7 +25,8 @@ TOML file in ``JIANGLIAN_TARGETS``::
     [district_targets."亭湖区"]   # overrides the even split for one district
     visits = 30
 
-Phase ``weight`` is optional (the default is the phase's length in days).
+Phase ``weight`` is optional: give it for every phase or for none (then each phase's length in days
+is its weight).
 """
 
 from __future__ import annotations
@@ -184,6 +185,8 @@ class Targets:
             raise ValueError("districts must be a non-empty list without repeats")
         if not self.phases:
             raise ValueError("at least one phase is needed")
+        if len({p.weight is None for p in self.phases}) > 1:
+            raise ValueError("give every phase a weight, or none (then targets follow the phases' lengths)")
         for before, after in zip(self.phases, self.phases[1:], strict=False):
             if after.start <= before.end:
                 raise ValueError(f"phases {before.name!r} and {after.name!r} overlap or are out of order")

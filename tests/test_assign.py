@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -263,3 +266,73 @@ def test_brute_force_checker_is_not_vacuous() -> None:
     both = Plan(pairs=[("P1", "A", 0.9), ("P1", "B", 0.8)], total=1.7, coverage=2.0, unmet={}, objective=1.7)
     assert "P1 over demand" in violations(both, over)
     assert brute_force(over)[0] == pytest.approx(0.9)
+
+
+# -- the command line ---------------------------------------------------------------------------------
+def _cli_dataset(directory: Path) -> Path:
+    directory.mkdir()
+    rows = {
+        "enterprises.jsonl": [{"id": "E1", "name": "精工机械", "district": "亭湖区"},
+                              {"id": "E2", "name": "风电装备", "district": "大丰区"}],
+        "workers.jsonl": [
+            {"id": "W1", "name": "王建国", "skills": ["数控"], "district": "亭湖区", "team": "亭湖区", "capacity": 1},
+            {"id": "W2", "name": "李芳", "skills": ["数控"], "district": "亭湖区", "team": "亭湖区", "capacity": 1},
+            {"id": "W3", "name": "赵强", "skills": ["焊接"], "district": "大丰区", "team": "city", "capacity": 1},
+        ],
+        "problems.jsonl": [
+            {"id": "P1", "title": "主轴异响", "skills": ["数控"], "enterprise_id": "E1", "district": "亭湖区",
+             "status": "open"},
+            {"id": "P2", "title": "刀具磨损快", "skills": ["数控"], "enterprise_id": "E1", "district": "亭湖区",
+             "status": "open"},
+            {"id": "P3", "title": "焊缝开裂", "skills": ["焊接"], "enterprise_id": "E2", "district": "大丰区",
+             "status": "open"},
+        ],
+    }
+    for name, items in rows.items():
+        (directory / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items),
+                                      encoding="utf-8")
+    return directory
+
+
+# greedy gives W1 to P1 (0.9) and leaves P2 to nobody; the flow gives P2 to W1 and P1 to W2
+FAKE_SCORES = {"P1": {"W1": 0.9, "W2": 0.7, "W3": 0.2}, "P2": {"W1": 0.8, "W3": 0.1}, "P3": {"W3": 0.6}}
+
+
+def test_assign_command_prints_the_plan_then_invites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cli.workflow
+    from cli.main import main
+
+    seen: list[list[str]] = []
+
+    def fake_scores(store: object, problem_ids: list[str]) -> tuple[dict, str]:
+        seen.append(list(problem_ids))
+        return {p: FAKE_SCORES[p] for p in problem_ids}, "fake@1"
+
+    monkeypatch.setattr(cli.workflow, "_score_pairs", fake_scores)
+    env = {"JIANGLIAN_DATA_DIR": str(tmp_path / "data"), "JIANGLIAN_STORE": "memory"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["load", str(_cli_dataset(tmp_path / "ds"))], env=env).exit_code == 0
+    dry = runner.invoke(main, ["assign", "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    lines = dry.output.splitlines()
+    assert lines[0].split() == ["problem", "title", "worker", "name", "score", "team"]
+    assert [ln.split()[:3] for ln in lines[2:5]] == [["P1", "主轴异响", "W2"], ["P2", "刀具磨损快", "W1"],
+                                                     ["P3", "焊缝开裂", "W3"]]
+    flow_line = next(ln for ln in lines if ln.startswith("min-cost flow"))
+    greedy_line = next(ln for ln in lines if ln.startswith("greedy"))
+    assert "total     2.1000" in flow_line and "(3/3)" in flow_line
+    assert "objective     1.9800" in flow_line  # 0.7 + 0.8 + 0.6 * 0.8 (W3 is on the city team)
+    assert "total     1.5000" in greedy_line and "(2/3)" in greedy_line
+    listed = runner.invoke(main, ["match", "list"], env=env)
+    assert listed.exit_code == 0 and listed.output == ""  # a dry run invites nobody
+    applied = runner.invoke(main, ["assign", "--actor", "张主任"], env=env)
+    assert applied.exit_code == 0, applied.output
+    assert "created 3 invitation(s); skipped 0" in applied.output
+    listed = runner.invoke(main, ["match", "list", "--state", "invited"], env=env)
+    assert len(listed.output.splitlines()) == 3
+    audit = [json.loads(ln) for ln in runner.invoke(main, ["match", "audit", "--kind", "invite"], env=env)
+             .output.splitlines()]
+    assert {(e["actor"], e["model_version"]) for e in audit} == {("张主任", "fake@1")}
+    again = runner.invoke(main, ["assign", "--dry-run"], env=env)
+    assert again.output.strip() == "no open problem needs a worker"
+    assert seen == [["P1", "P2", "P3"], ["P1", "P2", "P3"]]

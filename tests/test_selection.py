@@ -361,6 +361,18 @@ def test_ids_are_unique_and_sort_by_time() -> None:
 
 
 # -- concurrency ----------------------------------------------------------------------------------------
+def _race(action: str, selection: Selection, match_id: str, barrier: threading.Barrier, results: list[str]) -> None:
+    barrier.wait()
+    try:
+        if action == "accept":
+            selection.accept(match_id, actor="W1")
+        else:
+            selection.decline(match_id, reason="忙", actor="W1")
+        results.append(action)
+    except IllegalTransition:
+        results.append("lost")
+
+
 @pytest.mark.parametrize("shared", [True, False], ids=["one-selection", "two-selections"])
 def test_concurrent_accept_and_decline_exactly_one_wins(store: GraphStore, clock: Clock, shared: bool) -> None:
     first = Selection(store, clock=clock)
@@ -369,20 +381,8 @@ def test_concurrent_accept_and_decline_exactly_one_wins(store: GraphStore, clock
         mid = first.invite("P1", "W1", actor="c", override_capacity=True)["id"]
         barrier = threading.Barrier(2)
         results: list[str] = []
-
-        def run(action: str, selection: Selection, match_id: str = mid) -> None:
-            barrier.wait()
-            try:
-                if action == "accept":
-                    selection.accept(match_id, actor="W1")
-                else:
-                    selection.decline(match_id, reason="忙", actor="W1")
-                results.append(action)
-            except IllegalTransition:
-                results.append("lost")
-
-        threads = [threading.Thread(target=run, args=("accept", first)),
-                   threading.Thread(target=run, args=("decline", second))]
+        threads = [threading.Thread(target=_race, args=("accept", first, mid, barrier, results)),
+                   threading.Thread(target=_race, args=("decline", second, mid, barrier, results))]
         for t in threads:
             t.start()
         for t in threads:
@@ -394,3 +394,27 @@ def test_concurrent_accept_and_decline_exactly_one_wins(store: GraphStore, clock
         assert len(final["history"]) == 2  # the loser wrote nothing
         if final["state"] == "accepted":
             first.withdraw(mid, actor="c")
+
+
+# -- the command line ------------------------------------------------------------------------------------
+def test_match_commands_walk_the_state_machine(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    env = {"JIANGLIAN_DATA_DIR": str(tmp_path / "data"), "JIANGLIAN_STORE": "memory"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["load", str(make_dataset(tmp_path / "ds"))], env=env).exit_code == 0
+    invited = runner.invoke(main, ["match", "invite", "P1", "W1", "--actor", "张主任"], env=env)
+    assert invited.exit_code == 0 and "state=invited" in invited.output
+    mid = invited.output.split()[0].removeprefix("id=")
+    conflict = runner.invoke(main, ["match", "invite", "P1", "W2", "--actor", "张主任"], env=env)
+    assert conflict.exit_code == 1 and "employed by E1" in conflict.output and "Traceback" not in conflict.output
+    assert "state=accepted" in runner.invoke(main, ["match", "accept", mid, "--actor", "W1"], env=env).output
+    done = runner.invoke(main, ["match", "complete", mid, "--actor", "张主任", "--solved", "--hours", "3",
+                                "--trainees", "8", "--satisfaction", "5"], env=env)
+    assert done.exit_code == 0 and "state=completed" in done.output and "trainees=8" in done.output
+    twice = runner.invoke(main, ["match", "decline", mid, "--actor", "W1", "--reason", "x"], env=env)
+    assert twice.exit_code == 1 and "cannot become declined" in twice.output
+    kinds = [json.loads(ln)["kind"] for ln in runner.invoke(main, ["match", "audit"], env=env).output.splitlines()]
+    assert kinds == ["complete", "accept", "invite"]
