@@ -1,0 +1,597 @@
+"""Spreadsheet import and export for coordinators: workers, enterprises and problems.
+
+Coordinators keep their lists in Excel, so this module speaks their format:
+
+* **Templates** (:func:`template_workbook`): one header row of Chinese column names (a ``*`` marks a
+  required column), an example row, every text column formatted as text so Excel keeps phone numbers
+  and credit codes as typed.
+* **Reading** (:func:`read_table`): ``.xlsx`` with openpyxl or ``.csv`` (UTF-8 with or without BOM,
+  else GB18030, which is what Excel on a Chinese Windows writes). Headers may be the Chinese names or
+  the dataset keys. Phone numbers and credit codes are read as text, never numbers.
+* **Validation** (:func:`validate`): sheet rows become dataset rows, which are checked by
+  :func:`graph.dataset.read_dataset` itself, so an import accepts exactly what the dataset loader
+  accepts; every bad row is reported with its spreadsheet row number and a Chinese reason.
+* **Applying** (:func:`apply_rows`): valid rows are written with :func:`graph.dataset.load_dataset`
+  in chunks (each chunk atomic), reporting progress after each chunk. Rows are keyed by ``编号`` so
+  a re-run after an interruption is harmless.
+* **Export** (:func:`export_xlsx`, :func:`export_csv`): the same columns; CSV is UTF-8 with a BOM so
+  Excel opens it with the Chinese intact.
+
+Nothing here imports Flask: the pages (:mod:`web.ui.importexport`) call these functions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils.datetime import from_excel
+
+from graph.dataset import FILES, load_dataset, props_to_row, read_dataset
+from graph.model import PROBLEM_STATUSES, SERVICE_TYPES
+from graph.store import GraphStore
+
+__all__ = [
+    "COLUMNS",
+    "KINDS",
+    "Column",
+    "Kind",
+    "Preview",
+    "RowProblem",
+    "UploadError",
+    "apply_rows",
+    "export_csv",
+    "export_rows",
+    "export_xlsx",
+    "read_table",
+    "split_list",
+    "template_workbook",
+    "translate_reason",
+    "validate",
+]
+
+Kind = Literal["workers", "enterprises", "problems"]
+KINDS: Final[tuple[str, ...]] = ("workers", "enterprises", "problems")
+LABEL_OF: Final[dict[str, str]] = {"workers": "Worker", "enterprises": "Enterprise", "problems": "Problem"}
+FILE_OF: Final[dict[str, str]] = {label: name for name, label in FILES.items()}
+KIND_NAMES: Final[dict[str, str]] = {"workers": "劳模工匠", "enterprises": "企业", "problems": "问题"}
+#: Rows written per atomic chunk when applying (one progress step each).
+CHUNK: Final = 100
+MAX_ROWS: Final = 20000
+
+ColumnType = Literal["text", "str", "int", "bool", "list", "date"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One spreadsheet column: the dataset key, the Chinese header, the type, an example value."""
+
+    key: str
+    header: str
+    type: ColumnType
+    required: bool = False
+    example: str = ""
+    private: bool = False  # exported only to users who may see it (worker contacts)
+
+    @property
+    def title(self) -> str:
+        return f"{self.header}*" if self.required else self.header
+
+
+COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
+    "workers": (
+        Column("id", "编号", "text", True, "W0001"),
+        Column("name", "姓名", "str", True, "王建国"),
+        Column("district", "区县", "str", True, "亭湖区"),
+        Column("skills", "技能", "list", False, "数控编程、PLC"),
+        Column("honours", "荣誉", "list", False, "全国劳动模范、江苏工匠"),
+        Column("level", "级别", "str", False, "全国"),
+        Column("team", "服务队", "str", False, "亭湖区"),
+        Column("role", "队内职务", "str", False, "副队长"),
+        Column("capacity", "每月服务容量", "int", False, "2"),
+        Column("active", "在岗", "bool", False, "是"),
+        Column("employer_id", "工作单位编号", "text", False, ""),
+        Column("contact", "联系电话", "text", False, "13800000000", private=True),
+        Column("service_menu", "服务清单", "list", False, "技术帮扶、技能培训"),
+        Column("teaches", "可授课", "bool", False, "是"),
+        Column("studio", "创新工作室", "str", False, "王建国劳模创新工作室"),
+    ),
+    "enterprises": (
+        Column("id", "编号", "text", True, "E0001"),
+        Column("name", "企业名称", "str", True, "盐城某某机械有限公司"),
+        Column("district", "区县", "str", True, "盐都区"),
+        Column("industry_chain", "产业链", "str", False, "新能源汽车及核心零部件"),
+        Column("tags", "标签", "list", False, "专精特新、中小微"),
+        Column("unionised", "已建工会", "bool", False, "否"),
+        Column("credit_code", "统一社会信用代码", "text", False, "91320900MA1XXXXXXX"),
+    ),
+    "problems": (
+        Column("id", "编号", "text", True, "P0001"),
+        Column("title", "标题", "str", True, "数控机床主轴异响"),
+        Column("description", "描述", "str", False, "加工中心主轴高速运转时异响,精度下降"),
+        Column("enterprise_id", "企业编号", "text", True, "E0001"),
+        Column("district", "区县", "str", True, "盐都区"),
+        Column("service_type", "服务类型", "str", True, "技术帮扶"),
+        Column("skills", "所需技能", "list", False, "数控维修、机械装调"),
+        Column("status", "状态", "str", False, "open"),
+        Column("posted_at", "发布日期", "date", False, "2026-11-20"),
+        Column("demand", "需要人数", "int", False, "1"),
+    ),
+}
+
+_TRUE = {"是", "有", "已建会", "已建", "true", "yes", "y", "1", "√", "✓", "在岗"}
+_FALSE = {"否", "无", "未建会", "未建", "false", "no", "n", "0", "×", "不在岗"}
+_STATUS_ZH = {"待对接": "open", "已对接": "matched", "已解决": "solved", "已关闭": "closed"}
+
+
+class UploadError(ValueError):
+    """The file as a whole cannot be read (wrong format, no header row, too many rows)."""
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One bad spreadsheet row: its row number (header is row 1), the column if known, a Chinese reason."""
+
+    row: int
+    reason: str
+    column: str = ""
+
+
+@dataclass
+class Preview:
+    """The outcome of :func:`validate`: rows ready to write and every problem found."""
+
+    kind: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    row_numbers: list[int] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
+    total: int = 0
+
+    @property
+    def bad_rows(self) -> int:
+        return len({p.row for p in self.problems})
+
+
+def split_list(text: str | None) -> list[str]:
+    """Split a cell or form field holding several values (、,,;;/| and newlines).
+
+    Examples
+    --------
+    >>> split_list("数控编程、PLC; 焊接\uff0c,")
+    ['数控编程', 'PLC', '焊接']
+    """
+    if not text:
+        return []
+    for sep in ("、", ",", "\uff0c", ";", "\uff1b", "/", "\n", "|"):  # also full-width comma and semicolon
+        text = text.replace(sep, "\u0001")
+    return list(dict.fromkeys(part.strip() for part in text.split("\u0001") if part.strip()))
+
+
+# -- reading ------------------------------------------------------------------------------------
+def _norm_header(text: Any) -> str:
+    return re.sub(r"[\s*\uff0a:\uff1a]", "", str(text or "")).lower()
+
+
+def read_table(filename: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
+    """Rows of an uploaded ``.xlsx`` or ``.csv`` as ``(row number, {header: value})``, blank rows skipped.
+
+    Raises
+    ------
+    UploadError
+        If the file is not a readable workbook or CSV, or has no header row.
+    """
+    suffix = Path(filename or "").suffix.lower()
+    if suffix == ".xlsx":
+        try:
+            book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        except Exception as err:  # openpyxl raises zipfile, KeyError, ValueError... on a bad file
+            raise UploadError("无法读取该 Excel 文件,请确认是 .xlsx 格式") from err
+        sheet = book.worksheets[0]
+        table: Iterable[Sequence[Any]] = sheet.iter_rows(values_only=True)
+    elif suffix == ".csv":
+        text = None
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                text = data.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+        if text is None:
+            raise UploadError("无法识别 CSV 文件的编码(请保存为 UTF-8 或 GBK)")
+        table = csv.reader(io.StringIO(text, newline=""))
+    else:
+        raise UploadError("只接受 .xlsx 或 .csv 文件")
+    out: list[tuple[int, dict[str, Any]]] = []
+    header: list[str] | None = None
+    for number, cells in enumerate(table, 1):
+        values = list(cells)
+        if header is None:
+            if not any(v not in (None, "") for v in values):
+                continue
+            header = [str(v).strip() if v is not None else "" for v in values]
+            continue
+        if not any(v not in (None, "") and str(v).strip() for v in values):
+            continue
+        out.append((number, {header[i]: v for i, v in enumerate(values) if i < len(header) and header[i]}))
+        if len(out) > MAX_ROWS:
+            raise UploadError(f"一次最多导入 {MAX_ROWS} 行")
+    if header is None:
+        raise UploadError("文件是空的:第一行应为表头")
+    return out
+
+
+# -- converting cells ---------------------------------------------------------------------------
+def _text(value: Any) -> str | None:
+    """A cell as text; whole numbers lose Excel's ``.0`` (a phone number typed into a number cell)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()[:10]
+    text = str(value).strip()
+    return text or None
+
+
+def _convert(column: Column, value: Any) -> tuple[Any, str | None]:
+    """``(dataset value, Chinese problem or None)``; an unconvertible value is kept so the dataset
+    validation reports it too."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if column.type == "text":
+        if isinstance(value, float) and not value.is_integer():
+            return _text(value), f"“{column.header}”应为文本,Excel 把它存成了小数 {value}"
+        if column.key == "credit_code" and isinstance(value, int | float) and len(str(int(value))) > 15:
+            return _text(value), "统一社会信用代码被 Excel 存成了数字(末几位可能已丢失),请把该列设为文本后重新填写"
+        return _text(value), None
+    if column.type == "str":
+        return _text(value), None
+    if column.type == "int":
+        if isinstance(value, bool):
+            return value, None
+        if isinstance(value, int):
+            return value, None
+        if isinstance(value, float) and value.is_integer():
+            return int(value), None
+        text = str(value).strip()
+        if re.fullmatch(r"\d+(\.0+)?", text):
+            return int(float(text)), None
+        return text, f"“{column.header}”应为非负整数,实际为“{text[:30]}”"
+    if column.type == "bool":
+        if isinstance(value, bool):
+            return value, None
+        text = _text(value) or ""
+        if text.lower() in _TRUE:
+            return True, None
+        if text.lower() in _FALSE:
+            return False, None
+        return text, f"“{column.header}”应填“是”或“否”,实际为“{text[:30]}”"
+    if column.type == "list":
+        return split_list(_text(value)), None
+    if column.type == "date":
+        if isinstance(value, datetime | date):
+            return value.isoformat()[:10], None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                moment = from_excel(value)
+            except (ValueError, OverflowError, TypeError):
+                moment = None
+            if isinstance(moment, datetime | date):
+                return moment.isoformat()[:10], None
+        text = (_text(value) or "").replace("/", "-").replace(".", "-")
+        match = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
+        if match:
+            y, m, d = (int(g) for g in match.groups())
+            try:
+                return date(y, m, d).isoformat(), None
+            except ValueError:
+                pass
+        return text, f"“{column.header}”应为日期(例如 2026-11-20),实际为“{text[:30]}”"
+    raise AssertionError(column.type)
+
+
+# -- Chinese reasons ----------------------------------------------------------------------------
+_KIND_ZH = {
+    "a string": "文本", "a non-negative integer": "非负整数", "true or false": "“是”或“否”",
+    "a list of non-empty strings": "非空的列表(用顿号分隔)", "a date YYYY-MM-DD": "日期(YYYY-MM-DD)",
+    "a number": "数字",
+}
+_TARGET_ZH = {"enterprise": "企业", "worker": "劳模工匠"}
+
+
+def translate_reason(reason: str, kind: str, row_of_line: Callable[[int], int] | None = None) -> str:
+    """A :mod:`graph.dataset` validation reason in Chinese, naming columns by their spreadsheet header.
+
+    Examples
+    --------
+    >>> translate_reason('"capacity" must be a non-negative integer, got "x"', "workers")
+    '“每月服务容量”应为非负整数,实际为 "x"'
+    """
+    headers = {c.key: c.header for c in COLUMNS.get(kind, ())}
+
+    def col(key: str) -> str:
+        return headers.get(key, key)
+
+    m = re.fullmatch(r'"(\w+)" must be (.+?), got (.*)', reason)
+    if m:
+        return f"“{col(m.group(1))}”应为{_KIND_ZH.get(m.group(2), m.group(2))},实际为 {m.group(3)}"
+    if reason.startswith('missing or empty "id"'):
+        return "缺少“编号”"
+    if reason.startswith("a problem needs"):
+        return "问题需要填写“标题”或“描述”"
+    m = re.fullmatch(r'"status" must be one of (.*)', reason)
+    if m:
+        return "“状态”只能是 " + "、".join(f"{s}({zh})" for zh, s in _STATUS_ZH.items())
+    m = re.fullmatch(r"duplicate id (.*) \(first at line (\d+)\)", reason)
+    if m:
+        first = int(m.group(2))
+        where = row_of_line(first) if row_of_line else first
+        return f"编号 {m.group(1)} 重复(第一次出现在第 {where} 行)"
+    m = re.fullmatch(r'"(\w+)" refers to unknown (\w+) (.*)', reason)
+    if m:
+        return f"“{col(m.group(1))}”引用了不存在的{_TARGET_ZH.get(m.group(2), m.group(2))} {m.group(3)}"
+    m = re.fullmatch(r'"solved_by" refers to unknown worker\(s\) (.*)', reason)
+    if m:
+        return f"“解决人”引用了不存在的劳模工匠 {m.group(1)}"
+    if reason.startswith("not valid UTF-8"):
+        return "含有无法识别的字符"
+    return reason
+
+
+# -- validation ---------------------------------------------------------------------------------
+def _match_columns(kind: str, header: Iterable[str]) -> tuple[dict[str, Column], list[str]]:
+    by_name: dict[str, Column] = {}
+    for column in COLUMNS[kind]:
+        by_name[_norm_header(column.header)] = column
+        by_name[_norm_header(column.key)] = column
+    found: dict[str, Column] = {}
+    unknown: list[str] = []
+    for name in header:
+        match = by_name.get(_norm_header(name))
+        if match is None:
+            unknown.append(name)
+        else:
+            found[name] = match
+    return found, unknown
+
+
+def validate(
+    store: GraphStore,
+    kind: str,
+    records: Sequence[tuple[int, Mapping[str, Any]]],
+    *,
+    district: str | None = None,
+    districts: Iterable[str] = (),
+) -> Preview:
+    """Check spreadsheet rows and collect every problem, in Chinese, by spreadsheet row number.
+
+    Parameters
+    ----------
+    records
+        ``(row number, {header: value})`` from :func:`read_table`.
+    district
+        A district coordinator's district: rows of other districts are refused.
+    districts
+        The known district names; a row naming another district is refused (typos such as 亭湖).
+
+    Raises
+    ------
+    UploadError
+        If a required column is missing from the header.
+    """
+    if kind not in COLUMNS:
+        raise UploadError(f"未知的数据类型 {kind}")
+    label = LABEL_OF[kind]
+    preview = Preview(kind=kind, total=len(records))
+    header: dict[str, None] = {}
+    for _number, record in records:
+        header.update(dict.fromkeys(record))
+    found, _unknown = _match_columns(kind, header)
+    present = {c.key for c in found.values()}
+    missing = [c.header for c in COLUMNS[kind] if c.required and c.key not in present]
+    if records and missing:
+        raise UploadError("缺少必填列:" + "、".join(missing) + "(请使用下载的模板)")
+    known_districts = set(districts)
+    converted: list[tuple[int, dict[str, Any]]] = []
+    for number, record in records:
+        row: dict[str, Any] = {}
+        problems: list[RowProblem] = []
+        for name, value in record.items():
+            column = found.get(name)
+            if column is None:
+                continue
+            converted_value, problem = _convert(column, value)
+            if problem:
+                problems.append(RowProblem(number, problem, column.header))
+            if converted_value is not None and converted_value != []:
+                row[column.key] = converted_value
+        for column in COLUMNS[kind]:
+            if column.required and row.get(column.key) in (None, ""):
+                problems.append(RowProblem(number, f"“{column.header}”不能为空", column.header))
+        if kind == "problems":
+            status = row.get("status")
+            if isinstance(status, str) and status in _STATUS_ZH:
+                row["status"] = _STATUS_ZH[status]
+            row.setdefault("status", "open")
+            if row.get("service_type") and row["service_type"] not in SERVICE_TYPES:
+                problems.append(RowProblem(number, "“服务类型”只能是 " + "、".join(SERVICE_TYPES), "服务类型"))
+        row_district = row.get("district")
+        if row_district and known_districts and row_district not in known_districts:
+            problems.append(RowProblem(number, f"区县“{row_district}”不在名单中(应为 "
+                                               + "、".join(sorted(known_districts)) + ")", "区县"))
+        elif district and row_district and row_district != district:
+            problems.append(RowProblem(number, f"只能导入本区县({district})的数据", "区县"))
+        preview.problems.extend(problems)
+        if not problems:
+            converted.append((number, row))
+    # the dataset loader's own checks (types, duplicates, references), run on the remaining rows
+    known = {lab: {n["id"] for n in store.iter_nodes(lab)} for lab in ("Enterprise", "Worker")}
+    line_to_row = {i: number for i, (number, _row) in enumerate(converted, 1)}
+    with tempfile.TemporaryDirectory(prefix="jianglian-import-") as tmp:
+        _write_dataset(Path(tmp), label, [row for _n, row in converted])
+        data = read_dataset(tmp, known=known)
+    bad_lines: set[int] = set()
+    for error in data.errors:
+        number = line_to_row.get(error.line, error.line)
+        bad_lines.add(error.line)
+        preview.problems.append(RowProblem(number, translate_reason(
+            error.reason, kind, lambda line: line_to_row.get(line, line))))
+    good = {row["id"] for row in data.rows.get(label, [])}
+    for i, (number, row) in enumerate(converted, 1):
+        if i not in bad_lines and row["id"] in good:
+            preview.rows.append(row)
+            preview.row_numbers.append(number)
+    preview.problems.sort(key=lambda p: p.row)
+    return preview
+
+
+def _write_dataset(directory: Path, label: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """A dataset directory holding ``rows`` (one line each, so line ``i`` is ``rows[i-1]``)."""
+    for name in ("workers.jsonl", "problems.jsonl"):
+        (directory / name).touch()
+    with open(directory / FILE_OF[label], "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+# -- applying -----------------------------------------------------------------------------------
+def apply_rows(store: GraphStore, kind: str, rows: Sequence[Mapping[str, Any]], *,
+               progress: Callable[[int, int], None] | None = None, chunk: int = CHUNK) -> int:
+    """Write validated rows in atomic chunks with :func:`graph.dataset.load_dataset`; returns rows written.
+
+    ``progress(done, total)`` is called after each chunk.
+
+    Raises
+    ------
+    graph.errors.DatasetError
+        If a chunk no longer validates (the store changed since the preview); earlier chunks stay.
+    """
+    label = LABEL_OF[kind]
+    total = len(rows)
+    done = 0
+    if progress:
+        progress(0, total)
+    for start in range(0, total, chunk):
+        part = rows[start:start + chunk]
+        with tempfile.TemporaryDirectory(prefix="jianglian-import-") as tmp:
+            _write_dataset(Path(tmp), label, part)
+            load_dataset(store, tmp)
+        done += len(part)
+        if progress:
+            progress(done, total)
+    return done
+
+
+# -- export and templates -----------------------------------------------------------------------
+def _cell(column: Column, value: Any) -> Any:
+    if value is None:
+        return ""
+    if column.type == "list":
+        return "、".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    if column.type == "bool":
+        return "是" if value else "否"
+    if column.type == "text":
+        return str(value)
+    return value
+
+
+def export_rows(store: GraphStore, kind: str, *, include_private: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of one kind, in the template's columns (private columns only when allowed)."""
+    label = LABEL_OF[kind]
+    columns = [c for c in COLUMNS[kind] if include_private or not c.private]
+    rows = []
+    for node in store.iter_nodes(label):
+        row = props_to_row(label, node)
+        rows.append([_cell(c, row.get(c.key)) for c in columns])
+    return [c.title.rstrip("*") for c in columns], rows
+
+
+def _sheet(book: Workbook, kind: str, header: list[str], rows: Iterable[Sequence[Any]],
+           columns: Sequence[Column]) -> None:
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = KIND_NAMES[kind]
+    sheet.append(header)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="FDECEA")
+    for row in rows:
+        sheet.append(list(row))
+    for i, column in enumerate(columns, 1):
+        letter = sheet.cell(row=1, column=i).column_letter
+        sheet.column_dimensions[letter].width = max(10, min(40, len(column.header) * 2 + 6))
+        if column.type == "text":
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i, max_row=max(sheet.max_row, 200)):
+                cell.number_format = "@"
+    sheet.freeze_panes = "A2"
+
+
+def _workbook_bytes(book: Workbook) -> bytes:
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def export_xlsx(store: GraphStore, kind: str, *, include_private: bool = False) -> bytes:
+    """An ``.xlsx`` of every row of ``kind``; text columns stay text."""
+    header, rows = export_rows(store, kind, include_private=include_private)
+    columns = [c for c in COLUMNS[kind] if include_private or not c.private]
+    book = Workbook()
+    _sheet(book, kind, header, rows, columns)
+    return _workbook_bytes(book)
+
+
+def export_csv(store: GraphStore, kind: str, *, include_private: bool = False) -> bytes:
+    """A CSV of every row of ``kind`` in UTF-8 with a BOM (so Excel shows the Chinese correctly)."""
+    header, rows = export_rows(store, kind, include_private=include_private)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def template_workbook(kind: str) -> bytes:
+    """The import template: headers (``*`` = required), one example row, and a 说明 sheet."""
+    columns = COLUMNS[kind]
+    book = Workbook()
+    _sheet(book, kind, [c.title for c in columns], [[_example(c) for c in columns]], columns)
+    notes = book.create_sheet("说明")
+    notes.append(["列", "说明"])
+    for column in columns:
+        notes.append([column.title, _HELP[column.type] + ("(必填)" if column.required else "")])
+    if kind == "problems":
+        notes.append(["服务类型", "、".join(SERVICE_TYPES)])
+        notes.append(["状态", "、".join(f"{s}({zh})" for zh, s in _STATUS_ZH.items() if s in PROBLEM_STATUSES)])
+    notes.append(["", "示例行可以删除;编号相同的行会更新已有数据。"])
+    notes.column_dimensions["A"].width = 18
+    notes.column_dimensions["B"].width = 70
+    return _workbook_bytes(book)
+
+
+_HELP: Final[dict[str, str]] = {
+    "text": "文本(按文本格式填写,电话和代码不要存成数字)",
+    "str": "文本",
+    "int": "非负整数",
+    "bool": "填“是”或“否”",
+    "list": "多个值用顿号、逗号或分号分隔",
+    "date": "日期,例如 2026-11-20",
+}
+
+
+def _example(column: Column) -> Any:
+    if column.type == "int" and column.example:
+        return int(column.example)
+    return column.example

@@ -1,0 +1,76 @@
+"""The dashboard: programme targets per district x phase x metric, with progress bars, at-risk flags
+and a chart (Chart.js served from ``static/vendor``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from recommender.progress import programme_progress
+from recommender.targets import Targets, load_targets
+from web.ui import bp
+from web.ui.access import READERS, role_required
+from web.ui.context import store
+
+__all__ = ["METRIC_LABELS", "dashboard", "index", "targets"]
+
+METRIC_LABELS = {
+    "visits": _l("进企服务人次"),
+    "problems_solved": _l("解决现场技术问题"),
+    "people_trained": _l("培训职工人次"),
+}
+
+
+def targets() -> Targets:
+    """``app.config["TARGETS"]`` (a :class:`Targets` or a file path), else ``JIANGLIAN_TARGETS``/defaults."""
+    configured = current_app.config.get("TARGETS")
+    if isinstance(configured, Targets):
+        return configured
+    return load_targets(configured or None)
+
+
+@bp.route("/")
+def index() -> Response:
+    if not current_user.is_authenticated:
+        return redirect(url_for("ui.login"))
+    if current_user.role == "worker":
+        return redirect(url_for("ui.my_problems"))
+    return redirect(url_for("ui.dashboard"))
+
+
+@bp.route("/dashboard")
+@role_required(*READERS)
+def dashboard() -> str:
+    progress = programme_progress(store(), targets=targets())
+    phases = progress["phases"]
+    try:
+        chosen = int(request.args.get("phase", ""))
+    except ValueError:
+        chosen = next((i for i, p in enumerate(phases) if p["current"]), -1)
+    if not -1 <= chosen < len(phases):
+        chosen = -1
+
+    def cells(district_block: dict[str, Any]) -> dict[str, Any]:
+        return district_block["total"] if chosen == -1 else district_block["phases"][chosen]
+
+    table = [{"district": d, "cells": cells(progress["by_district"][d])} for d in progress["districts"]]
+    chart = {
+        "labels": progress["districts"],
+        "metrics": [{"key": m, "label": str(METRIC_LABELS[m]),
+                     "done": [row["cells"][m]["done"] for row in table],
+                     "target": [row["cells"][m]["target"] for row in table],
+                     "expected": [row["cells"][m]["expected"] for row in table]} for m in progress["metrics"]],
+        "text": {"done": str(_l("已完成")), "target": str(_l("目标")), "expected": str(_l("按进度应完成"))},
+    }
+    counts = {
+        "open": store().count_nodes("Problem", where={"status": "open"}),
+        "matched": store().count_nodes("Problem", where={"status": "matched"}),
+        "invited": store().count_nodes("Match", where={"state": "invited"}),
+        "accepted": store().count_nodes("Match", where={"state": "accepted"}),
+    }
+    return render_template("ui/dashboard.html", progress=progress, chosen=chosen, table=table,
+                           city=cells(progress["city"]), chart=chart, metric_labels=METRIC_LABELS, counts=counts)

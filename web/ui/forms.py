@@ -1,0 +1,65 @@
+"""Flask-WTF forms of the coordinator pages (every form carries a CSRF token)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from graph.model import SERVICE_TYPES
+
+__all__ = ["ActionForm", "DeclineForm", "InviteForm", "LoginForm", "OutcomeForm", "ProblemForm", "UploadForm"]
+
+
+class ActionForm(FlaskForm):
+    """A button that changes state: only the CSRF token."""
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("用户名"), validators=[DataRequired(), Length(max=80)])
+    password = PasswordField(_l("密码"), validators=[DataRequired(), Length(max=200)])
+
+
+class ProblemForm(FlaskForm):
+    title = StringField(_l("问题标题"), validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField(_l("问题描述"), validators=[DataRequired(), Length(max=5000)],
+                                description=_l("现场情况、设备型号、已尝试的办法等,越具体匹配越准。"))
+    enterprise_id = SelectField(_l("发布企业"), validators=[DataRequired()], choices=[])
+    service_type = SelectField(_l("服务类型"), choices=[(s, s) for s in SERVICE_TYPES])
+    skills = StringField(_l("所需技能"), validators=[Optional(), Length(max=500)],
+                         description=_l("多个技能用顿号、逗号或分号分隔,例如:数控编程、PLC"))
+    district = SelectField(_l("所在区县"), validators=[DataRequired()], choices=[])
+
+
+class InviteForm(FlaskForm):
+    note = StringField(_l("邀请留言"), validators=[Optional(), Length(max=500)])
+
+
+class DeclineForm(FlaskForm):
+    reason = StringField(_l("婉拒原因"), validators=[DataRequired(), Length(max=500)])
+
+
+class OutcomeForm(FlaskForm):
+    solved = BooleanField(_l("问题已解决"), default=True)
+    hours = DecimalField(_l("服务时长(小时)"), validators=[InputRequired(), NumberRange(min=0, max=1000)],
+                         places=1, default=4)
+    trainees = IntegerField(_l("培训人次"), validators=[InputRequired(), NumberRange(min=0, max=100000)], default=0)
+    satisfaction = SelectField(_l("企业满意度"), choices=[(str(i), str(i)) for i in (5, 4, 3, 2, 1)], default="5")
+    note = TextAreaField(_l("服务记录"), validators=[Optional(), Length(max=2000)])
+
+
+class UploadForm(FlaskForm):
+    kind = SelectField(_l("数据类型"), choices=[("workers", _l("劳模工匠")), ("enterprises", _l("企业")),
+                                            ("problems", _l("问题"))])
+    file = FileField(_l("文件(.xlsx 或 .csv)"), validators=[
+        FileRequired(), FileAllowed(["xlsx", "csv"], _l("只接受 .xlsx 或 .csv 文件"))])

@@ -1,0 +1,281 @@
+"""Problems: filtered list, intake form, detail with ranked suggestions and explanations, invitations,
+and the match timeline through to the outcome form."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from graph.dataset import save_row
+from graph.errors import DatasetError
+from graph.model import PROBLEM_STATUSES, SERVICE_TYPES
+from recommender import errors as rec_errors
+from recommender.selection import TIMEZONE, new_id
+from web.ui import bp
+from web.ui.access import (
+    EDITORS,
+    READERS,
+    can_edit_problem,
+    may_act,
+    require_edit_district,
+    role_required,
+    user_district,
+    user_name,
+    user_role,
+    user_worker_id,
+)
+from web.ui.context import recommender, selection, store
+from web.ui.forms import ActionForm, DeclineForm, InviteForm, OutcomeForm, ProblemForm
+from web.ui.paging import paginate
+from web.ui.queries import chains, districts, enterprise_names, filter_problems, split_list
+
+__all__ = [
+    "match_accept",
+    "match_complete",
+    "match_decline",
+    "match_detail",
+    "match_withdraw",
+    "problem_detail",
+    "problem_invite",
+    "problem_new",
+    "problems",
+    "selection_error_message",
+]
+
+
+def selection_error_message(err: Exception) -> str:
+    """A Chinese (or English) sentence for a refused selection step."""
+    if isinstance(err, rec_errors.DuplicateInvitation):
+        return _("该劳模工匠对此问题已有进行中的邀请。")
+    if isinstance(err, rec_errors.IllegalTransition):
+        return _("当前状态下不能执行此操作。")
+    if isinstance(err, rec_errors.ConflictOfInterest):
+        return _("该劳模工匠受雇于提出问题的企业,不能邀请(利益回避)。")
+    if isinstance(err, rec_errors.CapacityExceeded):
+        return _("该劳模工匠本月服务容量已满。")
+    if isinstance(err, rec_errors.WorkerUnavailable):
+        return _("该劳模工匠目前不在岗,不能邀请。")
+    if isinstance(err, rec_errors.UnknownWorker | rec_errors.UnknownProblem | rec_errors.MatchNotFound):
+        return _("找不到对应的劳模工匠、问题或邀请。")
+    if isinstance(err, rec_errors.InvalidSelection):
+        return _("填写的内容不完整或超出范围。")
+    return _("操作未能完成。")
+
+
+# -- list -------------------------------------------------------------------------------------------
+@bp.route("/problems")
+@role_required(*READERS)
+def problems() -> str:
+    rows = filter_problems(store(), request.args)
+    return render_template(
+        "ui/problems.html", page=paginate(rows), args=request.args, districts=districts(store()),
+        chains=chains(store()), service_types=SERVICE_TYPES, statuses=PROBLEM_STATUSES,
+        can_create=user_role() in EDITORS)
+
+
+# -- intake -----------------------------------------------------------------------------------------
+@bp.route("/problems/new", methods=["GET", "POST"])
+@role_required(*EDITORS)
+def problem_new() -> str | Response:
+    form = ProblemForm()
+    all_districts = districts(store())
+    mine = user_district() if user_role() == "district" else None
+    enterprises = enterprise_names(store())
+    form.district.choices = [(d, d) for d in ([mine] if mine else all_districts)]
+    form.enterprise_id.choices = [(e["id"], f"{e.get('name') or e['id']}({e.get('district') or ''})")
+                                  for e in sorted(enterprises.values(), key=lambda e: str(e.get("name")))
+                                  if not mine or e.get("district") == mine]
+    if request.method == "GET" and request.args.get("enterprise_id"):
+        form.enterprise_id.data = request.args["enterprise_id"]
+        form.district.data = enterprises.get(request.args["enterprise_id"], {}).get("district")
+    if form.validate_on_submit():
+        require_edit_district(form.district.data)
+        now = datetime.now(TIMEZONE)
+        row = {
+            "id": new_id("P", now),
+            "title": form.title.data.strip(),
+            "description": form.description.data.strip(),
+            "skills": split_list(form.skills.data),
+            "enterprise_id": form.enterprise_id.data,
+            "service_type": form.service_type.data,
+            "district": form.district.data,
+            "status": "open",
+            "posted_at": now.date().isoformat(),
+        }
+        try:
+            problem_id = str(save_row(store(), "Problem", row)["id"])
+        except DatasetError as err:
+            flash(_("问题未能保存:%(reason)s", reason="; ".join(e.reason for e in err.errors)), "error")
+            return render_template("ui/problem_new.html", form=form)
+        recommender().refresh()
+        flash(_("问题已登记,以下是推荐的劳模工匠。"), "success")
+        return redirect(url_for("ui.problem_detail", problem_id=problem_id))
+    return render_template("ui/problem_new.html", form=form)
+
+
+# -- detail -----------------------------------------------------------------------------------------
+def _suggestions(problem: dict[str, Any]) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+    """Ranked workers for an open problem, recorded in the audit log as shown to the current user."""
+    if (problem.get("status") or "open") not in ("open", "matched"):
+        return [], {}
+    recs = recommender().recommend(problem["id"], n=10, explain=True)
+    selection().record_recommendations(problem["id"], recs, actor=user_name(),
+                                       model_version=recommender().model_version)
+    workers = {r.worker_id: store().get_node("Worker", r.worker_id) or {"id": r.worker_id} for r in recs}
+    return recs, workers
+
+
+def _path_elements(paths: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cytoscape elements for an explanation's paths (nodes deduplicated, edges oriented)."""
+    nodes: dict[str, dict[str, Any]] = {}
+    edges: list[dict[str, Any]] = []
+    for path in paths:
+        ids = []
+        for node in path.get("nodes", []):
+            key = f"{node.get('label')}:{node.get('id')}"
+            nodes[key] = {"data": {"id": key, "label": str(node.get("name") or node.get("id")),
+                                   "type": node.get("label")}}
+            ids.append(key)
+        for i, rel in enumerate(path.get("rels", [])):
+            if i + 1 >= len(ids):
+                break
+            a, b = ids[i], ids[i + 1]
+            source, target = (b, a) if rel.get("direction") == "<-" else (a, b)
+            edges.append({"data": {"id": f"{source}|{rel.get('type')}|{target}", "source": source,
+                                   "target": target, "label": rel.get("type")}})
+    return list(nodes.values()) + list({e["data"]["id"]: e for e in edges}.values())
+
+
+@bp.route("/problems/<problem_id>")
+@role_required(*READERS)
+def problem_detail(problem_id: str) -> str:
+    problem = store().get_node("Problem", problem_id)
+    if problem is None:
+        abort(404)
+    enterprise = store().get_node("Enterprise", problem["enterprise_id"]) if problem.get("enterprise_id") else None
+    recs, rec_workers = _suggestions(problem)
+    matches = selection().matches(problem_id=problem_id)
+    live = {m["worker_id"]: m for m in matches if m["state"] in ("invited", "accepted", "completed")}
+    match_workers = {m["worker_id"]: store().get_node("Worker", m["worker_id"]) or {} for m in matches}
+    return render_template(
+        "ui/problem.html", problem=problem, enterprise=enterprise, recs=recs, rec_workers=rec_workers,
+        matches=matches, live=live, match_workers=match_workers, can_edit=can_edit_problem(problem),
+        invite_form=InviteForm(), path_elements=_path_elements,
+        loads={wid: selection().worker_load(wid) for wid in rec_workers})
+
+
+@bp.route("/problems/<problem_id>/invite", methods=["POST"])
+@role_required(*EDITORS)
+def problem_invite(problem_id: str) -> Response:
+    problem = store().get_node("Problem", problem_id)
+    if problem is None:
+        abort(404)
+    require_edit_district(problem.get("district"))
+    form = InviteForm()
+    if not form.validate_on_submit():
+        abort(400)
+    worker_id = request.form.get("worker_id", "")
+    try:
+        match = selection().invite(problem_id, worker_id, actor=user_name(), note=(form.note.data or "").strip())
+    except rec_errors.RecommenderError as err:
+        flash(selection_error_message(err), "error")
+        return redirect(url_for("ui.problem_detail", problem_id=problem_id))
+    worker = store().get_node("Worker", worker_id) or {}
+    flash(_("已邀请 %(name)s。", name=worker.get("name") or worker_id), "success")
+    return redirect(url_for("ui.match_detail", match_id=match["id"]))
+
+
+# -- matches ----------------------------------------------------------------------------------------
+def _match_or_404(match_id: str) -> dict[str, Any]:
+    try:
+        return dict(selection().get(match_id))
+    except rec_errors.MatchNotFound:
+        abort(404)
+
+
+def _is_own(match: dict[str, Any]) -> bool:
+    return user_role() == "worker" and user_worker_id() == match.get("worker_id")
+
+
+def _problem_district(match: dict[str, Any]) -> str | None:
+    problem = store().get_node("Problem", str(match["problem_id"])) or {}
+    return problem.get("district") or match.get("district")
+
+
+def _allowed(match: dict[str, Any]) -> dict[str, bool]:
+    """Which steps the current user may take on this match (rules of :func:`web.auth.may_act_on_match`)."""
+    district = _problem_district(match)
+    return {action: may_act(action, match, district) for action in ("accept", "decline", "complete", "withdraw")}
+
+
+@bp.route("/matches/<match_id>")
+@role_required(*READERS, "worker")
+def match_detail(match_id: str) -> str:
+    match = _match_or_404(match_id)
+    if user_role() == "worker" and not _is_own(match):
+        abort(403)
+    problem = store().get_node("Problem", match["problem_id"]) or {"id": match["problem_id"]}
+    worker = store().get_node("Worker", match["worker_id"]) or {"id": match["worker_id"]}
+    return render_template("ui/match.html", match=match, problem=problem, worker=worker, allowed=_allowed(match),
+                           action_form=ActionForm(), decline_form=DeclineForm(), outcome_form=OutcomeForm())
+
+
+def _back(match: dict[str, Any]) -> Response:
+    if user_role() == "worker" and request.form.get("back") == "mine":
+        return redirect(url_for("ui.my_problems"))
+    return redirect(url_for("ui.match_detail", match_id=match["id"]))
+
+
+def _transition(match_id: str, action: str, form_cls: type, step: Any, done: str) -> Response:
+    match = _match_or_404(match_id)
+    if not _allowed(match)[action]:
+        abort(403)
+    form = form_cls()
+    if not form.validate_on_submit():
+        if getattr(form, "csrf_token", None) is not None and form.csrf_token.errors:
+            abort(400)
+        flash(_("请完整填写表单。"), "error")
+        return _back(match)
+    try:
+        step(match, form)
+    except rec_errors.RecommenderError as err:
+        flash(selection_error_message(err), "error")
+        return _back(match)
+    flash(done, "success")
+    return _back(match)
+
+
+@bp.route("/matches/<match_id>/accept", methods=["POST"])
+@role_required(*EDITORS, "worker")
+def match_accept(match_id: str) -> Response:
+    return _transition(match_id, "accept", ActionForm, lambda m, f: selection().accept(m["id"], actor=user_name()),
+                       _("已接受邀请。"))
+
+
+@bp.route("/matches/<match_id>/decline", methods=["POST"])
+@role_required(*EDITORS, "worker")
+def match_decline(match_id: str) -> Response:
+    return _transition(match_id, "decline", DeclineForm, lambda m, f: selection().decline(
+        m["id"], reason=f.reason.data, actor=user_name()), _("已婉拒邀请。"))
+
+
+@bp.route("/matches/<match_id>/withdraw", methods=["POST"])
+@role_required(*EDITORS, "worker")
+def match_withdraw(match_id: str) -> Response:
+    return _transition(match_id, "withdraw", ActionForm, lambda m, f: selection().withdraw(
+        m["id"], actor=user_name(), reason=request.form.get("reason", "")), _("已撤回。"))
+
+
+@bp.route("/matches/<match_id>/complete", methods=["POST"])
+@role_required(*EDITORS, "worker")
+def match_complete(match_id: str) -> Response:
+    def step(match: dict[str, Any], form: OutcomeForm) -> None:
+        selection().complete(match["id"], solved=bool(form.solved.data), hours=float(form.hours.data or 0),
+                             trainees=int(form.trainees.data or 0), satisfaction=int(form.satisfaction.data),
+                             actor=user_name(), note=(form.note.data or "").strip())
+
+    return _transition(match_id, "complete", OutcomeForm, step, _("服务结果已登记。"))
