@@ -1,9 +1,173 @@
-"""Commands of this theme (filled in by its owner)."""
+"""Web commands: ``serve`` (waitress), ``apikey create|revoke|list``, ``user create|list``.
+
+With the embedded store, the data directory is held by one process at a time: create keys and
+users while the server is stopped (or use the Neo4j store, which any number of processes share).
+"""
 
 from __future__ import annotations
 
+import signal
+import sys
+from types import FrameType
+
 import click
+
+from cli.common import configured_store, fail
+from graph.errors import DuplicateNode, GraphError, NodeNotFound
 
 __all__ = ["commands"]
 
-commands: list[click.Command] = []
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Worker threads of the WSGI server.")
+def serve_cmd(host: str, port: int, threads: int) -> None:
+    """Serve the coordinator UI and the JSON API with waitress (a production WSGI server)."""
+    from waitress import create_server
+
+    from web import create_app
+    from web.auth import demo_logins
+    from web.extensions import get_state
+
+    try:
+        app = create_app()
+    except (ValueError, GraphError) as err:
+        fail(str(err))
+    state = get_state(app)
+    try:
+        logins = demo_logins(state.store)
+    except GraphError as err:  # e.g. Neo4j not up yet: serve anyway, /readyz reports it
+        click.echo(f"warning: the store is not reachable yet ({err}); requests answer 503 until it is", err=True)
+        logins = []
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    try:
+        server = create_server(app, host=host, port=port, threads=threads)
+    except OSError as err:
+        state.close()
+        fail(f"cannot listen on {host}:{port}: {err}")
+    click.echo(f"Jianglian (匠联) serving on {url}")
+    click.echo(f"  API: {url}api/v1/  docs: {url}api/v1/docs  health: {url}readyz")
+    if logins:
+        click.echo("  demo logins (password unchanged since `jianglian demo`):")
+        for login in logins:
+            where = f" {login['district'] or login['worker_id']}" if login["district"] or login["worker_id"] else ""
+            click.echo(f"    {login['username']:<10} {login['password']}  ({login['role']}{where})")
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        state.close()
+        click.echo("stopped")
+
+
+# -- API keys -------------------------------------------------------------------------------------
+@click.group("apikey")
+def apikey_group() -> None:
+    """Create, revoke and list API keys of the platform (the secret is shown once)."""
+
+
+@apikey_group.command("create")
+@click.option("--name", required=True, help="Who uses the key (e.g. 江苏工会网).")
+@click.option("--scope", type=click.Choice(["read", "write"]), default="read", show_default=True)
+def apikey_create(name: str, scope: str) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from web.auth import create_api_key
+
+    with configured_store() as store:
+        try:
+            created = create_api_key(store, name=name, scope=scope)
+        except ValueError as err:
+            fail(str(err))
+    click.echo(f"id:    {created.id}\nname:  {created.name}\nscope: {created.scope}")
+    click.echo(f"key:   {created.key}")
+    click.echo("Store the key now: it cannot be shown again. Send it as the X-API-Key header.", err=True)
+
+
+@apikey_group.command("revoke")
+@click.argument("key_id")
+def apikey_revoke(key_id: str) -> None:
+    """Revoke a key by its id (or its jl_<id> prefix); it stops working at once."""
+    from web.auth import revoke_api_key
+
+    with configured_store() as store:
+        try:
+            revoke_api_key(store, key_id)
+        except NodeNotFound:
+            fail(f"no API key {key_id!r}")
+    click.echo(f"revoked {key_id}")
+
+
+@apikey_group.command("list")
+def apikey_list() -> None:
+    """List keys (id, scope, name, created, revoked) without secrets."""
+    from web.auth import list_api_keys
+
+    with configured_store() as store:
+        keys = list_api_keys(store)
+    if not keys:
+        click.echo("no API keys")
+    for key in keys:
+        status = f"revoked {key['revoked_at']}" if key.get("revoked_at") else "active"
+        click.echo(f"{key['prefix']}\t{key['scope']}\t{key['name']}\tcreated {key.get('created_at', '')}\t{status}")
+
+
+# -- users ----------------------------------------------------------------------------------------
+@click.group("user")
+def user_group() -> None:
+    """Manage UI users (admin, city, district, viewer, worker)."""
+
+
+@user_group.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "city", "district", "viewer", "worker"]), required=True)
+@click.option("--district", default=None, help="The district of a district coordinator (e.g. 亭湖区).")
+@click.option("--worker-id", default=None, help="The worker a worker login belongs to.")
+@click.option("--display-name", default=None)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_create(username: str, role: str, district: str | None, worker_id: str | None, display_name: str | None,
+                password_stdin: bool) -> None:
+    """Create a user; the password is prompted for (or read from stdin) and stored hashed."""
+    from web.auth import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with configured_store() as store:
+        if role == "worker" and worker_id and store.get_node("Worker", worker_id) is None:
+            fail(f"no worker {worker_id!r}")
+        try:
+            user = create_user(store, username, password, role=role, district=district, worker_id=worker_id,
+                               display_name=display_name)
+        except ValueError as err:
+            fail(str(err))
+        except DuplicateNode:
+            fail(f"user {username!r} already exists")
+    click.echo(f"created {user['id']} ({user['role']})")
+
+
+@user_group.command("list")
+def user_list() -> None:
+    """List users with their role, district or worker."""
+    from web.auth import list_users
+
+    with configured_store() as store:
+        users = list_users(store)
+    if not users:
+        click.echo("no users")
+    for user in users:
+        scope = user.get("district") or user.get("worker_id") or ""
+        state = "" if user.get("active", True) else "\tdisabled"
+        click.echo(f"{user['id']}\t{user.get('role')}\t{scope}{state}")
+
+
+commands: list[click.Command] = [serve_cmd, apikey_group, user_group]

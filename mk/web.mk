@@ -1,0 +1,27 @@
+# Browser libraries served by the app itself (no CDN: the union's intranet has no internet).
+# The npm packages are pinned in web/assets/package.json + package-lock.json; `make web-assets`
+# installs them (scripts disabled) and copies the files the pages load into web/static/vendor/
+# (gitignored). To add a library: add it to web/assets/package.json, run
+# `npm install --package-lock-only --prefix web/assets`, and add its copy lines below.
+
+WEB_ASSETS := web/assets
+WEB_VENDOR := web/static/vendor
+WEB_NODE := $(WEB_ASSETS)/node_modules
+
+.PHONY: web-assets web-assets-clean
+
+web-assets: $(WEB_VENDOR)/.installed
+
+$(WEB_VENDOR)/.installed: $(WEB_ASSETS)/package.json $(WEB_ASSETS)/package-lock.json mk/web.mk
+	npm ci --prefix $(WEB_ASSETS) --ignore-scripts --no-audit --no-fund
+	mkdir -p $(WEB_VENDOR)/swagger-ui
+	cp $(WEB_NODE)/swagger-ui-dist/swagger-ui.css \
+	   $(WEB_NODE)/swagger-ui-dist/swagger-ui-bundle.js \
+	   $(WEB_NODE)/swagger-ui-dist/swagger-ui-standalone-preset.js \
+	   $(WEB_NODE)/swagger-ui-dist/favicon-32x32.png \
+	   $(WEB_NODE)/swagger-ui-dist/LICENSE \
+	   $(WEB_VENDOR)/swagger-ui/
+	touch $@
+
+web-assets-clean:
+	rm -rf $(WEB_NODE) $(WEB_VENDOR)

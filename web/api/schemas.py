@@ -1,0 +1,390 @@
+"""Request and response schemas of the JSON API (marshmallow, through APIFlask).
+
+Unknown fields in a request body are rejected (each one listed as a bad field), integers are strict
+(``"5"`` and ``5.5`` are not an integer), ids are 1-128 characters without ``/`` or control
+characters. Text fields accept long Chinese text (descriptions up to 200,000 characters) and are
+stored verbatim: no trimming, no HTML escaping (escaping is the job of whoever renders them).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from apiflask import Schema
+from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range, Regexp
+from marshmallow import RAISE, ValidationError, validates_schema
+
+from graph.model import PROBLEM_STATUSES, SERVICE_TYPES
+from recommender.selection import MATCH_STATES
+
+__all__ = [
+    "AuditQuery",
+    "CompleteIn",
+    "DeclineIn",
+    "EnterpriseIn",
+    "EnterprisePatch",
+    "EnterpriseQuery",
+    "InviteIn",
+    "MatchQuery",
+    "PageQuery",
+    "PlanIn",
+    "ApplyIn",
+    "ProblemIn",
+    "ProblemPatch",
+    "ProblemQuery",
+    "RecommendIn",
+    "RecommendQuery",
+    "SkillIn",
+    "SkillPatch",
+    "SkillQuery",
+    "ChainIn",
+    "ChainPatch",
+    "StatsQuery",
+    "SuggestionQuery",
+    "WithdrawIn",
+    "WorkerIn",
+    "WorkerPatch",
+    "WorkerQuery",
+    "ID_PATTERN",
+    "error_responses",
+    "valid_id",
+]
+
+#: Ids: 1-128 characters, no slash, no control characters, no surrounding blanks.
+ID_PATTERN = r"^(?![\s])[^/\x00-\x1f\x7f]{0,127}(?<![\s])$"
+_ID_RE = re.compile(ID_PATTERN)
+_DATE = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.+\-Z]*)?$"
+_TEXT = 200_000
+_NAME = 200
+
+
+def _id(**kw: Any) -> String:
+    return String(validate=[Length(min=1, max=128), Regexp(ID_PATTERN, error="不是有效的 id / not a valid id")],
+                  **kw)
+
+
+def _name(**kw: Any) -> String:
+    return String(validate=Length(min=1, max=_NAME), **kw)
+
+
+def _short(**kw: Any) -> String:
+    return String(validate=Length(max=_NAME), **kw)
+
+
+def _names(**kw: Any) -> List:
+    return List(String(validate=Length(min=1, max=_NAME)), validate=Length(max=200), **kw)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+# -- pagination and filters ----------------------------------------------------------------------
+class PageQuery(_Strict):
+    page = Integer(load_default=1, validate=Range(min=1, max=100_000),
+                   metadata={"description": "1-based page number"})
+    per_page = Integer(load_default=20, validate=Range(min=1, max=100),
+                       metadata={"description": "items per page (at most 100)"})
+    lang = String(validate=OneOf(["zh", "en"]), metadata={"description": "language of error details"})
+
+
+class WorkerQuery(PageQuery):
+    district = _short()
+    skill = _short()
+    team = _short()
+    level = _short()
+    active = Boolean()
+    q = _short(metadata={"description": "substring of the name"})
+
+
+class EnterpriseQuery(PageQuery):
+    district = _short()
+    industry_chain = _short()
+    tag = _short(metadata={"description": "e.g. 专精特新, 小巨人, 中小微"})
+    unionised = Boolean()
+    q = _short()
+
+
+class ProblemQuery(PageQuery):
+    district = _short()
+    status = String(validate=OneOf(PROBLEM_STATUSES))
+    service_type = String(validate=OneOf(SERVICE_TYPES))
+    enterprise_id = _short()
+    skill = _short()
+    industry_chain = _short(metadata={"description": "chain of the posting enterprise"})
+    tag = _short(metadata={"description": "tag of the posting enterprise (专精特新 ...)"})
+    unionised = Boolean(metadata={"description": "whether the posting enterprise has a union"})
+    q = _short(metadata={"description": "substring of the title or description"})
+
+
+class SkillQuery(PageQuery):
+    category = _short()
+    chain = _short(metadata={"description": "an industry chain listed in chain_ids"})
+    q = _short()
+
+
+class MatchQuery(PageQuery):
+    problem_id = _short()
+    worker_id = _short()
+    state = String(validate=OneOf(MATCH_STATES))
+
+
+class AuditQuery(PageQuery):
+    actor = _short()
+    kind = _short()
+    problem_id = _short()
+    match_id = _short()
+
+
+class RecommendQuery(_Strict):
+    top_k = Integer(load_default=10, validate=Range(min=1, max=100))
+    explain = Boolean(load_default=True)
+    lang = String(validate=OneOf(["zh", "en"]))
+
+
+class SuggestionQuery(_Strict):
+    top_k = Integer(load_default=10, validate=Range(min=1, max=100))
+    lang = String(validate=OneOf(["zh", "en"]))
+
+
+class StatsQuery(_Strict):
+    today = String(validate=Regexp(r"^\d{4}-\d{2}-\d{2}$"), metadata={"description": "YYYY-MM-DD (default: today)"})
+    lang = String(validate=OneOf(["zh", "en"]))
+
+
+# -- resources ------------------------------------------------------------------------------------
+class WorkerIn(_Strict):
+    id = _id(metadata={"description": "generated when omitted"})
+    name = _name(required=True)
+    skills = _names()
+    district = _short()
+    honours = _names()
+    team = _short()
+    role = _short()
+    level = _short()
+    capacity = Integer(strict=True, validate=Range(min=0, max=1000))
+    active = Boolean()
+    employer_id = _id()
+    contact = String(validate=Length(max=_NAME), metadata={"description": "private: returned with write access only"})
+    service_menu = _names()
+    teaches = Boolean()
+    studio = _short()
+
+
+class WorkerPatch(_Strict):
+    name = _name()
+    skills = _names(allow_none=True)
+    district = _short(allow_none=True)
+    honours = _names(allow_none=True)
+    team = _short(allow_none=True)
+    role = _short(allow_none=True)
+    level = _short(allow_none=True)
+    capacity = Integer(strict=True, validate=Range(min=0, max=1000), allow_none=True)
+    active = Boolean(allow_none=True)
+    employer_id = _id(allow_none=True)
+    contact = String(validate=Length(max=_NAME), allow_none=True)
+    service_menu = _names(allow_none=True)
+    teaches = Boolean(allow_none=True)
+    studio = _short(allow_none=True)
+
+
+class EnterpriseIn(_Strict):
+    id = _id(metadata={"description": "generated when omitted"})
+    name = _name(required=True)
+    district = _short()
+    industry_chain = _short()
+    tags = _names()
+    unionised = Boolean()
+    credit_code = String(validate=Length(max=64))
+
+
+class EnterprisePatch(_Strict):
+    name = _name()
+    district = _short(allow_none=True)
+    industry_chain = _short(allow_none=True)
+    tags = _names(allow_none=True)
+    unionised = Boolean(allow_none=True)
+    credit_code = String(validate=Length(max=64), allow_none=True)
+
+
+def _title_or_description(data: dict[str, Any], *, partial: bool = False) -> None:
+    if partial and "title" not in data and "description" not in data:
+        return
+    if not str(data.get("title") or "").strip() and not str(data.get("description") or "").strip():
+        raise ValidationError("需要标题或描述 / a title or a description is required", field_name="title")
+
+
+class ProblemIn(_Strict):
+    id = _id(metadata={"description": "generated when omitted"})
+    title = String(validate=Length(max=2000))
+    description = String(validate=Length(max=_TEXT))
+    skills = _names()
+    enterprise_id = _id()
+    service_type = String(validate=OneOf(SERVICE_TYPES))
+    district = _short(metadata={"description": "defaults to the enterprise's district"})
+    status = String(validate=OneOf(PROBLEM_STATUSES), metadata={"description": "default open"})
+    posted_at = String(validate=Regexp(_DATE), metadata={"description": "YYYY-MM-DD, default today"})
+    demand = Integer(strict=True, validate=Range(min=1, max=100), metadata={"description": "workers wanted"})
+
+    @validates_schema
+    def _text(self, data: dict[str, Any], **_: Any) -> None:
+        _title_or_description(data)
+
+
+class ProblemPatch(_Strict):
+    title = String(validate=Length(max=2000), allow_none=True)
+    description = String(validate=Length(max=_TEXT), allow_none=True)
+    skills = _names(allow_none=True)
+    enterprise_id = _id(allow_none=True)
+    service_type = String(validate=OneOf(SERVICE_TYPES), allow_none=True)
+    district = _short(allow_none=True)
+    status = String(validate=OneOf(PROBLEM_STATUSES))
+    posted_at = String(validate=Regexp(_DATE), allow_none=True)
+    demand = Integer(strict=True, validate=Range(min=1, max=100), allow_none=True)
+
+    @validates_schema
+    def _text(self, data: dict[str, Any], **_: Any) -> None:
+        _title_or_description(data, partial=True)
+
+
+class SkillIn(_Strict):
+    name = String(required=True, validate=[Length(min=1, max=128), Regexp(ID_PATTERN)],
+                  metadata={"description": "the skill's id"})
+    category = _short()
+    aliases = _names()
+    chain_ids = _names(metadata={"description": "industry chains the skill serves"})
+
+
+class SkillPatch(_Strict):
+    category = _short(allow_none=True)
+    aliases = _names(allow_none=True)
+    chain_ids = _names(allow_none=True)
+
+
+class ChainIn(_Strict):
+    name = String(required=True, validate=[Length(min=1, max=128), Regexp(ID_PATTERN)],
+                  metadata={"description": "the chain's id"})
+
+
+class ChainPatch(_Strict):
+    description = String(validate=Length(max=2000), allow_none=True)
+
+
+# -- recommendations ------------------------------------------------------------------------------
+class ProblemText(_Strict):
+    title = String(validate=Length(max=2000))
+    description = String(validate=Length(max=_TEXT))
+    skills = _names()
+    enterprise_id = _id()
+    district = _short()
+    service_type = String(validate=OneOf(SERVICE_TYPES))
+
+    @validates_schema
+    def _text(self, data: dict[str, Any], **_: Any) -> None:
+        _title_or_description(data)
+
+
+class RecommendIn(_Strict):
+    problem = Nested(ProblemText, required=True)
+    top_k = Integer(load_default=10, strict=True, validate=Range(min=1, max=100))
+    candidates = List(_id(), validate=Length(min=1, max=5000))
+    exclude_ids = List(_id(), validate=Length(max=5000), data_key="exclude",
+                       metadata={"description": "workers never to suggest"})
+    explain = Boolean(load_default=True)
+
+
+# -- two-way selection ----------------------------------------------------------------------------
+class InviteIn(_Strict):
+    problem_id = _id(required=True)
+    worker_id = _id(required=True)
+    note = String(validate=Length(max=2000), load_default="")
+    allow_conflict = Boolean(load_default=False, metadata={"description": "invite an employee of the enterprise"})
+    override_capacity = Boolean(load_default=False, metadata={"description": "invite beyond monthly capacity"})
+
+
+class DeclineIn(_Strict):
+    reason = String(required=True, validate=[Length(min=1, max=2000),
+                                             Regexp(r"\S", error="原因不能为空 / the reason must not be blank")])
+
+
+class CompleteIn(_Strict):
+    solved = Boolean(required=True)
+    hours = Float(required=True, allow_nan=False, validate=Range(min=0, max=10_000))
+    trainees = Integer(required=True, strict=True, validate=Range(min=0, max=100_000))
+    satisfaction = Integer(required=True, strict=True, validate=Range(min=1, max=5))
+    note = String(validate=Length(max=2000), load_default="")
+
+
+class WithdrawIn(_Strict):
+    reason = String(validate=Length(max=2000), load_default="")
+
+
+# -- campaign assignment --------------------------------------------------------------------------
+class PlanIn(_Strict):
+    problem_ids = List(_id(), validate=Length(min=1, max=2000),
+                       metadata={"description": "default: every open problem"})
+    method = String(load_default="optimal", validate=OneOf(["optimal", "greedy"]))
+    city_team_penalty = Float(allow_nan=False, validate=Range(min=0, max=1))
+
+
+class PairIn(_Strict):
+    problem_id = _id(required=True)
+    worker_id = _id(required=True)
+
+
+class ApplyIn(_Strict):
+    pairs = List(Nested(PairIn), required=True, validate=Length(min=1, max=2000))
+    note = String(validate=Length(max=2000), load_default="")
+
+
+# -- responses (documentation; views return plain dicts) ------------------------------------------
+class ProblemDoc(Schema):
+    type = String()
+    title = String()
+    status = Integer()
+    detail = String()
+    instance = String()
+    errors = List(Dict())
+
+
+class PageDoc(Schema):
+    items = List(Dict())
+    total = Integer()
+    page = Integer()
+    per_page = Integer()
+
+
+class RecommendationDoc(Schema):
+    rank = Integer()
+    worker_id = String()
+    name = String()
+    district = String()
+    score = Float()
+    components = Dict(keys=String(), values=Float())
+    explanation = Dict(allow_none=True)
+
+
+class RecommendationsDoc(Schema):
+    problem_id = String(allow_none=True)
+    model_version = String()
+    audit_id = String()
+    items = List(Nested(RecommendationDoc))
+
+
+_COMMON_ERRORS = {401: "no or bad API key", 403: "scope, role or district does not allow it",
+                  429: "rate limited", 503: "store unavailable"}
+_ERROR_TEXT = {400: "malformed body", 404: "not found", 409: "conflicts with the current state",
+               413: "body too large", 422: "validation failed (each bad field listed)"}
+
+
+def error_responses(*codes: int) -> dict[int, str]:
+    """OpenAPI ``responses`` for the error statuses of an operation (bodies are problem+json)."""
+    return {code: _ERROR_TEXT.get(code) or _COMMON_ERRORS[code] for code in codes} | _COMMON_ERRORS
+
+
+def valid_id(value: str) -> bool:
+    """Whether a path id is acceptable (ids from URLs are checked like ids in bodies)."""
+    return 0 < len(value) <= 128 and bool(_ID_RE.match(value))

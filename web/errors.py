@@ -1,0 +1,397 @@
+"""Errors of the web layer and their mapping to RFC 9457 ``application/problem+json`` responses.
+
+Every response body for an error under ``/api`` (and for ``/readyz``) is a problem document::
+
+    {"type": "urn:jianglian:error:not-found", "title": "Not Found", "status": 404,
+     "detail": "找不到 Worker 'w9'", "instance": "/api/v1/workers/w9"}
+
+``title`` is a short English phrase that never changes for a ``type``; ``detail`` is written in
+Chinese or English, chosen by the ``lang`` query parameter, then by ``Accept-Language``
+(Chinese when neither asks for English). Validation problems add ``errors``: one entry per bad
+field, ``{"field": "body.top_k", "message": ...}``.
+
+Handlers are registered per exception type (domain errors of :mod:`graph` and
+:mod:`recommender`, the web layer's own errors, werkzeug's HTTP errors) and never for
+``Exception``: an unexpected bug still becomes a 500 through werkzeug's ``InternalServerError``,
+whose handler answers with a problem document that hides the traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from flask import Flask, Response, current_app, has_request_context, json, request
+from werkzeug.exceptions import HTTPException
+
+from graph.errors import (
+    ConstraintViolation,
+    DatasetError,
+    DuplicateNode,
+    NodeNotFound,
+    StoreLocked,
+    StoreUnavailable,
+    UnknownLabel,
+)
+from recommender import errors as rec_errors
+
+__all__ = [
+    "PROBLEM_JSON",
+    "ApiError",
+    "Forbidden",
+    "NotFound",
+    "Unauthenticated",
+    "ValidationFailed",
+    "is_api_request",
+    "problem_response",
+    "register_error_handlers",
+    "request_language",
+]
+
+PROBLEM_JSON = "application/problem+json"
+Lang = Literal["zh", "en"]
+
+#: slug -> (title, Chinese detail, English detail); details are ``str.format`` templates.
+_CATALOGUE: dict[str, tuple[str, str, str]] = {
+    "bad-request": ("Bad Request", "请求无法解析：{reason}", "The request could not be understood: {reason}"),
+    "malformed-body": ("Malformed Body", "请求体不是有效的 UTF-8 JSON", "The request body is not valid UTF-8 JSON"),
+    "validation": ("Validation Failed", "{count} 个字段无效：{fields}", "{count} invalid field(s): {fields}"),
+    "unauthenticated": ("Unauthenticated", "需要有效的 API 密钥（X-API-Key）或登录会话",
+                        "A valid API key (X-API-Key) or a logged-in session is required"),
+    "forbidden": ("Forbidden", "无权执行此操作：{reason}", "Not allowed: {reason}"),
+    "csrf": ("CSRF Token Missing Or Invalid", "会话请求须在 X-CSRFToken 头中携带有效的 CSRF 令牌",
+             "Session requests must send a valid CSRF token in the X-CSRFToken header"),
+    "not-found": ("Not Found", "找不到{what}", "{what_en} not found"),
+    "route-not-found": ("Not Found", "没有这个 API 地址：{path}", "No API route at {path}"),
+    "method-not-allowed": ("Method Not Allowed", "{path} 不支持 {method} 方法", "{path} does not allow {method}"),
+    "conflict": ("Conflict", "{reason}", "{reason_en}"),
+    "duplicate": ("Already Exists", "{what}已存在", "{what_en} already exists"),
+    "constraint": ("Constraint Violation", "写入违反数据约束：{reason}", "The write breaks a constraint: {reason}"),
+    "illegal-transition": ("Illegal Transition", "邀请当前状态为“{current}”，不能执行“{requested}”",
+                           "The match is {current}; it cannot become {requested}"),
+    "duplicate-invitation": ("Duplicate Invitation", "该劳模工匠对此问题已有进行中的邀请",
+                             "The worker already has a live invitation for this problem"),
+    "conflict-of-interest": ("Conflict Of Interest", "该劳模工匠受雇于提出问题的企业，不能受邀",
+                             "The worker is employed by the enterprise that posted the problem"),
+    "capacity-exceeded": ("Capacity Exceeded", "该劳模工匠本月已无剩余服务容量",
+                          "The worker has no capacity left this month"),
+    "assignment": ("Invalid Assignment Input", "分配参数不一致：{reason}", "Inconsistent assignment input: {reason}"),
+    "invalid-query": ("Invalid Query", "推荐请求无效：{reason}", "Invalid recommendation query: {reason}"),
+    "invalid-selection": ("Invalid Selection Request", "双向选择请求无效：{reason}",
+                          "Invalid selection request: {reason}"),
+    "worker-unavailable": ("Worker Unavailable", "该劳模工匠当前不可邀请：{reason}",
+                           "The worker cannot be invited: {reason}"),
+    "payload-too-large": ("Payload Too Large", "请求体超过 {limit} 字节上限", "The request body exceeds {limit} bytes"),
+    "rate-limited": ("Too Many Requests", "请求过于频繁（限额 {limit}），请稍后再试",
+                     "Too many requests (limit {limit}); retry later"),
+    "store-unavailable": ("Store Unavailable", "图数据库暂时无法访问，请稍后重试",
+                          "The graph store is unreachable; retry shortly"),
+    "model-unavailable": ("Model Unavailable", "推荐模型暂不可用：{reason}",
+                          "The recommendation model is unavailable: {reason}"),
+    "internal": ("Internal Server Error", "服务器内部错误，已记录", "Internal server error; it has been logged"),
+    "http": ("{name}", "{description}", "{description}"),
+}
+
+_LABEL_ZH = {"Worker": "劳模工匠", "Enterprise": "企业", "Problem": "问题", "Skill": "技能",
+             "IndustryChain": "产业链", "District": "地区", "Match": "邀请", "User": "用户", "ApiKey": "API 密钥"}
+
+
+# -- the web layer's own errors -----------------------------------------------------------------
+class ApiError(Exception):
+    """An error the web layer raises itself; ``slug`` picks the catalogue entry."""
+
+    status = 400
+    slug = "bad-request"
+
+    def __init__(self, reason: str = "", *, reason_en: str | None = None, **params: Any) -> None:
+        super().__init__(reason)
+        self.params = {"reason": reason, "reason_en": reason_en if reason_en is not None else reason, **params}
+
+
+class Unauthenticated(ApiError):
+    """No credentials, or credentials that do not check out (401)."""
+
+    status = 401
+    slug = "unauthenticated"
+
+
+class Forbidden(ApiError):
+    """Authenticated, but the scope or the role does not allow this (403)."""
+
+    status = 403
+    slug = "forbidden"
+
+
+class CsrfFailed(Forbidden):
+    """A state-changing request authenticated by the session cookie without a valid CSRF token."""
+
+    slug = "csrf"
+
+
+class NotFound(ApiError):
+    """A resource addressed by the URL does not exist (404)."""
+
+    status = 404
+    slug = "not-found"
+
+    def __init__(self, label: str, node_id: str) -> None:
+        super().__init__(f"{label} {node_id!r}", what=f"{_LABEL_ZH.get(label, label)} {node_id!r}",
+                         what_en=f"{label} {node_id!r}")
+
+
+class Conflict(ApiError):
+    """The request conflicts with the current state (409)."""
+
+    status = 409
+    slug = "conflict"
+
+
+class ValidationFailed(ApiError):
+    """Some fields are invalid; ``errors`` maps a field path to its messages (422)."""
+
+    status = 422
+    slug = "validation"
+
+    def __init__(self, errors: Mapping[str, str | Iterable[str]]) -> None:
+        flat = {k: [v] if isinstance(v, str) else list(v) for k, v in errors.items()}
+        super().__init__(", ".join(flat))
+        self.errors = flat
+
+
+# -- response building --------------------------------------------------------------------------
+def request_language() -> Lang:
+    """``zh`` or ``en`` for the current request: ``?lang=`` first, then ``Accept-Language``."""
+    if not has_request_context():
+        return "zh"
+    asked = (request.args.get("lang") or "").strip().lower()
+    if asked.startswith("en"):
+        return "en"
+    if asked.startswith("zh"):
+        return "zh"
+    best = request.accept_languages.best_match(["zh", "en"])
+    return "en" if best == "en" else "zh"
+
+
+class _Defaults(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> Response:
+    """Build a problem+json response for a catalogue entry, in the request's language."""
+    title, zh, en = _CATALOGUE.get(slug, _CATALOGUE["http"])
+    values = _Defaults(params)
+    lang = request_language()
+    body: dict[str, Any] = {
+        "type": f"urn:jianglian:error:{slug}",
+        "title": title.format_map(values) or "Error",
+        "status": status,
+        "detail": (en if lang == "en" else zh).format_map(values),
+    }
+    if has_request_context():
+        body["instance"] = request.path
+    if errors is not None:
+        body["errors"] = errors
+    response = current_app.response_class(
+        json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_JSON
+    )
+    response.headers["Content-Language"] = lang
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def is_api_request() -> bool:
+    """Whether the current request should get problem+json errors (the API and the probes)."""
+    path = request.path
+    return path.startswith("/api/") or path == "/api" or path in ("/readyz", "/healthz")
+
+
+def _validation_response(errors: Mapping[str, list[str]], *, status: int = 422) -> Response:
+    items = [{"field": field, "message": message} for field, messages in errors.items() for message in messages]
+    return problem_response(status, "validation", errors=items, count=len(errors), fields=", ".join(errors))
+
+
+def _flatten_marshmallow(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """``{"json": {"top_k": ["..."]}}`` -> ``{"body.top_k": ["..."]}`` (nested fields joined by dots)."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, Mapping):
+        for key, value in detail.items():
+            name = "body" if key == "json" and not prefix else ("query" if key == "query" and not prefix else str(key))
+            out.update(_flatten_marshmallow(value, f"{prefix}.{name}" if prefix else name))
+    elif isinstance(detail, list | tuple) and all(isinstance(m, str) for m in detail):
+        out[prefix or "body"] = [str(m) for m in detail]
+    elif isinstance(detail, list | tuple):
+        for index, value in enumerate(detail):
+            out.update(_flatten_marshmallow(value, f"{prefix}[{index}]"))
+    else:
+        out[prefix or "body"] = [str(detail)]
+    return out
+
+
+# -- handlers -----------------------------------------------------------------------------------
+def _api_error(err: ApiError) -> Response:
+    if isinstance(err, ValidationFailed):
+        return _validation_response(err.errors)
+    headers = {"WWW-Authenticate": 'ApiKey realm="jianglian", header="X-API-Key"'} if err.status == 401 else None
+    return problem_response(err.status, err.slug, headers=headers, **err.params)
+
+
+def _store_unavailable(err: StoreUnavailable | StoreLocked) -> Response:
+    current_app.logger.warning("store unavailable: %s", err)
+    return problem_response(503, "store-unavailable", headers={"Retry-After": "5"})
+
+
+def _node_not_found(err: NodeNotFound) -> Response:
+    return problem_response(404, "not-found", what=f"{_LABEL_ZH.get(err.label, err.label)} {err.node_id!r}",
+                            what_en=f"{err.label} {err.node_id!r}")
+
+
+def _duplicate(err: DuplicateNode) -> Response:
+    return problem_response(409, "duplicate", what=f"{_LABEL_ZH.get(err.label, err.label)} {err.node_id!r}",
+                            what_en=f"{err.label} {err.node_id!r}")
+
+
+def _constraint(err: ConstraintViolation) -> Response:
+    return problem_response(422, "constraint", reason=str(err))
+
+
+def _dataset(err: DatasetError) -> Response:
+    fields: dict[str, list[str]] = {}
+    for e in err.errors:
+        fields.setdefault("body", []).append(e.reason)
+    return _validation_response(fields)
+
+
+def _unknown_label(err: UnknownLabel) -> Response:
+    return problem_response(400, "bad-request", reason=str(err))
+
+
+def _match_not_found(err: rec_errors.MatchNotFound) -> Response:
+    text = str(err)
+    return problem_response(404, "not-found", what=text, what_en=text)
+
+
+def _illegal(err: rec_errors.IllegalTransition) -> Response:
+    if isinstance(err, rec_errors.DuplicateInvitation):
+        return problem_response(409, "duplicate-invitation")
+    if err.current and err.requested:
+        return problem_response(409, "illegal-transition", current=err.current, requested=err.requested)
+    return problem_response(409, "conflict", reason=str(err), reason_en=str(err))
+
+
+def _conflict_of_interest(err: rec_errors.ConflictOfInterest) -> Response:
+    return problem_response(409, "conflict-of-interest")
+
+
+def _capacity(err: rec_errors.CapacityExceeded) -> Response:
+    return problem_response(409, "capacity-exceeded")
+
+
+def _selection(err: rec_errors.SelectionError) -> Response:
+    return problem_response(409, "conflict", reason=str(err), reason_en=str(err))
+
+
+def _assignment(err: rec_errors.AssignmentError) -> Response:
+    return problem_response(422, "assignment", reason=str(err))
+
+
+def _http_exception(err: HTTPException) -> Response | HTTPException:
+    """werkzeug's HTTP errors: problem+json under /api, the default page elsewhere."""
+    if not is_api_request():
+        return err
+    code = err.code or 500
+    headers = dict(err.get_headers()) if err.response is None else dict(err.response.headers)
+    headers.pop("Content-Type", None)
+    headers.pop("Content-Length", None)
+    if code == 500:
+        original = getattr(err, "original_exception", None)
+        current_app.logger.error("unhandled error on %s %s", request.method, request.path, exc_info=original)
+        return problem_response(500, "internal")
+    if code == 404:
+        return problem_response(404, "route-not-found", path=request.path)
+    if code == 405:
+        return problem_response(405, "method-not-allowed", path=request.path, method=request.method,
+                                headers={k: v for k, v in headers.items() if k == "Allow"})
+    if code == 413:
+        return problem_response(413, "payload-too-large", limit=current_app.config.get("MAX_CONTENT_LENGTH"))
+    if code == 429:
+        return problem_response(429, "rate-limited", limit=err.description,
+                                headers={k: v for k, v in headers.items() if k.lower().startswith(("retry-after",
+                                                                                                   "x-ratelimit"))})
+    if code == 400:
+        original = getattr(err, "exc", None)  # webargs attaches the JSON decoding error
+        if isinstance(original, ValueError):  # JSONDecodeError and UnicodeDecodeError
+            return problem_response(400, "malformed-body")
+        return problem_response(400, "bad-request", reason=err.description or "")
+    return problem_response(code, "http", name=err.name, description=err.description or err.name)
+
+
+def _apiflask_error(error: Any) -> Response:
+    """APIFlask's ``HTTPError`` (validation of inputs, ``abort`` from views)."""
+    status = int(error.status_code)
+    if status in (400, 422) and error.detail:
+        return _validation_response(_flatten_marshmallow(error.detail), status=status)
+    name = error.message or "Error"
+    return problem_response(status, "http", name=name, description=name, headers=dict(error.headers or {}))
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Register one handler per error type (no blanket ``Exception`` handler)."""
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
+    app.register_error_handler(StoreLocked, _store_unavailable)
+    app.register_error_handler(NodeNotFound, _node_not_found)
+    app.register_error_handler(DuplicateNode, _duplicate)
+    app.register_error_handler(ConstraintViolation, _constraint)
+    app.register_error_handler(DatasetError, _dataset)
+    app.register_error_handler(UnknownLabel, _unknown_label)
+    app.register_error_handler(rec_errors.MatchNotFound, _match_not_found)
+    app.register_error_handler(rec_errors.IllegalTransition, _illegal)
+    app.register_error_handler(rec_errors.ConflictOfInterest, _conflict_of_interest)
+    app.register_error_handler(rec_errors.CapacityExceeded, _capacity)
+    app.register_error_handler(rec_errors.SelectionError, _selection)
+    app.register_error_handler(rec_errors.AssignmentError, _assignment)
+    for name, status, slug in _OPTIONAL_RECOMMENDER_ERRORS:
+        exc = getattr(rec_errors, name, None)
+        if isinstance(exc, type) and issubclass(exc, Exception):
+            app.register_error_handler(exc, _recommender_handler(status, slug))
+    try:
+        from embeddings.errors import ModelNotFound as EncoderMissing
+    except ImportError:  # pragma: no cover - the embeddings package is part of the install
+        pass
+    else:
+        app.register_error_handler(EncoderMissing, _recommender_handler(503, "model-unavailable"))
+    app.register_error_handler(HTTPException, _http_exception)
+    if hasattr(app, "error_callback"):
+        # APIFlask's HTTPError handler calls ``app.error_callback``; ``app.error_processor`` would also
+        # turn every werkzeug error of the HTML pages into JSON, so the attribute is set directly.
+        app.error_callback = _apiflask_error
+
+
+#: Errors of :mod:`recommender.errors` mapped by name (the module grows as the recommender lands).
+_OPTIONAL_RECOMMENDER_ERRORS: tuple[tuple[str, int, str], ...] = (
+    ("UnknownProblem", 404, "not-found"),
+    ("UnknownWorker", 404, "not-found"),
+    ("InvalidQuery", 422, "invalid-query"),
+    ("InvalidSelection", 422, "invalid-selection"),
+    ("WorkerUnavailable", 409, "worker-unavailable"),
+    ("ModelNotFound", 503, "model-unavailable"),
+)
+
+
+def _recommender_handler(status: int, slug: str) -> Any:
+    def handle(err: Exception) -> Response:
+        text = str(err)
+        if slug == "not-found":
+            return problem_response(status, slug, what=text, what_en=text)
+        return problem_response(status, slug, reason=text, reason_en=text)
+
+    return handle

@@ -1,0 +1,168 @@
+"""App-lifetime state: one store, one Recommender and one Selection per process.
+
+The state lives in ``app.extensions["jianglian"]`` (Flask's extension pattern), never in a module
+global. The store is opened lazily on first use from the app's settings, so an app can be created
+while Neo4j is down: requests then answer 503 and the next request after Neo4j comes back opens it
+(attempts are spaced by ``STORE_RETRY_SECONDS`` so a dead server is not hammered). Once opened,
+the Neo4j driver reconnects by itself. The recommender and the selection are built on top of the
+store the first time a request needs them.
+
+Settings (``app.config``, all optional; ``JIANGLIAN_*`` environment variables are read by
+:func:`web.app.create_app` through ``from_prefixed_env``):
+
+``STORE``
+    a :class:`~graph.store.GraphStore` instance (tests inject one; it is not closed by the app) or
+    ``"memory"`` / ``"neo4j"``.
+``DATA_DIR``, ``NEO4J_URI``, ``NEO4J_USER``, ``NEO4J_PASSWORD``, ``NEO4J_DATABASE``
+    override :meth:`graph.config.StoreSettings.from_env`.
+``RECOMMENDER``
+    a ready recommender instance (tests), else one is built with ``RECOMMENDER_OPTIONS`` (keyword
+    arguments of :class:`recommender.engine.Recommender`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+from graph.config import StoreSettings, open_store
+from graph.errors import GraphError, StoreUnavailable
+from graph.store import GraphStore
+
+__all__ = ["EXTENSION_KEY", "AppState", "get_state", "init_app"]
+
+EXTENSION_KEY = "jianglian"
+
+
+class AppState:
+    """The process-wide collaborators of one app.
+
+    Parameters
+    ----------
+    config
+        The app's configuration (read once, at construction).
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._lock = threading.RLock()
+        injected = config.get("STORE")
+        self._owns_store = not isinstance(injected, GraphStore)
+        self._store: GraphStore | None = None if self._owns_store else injected
+        self.settings = _settings_from(config)
+        self._retry_seconds = float(config.get("STORE_RETRY_SECONDS", 2.0))
+        self._last_failure: tuple[float, str] | None = None
+        self._recommender: Any = config.get("RECOMMENDER")
+        self._recommender_options: dict[str, Any] = dict(config.get("RECOMMENDER_OPTIONS") or {})
+        self._selection: Any = None
+        self._closed = False
+
+    # -- the store ------------------------------------------------------------------------------
+    @property
+    def store(self) -> GraphStore:
+        """The store, opened on first use; raises :class:`StoreUnavailable` while it cannot be."""
+        store = self._store
+        if store is not None:
+            return store
+        with self._lock:
+            if self._store is not None:
+                return self._store
+            if self._closed:
+                raise StoreUnavailable("the application has shut down")
+            now = time.monotonic()
+            if self._last_failure is not None and now - self._last_failure[0] < self._retry_seconds:
+                raise StoreUnavailable(f"store unavailable (retrying shortly): {self._last_failure[1]}")
+            try:
+                self._store = open_store(self.settings)
+            except GraphError as err:  # StoreUnavailable, StoreLocked, ...
+                self._last_failure = (now, str(err))
+                raise StoreUnavailable(str(err)) from err
+            self._last_failure = None
+            return self._store
+
+    @property
+    def store_if_open(self) -> GraphStore | None:
+        """The store if it has been opened (no connection attempt)."""
+        return self._store
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the secret key, models and the embedded store live."""
+        return self.settings.data_dir
+
+    # -- recommender and selection --------------------------------------------------------------
+    @property
+    def recommender(self) -> Any:
+        """The :class:`recommender.engine.Recommender` over the store (built once)."""
+        if self._recommender is not None:
+            return self._recommender
+        with self._lock:
+            if self._recommender is None:
+                from recommender.engine import Recommender
+
+                self._recommender = Recommender(self.store, **self._recommender_options)
+            return self._recommender
+
+    @property
+    def selection(self) -> Any:
+        """The :class:`recommender.selection.Selection` (two-way selection and audit)."""
+        if self._selection is not None:
+            return self._selection
+        with self._lock:
+            if self._selection is None:
+                from recommender.selection import Selection
+
+                self._selection = Selection(self.store, on_change=self._on_change)
+            return self._selection
+
+    def _on_change(self) -> None:
+        """Selection wrote to the graph (a SOLVED edge, a problem status): let the ranking see it."""
+        rec = self._recommender
+        if rec is not None and hasattr(rec, "refresh"):
+            rec.refresh()
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the store if this state opened it. Idempotent."""
+        with self._lock:
+            self._closed = True
+            store, self._store = self._store, None
+            if store is not None and self._owns_store:
+                store.close()
+
+
+def _settings_from(config: dict[str, Any]) -> StoreSettings:
+    base = StoreSettings.from_env()
+    overrides: dict[str, Any] = {}
+    kind = config.get("STORE")
+    if isinstance(kind, str) and kind:
+        if kind not in ("memory", "neo4j"):
+            raise ValueError(f"STORE must be 'memory' or 'neo4j', not {kind!r}")
+        overrides["store"] = kind
+    if config.get("DATA_DIR"):
+        overrides["data_dir"] = Path(config["DATA_DIR"])
+    for field in ("neo4j_uri", "neo4j_user", "neo4j_password", "neo4j_database"):
+        value = config.get(field.upper())
+        if value is not None:
+            overrides[field] = str(value)
+    return dataclasses.replace(base, **overrides)
+
+
+def init_app(app: Flask) -> AppState:
+    """Create the state of ``app`` (nothing is opened yet) and close it when the app goes away."""
+    state = AppState(app.config)
+    app.extensions[EXTENSION_KEY] = state
+    weakref.finalize(app, state.close)
+    return state
+
+
+def get_state(app: Flask | None = None) -> AppState:
+    """The state of ``app`` (default: the current app)."""
+    target = app if app is not None else current_app
+    state: AppState = target.extensions[EXTENSION_KEY]
+    return state
