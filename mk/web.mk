@@ -21,6 +21,9 @@ $(WEB_VENDOR)/.installed: $(WEB_ASSETS)/package.json $(WEB_ASSETS)/package-lock.
 	   $(WEB_NODE)/swagger-ui-dist/favicon-32x32.png \
 	   $(WEB_NODE)/swagger-ui-dist/LICENSE \
 	   $(WEB_VENDOR)/swagger-ui/
+	mkdir -p $(WEB_VENDOR)/chart.js $(WEB_VENDOR)/cytoscape
+	cp $(WEB_NODE)/chart.js/dist/chart.umd.min.js $(WEB_NODE)/chart.js/LICENSE.md $(WEB_VENDOR)/chart.js/
+	cp $(WEB_NODE)/cytoscape/dist/cytoscape.min.js $(WEB_NODE)/cytoscape/LICENSE $(WEB_VENDOR)/cytoscape/
 	touch $@
 
 web-assets-clean:
