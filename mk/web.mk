@@ -28,3 +28,21 @@ $(WEB_VENDOR)/.installed: $(WEB_ASSETS)/package.json $(WEB_ASSETS)/package-lock.
 
 web-assets-clean:
 	rm -rf $(WEB_NODE) $(WEB_VENDOR)
+
+# Page texts: message ids are the Chinese texts (the default language needs no catalogue); the
+# English catalogue is web/translations/en/LC_MESSAGES/messages.po. After changing page texts run
+# `make web-i18n-update`, translate the new entries, then `make web-i18n` (the .mo is committed too,
+# so a fresh checkout switches to English without a build step; tests/test_ui_i18n.py checks it is current).
+WEB_PYBABEL := $(or $(VENV),.venv)/bin/pybabel
+WEB_I18N := web/translations
+
+.PHONY: web-i18n web-i18n-update
+
+web-i18n: $(WEB_I18N)/en/LC_MESSAGES/messages.mo
+
+$(WEB_I18N)/en/LC_MESSAGES/messages.mo: $(WEB_I18N)/en/LC_MESSAGES/messages.po
+	$(WEB_PYBABEL) compile -d $(WEB_I18N) -D messages
+
+web-i18n-update:
+	$(WEB_PYBABEL) extract -F $(WEB_I18N)/babel.cfg -k _l -o $(WEB_I18N)/messages.pot .
+	$(WEB_PYBABEL) update -i $(WEB_I18N)/messages.pot -d $(WEB_I18N) -D messages --no-fuzzy-matching
