@@ -519,7 +519,9 @@ def export_rows(store: GraphStore, kind: str, *, include_private: bool = False) 
 
 
 def _sheet(book: Workbook, kind: str, header: list[str], rows: Iterable[Sequence[Any]],
-           columns: Sequence[Column]) -> None:
+           columns: Sequence[Column], *, text_rows: int = 0) -> None:
+    """Write one sheet; text columns are formatted as text down to ``text_rows`` (templates leave room
+    for the rows coordinators will type)."""
     sheet = book.active
     assert sheet is not None
     sheet.title = KIND_NAMES[kind]
@@ -533,7 +535,7 @@ def _sheet(book: Workbook, kind: str, header: list[str], rows: Iterable[Sequence
         letter = sheet.cell(row=1, column=i).column_letter
         sheet.column_dimensions[letter].width = max(10, min(40, len(column.header) * 2 + 6))
         if column.type == "text":
-            for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i, max_row=max(sheet.max_row, 200)):
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i, max_row=max(sheet.max_row, text_rows)):
                 cell.number_format = "@"
     sheet.freeze_panes = "A2"
 
@@ -567,7 +569,7 @@ def template_workbook(kind: str) -> bytes:
     """The import template: headers (``*`` = required), one example row, and a 说明 sheet."""
     columns = COLUMNS[kind]
     book = Workbook()
-    _sheet(book, kind, [c.title for c in columns], [[_example(c) for c in columns]], columns)
+    _sheet(book, kind, [c.title for c in columns], [[_example(c) for c in columns]], columns, text_rows=500)
     notes = book.create_sheet("说明")
     notes.append(["列", "说明"])
     for column in columns:
