@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 
 from graph.store import GraphStore
-from tests.api_support import assert_problem, make_app
+
+pytest.register_assert_rewrite("tests.api_support")
+
+from tests.api_support import assert_problem, make_app  # noqa: E402
 
 pytest_plugins = ["tests.api_support"]
 

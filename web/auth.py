@@ -467,11 +467,14 @@ def _check_csrf() -> None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def require(access: Literal["read", "write", "admin"] = "read") -> Callable[[F], F]:
+def require(access: Literal["read", "write", "answer", "admin"] = "read") -> Callable[[F], F]:
     """Decorator for API views: authenticate, check the scope or role, check CSRF for sessions.
 
     ``read``: any key or user; ``write``: a write key or a coordinator (finer district checks are
-    made in the view with :func:`check_edit`); ``admin``: an admin user.
+    made in the view with :func:`check_edit`); ``answer``: like ``write`` but worker users too (they
+    accept or decline their own invitations, checked by :func:`check_match_action`); ``admin``: an
+    admin user. The checks run before the body is validated, so a caller without the right gets 403
+    rather than a list of field errors.
     """
 
     def decorate(view: F) -> F:
@@ -482,7 +485,8 @@ def require(access: Literal["read", "write", "admin"] = "read") -> Callable[[F],
                 raise Unauthenticated()
             if principal.kind == "user" and request.method not in _SAFE_METHODS:
                 _check_csrf()
-            if access == "write" and not can_write(principal):
+            answering = access == "answer" and principal.kind == "user" and principal.role == "worker"
+            if access in ("write", "answer") and not can_write(principal) and not answering:
                 if principal.kind == "apikey":
                     raise Forbidden("此 API 密钥只有读权限", reason_en="this API key has read scope only")
                 raise Forbidden(f"角色“{principal.role}”没有写权限", reason_en=f"role {principal.role} cannot write")

@@ -78,7 +78,7 @@ def get_match(match_id: str) -> Response:
 
 # -- transitions ----------------------------------------------------------------------------------
 @bp.post("/matches")
-@auth.require("read")  # finer: coordinator of the problem's district or a write key (check_match_action)
+@auth.require("write")  # finer: coordinator of the problem's district (check_match_action)
 @bp.input(schemas.InviteIn, arg_name="data")
 @bp.doc(summary="Invite a worker to a problem", security="ApiKeyAuth", tags=["matches"],
         responses={201: "invited", **schemas.error_responses(400, 404, 409, 413, 422)})
@@ -108,7 +108,7 @@ def _transition(match_id: str, action: str, **kwargs: Any) -> Response:
 
 
 @bp.post("/matches/<match_id>/accept")
-@auth.require("read")
+@auth.require("answer")
 @bp.doc(summary="The worker accepts the invitation", security="ApiKeyAuth", tags=["matches"],
         responses=schemas.error_responses(404, 409))
 def accept(match_id: str) -> Response:
@@ -116,7 +116,7 @@ def accept(match_id: str) -> Response:
 
 
 @bp.post("/matches/<match_id>/decline")
-@auth.require("read")
+@auth.require("answer")
 @bp.input(schemas.DeclineIn, arg_name="data")
 @bp.doc(summary="The worker declines, with a reason", security="ApiKeyAuth", tags=["matches"],
         responses=schemas.error_responses(400, 404, 409, 413, 422))
