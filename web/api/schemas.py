@@ -77,6 +77,11 @@ def _names(**kw: Any) -> List:
     return List(String(validate=Length(min=1, max=_NAME)), validate=Length(max=200), **kw)
 
 
+def _flag(**kw: Any) -> Boolean:
+    """A JSON boolean: only ``true`` and ``false`` (no ``"yes"`` or ``1``)."""
+    return Boolean(truthy={True}, falsy={False}, **kw)
+
+
 class _Strict(Schema):
     class Meta:
         unknown = RAISE
@@ -166,11 +171,11 @@ class WorkerIn(_Strict):
     role = _short()
     level = _short()
     capacity = Integer(strict=True, validate=Range(min=0, max=1000))
-    active = Boolean()
+    active = _flag()
     employer_id = _id()
     contact = String(validate=Length(max=_NAME), metadata={"description": "private: returned with write access only"})
     service_menu = _names()
-    teaches = Boolean()
+    teaches = _flag()
     studio = _short()
 
 
@@ -183,11 +188,11 @@ class WorkerPatch(_Strict):
     role = _short(allow_none=True)
     level = _short(allow_none=True)
     capacity = Integer(strict=True, validate=Range(min=0, max=1000), allow_none=True)
-    active = Boolean(allow_none=True)
+    active = _flag(allow_none=True)
     employer_id = _id(allow_none=True)
     contact = String(validate=Length(max=_NAME), allow_none=True)
     service_menu = _names(allow_none=True)
-    teaches = Boolean(allow_none=True)
+    teaches = _flag(allow_none=True)
     studio = _short(allow_none=True)
 
 
@@ -197,7 +202,7 @@ class EnterpriseIn(_Strict):
     district = _short()
     industry_chain = _short()
     tags = _names()
-    unionised = Boolean()
+    unionised = _flag()
     credit_code = String(validate=Length(max=64))
 
 
@@ -206,7 +211,7 @@ class EnterprisePatch(_Strict):
     district = _short(allow_none=True)
     industry_chain = _short(allow_none=True)
     tags = _names(allow_none=True)
-    unionised = Boolean(allow_none=True)
+    unionised = _flag(allow_none=True)
     credit_code = String(validate=Length(max=64), allow_none=True)
 
 
@@ -293,7 +298,7 @@ class RecommendIn(_Strict):
     candidates = List(_id(), validate=Length(min=1, max=5000))
     exclude_ids = List(_id(), validate=Length(max=5000), data_key="exclude",
                        metadata={"description": "workers never to suggest"})
-    explain = Boolean(load_default=True)
+    explain = _flag(load_default=True)
 
 
 # -- two-way selection ----------------------------------------------------------------------------
@@ -301,8 +306,8 @@ class InviteIn(_Strict):
     problem_id = _id(required=True)
     worker_id = _id(required=True)
     note = String(validate=Length(max=2000), load_default="")
-    allow_conflict = Boolean(load_default=False, metadata={"description": "invite an employee of the enterprise"})
-    override_capacity = Boolean(load_default=False, metadata={"description": "invite beyond monthly capacity"})
+    allow_conflict = _flag(load_default=False, metadata={"description": "invite an employee of the enterprise"})
+    override_capacity = _flag(load_default=False, metadata={"description": "invite beyond monthly capacity"})
 
 
 class DeclineIn(_Strict):
@@ -311,7 +316,7 @@ class DeclineIn(_Strict):
 
 
 class CompleteIn(_Strict):
-    solved = Boolean(required=True)
+    solved = _flag(required=True)
     hours = Float(required=True, allow_nan=False, validate=Range(min=0, max=10_000))
     trainees = Integer(required=True, strict=True, validate=Range(min=0, max=100_000))
     satisfaction = Integer(required=True, strict=True, validate=Range(min=1, max=5))
