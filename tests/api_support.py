@@ -116,11 +116,11 @@ def real_recommender_available() -> bool:
     return True
 
 
-def make_app(store: GraphStore, **config: Any) -> Any:
+def make_app(store: GraphStore | None, **config: Any) -> Any:
     """An app over ``store`` with a test route that hands out CSRF tokens for session calls."""
     settings = {"STORE": store, "TESTING": True, "SECRET_KEY": "test-secret", "API_RATE_LIMIT": "100000 per minute"}
     if not real_recommender_available():
-        settings["RECOMMENDER"] = StandInRecommender(store)
+        settings["RECOMMENDER_FACTORY"] = StandInRecommender
     settings.update(config)
     app = create_app(settings)
     app.add_url_rule("/_test/csrf", "test_csrf", lambda: generate_csrf())

@@ -16,8 +16,8 @@ Settings (``app.config``, all optional; ``JIANGLIAN_*`` environment variables ar
 ``DATA_DIR``, ``NEO4J_URI``, ``NEO4J_USER``, ``NEO4J_PASSWORD``, ``NEO4J_DATABASE``
     override :meth:`graph.config.StoreSettings.from_env`.
 ``RECOMMENDER``
-    a ready recommender instance (tests), else one is built with ``RECOMMENDER_OPTIONS`` (keyword
-    arguments of :class:`recommender.engine.Recommender`).
+    a ready recommender instance, or ``RECOMMENDER_FACTORY`` (called with the store once it is
+    open), else a :class:`recommender.engine.Recommender` built with ``RECOMMENDER_OPTIONS``.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class AppState:
         self._last_failure: tuple[float, str] | None = None
         self._recommender: Any = config.get("RECOMMENDER")
         self._recommender_options: dict[str, Any] = dict(config.get("RECOMMENDER_OPTIONS") or {})
+        self._recommender_factory: Any = config.get("RECOMMENDER_FACTORY")
         self._selection: Any = None
         self._closed = False
 
@@ -103,9 +104,12 @@ class AppState:
             return self._recommender
         with self._lock:
             if self._recommender is None:
-                from recommender.engine import Recommender
+                if self._recommender_factory is not None:
+                    self._recommender = self._recommender_factory(self.store)
+                else:
+                    from recommender.engine import Recommender
 
-                self._recommender = Recommender(self.store, **self._recommender_options)
+                    self._recommender = Recommender(self.store, **self._recommender_options)
             return self._recommender
 
     @property
