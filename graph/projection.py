@@ -1,0 +1,263 @@
+"""A sparse, integer-indexed projection of the matching graph, built once for ranking.
+
+The store answers questions one node at a time; ranking needs the whole graph as matrices. A
+:class:`Projection` reads the domain labels and relationships once, gives every node a dense
+index per label, and keeps the relationships as edge lists from which sparse matrices
+(:meth:`Projection.matrix`) and the symmetric heterogeneous adjacency used by personalised
+PageRank (:meth:`Projection.adjacency`) are derived lazily and cached until the next change.
+
+It is updated in place when a problem is posted (:meth:`Projection.add_problem`) or solved
+(:meth:`Projection.add_solved`); anything else (a bulk load, a deleted node) calls for a fresh
+:meth:`Projection.from_store`, which the recommender does when the store's ``revision`` moves
+for a reason it did not see.
+
+Examples
+--------
+>>> from graph.memory import MemoryStore
+>>> store = MemoryStore(None)
+>>> _ = store.create_node("Worker", "w1", {"name": "张工"})
+>>> proj = Projection.from_store(store)
+>>> proj.add_problem("p1", {"title": "主轴异响", "skills": ["数控"]})
+0
+>>> proj.add_solved("w1", "p1", {"rating": 5})
+>>> proj.matrix("SOLVED", "Worker", "Problem").toarray()
+array([[1.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from graph.model import DOMAIN_LABELS, REL_ENDPOINTS
+from graph.store import GraphStore
+
+__all__ = ["EdgeList", "Projection", "WALK_RELS"]
+
+#: Relationship types the random walk follows (employment and mentoring say nothing about expertise).
+WALK_RELS: tuple[str, ...] = ("SOLVED", "REQUIRES", "HAS_SKILL", "POSTED", "IN_CHAIN", "LOCATED_IN", "ADJACENT_TO")
+
+EdgeKey = tuple[str, str, str]  # (type, start label, end label)
+
+
+@dataclass
+class EdgeList:
+    """The relationships of one ``(type, start label, end label)``: parallel index lists plus props."""
+
+    start: list[int] = field(default_factory=list)
+    end: list[int] = field(default_factory=list)
+    props: list[dict[str, Any]] = field(default_factory=list)
+    seen: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def add(self, s: int, e: int, props: Mapping[str, Any] | None = None) -> None:
+        """Add an edge, or merge the properties of an existing one (relationships are unique)."""
+        at = self.seen.get((s, e))
+        if at is not None:
+            self.props[at].update(props or {})
+            return
+        self.seen[(s, e)] = len(self.start)
+        self.start.append(s)
+        self.end.append(e)
+        self.props.append(dict(props or {}))
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+class Projection:
+    """Integer-indexed nodes and sparse relationships of the domain graph.
+
+    Attributes
+    ----------
+    ids
+        Node ids per label, in index order.
+    index
+        ``label -> {id: index}``.
+    props
+        Node properties per label, parallel to ``ids`` (the store's rows, ``extra_json`` decoded
+        into ``extra``).
+    edges
+        ``(type, start label, end label) -> EdgeList``.
+    revision
+        The store revision the projection reflects (``-1`` when built by hand).
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, list[str]] = {label: [] for label in DOMAIN_LABELS}
+        self.index: dict[str, dict[str, int]] = {label: {} for label in DOMAIN_LABELS}
+        self.props: dict[str, list[dict[str, Any]]] = {label: [] for label in DOMAIN_LABELS}
+        self.edges: dict[EdgeKey, EdgeList] = {}
+        self.revision = -1
+        self.version = 0  # bumped on every change; caches of derived matrices compare it
+        self._cache: dict[Any, Any] = {}
+        self._cache_version = -1
+        self._lock = threading.RLock()
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_store(cls, store: GraphStore) -> Projection:
+        """Read every domain node and relationship of ``store``."""
+        revision = store.revision
+        proj = cls()
+        for label in DOMAIN_LABELS:
+            for node in store.iter_nodes(label):
+                proj.add_node(label, node["id"], node)
+        for rel_type in REL_ENDPOINTS:
+            for rel in store.relationships(rel_type):
+                if rel.start_label not in proj.index or rel.end_label not in proj.index:
+                    continue
+                proj.add_edge(rel.type, rel.start_label, rel.start_id, rel.end_label, rel.end_id, rel.props)
+        proj.revision = revision
+        return proj
+
+    def add_node(self, label: str, node_id: str, props: Mapping[str, Any] | None = None) -> int:
+        """Add a node (or merge its properties) and return its index."""
+        with self._lock:
+            at = self.index[label].get(node_id)
+            clean = {k: v for k, v in (props or {}).items() if k != "id"}
+            if "extra_json" in clean:
+                try:
+                    clean["extra"] = json.loads(clean.pop("extra_json") or "{}")
+                except ValueError:
+                    clean["extra"] = {}
+            if at is None:
+                at = len(self.ids[label])
+                self.index[label][node_id] = at
+                self.ids[label].append(node_id)
+                self.props[label].append(clean)
+            else:
+                self.props[label][at].update(clean)
+            self.version += 1
+            return at
+
+    def add_edge(self, rel_type: str, start_label: str, start_id: str, end_label: str, end_id: str,
+                 props: Mapping[str, Any] | None = None) -> None:
+        """Add a relationship, creating endpoint nodes that are not known yet."""
+        with self._lock:
+            s = self.index[start_label].get(start_id)
+            if s is None:
+                s = self.add_node(start_label, start_id, {"name": start_id})
+            e = self.index[end_label].get(end_id)
+            if e is None:
+                e = self.add_node(end_label, end_id, {"name": end_id})
+            self.edges.setdefault((rel_type, start_label, end_label), EdgeList()).add(s, e, props)
+            self.version += 1
+
+    def add_problem(self, problem_id: str, props: Mapping[str, Any]) -> int:
+        """A problem was posted: add it with its ``REQUIRES``, ``POSTED`` and ``LOCATED_IN`` edges.
+
+        ``props`` is the problem row (``skills`` already canonical skill ids).
+        """
+        with self._lock:
+            at = self.add_node("Problem", problem_id, props)
+            for skill in dict.fromkeys(props.get("skills") or []):
+                self.add_edge("REQUIRES", "Problem", problem_id, "Skill", skill)
+            if props.get("enterprise_id"):
+                self.add_edge("POSTED", "Enterprise", props["enterprise_id"], "Problem", problem_id)
+            if props.get("district"):
+                self.add_edge("LOCATED_IN", "Problem", problem_id, "District", props["district"])
+            return at
+
+    def add_solved(self, worker_id: str, problem_id: str, props: Mapping[str, Any] | None = None) -> None:
+        """A worker solved a problem: add the ``SOLVED`` edge (outcome ``rating``/``hours``/``trainees``/``at``)."""
+        self.add_edge("SOLVED", "Worker", worker_id, "Problem", problem_id, props)
+
+    # -- reads ------------------------------------------------------------------------------
+    def n(self, label: str) -> int:
+        """Number of nodes of a label."""
+        return len(self.ids[label])
+
+    def edge_list(self, rel_type: str, start_label: str, end_label: str) -> EdgeList:
+        """The edges of one relationship kind (empty if there are none)."""
+        return self.edges.get((rel_type, start_label, end_label), EdgeList())
+
+    def has_edge(self, rel_type: str, start_label: str, start_id: str, end_label: str, end_id: str) -> bool:
+        """Whether the relationship exists."""
+        s = self.index[start_label].get(start_id)
+        e = self.index[end_label].get(end_id)
+        if s is None or e is None:
+            return False
+        return (s, e) in self.edge_list(rel_type, start_label, end_label).seen
+
+    def _cached(self, key: Any, build: Any) -> Any:
+        with self._lock:
+            if self._cache_version != self.version:
+                self._cache.clear()
+                self._cache_version = self.version
+            if key not in self._cache:
+                self._cache[key] = build()
+            return self._cache[key]
+
+    def matrix(self, rel_type: str, start_label: str, end_label: str, *, weight: str | None = None) -> sp.csr_matrix:
+        """``(n start, n end)`` CSR matrix of a relationship kind; entries are 1 or the ``weight`` property.
+
+        Examples
+        --------
+        >>> p = Projection()
+        >>> p.add_edge("HAS_SKILL", "Worker", "w1", "Skill", "焊接")
+        >>> p.matrix("HAS_SKILL", "Worker", "Skill").shape
+        (1, 1)
+        """
+
+        def build() -> sp.csr_matrix:
+            edges = self.edge_list(rel_type, start_label, end_label)
+            if weight is None:
+                data = np.ones(len(edges), dtype=np.float32)
+            else:
+                data = np.array([float(p.get(weight) or 0.0) for p in edges.props], dtype=np.float32)
+            shape = (self.n(start_label), self.n(end_label))
+            m = sp.csr_matrix((data, (np.array(edges.start, dtype=np.int64), np.array(edges.end, dtype=np.int64))),
+                              shape=shape, dtype=np.float32)
+            m.sum_duplicates()
+            return m
+
+        return self._cached(("matrix", rel_type, start_label, end_label, weight), build)
+
+    def offsets(self) -> dict[str, int]:
+        """Where each label's block starts in :meth:`adjacency`."""
+        out: dict[str, int] = {}
+        at = 0
+        for label in DOMAIN_LABELS:
+            out[label] = at
+            at += self.n(label)
+        return out
+
+    def adjacency(self, rels: Iterable[str] = WALK_RELS) -> sp.csr_matrix:
+        """Symmetric adjacency over all domain nodes (blocks ordered as :data:`graph.model.DOMAIN_LABELS`)."""
+        rels = tuple(rels)
+
+        def build() -> sp.csr_matrix:
+            off = self.offsets()
+            total = sum(self.n(label) for label in DOMAIN_LABELS)
+            rows: list[np.ndarray] = []
+            cols: list[np.ndarray] = []
+            for (rel_type, s_label, e_label), edges in self.edges.items():
+                if rel_type not in rels or not len(edges):
+                    continue
+                s = np.asarray(edges.start, dtype=np.int64) + off[s_label]
+                e = np.asarray(edges.end, dtype=np.int64) + off[e_label]
+                rows += [s, e]
+                cols += [e, s]
+            if not rows:
+                return sp.csr_matrix((total, total), dtype=np.float32)
+            r = np.concatenate(rows)
+            c = np.concatenate(cols)
+            m = sp.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(total, total))
+            m.sum_duplicates()
+            m.data[:] = 1.0
+            return m
+
+        return self._cached(("adjacency", rels), build)
+
+    def prop(self, label: str, node_id: str, key: str, default: Any = None) -> Any:
+        """One property of a node by id."""
+        at = self.index[label].get(node_id)
+        if at is None:
+            return default
+        return self.props[label][at].get(key, default)

@@ -1,0 +1,190 @@
+"""Explanations a coordinator can check: similar solved problems, matched skills, real graph paths, reasons.
+
+Every path is assembled hop by hop from relationships present in the projection (which mirrors
+the store), at most three hops long, starting at the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recommender.features import FEATURES, ONSITE_TYPES, RD_TYPES, TRAINING_TYPES, Query
+from recommender.index import RankingIndex
+
+__all__ = ["Explanation", "explain"]
+
+_F = {name: i for i, name in enumerate(FEATURES)}
+
+
+@dataclass
+class Explanation:
+    """Evidence behind one recommendation."""
+
+    similar_problems: list[dict[str, Any]] = field(default_factory=list)  # {"id", "title", "similarity"}
+    matched_skills: list[str] = field(default_factory=list)
+    paths: list[dict[str, Any]] = field(default_factory=list)  # {"nodes": [...], "rels": [...]}
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _PathBuilder:
+    """Walks real edges of the projection; each hop is checked before it is added."""
+
+    def __init__(self, index: RankingIndex) -> None:
+        self.proj = index.projection
+
+    def node(self, label: str, node_id: str) -> dict[str, Any]:
+        props = self.proj.props[label][self.proj.index[label][node_id]]
+        name = props.get("name") or props.get("title") or node_id
+        return {"label": label, "id": node_id, "name": str(name)}
+
+    def hop(self, rel_type: str, a: tuple[str, str], b: tuple[str, str]) -> dict[str, str] | None:
+        """The relationship between consecutive path nodes ``a`` then ``b``, if it exists."""
+        if self.proj.has_edge(rel_type, a[0], a[1], b[0], b[1]):
+            return {"type": rel_type, "direction": "->"}
+        if self.proj.has_edge(rel_type, b[0], b[1], a[0], a[1]):
+            return {"type": rel_type, "direction": "<-"}
+        return None
+
+    def path(self, nodes: list[tuple[str, str]], types: list[str]) -> dict[str, Any] | None:
+        if len(types) != len(nodes) - 1 or len(types) > 3:
+            return None
+        rels = []
+        for rel_type, a, b in zip(types, nodes[:-1], nodes[1:], strict=True):
+            rel = self.hop(rel_type, a, b)
+            if rel is None:
+                return None
+            rels.append(rel)
+        return {"nodes": [self.node(*n) for n in nodes], "rels": rels}
+
+
+def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray, word_sims: np.ndarray,
+            *, load: int = 0, capacity: float = float("inf"), declined_similar: float = 0.0) -> Explanation:
+    """Build the explanation of ranking ``worker`` (projection index) for ``query``.
+
+    ``word_sims`` are the query's cosines to the index's history problems (as computed for the
+    features), ``features`` the worker's feature row.
+    """
+    proj = index.projection
+    wid = proj.ids["Worker"][worker]
+    me = ("Worker", wid)
+    builder = _PathBuilder(index)
+    out = Explanation()
+
+    # -- similar solved problems ----------------------------------------------------------
+    cols = index.worker_history(worker)
+    if len(cols) and len(word_sims):
+        sims = word_sims[cols]
+        top = cols[np.argsort(-sims, kind="stable")[:3]]
+        for h in top:
+            if word_sims[h] <= 0:
+                continue
+            pid = index.problem_id(int(h))
+            title = proj.prop("Problem", pid, "title") or proj.prop("Problem", pid, "description") or pid
+            out.similar_problems.append({"id": pid, "title": str(title), "similarity": round(float(word_sims[h]), 4)})
+
+    # -- matched skills ---------------------------------------------------------------------
+    history_skills: set[str] = set()
+    if len(cols):
+        skill_cols = index.skill_counts[worker].indices
+        history_skills = {proj.ids["Skill"][int(s)] for s in skill_cols}
+    declared = index.declared_sets[worker]
+    out.matched_skills = [s for s in query.skills if s in declared or s in history_skills]
+
+    # -- paths ------------------------------------------------------------------------------
+    stored = query.problem_id if query.problem_id in proj.index["Problem"] else None
+    paths: list[dict[str, Any]] = []
+
+    def add(path: dict[str, Any] | None) -> None:
+        if path is not None and len(paths) < 3 and path not in paths:
+            paths.append(path)
+
+    ent = query.enterprise_id if query.enterprise_id in proj.index["Enterprise"] else None
+    chains = ([proj.ids["IndustryChain"][int(c)] for c in index.enterprise_chain[proj.index["Enterprise"][ent]].indices]
+              if ent else [])
+    # prior work for the same enterprise, else in the same chain
+    if ent and len(cols):
+        for h in cols:
+            pid = index.problem_id(int(h))
+            if proj.has_edge("POSTED", "Enterprise", ent, "Problem", pid) and pid != stored:
+                add(builder.path([me, ("Problem", pid), ("Enterprise", ent)], ["SOLVED", "POSTED"]))
+                break
+    if chains and len(cols) and not paths:
+        for h in cols:
+            pid = index.problem_id(int(h))
+            other = proj.prop("Problem", pid, "enterprise_id")
+            if other and other in proj.index["Enterprise"] and any(
+                    proj.has_edge("IN_CHAIN", "Enterprise", other, "IndustryChain", c) for c in chains):
+                chain = next(c for c in chains if proj.has_edge("IN_CHAIN", "Enterprise", other, "IndustryChain", c))
+                add(builder.path([me, ("Problem", pid), ("Enterprise", other), ("IndustryChain", chain)],
+                                 ["SOLVED", "POSTED", "IN_CHAIN"]))
+                break
+    if out.similar_problems:
+        add(builder.path([me, ("Problem", out.similar_problems[0]["id"])], ["SOLVED"]))
+    for skill in out.matched_skills[:2]:
+        if skill in declared:
+            if stored:
+                add(builder.path([me, ("Skill", skill), ("Problem", stored)], ["HAS_SKILL", "REQUIRES"]))
+            else:
+                add(builder.path([me, ("Skill", skill)], ["HAS_SKILL"]))
+        else:
+            for h in cols:
+                pid = index.problem_id(int(h))
+                if proj.has_edge("REQUIRES", "Problem", pid, "Skill", skill):
+                    add(builder.path([me, ("Problem", pid), ("Skill", skill)], ["SOLVED", "REQUIRES"]))
+                    break
+    wd = index.worker_district[worker]
+    if query.district and wd:
+        if wd == query.district:
+            if ent:
+                add(builder.path([me, ("District", wd), ("Enterprise", ent)], ["LOCATED_IN", "LOCATED_IN"]))
+            add(builder.path([me, ("District", wd)], ["LOCATED_IN"]))
+        else:
+            add(builder.path([me, ("District", wd), ("District", query.district)], ["LOCATED_IN", "ADJACENT_TO"]))
+    out.paths = paths
+
+    # -- reasons (Chinese) ------------------------------------------------------------------
+    reasons = out.reasons
+    if out.similar_problems:
+        best = out.similar_problems[0]
+        reasons.append(f"曾解决相似问题「{best['title'][:40]}」（相似度 {best['similarity']:.2f}）")
+    if out.matched_skills:
+        reasons.append(f"具备所需技能：{'、'.join(out.matched_skills[:5])}")
+    f = features
+    if f[_F["enterprise"]] > 0:
+        reasons.append(f"曾为该企业解决过 {int(round(np.expm1(f[_F['enterprise']])))} 个问题")
+    if f[_F["chain"]] > 0 and chains:
+        reasons.append(f"在{chains[0]}产业链有 {int(round(np.expm1(f[_F['chain']])))} 次服务经历")
+    if f[_F["district"]] >= 1.0:
+        reasons.append(f"与问题同在{query.district}")
+    elif f[_F["district"]] > 0:
+        reasons.append(f"所在{wd}与{query.district}相邻，便于现场服务")
+    if query.service_type in TRAINING_TYPES and index.teaches[worker]:
+        trained = int(index.trainees[worker])
+        done = f"，累计培训 {trained} 人次" if trained else ""
+        reasons.append(f"有培训/带徒记录{done}，适合{query.service_type}")
+    if query.service_type in RD_TYPES and f[_F["text_hits"]] > 0:
+        reasons.append(f"在相关方向有 {int(round(np.expm1(f[_F['text_hits']])))} 项攻关经历，适合{query.service_type}")
+    if query.service_type in ONSITE_TYPES and f[_F["district"]] == 0 and query.district:
+        reasons.append("注意：不在本地或相邻区县，现场服务需安排行程")
+    n_solved = int(index.n_solved[worker])
+    if n_solved:
+        rated = abs(index.quality[worker]) > 1e-9
+        rating = f"，平均评价约 {index.quality[worker] + 3.5:.1f} 分" if rated else ""
+        reasons.append(f"已解决 {n_solved} 个问题{rating}")
+    else:
+        reasons.append("新入库的劳模工匠，依据技能与个人简介推荐")
+    honours = proj.props["Worker"][worker].get("honours") or []
+    if honours:
+        reasons.append(f"荣誉：{'、'.join(map(str, honours[:3]))}")
+    if load:
+        cap = "不限" if not np.isfinite(capacity) else str(int(capacity))
+        reasons.append(f"本月已承担 {load} 项任务（月容量 {cap}）")
+    if declined_similar > 0.5:
+        reasons.append("曾婉拒类似需求，排序已下调")
+    return out

@@ -1,0 +1,262 @@
+"""Fusion of signal features into one score: configurable weights, or a model learned from history.
+
+All fusions follow scikit-learn conventions (keyword-only hyper-parameters stored as given,
+validation in ``fit``, learned state ending in ``_``, ``fit`` returns ``self``). They score one
+row per (problem, worker) pair; ``groups`` tells which rows belong to the same problem.
+
+* :class:`WeightedFusion`: a weighted sum of globally z-scored features (the scaler is learned
+  from a sample of candidate rows, the weights are configuration).
+* :class:`PairwiseLogisticFusion`: a linear model fitted as logistic regression on differences
+  between the expected worker's features and each other candidate's (RankNet-style pairs).
+* :class:`BoostedFusion`: gradient-boosted trees on the features plus their within-problem
+  z-scores, fitted pointwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+
+from recommender.features import FEATURES
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "BoostedFusion",
+    "Fusion",
+    "PairwiseLogisticFusion",
+    "WeightedFusion",
+    "fingerprint",
+    "fusion_from_dict",
+    "within_group_z",
+]
+
+#: General-purpose prior weights over z-scored features (not tuned to any benchmark).
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "text_top3": 1.0, "text_max": 0.3, "text_hits": 0.2, "char_top3": 0.5, "char_max": 0.1, "bm25": 0.5,
+    "profile": 0.3, "skill_hist": 0.3, "skill_count": 0.5, "skill_declared": 0.3, "ppr": 0.5,
+    "enterprise": 0.3, "chain": 0.2, "district_work": 0.1, "district": 0.2, "popularity": 0.2, "quality": 0.2,
+    "honours": 0.1, "teach_fit": 0.5, "onsite_fit": 0.5, "depth_fit": 0.3,
+    "dense_top3": 1.0, "dense_max": 0.3, "dense_profile": 0.3,
+}
+
+
+def _check_x(x: Any) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != len(FEATURES):
+        raise ValueError(f"expected a (n, {len(FEATURES)}) feature matrix, got shape {arr.shape}")
+    return arr
+
+
+def within_group_z(x: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """Z-score every column within each group (a constant column becomes 0).
+
+    Examples
+    --------
+    >>> within_group_z(np.array([[1.0], [3.0], [5.0]]), np.array([0, 0, 1])).ravel().tolist()
+    [-1.0, 1.0, 0.0]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    g = np.zeros(len(x), dtype=np.int64) if groups is None else np.asarray(groups)
+    _, inv = np.unique(g, return_inverse=True)
+    count = np.bincount(inv).astype(np.float64)[:, None]
+    total = np.zeros((count.shape[0], x.shape[1]))
+    np.add.at(total, inv, x)
+    mean = total / count
+    sq = np.zeros_like(total)
+    np.add.at(sq, inv, (x - mean[inv]) ** 2)
+    std = np.sqrt(sq / count)
+    return np.divide(x - mean[inv], std[inv], out=np.zeros_like(x), where=std[inv] > 1e-12)
+
+
+class _Scaled:
+    mean_: np.ndarray
+    scale_: np.ndarray
+
+    def _fit_scaler(self, x: np.ndarray) -> None:
+        self.mean_ = x.mean(axis=0)
+        std = x.std(axis=0)
+        self.scale_ = np.where(std > 1e-12, std, 1.0)
+
+    def _z(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean_) / self.scale_
+
+
+class WeightedFusion(_Scaled):
+    """Weighted sum of z-scored features.
+
+    Parameters
+    ----------
+    weights
+        Feature name -> weight; features not named weigh 0.
+
+    Examples
+    --------
+    >>> x = np.zeros((2, len(FEATURES))); x[1, FEATURES.index("text_top3")] = 1.0
+    >>> WeightedFusion(weights={"text_top3": 1.0}).fit(x).decision_function(x).tolist()
+    [-1.0, 1.0]
+    """
+
+    kind = "weights"
+
+    def __init__(self, *, weights: Mapping[str, float] | None = None) -> None:
+        self.weights = weights
+
+    def fit(self, x: Any, y: Any = None, groups: Any = None) -> WeightedFusion:
+        """Learn the feature scaler from candidate rows."""
+        arr = _check_x(x)
+        unknown = set(self.weights or {}) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"unknown feature(s) in weights: {', '.join(sorted(unknown))}")
+        self._fit_scaler(arr)
+        w = dict(DEFAULT_WEIGHTS if self.weights is None else self.weights)
+        self.coef_ = np.array([float(w.get(name, 0.0)) for name in FEATURES])
+        return self
+
+    def decision_function(self, x: Any, groups: Any = None) -> np.ndarray:
+        """Fused scores, one per row."""
+        return self._z(_check_x(x)) @ self.coef_
+
+    def contributions(self, x: Any) -> np.ndarray:
+        """Per-feature additive contributions (rows sum to :meth:`decision_function`)."""
+        return self._z(_check_x(x)) * self.coef_
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "features": list(FEATURES), "mean": self.mean_.tolist(),
+                "scale": self.scale_.tolist(), "coef": self.coef_.tolist()}
+
+
+class PairwiseLogisticFusion(_Scaled):
+    """Linear fusion learned by logistic regression on pairwise feature differences.
+
+    Parameters
+    ----------
+    C
+        Inverse regularisation strength of the logistic regression.
+    max_pairs
+        Cap on training pairs (sampled with ``random_state``).
+    random_state
+        Seed of the pair sampling.
+    """
+
+    kind = "pairwise-logistic"
+
+    def __init__(self, *, C: float = 0.1, max_pairs: int = 200_000, random_state: int = 0) -> None:
+        self.C = C
+        self.max_pairs = max_pairs
+        self.random_state = random_state
+
+    def fit(self, x: Any, y: Any, groups: Any) -> PairwiseLogisticFusion:
+        """Fit from rows ``x`` with relevance ``y`` (1 for the expected worker) grouped by problem."""
+        arr = _check_x(x)
+        yy = np.asarray(y).astype(bool)
+        g = np.asarray(groups)
+        if len(yy) != len(arr) or len(g) != len(arr):
+            raise ValueError("x, y and groups must have the same length")
+        self._fit_scaler(arr)
+        z = self._z(arr)
+        diffs = []
+        for grp in np.unique(g):
+            rows = np.flatnonzero(g == grp)
+            pos, neg = rows[yy[rows]], rows[~yy[rows]]
+            for p in pos:
+                if len(neg):
+                    diffs.append(z[p] - z[neg])
+        if not diffs:
+            raise ValueError("no (relevant, irrelevant) pairs to learn from")
+        d = np.vstack(diffs)
+        rng = np.random.default_rng(self.random_state)
+        if len(d) > self.max_pairs:
+            d = d[rng.choice(len(d), self.max_pairs, replace=False)]
+        flip = rng.random(len(d)) < 0.5
+        d[flip] *= -1.0
+        model = LogisticRegression(C=self.C, fit_intercept=False, max_iter=2000)
+        model.fit(d, (~flip).astype(int))
+        self.coef_ = model.coef_[0].copy()
+        self.n_pairs_ = len(d)
+        return self
+
+    def decision_function(self, x: Any, groups: Any = None) -> np.ndarray:
+        return self._z(_check_x(x)) @ self.coef_
+
+    def contributions(self, x: Any) -> np.ndarray:
+        return self._z(_check_x(x)) * self.coef_
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "features": list(FEATURES), "mean": self.mean_.tolist(),
+                "scale": self.scale_.tolist(), "coef": self.coef_.tolist(), "C": self.C}
+
+
+class BoostedFusion:
+    """Gradient-boosted trees on the features and their within-problem z-scores (pointwise).
+
+    Parameters
+    ----------
+    max_iter, learning_rate, max_leaf_nodes
+        Passed to :class:`sklearn.ensemble.HistGradientBoostingClassifier`.
+    random_state
+        Seed.
+    """
+
+    kind = "boosted-trees"
+
+    def __init__(self, *, max_iter: int = 200, learning_rate: float = 0.05, max_leaf_nodes: int = 31,
+                 random_state: int = 0) -> None:
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.random_state = random_state
+
+    @staticmethod
+    def _design(x: np.ndarray, groups: Any) -> np.ndarray:
+        return np.hstack([x, within_group_z(x, None if groups is None else np.asarray(groups))])
+
+    def fit(self, x: Any, y: Any, groups: Any) -> BoostedFusion:
+        arr = _check_x(x)
+        self.model_ = HistGradientBoostingClassifier(max_iter=self.max_iter, learning_rate=self.learning_rate,
+                                                     max_leaf_nodes=self.max_leaf_nodes,
+                                                     random_state=self.random_state)
+        self.model_.fit(self._design(arr, groups), np.asarray(y).astype(int))
+        return self
+
+    def decision_function(self, x: Any, groups: Any = None) -> np.ndarray:
+        arr = _check_x(x)
+        return np.asarray(self.model_.decision_function(self._design(arr, groups)), dtype=np.float64)
+
+    def contributions(self, x: Any) -> np.ndarray | None:
+        return None  # trees have no additive per-feature contributions
+
+
+Fusion = WeightedFusion | PairwiseLogisticFusion | BoostedFusion
+
+
+def fusion_from_dict(doc: Mapping[str, Any]) -> WeightedFusion | PairwiseLogisticFusion:
+    """Rebuild a linear fusion saved with ``to_dict`` (features are matched by name)."""
+    names: Sequence[str] = doc["features"]
+    pos = {n: i for i, n in enumerate(names)}
+
+    def column(key: str, default: float) -> np.ndarray:
+        values = doc[key]
+        return np.array([float(values[pos[n]]) if n in pos else default for n in FEATURES])
+
+    fusion: WeightedFusion | PairwiseLogisticFusion
+    if doc["kind"] == WeightedFusion.kind:
+        fusion = WeightedFusion(weights={n: float(v) for n, v in zip(names, doc["coef"], strict=True)})
+    elif doc["kind"] == PairwiseLogisticFusion.kind:
+        fusion = PairwiseLogisticFusion(C=float(doc.get("C", 0.1)))
+    else:
+        raise ValueError(f"not a linear fusion: {doc['kind']!r}")
+    fusion.mean_ = column("mean", 0.0)
+    fusion.scale_ = column("scale", 1.0)
+    fusion.coef_ = column("coef", 0.0)
+    return fusion
+
+
+def fingerprint(doc: Any) -> str:
+    """Short stable hash of a JSON-able description (model versions)."""
+    return hashlib.sha1(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:10]

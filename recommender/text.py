@@ -1,0 +1,127 @@
+"""Text representations for ranking: TF-IDF (word 1-2 grams and character n-grams) and BM25 inputs.
+
+Chinese has no spaces, so before word analysis every CJK character is set apart: the word
+analyser then sees characters as tokens and character bigrams as word bigrams, while Latin words
+stay whole. The character n-gram analyser works the same for both scripts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+__all__ = ["TextModel", "TextViews", "cjk_spaced", "problem_text", "profile_text"]
+
+_CJK = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
+
+
+def cjk_spaced(text: str) -> str:
+    """Lower-case ``text`` and put spaces around CJK characters.
+
+    Examples
+    --------
+    >>> cjk_spaced("PLC程序 Debug")
+    'plc 程  序  debug'
+    """
+    return _CJK.sub(r" \1 ", text.lower())
+
+
+def problem_text(row: Mapping[str, Any]) -> str:
+    """The text of a problem that the text signals compare: title, description and skills.
+
+    Examples
+    --------
+    >>> problem_text({"title": "主轴异响", "skills": ["数控"]})
+    '主轴异响 数控'
+    """
+    parts = [str(row.get("title") or ""), str(row.get("description") or "")]
+    parts.extend(str(s) for s in row.get("skills") or [])
+    return " ".join(p for p in parts if p)
+
+
+def profile_text(row: Mapping[str, Any], skill_aliases: Mapping[str, Sequence[str]] | None = None) -> str:
+    """A worker's profile text: skills (with aliases), service menu, honours, studio, level and role.
+
+    Examples
+    --------
+    >>> profile_text({"skills": ["焊接"], "honours": ["全国劳模"]}, {"焊接": ["电焊"]})
+    '焊接 电焊 全国劳模'
+    """
+    aliases = skill_aliases or {}
+    parts: list[str] = []
+    for skill in row.get("skills") or []:
+        parts.append(str(skill))
+        parts.extend(str(a) for a in aliases.get(skill, ()))
+    for key in ("service_menu", "honours"):
+        parts.extend(str(v) for v in row.get(key) or [])
+    for key in ("studio", "level", "role"):
+        if row.get(key):
+            parts.append(str(row[key]))
+    return " ".join(parts)
+
+
+@dataclass
+class TextViews:
+    """The L2-normalised TF-IDF rows of some texts in each view."""
+
+    word: sp.csr_matrix
+    char: sp.csr_matrix
+    counts: sp.csr_matrix  # raw word 1-2 gram counts, for BM25
+
+    def __getitem__(self, rows: Any) -> TextViews:
+        return TextViews(self.word[rows], self.char[rows], self.counts[rows])
+
+
+class TextModel:
+    """Word 1-2 gram and character 2-4 gram TF-IDF (sublinear tf), fitted on a corpus.
+
+    Parameters
+    ----------
+    char_ngrams
+        Character n-gram range of the second view.
+    min_df_char
+        Minimum document frequency of a character n-gram (keeps the vocabulary small).
+    """
+
+    def __init__(self, *, char_ngrams: tuple[int, int] = (2, 4), min_df_char: int = 2) -> None:
+        self.char_ngrams = char_ngrams
+        self.min_df_char = min_df_char
+
+    def fit(self, texts: Sequence[str]) -> TextModel:
+        """Learn vocabularies and idf weights; returns ``self``."""
+        if not texts:
+            texts = [""]
+        corpus = list(texts)
+        self.word_ = TfidfVectorizer(preprocessor=cjk_spaced, token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2),
+                                     sublinear_tf=True, dtype=np.float32)
+        self.char_ = TfidfVectorizer(analyzer="char_wb", preprocessor=str.lower, ngram_range=self.char_ngrams,
+                                     min_df=min(self.min_df_char, len(corpus)), sublinear_tf=True,
+                                     dtype=np.float32)
+        try:
+            self.word_.fit(corpus)
+        except ValueError:  # empty vocabulary: texts with no word characters at all
+            self.word_.fit(corpus + ["_"])
+        self.counter_ = CountVectorizer(preprocessor=cjk_spaced, token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2),
+                                        vocabulary=self.word_.vocabulary_, dtype=np.float32)
+        try:
+            self.char_.fit(corpus)
+        except ValueError:
+            self.char_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 1), dtype=np.float32).fit(corpus + ["_"])
+        return self
+
+    def transform(self, texts: Iterable[str]) -> TextViews:
+        """TF-IDF rows of ``texts`` in both views plus raw word counts."""
+        texts = list(texts)
+        word = self.word_.transform(texts).tocsr()
+        char = self.char_.transform(texts).tocsr()
+        counts = self._counts(texts)
+        return TextViews(word, char, counts)
+
+    def _counts(self, texts: list[str]) -> sp.csr_matrix:
+        return self.counter_.transform(texts).tocsr().astype(np.float32)
