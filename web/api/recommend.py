@@ -15,7 +15,7 @@ from flask import Response, jsonify
 from graph.store import GraphStore
 from web import auth
 from web.api import bp, schemas
-from web.errors import Forbidden, NotFound
+from web.errors import Forbidden, NotFound, ValidationFailed
 from web.extensions import get_state
 
 __all__ = ["recommendation_items"]
@@ -65,6 +65,16 @@ def _ranked(problem: dict[str, Any] | str, *, top_k: int, explain: bool, candida
         responses={200: "ranked workers", **schemas.error_responses(400, 413, 422)})
 def recommend_new(data: dict[str, Any]) -> Response:
     """POST /recommendations"""
+    store = get_state().store
+    for field in ("candidates", "exclude_ids"):
+        unknown = [w for w in data.get(field) or [] if store.get_node("Worker", w) is None]
+        if unknown and field == "candidates":
+            raise ValidationFailed({"body.candidates": [f"未知劳模工匠 / unknown worker(s): {', '.join(unknown[:10])}"]})
+    if set(data.get("candidates") or []) & set(data.get("exclude_ids") or []):
+        raise ValidationFailed({"body.exclude": ["不能同时在 candidates 中 / also listed in candidates"]})
+    enterprise = data["problem"].get("enterprise_id")
+    if enterprise is not None and store.get_node("Enterprise", enterprise) is None:
+        raise ValidationFailed({"body.problem.enterprise_id": [f"未知企业 / unknown enterprise {enterprise!r}"]})
     return _ranked(dict(data["problem"]), top_k=data["top_k"], explain=data["explain"],
                    candidates=data.get("candidates"), exclude=data.get("exclude_ids"),
                    query={"problem": data["problem"], "top_k": data["top_k"],
