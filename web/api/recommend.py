@@ -66,10 +66,9 @@ def _ranked(problem: dict[str, Any] | str, *, top_k: int, explain: bool, candida
 def recommend_new(data: dict[str, Any]) -> Response:
     """POST /recommendations"""
     store = get_state().store
-    for field in ("candidates", "exclude_ids"):
-        unknown = [w for w in data.get(field) or [] if store.get_node("Worker", w) is None]
-        if unknown and field == "candidates":
-            raise ValidationFailed({"body.candidates": [f"未知劳模工匠 / unknown worker(s): {', '.join(unknown[:10])}"]})
+    unknown = [w for w in data.get("candidates") or [] if store.get_node("Worker", w) is None]
+    if unknown:
+        raise ValidationFailed({"body.candidates": [f"未知劳模工匠 / unknown worker(s): {', '.join(unknown[:10])}"]})
     if set(data.get("candidates") or []) & set(data.get("exclude_ids") or []):
         raise ValidationFailed({"body.exclude": ["不能同时在 candidates 中 / also listed in candidates"]})
     enterprise = data["problem"].get("enterprise_id")
