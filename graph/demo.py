@@ -961,7 +961,7 @@ class DemoWorld:
             middle.append(grammar.expand("{impact}"))
         rt.shuffle(middle)
         tail = [grammar.expand("{ask_" + service + "}")]
-        if rt.random() < 0.3:
+        if service not in _TRAINING and rt.random() < 0.3:  # deadlines make no sense for mentoring
             tail.append(grammar.expand("{constraint}"))
         rt.shuffle(tail)
         clauses += middle + tail
