@@ -24,7 +24,7 @@ from recommender.errors import InvalidQuery
 from recommender.features import FEATURES, Query, compute_features
 from recommender.index import Encoder, RankingIndex
 from recommender.metrics import QueryResult, pessimistic_ranks, summarise
-from recommender.training import skill_aliases, train_ranker
+from recommender.training import score_groups, skill_aliases, train_ranker
 
 __all__ = ["EvalReport", "evaluate_dataset", "read_queries", "score_table"]
 
@@ -155,7 +155,7 @@ def evaluate_dataset(
         f = np.zeros((len(c), len(FEATURES)))
         f[c >= 0] = fk
         feats.append(f)
-    scores = [trained.fusion.decision_function(f, np.zeros(len(f), dtype=np.int64)) for f in feats]
+    scores = score_groups(trained.fusion, feats)
     # unknown candidates (not in the dataset) rank last
     for s, c in zip(scores, cand_idx, strict=True):
         if (c < 0).any() and (c >= 0).any():

@@ -39,6 +39,7 @@ __all__ = [
     "TrainedRanker",
     "make_pseudo_queries",
     "mrr_of",
+    "score_groups",
     "skill_aliases",
     "time_order",
     "train_ranker",
@@ -136,8 +137,13 @@ def _stack(feats: list[np.ndarray], labels: list[np.ndarray]) -> tuple[np.ndarra
     return x, y, groups
 
 
-def _score(fusion: Fusion, feats: list[np.ndarray]) -> list[np.ndarray]:
-    return [fusion.decision_function(f, np.zeros(len(f), dtype=np.int64)) for f in feats]
+def score_groups(fusion: Fusion, feats: list[np.ndarray]) -> list[np.ndarray]:
+    """Fused scores per query, computed in one call (tree ensembles have a high per-call cost)."""
+    if not feats:
+        return []
+    x, _, groups = _stack(feats, [np.zeros(len(f), dtype=bool) for f in feats])
+    scores = fusion.decision_function(x, groups)
+    return np.split(scores, np.cumsum([len(f) for f in feats])[:-1])
 
 
 @dataclass
@@ -206,24 +212,29 @@ def train_ranker(
     min_queries: int = 30,
     seed: int = 0,
     mode: Literal["auto", "weights", "learned"] = "auto",
+    within: np.ndarray | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainedRanker:
     """Fit and choose the fusion on ``proj``'s own history (see the module docstring).
 
     ``mode="auto"`` keeps a learned fusion only when it beats the weights on the validation slice;
     ``"weights"`` and ``"learned"`` force the choice (the validation is still measured and reported).
+    ``within`` (a boolean problem mask) restricts training to a part of the graph, e.g. the
+    history before a replay's test window; problems outside it are neither evidence nor queries.
     With fewer than ``min_queries`` usable pseudo-queries the configured weights are returned,
     their scaler fitted on whatever rows exist.
     """
     say = log or (lambda _msg: None)
     order = time_order(proj)
+    if within is not None:
+        order = order[np.asarray(within, dtype=bool)[order]]
     solved_cols = np.asarray(proj.matrix("SOLVED", "Worker", "Problem").sum(axis=0)).ravel() > 0
     solved_order = order[solved_cols[order]]
     n_hold = int(round(len(solved_order) * holdout))
     held = solved_order[len(solved_order) - n_hold:] if n_hold else solved_order[:0]
     if len(held) > max_queries:
         held = held[-max_queries:]
-    history = np.ones(proj.n("Problem"), dtype=bool)
+    history = np.ones(proj.n("Problem"), dtype=bool) if within is None else np.asarray(within, dtype=bool).copy()
     # everything posted from the first held-out problem on is outside the history
     if len(held):
         first = int(np.flatnonzero(np.isin(order, held))[0])
@@ -253,7 +264,7 @@ def train_ranker(
         PairwiseLogisticFusion.kind: PairwiseLogisticFusion(random_state=seed).fit(tr_x, tr_y, tr_g),
         BoostedFusion.kind: BoostedFusion(random_state=seed).fit(tr_x, tr_y, tr_g),
     }
-    validation = {kind: mrr_of(_score(f, feats[cut:]), pseudo.labels[cut:]) for kind, f in candidates.items()}
+    validation = {kind: mrr_of(score_groups(f, feats[cut:]), pseudo.labels[cut:]) for kind, f in candidates.items()}
     for kind, m in validation.items():
         say(f"  validation {kind:18s} MRR {m['MRR']:.4f}  P@1 {m['P@1']:.4f}  nDCG@10 {m['nDCG@10']:.4f}")
     allowed = {"auto": list(validation), "weights": ["weights"],

@@ -1,0 +1,168 @@
+"""The product ranker on a tiny Chinese graph: filters, cold start, service types, declines, explanations."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from graph.dataset import load_dataset
+from graph.memory import MemoryStore
+from graph.store import NodeRow, RelRow, WriteBatch
+from recommender.engine import RankConfig, Recommender
+from recommender.errors import InvalidQuery, UnknownProblem, UnknownWorker
+from tests.ranking_fixtures import write_dataset
+
+WELDING = {"title": "风电法兰焊接裂纹", "description": "法兰焊缝出现裂纹", "skills": ["电焊"], "enterprise_id": "e2",
+           "service_type": "技术帮扶"}
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> MemoryStore:
+    s = MemoryStore(None)
+    load_dataset(s, write_dataset(tmp_path / "tiny"))
+    return s
+
+
+def _rec(store: MemoryStore, tmp_path: Path, **config: object) -> Recommender:
+    return Recommender(store, config=RankConfig(model_dir=tmp_path / "models", **config))  # type: ignore[arg-type]
+
+
+def _match(store: MemoryStore, mid: str, worker: str, problem: str, state: str, created: str | None = None) -> None:
+    store.create_node("Match", mid, {"worker_id": worker, "problem_id": problem, "state": state,
+                                     "created_at": created or date.today().isoformat() + "T09:00:00"})
+
+
+def test_welding_problem_ranks_the_welders_and_never_the_inactive(store: MemoryStore, tmp_path: Path) -> None:
+    recs = _rec(store, tmp_path).recommend(WELDING, n=10)
+    ids = [r.worker_id for r in recs]
+    assert ids[0] == "w1"
+    assert "w4" not in ids  # inactive
+    assert ids.index("w6") < ids.index("w3")  # a welder before the CNC machinist
+    assert all(a.score >= b.score for a, b in zip(recs, recs[1:], strict=False))
+    assert recs[0].components["fused"] != 0.0
+    assert re.match(r"^(fused-weights|learned)@[0-9a-f]{10}$", _rec(store, tmp_path).model_version)
+
+
+def test_capacity_filter_counts_this_months_invited_and_accepted(store: MemoryStore, tmp_path: Path) -> None:
+    rec = _rec(store, tmp_path)
+    assert "w6" in [r.worker_id for r in rec.recommend(WELDING)]
+    _match(store, "m1", "w6", "p8", "declined")
+    _match(store, "m2", "w6", "p7", "accepted", created="2020-01-05T10:00:00")  # an old month does not count
+    assert "w6" in [r.worker_id for r in rec.recommend(WELDING)]
+    _match(store, "m3", "w6", "p7", "invited")  # capacity 1 now used
+    assert "w6" not in [r.worker_id for r in rec.recommend(WELDING)]
+
+
+def test_conflict_of_interest_is_filtered_unless_allowed(store: MemoryStore, tmp_path: Path) -> None:
+    assert "w1" not in [r.worker_id for r in _rec(store, tmp_path).recommend("p8")]  # w1 works for e1
+    assert "w1" in [r.worker_id for r in _rec(store, tmp_path, allow_conflicts=True).recommend("p8")]
+
+
+def test_cold_start_new_worker_and_new_enterprise(store: MemoryStore, tmp_path: Path) -> None:
+    recs = _rec(store, tmp_path).recommend({"title": "PLC程序调试", "skills": ["PLC"], "enterprise_id": "e-new"}, n=3)
+    ids = [r.worker_id for r in recs]
+    assert "w5" in ids[:2]  # no history at all: found by declared skill (alias) and service menu
+    w5 = recs[ids.index("w5")]
+    assert w5.components.get("skill_declared") == 1.0
+    assert w5.explanation is not None and "PLC编程" in w5.explanation.matched_skills
+    assert any("新入库" in r for r in w5.explanation.reasons)
+
+
+def test_explanation_paths_are_real_and_short(store: MemoryStore, tmp_path: Path) -> None:
+    for problem in (WELDING, "p7", {"title": "数控车床精度", "skills": ["数控"], "enterprise_id": "e2"}):
+        for rec in _rec(store, tmp_path).recommend(problem, n=5):
+            assert rec.explanation is not None
+            assert rec.explanation.reasons and all(re.search(r"[\u4e00-\u9fff]", s) for s in rec.explanation.reasons)
+            assert len(rec.explanation.paths) <= 3
+            for path in rec.explanation.paths:
+                nodes, rels = path["nodes"], path["rels"]
+                assert 1 <= len(rels) <= 3 and len(nodes) == len(rels) + 1
+                assert nodes[0] == {"label": "Worker", "id": rec.worker_id, "name": nodes[0]["name"]}
+                for a, b, rel in zip(nodes, nodes[1:], rels, strict=False):
+                    start, end = (a, b) if rel["direction"] == "->" else (b, a)
+                    found = store.relationships(rel["type"], start=(start["label"], start["id"]),
+                                                end=(end["label"], end["id"]))
+                    assert found, f"{start} -{rel['type']}-> {end} is not in the store"
+            for sim in rec.explanation.similar_problems:
+                assert store.relationships("SOLVED", start=("Worker", rec.worker_id), end=("Problem", sim["id"]))
+                assert sim["title"] == store.get_node("Problem", sim["id"])["title"]
+    w1 = _rec(store, tmp_path).recommend(WELDING, n=1)[0]
+    kinds = [[r["type"] for r in p["rels"]] for p in w1.explanation.paths]  # type: ignore[union-attr]
+    assert ["SOLVED", "POSTED"] in kinds  # w1 solved p2 posted by e2, the querying enterprise
+
+
+def test_service_types_change_the_evidence(store: MemoryStore, tmp_path: Path) -> None:
+    rec = _rec(store, tmp_path)
+    training = dict(WELDING, service_type="技能培训")
+    w1 = next(r for r in rec.recommend(training) if r.worker_id == "w1")
+    assert w1.components["teach_fit"] == 1.0  # teaches: true
+    onsite = {"title": "PLC通讯中断", "skills": ["PLC编程"], "district": "亭湖区", "service_type": "技术帮扶"}
+    comps = {r.worker_id: r.components for r in rec.recommend(onsite)}
+    assert comps["w5"]["onsite_fit"] == 1.0 and comps["w2"]["onsite_fit"] == 0.5  # 盐都区 neighbours 亭湖区
+    rd = {"title": "焊接机器人PLC联调", "skills": ["PLC编程"], "service_type": "研发攻关"}
+    comps = {r.worker_id: r.components for r in rec.recommend(rd)}
+    assert comps["w2"].get("depth_fit", 0.0) > 0.0
+
+
+def test_declines_and_load_lower_the_rank(store: MemoryStore, tmp_path: Path) -> None:
+    rec = _rec(store, tmp_path)
+    query = {"title": "PLC通讯故障排查", "skills": ["PLC编程"]}
+    before = {r.worker_id: r.score for r in rec.recommend(query)}
+    _match(store, "m1", "w2", "p7", "declined")  # p7 is a similar PLC problem
+    after = {r.worker_id: r for r in rec.recommend(query)}
+    assert after["w2"].score < before["w2"]
+    assert after["w2"].components["decline_penalty"] < 0
+    _match(store, "m2", "w5", "p7", "invited")
+    loaded = {r.worker_id: r for r in rec.recommend(query)}
+    assert loaded["w5"].components["load_penalty"] < 0 and loaded["w5"].score < before["w5"]
+
+
+def test_refresh_picks_up_a_new_solved_problem(store: MemoryStore, tmp_path: Path) -> None:
+    rec = _rec(store, tmp_path)
+    query = {"title": "锅炉水处理结垢", "skills": ["数控"]}
+    before = {r.worker_id: r.components.get("text_max", 0.0) for r in rec.recommend(query)}
+    store.apply(WriteBatch(nodes=[NodeRow("Problem", "p9", {"title": "锅炉水处理结垢严重", "status": "solved"})],
+                           rels=[RelRow("SOLVED", "Worker", "w3", "Problem", "p9", {"rating": 5})]))
+    after = {r.worker_id: r.components.get("text_max", 0.0) for r in rec.recommend(query)}
+    assert after["w3"] > before.get("w3", 0.0)
+
+
+def test_worker_side_and_pair_scores(store: MemoryStore, tmp_path: Path) -> None:
+    rec = _rec(store, tmp_path)
+    suggestions = rec.recommended_problems("w2", n=5)
+    assert [s.problem_id for s in suggestions][0] == "p7"  # the open PLC problem
+    assert {s.problem_id for s in suggestions} <= {"p7", "p8"}
+    assert rec.recommended_problems("w1") and all(s.problem_id != "p8" for s in rec.recommended_problems("w1"))
+    pairs = rec.score_pairs(["p7", "p8"])
+    assert set(pairs) == {"p7", "p8"}
+    assert "w1" not in pairs["p8"] and "w4" not in pairs["p7"]
+    assert max(pairs["p7"], key=pairs["p7"].__getitem__) == "w2"
+
+
+def test_candidates_exclude_and_errors(store: MemoryStore, tmp_path: Path) -> None:
+    rec = _rec(store, tmp_path)
+    assert {r.worker_id for r in rec.recommend(WELDING, candidates=["w2", "w3"])} == {"w2", "w3"}
+    assert "w1" not in [r.worker_id for r in rec.recommend(WELDING, exclude=["w1"])]
+    assert rec.recommend(WELDING, explain=False)[0].explanation is None
+    with pytest.raises(InvalidQuery):
+        rec.recommend(WELDING, candidates=["w1"], exclude=["w1"])
+    with pytest.raises(InvalidQuery):
+        rec.recommend({"title": " ", "skills": []})
+    with pytest.raises(InvalidQuery):
+        rec.recommend(WELDING, n=0)
+    with pytest.raises(UnknownProblem):
+        rec.recommend("nope")
+    with pytest.raises(UnknownWorker):
+        rec.recommended_problems("nobody")
+    d = rec.recommend(WELDING, n=1)[0].to_dict()
+    assert set(d) == {"worker_id", "score", "components", "explanation"}
+    assert set(d["explanation"]) == {"similar_problems", "matched_skills", "paths", "reasons"}
+
+
+def test_candidate_generation_keeps_the_right_workers(store: MemoryStore, tmp_path: Path) -> None:
+    everyone = [r.worker_id for r in _rec(store, tmp_path).recommend(WELDING, n=3)]
+    pruned = [r.worker_id for r in _rec(store, tmp_path, max_candidates=2).recommend(WELDING, n=3)]
+    assert pruned[0] == everyone[0] == "w1"

@@ -1,0 +1,179 @@
+"""Each ranking signal on tiny inputs with hand-computed expected values."""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from graph.memory import MemoryStore
+from graph.projection import Projection
+from graph.store import NodeRow, RelRow, WriteBatch
+from recommender.errors import ConvergenceError
+from recommender.features import FEATURES, Query, compute_features, gather_segments
+from recommender.index import RankingIndex
+from recommender.signals import (
+    bm25_weights,
+    declared_skill_overlap,
+    district_proximity,
+    personalized_pagerank,
+    rating_weight,
+    recency_weight,
+    segment_topk,
+    skill_count_score,
+    skill_profile_cosine,
+    transition_matrix,
+)
+
+
+def test_segment_topk_hand_computed() -> None:
+    values = np.array([0.2, 0.9, 0.5, 0.7, 0.1, 0.4])
+    indptr = np.array([0, 5, 5, 6])  # worker 0 has five similarities, worker 1 none, worker 2 one
+    sums, maxes, means = segment_topk(values, indptr, 3)
+    assert sums.tolist() == pytest.approx([0.9 + 0.7 + 0.5, 0.0, 0.4])
+    assert maxes.tolist() == pytest.approx([0.9, 0.0, 0.4])
+    assert means.tolist() == pytest.approx([(0.9 + 0.7 + 0.5) / 3, 0.0, 0.4])
+
+
+def test_gather_segments_matches_python_slices() -> None:
+    m = sp.csr_matrix(np.array([[1, 0, 2], [0, 0, 0], [3, 4, 5]]))
+    pos, ptr = gather_segments(m.indptr, np.array([2, 1, 0]))
+    got = [m.indices[pos[a:b]].tolist() for a, b in zip(ptr[:-1], ptr[1:], strict=True)]
+    assert got == [[0, 1, 2], [], [0, 2]]
+
+
+def test_ppr_two_nodes_closed_form() -> None:
+    # x0 = (1-d) + d*x1, x1 = d*x0  =>  x0 = (1-d)/(1-d^2) = 1/(1+d)
+    t = transition_matrix(sp.csr_matrix(np.array([[0, 1], [1, 0]])))
+    for d in (0.3, 0.5, 0.85):
+        x = personalized_pagerank(t, np.array([1.0, 0.0]), damping=d, tol=1e-12, max_iter=1000)
+        assert x[0] == pytest.approx(1 / (1 + d), abs=1e-9)
+        assert x[1] == pytest.approx(d / (1 + d), abs=1e-9)
+
+
+def test_ppr_four_nodes_matches_networkx() -> None:
+    g = nx.Graph([(0, 1), (1, 2), (2, 3), (1, 3)])
+    g.add_node(4)  # isolated: a dangling node
+    adj = nx.to_scipy_sparse_array(g, nodelist=range(5), format="csr")
+    seeds = {0: 0.75, 3: 0.25}
+    expected = nx.pagerank(g, alpha=0.85, personalization=seeds, tol=1e-12, max_iter=1000)
+    p = np.array([seeds.get(i, 0.0) for i in range(5)])
+    got = personalized_pagerank(transition_matrix(adj), p, damping=0.85, tol=1e-12, max_iter=1000)
+    assert got.tolist() == pytest.approx([expected[i] for i in range(5)], abs=1e-8)
+    assert got.sum() == pytest.approx(1.0)
+
+
+def test_ppr_batched_columns_equal_single_runs() -> None:
+    adj = sp.csr_matrix(np.array([[0, 1, 1], [1, 0, 0], [1, 0, 0]]))
+    t = transition_matrix(adj)
+    batch = personalized_pagerank(t, np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), damping=0.5)
+    for j, p in enumerate(([1.0, 0.0, 0.0], [0.0, 0.5, 0.5])):
+        assert batch[:, j] == pytest.approx(personalized_pagerank(t, np.array(p), damping=0.5), abs=1e-6)
+
+
+def test_ppr_raises_when_it_cannot_converge() -> None:
+    t = transition_matrix(sp.csr_matrix(np.array([[0, 1], [1, 0]])))
+    with pytest.raises(ConvergenceError):
+        personalized_pagerank(t, np.array([1.0, 0.0]), damping=0.85, tol=1e-12, max_iter=3)
+    with pytest.raises(ValueError):
+        personalized_pagerank(t, np.array([1.0, 0.0]), damping=1.0)
+
+
+def test_bm25_matches_the_formula() -> None:
+    counts = sp.csr_matrix(np.array([[2.0, 0.0, 1.0], [0.0, 1.0, 1.0]]))
+    k1, b = 1.2, 0.75
+    w = bm25_weights(counts, k1=k1, b=b).toarray()
+    lengths = np.array([3.0, 2.0])
+    avg = lengths.mean()
+    df = np.array([1, 1, 2])
+    idf = np.log(1 + (2 - df + 0.5) / (df + 0.5))
+    tf = 2.0
+    expect = idf[0] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[0] / avg))
+    assert w[0, 0] == pytest.approx(expect, rel=1e-6)
+    assert w[1, 0] == 0.0
+
+
+def test_skill_signals_hand_computed() -> None:
+    counts = sp.csr_matrix(np.array([[3.0, 0.0, 1.0], [0.0, 2.0, 0.0]]))
+    idf = np.array([1.0, 2.0, 0.5])
+    got = skill_count_score([0, 2], counts, idf)
+    assert got.tolist() == pytest.approx([math.log(4) * 1.0 + math.log(2) * 0.5, 0.0])
+    prof = sp.csr_matrix(np.array([[0.6, 0.8, 0.0], [0.0, 0.0, 1.0]]))
+    assert skill_profile_cosine(np.array([3.0, 4.0, 0.0]), prof).tolist() == pytest.approx([1.0, 0.0])
+    assert skill_profile_cosine(np.zeros(3), prof).tolist() == [0.0, 0.0]
+    assert declared_skill_overlap({"a", "b", "c", "d"}, [{"a"}, {"a", "b", "x"}]).tolist() == [0.25, 0.5]
+
+
+def test_weights_and_district() -> None:
+    assert rating_weight(np.array([5.0, 3.0, np.nan])).tolist() == pytest.approx([1.0, 0.8, 1.0])
+    assert recency_weight(np.array([0.0, 1460.0, np.nan]), half_life_days=730, floor=0.0).tolist() == \
+        pytest.approx([1.0, 0.25, 1.0])
+    assert recency_weight(np.array([10_000.0]), floor=0.5).tolist() == [0.5]
+    assert district_proximity(["A", "B", "C"], "A", {"B"}).tolist() == [1.0, 0.5, 0.0]
+    assert district_proximity(["A"], None, set()).tolist() == [0.0]
+
+
+def _tiny_store() -> MemoryStore:
+    store = MemoryStore(None)
+    nodes = [NodeRow("Worker", "w1", {"name": "甲"}), NodeRow("Worker", "w2", {"name": "乙"}),
+             NodeRow("Skill", "焊接", {"name": "焊接"}), NodeRow("Skill", "PLC", {"name": "PLC"})]
+    titles = {"p1": "welding crack repair", "p2": "welding porosity", "p3": "welding robot",
+              "p4": "welding distortion", "p5": "plc program crash"}
+    nodes += [NodeRow("Problem", pid, {"title": t, "status": "solved"}) for pid, t in titles.items()]
+    rels = [RelRow("SOLVED", "Worker", "w1", "Problem", p, {}) for p in ("p1", "p2", "p3", "p4")]
+    rels += [RelRow("SOLVED", "Worker", "w2", "Problem", "p5", {}),
+             RelRow("REQUIRES", "Problem", "p1", "Skill", "焊接", {}),
+             RelRow("REQUIRES", "Problem", "p5", "Skill", "PLC", {}),
+             RelRow("HAS_SKILL", "Worker", "w2", "Skill", "焊接", {})]
+    store.apply(WriteBatch(nodes=nodes, rels=rels))
+    return store
+
+
+def test_text_top3_is_the_sum_of_the_three_best_cosines() -> None:
+    index = RankingIndex(Projection.from_store(_tiny_store()))
+    query = Query(text="welding crack", skills=("焊接",))
+    feats, _ = compute_features(index, [query], [np.array([0, 1])])
+    f = feats[0]
+    q = index.text.transform([query.text]).word
+    cos = (q @ index.docs_word_t).toarray().ravel()
+    w1_cols = index.worker_history(0)
+    expected = sorted(cos[w1_cols], reverse=True)[:3]
+    assert f[0, FEATURES.index("text_top3")] == pytest.approx(sum(expected), rel=1e-5)
+    assert f[0, FEATURES.index("text_max")] == pytest.approx(max(expected), rel=1e-5)
+    assert f[1, FEATURES.index("text_top3")] == pytest.approx(0.0, abs=1e-6)  # plc problem shares no word
+    # skill overlap: w2 declares 焊接, w1 solved a problem requiring it
+    assert f[1, FEATURES.index("skill_declared")] == 1.0
+    assert f[0, FEATURES.index("skill_declared")] == 0.0
+    assert f[0, FEATURES.index("skill_count")] == pytest.approx(index.skill_idf[index.projection.index["Skill"]["焊接"]]
+                                                                 * math.log(2))
+    assert f[:, FEATURES.index("popularity")].tolist() == pytest.approx([math.log(5), math.log(2)])
+
+
+def test_a_stored_problem_is_not_its_own_evidence() -> None:
+    index = RankingIndex(Projection.from_store(_tiny_store()))
+    query = Query(text="plc program crash", problem_id="p5")
+    feats, _ = compute_features(index, [query], [np.array([1])])
+    assert feats[0][0, FEATURES.index("text_max")] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_projection_incremental_updates_equal_a_rebuild() -> None:
+    store = _tiny_store()
+    proj = Projection.from_store(store)
+    proj.add_problem("p6", {"title": "new plc fault", "skills": ["PLC"]})
+    proj.add_solved("w1", "p6", {"rating": 4})
+    store.apply(WriteBatch(nodes=[NodeRow("Problem", "p6", {"title": "new plc fault"})],
+                           rels=[RelRow("REQUIRES", "Problem", "p6", "Skill", "PLC", {}),
+                                 RelRow("SOLVED", "Worker", "w1", "Problem", "p6", {"rating": 4})]))
+    rebuilt = Projection.from_store(store)
+    for key in (("SOLVED", "Worker", "Problem"), ("REQUIRES", "Problem", "Skill")):
+        a = proj.matrix(*key)
+        b = rebuilt.matrix(*key)
+        # compare as sets of id pairs (indices may differ in order)
+        pairs_a = {(proj.ids[key[1]][i], proj.ids[key[2]][j]) for i, j in zip(*a.nonzero(), strict=True)}
+        pairs_b = {(rebuilt.ids[key[1]][i], rebuilt.ids[key[2]][j]) for i, j in zip(*b.nonzero(), strict=True)}
+        assert pairs_a == pairs_b
+    assert proj.adjacency().shape[0] == sum(proj.n(label) for label in proj.ids)
+    assert (proj.adjacency() != proj.adjacency().T).nnz == 0
