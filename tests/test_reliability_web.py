@@ -22,7 +22,7 @@ from web.extensions import get_state
 
 pytest.register_assert_rewrite("tests.api_support")
 
-from tests.api_support import assert_problem, make_app  # noqa: E402
+from tests.api_support import assert_problem, login_as, make_app  # noqa: E402
 
 pytest_plugins = ["tests.api_support"]
 
@@ -124,3 +124,16 @@ def test_neo4j_stopped_and_restarted_under_a_running_app(tmp_path: Path) -> None
     finally:
         state.close()
         server.stop()
+
+
+def test_pages_get_an_html_503_while_the_store_is_cut(demo_dir: Path) -> None:
+    store = CutStore()
+    app = make_app(store)
+    client, _ = login_as(app, store, "city")  # every page then loads the user from the store
+    store.down = True
+    response = client.get("/")
+    assert response.status_code == 503 and response.mimetype == "text/html"
+    assert response.headers["Retry-After"] == "5"
+    store.down = False
+    assert client.get("/").status_code in (200, 302)
+    store.close()

@@ -19,10 +19,10 @@ whose handler answers with a problem document that hides the traceback.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from flask import Flask, Response, current_app, has_request_context, json, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, default_exceptions
 
 from graph.errors import (
     ConstraintViolation,
@@ -185,10 +185,20 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     **params: Any,
 ) -> Response:
-    """Build a problem+json response for a catalogue entry, in the request's language."""
+    """Build a problem+json response for a catalogue entry, in the request's language.
+
+    Outside the API (a domain error escaping from an HTML page) the same status is answered with
+    werkzeug's plain HTML error page instead.
+    """
     title, zh, en = _CATALOGUE.get(slug, _CATALOGUE["http"])
     values = _Defaults(params)
     lang = request_language()
+    if has_request_context() and not is_api_request() and status in default_exceptions:
+        page = default_exceptions[status](description=(en if lang == "en" else zh).format_map(values))
+        html = page.get_response()
+        for key, value in (headers or {}).items():
+            html.headers[key] = value
+        return cast(Response, html)
     body: dict[str, Any] = {
         "type": f"urn:jianglian:error:{slug}",
         "title": title.format_map(values) or "Error",
