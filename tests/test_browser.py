@@ -38,7 +38,7 @@ CHROMIUM = os.environ.get("JIANGLIAN_CHROMIUM") or shutil.which("chromium") or "
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "browser-test-password"
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = 60_000
 
 
 class Server:

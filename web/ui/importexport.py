@@ -144,13 +144,14 @@ def _run(job: ImportJob, target: GraphStore, rec: Any) -> None:
 
     try:
         apply_rows(target, job.kind, job.preview.rows, progress=progress)
-        if rec is not None and hasattr(rec, "refresh"):
-            rec.refresh()
-        job.state = "done"
     except GraphError as err:  # DatasetError when the store changed since the preview, StoreUnavailable...
         log.warning("import %s failed: %s", job.id, err)
         job.message = str(err)[:500]
         job.state = "failed"
+        return
+    job.state = "done"
+    if rec is not None and hasattr(rec, "refresh"):
+        rec.refresh()  # the next ranking sees the new rows (the write is done either way)
 
 
 @bp.route("/import/<job_id>/apply", methods=["POST"])
