@@ -280,3 +280,20 @@ def test_openapi_and_docs_are_local(api_app: Any) -> None:
     for asset in ("/static/vendor/swagger-ui/swagger-ui-bundle.js", "/api/v1/static/docs-init.js"):
         assert asset in page
     assert client.get("/api/v1/static/docs-init.js").status_code == 200
+
+
+def test_settings_from_the_environment_and_a_persisted_secret(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graph.memory import MemoryStore
+    from web import create_app
+
+    monkeypatch.setenv("JIANGLIAN_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("JIANGLIAN_STORE", "memory")
+    monkeypatch.setenv("JIANGLIAN_MAX_CONTENT_LENGTH", "2048")
+    first = create_app()
+    assert first.config["MAX_CONTENT_LENGTH"] == 2048
+    secret = first.config["SECRET_KEY"]
+    assert (tmp_path / "secret_key").read_text().strip() == secret and len(secret) == 64
+    assert create_app().config["SECRET_KEY"] == secret  # sessions survive a restart
+    monkeypatch.setenv("JIANGLIAN_SECRET_KEY", "12345")
+    assert create_app().config["SECRET_KEY"] == "12345"
+    assert create_app({"STORE": MemoryStore()}).config["SECRET_KEY"] == "12345"

@@ -108,6 +108,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> APIFlask:
         app.config.from_mapping(test_config)
 
     state = extensions.init_app(app)
+    secret = app.config.get("SECRET_KEY")
+    if secret is not None and not isinstance(secret, str | bytes):  # from_prefixed_env parsed digits as JSON
+        app.config["SECRET_KEY"] = str(secret)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(app, state)
 
