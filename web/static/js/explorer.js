@@ -21,7 +21,8 @@
     });
   }
   function layout() {
-    cy.layout({ name: 'cose', animate: false, padding: 20, nodeRepulsion: function () { return 9000; } }).run();
+    cy.layout({ name: 'cose', animate: false, padding: 20, idealEdgeLength: function () { return 110; },
+      nodeRepulsion: function () { return 400000; }, nodeOverlap: 20, componentSpacing: 80 }).run();
   }
   function add(elements) {
     elements.forEach(function (el) { if (cy.getElementById(el.data.id).empty()) { cy.add(el); } });

@@ -8,7 +8,7 @@ window.JianglianGraph = (function () {
     { selector: 'node', style: {
         'label': 'data(label)', 'font-size': 10, 'color': '#1f2933', 'text-valign': 'bottom',
         'text-margin-y': 3, 'width': 18, 'height': 18, 'background-color': '#9ca3af',
-        'text-max-width': 110, 'text-wrap': 'ellipsis' } }
+        'text-max-width': 110, 'text-wrap': 'ellipsis', 'min-zoomed-font-size': 9 } }
   ];
   Object.keys(colours).forEach(function (label) {
     style.push({ selector: 'node[type = "' + label + '"]', style: { 'background-color': colours[label] } });
@@ -17,6 +17,6 @@ window.JianglianGraph = (function () {
   style.push({ selector: 'edge', style: {
       'width': 1.5, 'line-color': '#cbd2d9', 'target-arrow-color': '#cbd2d9', 'target-arrow-shape': 'triangle',
       'curve-style': 'bezier', 'label': 'data(label)', 'font-size': 7, 'color': '#6b7280',
-      'text-rotation': 'autorotate' } });
+      'text-rotation': 'autorotate', 'min-zoomed-font-size': 12 } });
   return { colours: colours, style: style };
 })();
