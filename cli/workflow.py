@@ -117,11 +117,14 @@ def _summary(label: str, plan: Plan, demand: int) -> str:
               help="Fraction of the score a city-team worker loses outside their district team.")
 @click.option("--allow-cross-district", is_flag=True, help="Also use other districts' teams (penalised).")
 @click.option("--cross-district-penalty", type=float, default=0.4, show_default=True)
-@click.option("--min-score", type=float, default=0.0, show_default=True, help="Ignore pairs scoring at most this.")
+@click.option("--min-score", type=float, default=None, help="Ignore pairs scoring at most this.")
+@click.option("--solver", type=click.Choice(["flow", "lp"]), default="flow", show_default=True,
+              help="networkx min-cost flow, or HiGHS LP with column generation (same optimum, faster at scale).")
 @click.option("--limit", type=int, default=None, help="Print at most this many pairs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plans as JSON instead of a table.")
 def assign_cmd(dry_run: bool, actor: str, objective: str, city_team_penalty: float, allow_cross_district: bool,
-               cross_district_penalty: float, min_score: float, limit: int | None, as_json: bool) -> None:
+               cross_district_penalty: float, min_score: float | None, solver: str, limit: int | None,
+               as_json: bool) -> None:
     """Plan invitations for every open problem (min-cost flow), compared with greedy.
 
     Without --dry-run the plan's invitations are created.
@@ -137,8 +140,8 @@ def assign_cmd(dry_run: bool, actor: str, objective: str, city_team_penalty: flo
         options: dict[str, Any] = {
             **inputs.kwargs(), "city_team_penalty": city_team_penalty, "allow_cross_district": allow_cross_district,
             "cross_district_penalty": cross_district_penalty, "min_score": min_score}
-        plan = plan_assignment(scores, objective=objective, **options)  # type: ignore[arg-type]
-        greedy = greedy_assignment(scores, **options)
+        plan = plan_assignment(scores, objective=objective, solver=solver, **options)  # type: ignore[arg-type]
+        greedy = greedy_assignment(scores, objective=objective, **options)  # type: ignore[arg-type]
         demand = sum(inputs.demand[p] for p in scores)
         if as_json:
             click.echo(json.dumps({"plan": plan.to_dict(), "greedy": greedy.to_dict(), "demand": demand,
@@ -146,7 +149,7 @@ def assign_cmd(dry_run: bool, actor: str, objective: str, city_team_penalty: flo
         else:
             _print_plan(plan, inputs, limit)
             click.echo("")
-            click.echo(_summary("min-cost flow", plan, demand))
+            click.echo(_summary("min-cost flow" if solver == "flow" else "LP", plan, demand))
             click.echo(_summary("greedy", greedy, demand))
         if dry_run:
             return

@@ -50,13 +50,13 @@ class Instance:
 # or None when the plan may not use it.
 def value(inst: Instance, problem: str, worker: str) -> float | None:
     score = inst.scores[problem][worker]
-    if score <= 0 or (problem, worker) in inst.conflicts or inst.capacity.get(worker, 0) == 0:
+    if (problem, worker) in inst.conflicts or inst.capacity.get(worker, 0) == 0:
         return None
     if inst.team_of.get(worker) == inst.district_of_problem.get(problem):
         return score
     if inst.team_of.get(worker) == "city" or worker in inst.city_team:
-        return score * (1 - CITY_PENALTY)
-    return score * (1 - CROSS_PENALTY) if inst.allow_cross_district else None
+        return score - CITY_PENALTY * abs(score)
+    return score - CROSS_PENALTY * abs(score) if inst.allow_cross_district else None
 
 
 def violations(plan: Plan, inst: Instance) -> list[str]:
@@ -129,7 +129,7 @@ def instances(draw: st.DrawFn) -> Instance:
     n_workers = draw(st.integers(1, 4))
     problems = [f"P{i}" for i in range(n_problems)]
     workers = [f"W{i}" for i in range(n_workers)]
-    score = st.one_of(st.just(0.0), st.floats(0.01, 1.0, allow_nan=False).map(lambda x: round(x, 3)))
+    score = st.one_of(st.just(0.0), st.floats(-1.0, 1.0, allow_nan=False).map(lambda x: round(x, 3)))
     scores = {p: {w: draw(score) for w in draw(st.sets(st.sampled_from(workers), min_size=1))} for p in problems}
     teams = st.sampled_from([*DISTRICTS, "city"])
     conflicts = {(p, w) for p in problems for w in scores[p] if draw(st.integers(0, 5)) == 0}
@@ -146,18 +146,35 @@ def instances(draw: st.DrawFn) -> Instance:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(instances())
-def test_plans_respect_every_constraint_and_are_optimal(inst: Instance) -> None:
-    flow = plan_assignment(inst.scores, **inst.kwargs())
+@given(instances(), st.sampled_from(["flow", "lp"]), st.integers(1, 3))
+def test_plans_respect_every_constraint_and_are_optimal(inst: Instance, solver: str, price_k: int) -> None:
+    flow = plan_assignment(inst.scores, solver=solver, price_k=price_k, **inst.kwargs())
     greedy = greedy_assignment(inst.scores, **inst.kwargs())
-    coverage = plan_assignment(inst.scores, objective="coverage", **inst.kwargs())
+    coverage = plan_assignment(inst.scores, objective="coverage", solver=solver, price_k=price_k, **inst.kwargs())
     for plan in (flow, greedy, coverage):
         assert violations(plan, inst) == []
     best_score, (best_filled, best_total_at_coverage) = brute_force(inst)
     assert flow.objective == pytest.approx(best_score, abs=1e-5)
+    assert all(flow.adjusted[(p, w)] > 0 for p, w, _ in flow.pairs)  # nothing that lowers the total
     assert greedy.objective <= flow.objective + 1e-9
     assert len(coverage.pairs) == best_filled
     assert coverage.objective == pytest.approx(best_total_at_coverage, abs=1e-5)
+
+
+def test_the_lp_prices_in_pairs_left_out_of_its_start() -> None:
+    # with one pair per problem and worker to start from, P1 starts with A only: B must be priced in
+    scores = {"P1": {"A": 0.9, "B": 0.7}, "P2": {"A": 0.8, "C": 0.1}, "P3": {"C": 0.5, "B": 0.6}}
+    kwargs = {"capacity": dict.fromkeys("ABC", 1), "demand": {}, "team_of": dict.fromkeys("ABC", "D"),
+              "district_of_problem": dict.fromkeys(scores, "D")}
+    reference = plan_assignment(scores, solver="flow", **kwargs)
+    for price_k in (0, 1, 5):
+        lp = plan_assignment(scores, solver="lp", price_k=price_k, **kwargs)
+        assert lp.pairs == reference.pairs and lp.objective == pytest.approx(reference.objective)
+        if price_k == 0:  # started from P1-A, P2-A, P3-B: P1-B and P3-C had to be priced in
+            assert lp.stats["lp_rounds"] > 1 and lp.stats["lp_columns"] > 3
+        if price_k == 5:  # everything in the first LP
+            assert lp.stats["lp_rounds"] == 1
+    assert reference.pairs == [("P1", "B", 0.7), ("P2", "A", 0.8), ("P3", "C", 0.5)]
 
 
 def test_min_cost_flow_beats_greedy_where_greedy_is_known_to_lose() -> None:
@@ -336,3 +353,32 @@ def test_assign_command_prints_the_plan_then_invites(tmp_path: Path, monkeypatch
     again = runner.invoke(main, ["assign", "--dry-run"], env=env)
     assert again.output.strip() == "no open problem needs a worker"
     assert seen == [["P1", "P2", "P3"], ["P1", "P2", "P3"]]
+
+
+def test_assign_command_with_the_real_recommender(tmp_path: Path) -> None:
+    from cli.main import main
+
+    env = {"JIANGLIAN_DATA_DIR": str(tmp_path / "data"), "JIANGLIAN_STORE": "memory"}
+    runner = CliRunner()
+    directory = _cli_dataset(tmp_path / "ds")
+    history = {"id": "P0", "title": "数控车床主轴异响", "skills": ["数控"], "enterprise_id": "E2", "district": "亭湖区",
+               "status": "solved", "posted_at": "2025-01-01", "solved_at": "2025-01-10", "solved_by": ["W1"]}
+    with open(directory / "problems.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(history, ensure_ascii=False) + "\n")
+    assert runner.invoke(main, ["load", str(directory)], env=env).exit_code == 0
+    dry = runner.invoke(main, ["assign", "--dry-run", "--json"], env=env)
+    assert dry.exit_code == 0, dry.output
+    report = json.loads(dry.output)
+    assert report["model_version"].startswith(("fused-weights@", "learned@")) and report["demand"] == 3
+    pairs = [(p["problem_id"], p["worker_id"]) for p in report["plan"]["pairs"]]
+    # W1, W2 (亭湖区) serve P1/P2 in their district; P3 (大丰区) can only get the city-team W3
+    assert {w for p, w in pairs if p in ("P1", "P2")} <= {"W1", "W2", "W3"} and ("P3", "W3") in pairs
+    assert report["plan"]["objective"] >= report["greedy"]["objective"] - 1e-9
+    table = runner.invoke(main, ["assign", "--dry-run", "--solver", "lp"], env=env)
+    assert table.exit_code == 0 and "LP " in table.output and "greedy" in table.output
+    applied = runner.invoke(main, ["assign", "--actor", "张主任"], env=env)
+    assert applied.exit_code == 0, applied.output
+    assert f"created {len(pairs)} invitation(s)" in applied.output
+    invited = runner.invoke(main, ["match", "list", "--state", "invited"], env=env).output.splitlines()
+    assert sorted((ln.split()[1].removeprefix("problem_id="), ln.split()[2].removeprefix("worker_id="))
+                  for ln in invited) == sorted(pairs)

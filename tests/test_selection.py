@@ -418,3 +418,50 @@ def test_match_commands_walk_the_state_machine(tmp_path: Path) -> None:
     assert twice.exit_code == 1 and "cannot become declined" in twice.output
     kinds = [json.loads(ln)["kind"] for ln in runner.invoke(main, ["match", "audit"], env=env).output.splitlines()]
     assert kinds == ["complete", "accept", "invite"]
+
+
+# -- the feedback loop with the real recommender ----------------------------------------------------------
+FEEDBACK = {
+    "enterprises.jsonl": [{"id": "E1", "name": "甲厂", "district": "亭湖区"},
+                          {"id": "E2", "name": "乙厂", "district": "亭湖区"}],
+    "workers.jsonl": [{"id": f"W{i}", "name": name, "skills": ["数控"], "district": "亭湖区", "team": "亭湖区",
+                       "capacity": 3} for i, name in ((1, "王建国"), (2, "李芳"), (3, "赵强"))],
+    "problems.jsonl": [
+        {"id": "P0", "title": "数控车床主轴异响", "skills": ["数控"], "enterprise_id": "E2", "district": "亭湖区",
+         "status": "solved", "posted_at": "2025-01-01", "solved_at": "2025-01-10", "solved_by": ["W1"]},
+        {"id": "P1", "title": "数控车床主轴异响 噪声大", "skills": ["数控"], "enterprise_id": "E1",
+         "district": "亭湖区", "status": "open", "posted_at": "2026-11-01"},
+        {"id": "P2", "title": "数控车床主轴异响 振动", "skills": ["数控"], "enterprise_id": "E1", "district": "亭湖区",
+         "status": "open", "posted_at": "2026-11-02"},
+    ],
+}
+
+
+def test_a_completion_changes_the_next_ranking(tmp_path: Path) -> None:
+    from recommender.engine import RankConfig, Recommender
+
+    directory = tmp_path / "ds"
+    directory.mkdir()
+    for name, rows in FEEDBACK.items():
+        _write_jsonl(directory / name, rows)
+    store = MemoryStore()
+    load_dataset(store, directory)
+    config = RankConfig(auto_refresh=False, model_dir=tmp_path / "models")  # only on_change refreshes
+    rec = Recommender(store, config=config)
+    stale = Recommender(store, config=config)  # never told about the change
+    before = {r.worker_id: r.score for r in rec.recommend("P2", n=3, explain=False)}
+    assert before["W2"] == pytest.approx(before["W3"])  # W2 and W3 look the same so far
+    assert max(before, key=before.__getitem__) == "W1"  # W1 solved a similar problem
+    sel = Selection(store, on_change=rec.refresh)
+    match = sel.invite("P1", "W2", actor="c")
+    sel.accept(match["id"], actor="W2")
+    sel.complete(match["id"], solved=True, hours=3, trainees=2, satisfaction=5, actor="c")
+    after = rec.recommend("P2", n=3)
+    ranked = [r.worker_id for r in after]
+    assert ranked.index("W2") < ranked.index("W3") and after[ranked.index("W2")].score > after[ranked.index("W3")].score
+    assert ranked[0] == "W2"  # the fresh, more similar solve now outranks W1's older one
+    explanation = after[ranked.index("W2")].explanation
+    assert explanation is not None and "P1" in [p["id"] for p in explanation.similar_problems]
+    assert {r.worker_id: r.score for r in stale.recommend("P2", n=3, explain=False)} == before
+    # the campaign scores see it too
+    assert rec.score_pairs(["P2"])["P2"]["W2"] > rec.score_pairs(["P2"])["P2"]["W3"]
