@@ -363,8 +363,11 @@ def load_dataset(
     for label in _NAMED:
         for row in data.rows.get(label, []):
             codes[(label, row["id"])] = _node_id(label, row)
+    # one paged read per label instead of a lookup per referenced skill (2,000+ round trips on Neo4j)
+    stored_named = {label: list(store.iter_nodes(label)) for label in sorted(_NAMED)}
+    present = {(label, node["id"]) for label, nodes in stored_named.items() for node in nodes}
     aliases: dict[str, str] = {}
-    for node in store.iter_nodes("Skill"):
+    for node in stored_named["Skill"]:
         for alias in node.get("aliases") or []:
             aliases.setdefault(alias, node["id"])
     for row in data.rows.get("Skill", []):
@@ -383,8 +386,8 @@ def load_dataset(
             explicit.add((label, node_id))
             batch.nodes.append(NodeRow(label, node_id, row_to_props(label, row)))
             derived.extend(row_relationships(label, node_id, row, skill_of=skill_of, code_to_name=codes))
-    implicit = [n for n in _implicit_nodes(derived)
-                if (n.label, n.id) not in explicit and store.get_node(n.label, n.id) is None]
+    defined = explicit | present
+    implicit = [n for n in _implicit_nodes(derived) if (n.label, n.id) not in defined]
     batch.nodes[:0] = implicit
     batch.rels = list({r.key: r for r in derived}.values())
     batch.delete_rels = _stale_relationships(store, explicit, batch.rels)

@@ -30,8 +30,9 @@ from graph.errors import (
     NodeNotFound,
     StoreLocked,
     StoreUnavailable,
+    UnknownLabel,
 )
-from graph.model import FULLTEXT_PROPERTIES, check_label, check_rel
+from graph.model import FULLTEXT_PROPERTIES, REL_ENDPOINTS, check_label, check_rel
 from graph.store import GraphStore, NodeRow, Progress, RelRow, WriteBatch, check_props
 
 __all__ = ["MemoryStore"]
@@ -186,8 +187,8 @@ class MemoryStore(GraphStore):
         return props
 
     @staticmethod
-    def _matches(props: Mapping[str, Any], where: Mapping[str, Any] | None) -> bool:
-        return not where or all(props.get(k) == v for k, v in where.items())
+    def _matches(node_id: str, props: Mapping[str, Any], where: Mapping[str, Any] | None) -> bool:
+        return not where or all((node_id if k == "id" else props.get(k)) == v for k, v in where.items())
 
     # -- life cycle -----------------------------------------------------------------------
     def ensure_schema(self) -> None:
@@ -233,7 +234,13 @@ class MemoryStore(GraphStore):
             # validated: from here on nothing can fail half-way
             for i, (label, node_id, props) in enumerate(nodes, 1):
                 current = self._nodes[label].setdefault(node_id, {})
-                current.update({k: v for k, v in props.items() if k != "id"})
+                for name, value in props.items():
+                    if name == "id":
+                        continue
+                    if value is None:  # as in update_node (and Neo4j's SET +=): None removes
+                        current.pop(name, None)
+                    else:
+                        current[name] = value
                 if progress and i % 1000 == 0:
                     progress(1000)
             if progress and len(nodes) % 1000:
@@ -241,7 +248,7 @@ class MemoryStore(GraphStore):
             for key, props in rels:
                 merged = dict(self._rels.get(key, {}))
                 merged.update(props)
-                self._index_rel(key, merged)
+                self._index_rel(key, {k: v for k, v in merged.items() if v is not None})
             if progress and rels:
                 progress(len(rels))
             for r in batch.delete_rels:
@@ -328,7 +335,7 @@ class MemoryStore(GraphStore):
             raise ValueError("offset and limit must be non-negative")
         with self._lock:
             self._check_open()
-            ids = sorted(i for i, p in self._nodes[label].items() if self._matches(p, where))
+            ids = sorted(i for i, p in self._nodes[label].items() if self._matches(i, p, where))
             end = None if limit is None else offset + limit
             return [copy.deepcopy(self._node_out(label, i)) for i in ids[offset:end]]
 
@@ -345,7 +352,7 @@ class MemoryStore(GraphStore):
             self._check_open()
             if not where:
                 return len(self._nodes[label])
-            return sum(1 for p in self._nodes[label].values() if self._matches(p, where))
+            return sum(1 for i, p in self._nodes[label].items() if self._matches(i, p, where))
 
     def relationships(
         self,
@@ -354,6 +361,11 @@ class MemoryStore(GraphStore):
         start: tuple[str, str] | None = None,
         end: tuple[str, str] | None = None,
     ) -> list[RelRow]:
+        if rel_type not in REL_ENDPOINTS:
+            raise UnknownLabel(f"unknown relationship type {rel_type!r}")
+        for node in (start, end):
+            if node is not None:
+                check_label(node[0])
         with self._lock:
             self._check_open()
             if start is not None:
@@ -377,18 +389,19 @@ class MemoryStore(GraphStore):
             node = (label, node_id)
             out: list[tuple[RelRow, NodeRow]] = []
             for key in sorted(self._out.get(node, set()) | self._in.get(node, set())):
+                if len(out) >= limit:
+                    break
                 other = (key[3], key[4]) if (key[1], key[2]) == node else (key[1], key[2])
                 rel = RelRow(*key, props=dict(self._rels[key]))
                 out.append((rel, NodeRow(other[0], other[1], self._node_out(*other))))
-                if len(out) >= limit:
-                    break
             return out
 
     def fulltext(
         self, query: str, *, labels: Sequence[str] | None = None, limit: int = 20
     ) -> list[tuple[str, str, float]]:
         """Substring and character-bigram search, a stand-in for Lucene's ``cjk`` analyser."""
-        query = query.strip()
+        query = query.strip().lower()  # Lucene's analysers lower-case too
+        wanted = None if labels is None else {check_label(label) for label in labels}
         if not query:
             return []
         grams = {query[i : i + 2] for i in range(max(1, len(query) - 1))}
@@ -396,10 +409,10 @@ class MemoryStore(GraphStore):
         with self._lock:
             self._check_open()
             for label, props_names in FULLTEXT_PROPERTIES.items():
-                if labels is not None and label not in labels:
+                if wanted is not None and label not in wanted:
                     continue
                 for node_id, props in self._nodes[label].items():
-                    text = " ".join(str(props.get(p, "")) for p in props_names)
+                    text = " ".join(str(props.get(p, "")) for p in props_names).lower()
                     score = sum(1.0 for g in grams if g in text) / len(grams)
                     if query in text:
                         score += 1.0
@@ -433,9 +446,10 @@ class MemoryStore(GraphStore):
                     raise ConstraintViolation(
                         f"{label}.{key} holds {dim}-dimensional vectors, got {vectors.shape[1]}"
                     )
-            for node_id, vec in zip(ids, vectors, strict=True):
+            for node_id in ids:  # all or nothing
                 if node_id not in self._nodes[label]:
                     raise NodeNotFound(label, node_id)
+            for node_id, vec in zip(ids, vectors, strict=True):
                 store[node_id] = vec.copy()
             self._save_vectors(label, key)
             self._committed(graph=False)
@@ -458,6 +472,23 @@ class MemoryStore(GraphStore):
             if self._dir is not None:
                 (self._dir / "vectors" / f"{label}__{key}.npz").unlink(missing_ok=True)
             self._committed(graph=False)
+
+    def vector_query(
+        self, label: str, key: str, vector: Sequence[float] | np.ndarray, k: int = 10
+    ) -> list[tuple[str, float]]:
+        """Exact nearest neighbours by cosine similarity (brute force over the stored vectors)."""
+        check_label(label)
+        query = np.asarray(vector, dtype=np.float32).ravel()
+        ids, matrix = self.read_vectors(label, key)
+        if not ids or k <= 0:
+            return []
+        if query.shape[0] != matrix.shape[1]:
+            raise ValueError(f"{label}.{key} holds {matrix.shape[1]}-dimensional vectors, "
+                             f"the query has {query.shape[0]}")
+        norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
+        scores = (matrix @ query) / np.where(norms > 0, norms, 1.0)
+        hits = sorted(zip(ids, (float(s) for s in scores), strict=True), key=lambda h: (-h[1], h[0]))
+        return hits[:k]
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:

@@ -220,6 +220,16 @@ class GraphStore(ABC):
         """Forget every vector stored under ``key`` (e.g. after a model change)."""
 
     @abstractmethod
+    def vector_query(
+        self, label: str, key: str, vector: Sequence[float] | np.ndarray, k: int = 10
+    ) -> list[tuple[str, float]]:
+        """The ``k`` stored vectors under ``key`` nearest to ``vector``: ``(id, cosine similarity)``, best first.
+
+        Returns ``[]`` when nothing is stored under ``key``; raises ``ValueError`` on a query of the
+        wrong dimension. The Neo4j store answers from its (approximate) vector index.
+        """
+
+    @abstractmethod
     def get_meta(self, key: str) -> str | None:
         """A small string of store-level metadata (model identity, schema version)."""
 
