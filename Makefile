@@ -12,6 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 .PHONY: serve test lint typecheck pytest venv system-deps demo encoder notebooks clean
 
 include mk/neo4j.mk
+include mk/web.mk
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +38,7 @@ demo: $(STAMP)
 encoder: $(STAMP)
 	$(VENV)/bin/jianglian build-encoder --if-missing
 
-serve: $(STAMP) demo encoder
+serve: $(STAMP) web-assets demo encoder
 	$(VENV)/bin/jianglian serve --host 127.0.0.1 --port 5000
 
 lint: $(STAMP)
@@ -47,7 +48,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) system-deps neo4j-build
+pytest: $(STAMP) system-deps neo4j-build web-assets
 	$(PY) -m pytest -q
 
 test: lint typecheck pytest
