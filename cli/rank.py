@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from cli.common import configured_store
+
 __all__ = ["commands"]
 
 
@@ -72,4 +74,72 @@ def evaluate_cmd(dataset_dir: Path, queries_path: Path, out_path: Path, seed: in
     sys.stdout.flush()
 
 
-commands: list[click.Command] = [evaluate_cmd]
+def _models_dir() -> Path:
+    from graph.config import StoreSettings
+
+    return StoreSettings.from_env().data_dir / "models"
+
+
+@click.command("train-ranker")
+@click.option("--seed", default=0, show_default=True, help="Seed of the training pseudo-queries.")
+@click.option("--holdout", default=0.1, show_default=True, help="Share of the newest solved problems used as queries.")
+@click.option("--encoder", "encoder_name", default=None, help="Dense text encoder (name or path).")
+def train_ranker_cmd(seed: int, holdout: float, encoder_name: str | None) -> None:
+    """Learn the fusion from the configured store's history (time split); save it under JIANGLIAN_DATA_DIR/models."""
+    from graph.projection import Projection
+    from recommender.training import train_ranker
+
+    encoder = _load_encoder(encoder_name)
+    with configured_store() as store:
+        proj = Projection.from_store(store)
+    trained = train_ranker(proj, encoder=encoder, holdout=holdout, seed=seed, log=_echo_err)
+    path = trained.save(_models_dir())
+    click.echo(f"chosen {trained.chosen}; model {trained.version}; saved to {path}")
+    for kind, m in trained.validation.items():
+        click.echo(f"  {kind:18s} MRR {m['MRR']:.4f}  P@1 {m['P@1']:.4f}  nDCG@10 {m['nDCG@10']:.4f}")
+
+
+@click.command("recommend")
+@click.argument("problem", required=False)
+@click.option("--title", default=None, help="Title of a new problem (instead of a stored PROBLEM id).")
+@click.option("--description", default="", help="Description of a new problem.")
+@click.option("--skill", "skills", multiple=True, help="Required skill (repeatable).")
+@click.option("--enterprise", "enterprise_id", default=None, help="Enterprise id of a new problem.")
+@click.option("--district", default=None, help="District of a new problem.")
+@click.option("--service-type", default=None, help="Service type (技术帮扶, 技能培训, ...).")
+@click.option("-n", "n", default=10, show_default=True, help="How many workers.")
+@click.option("--encoder", "encoder_name", default=None, help="Dense text encoder (name or path).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with explanations).")
+def recommend_cmd(problem: str | None, title: str | None, description: str, skills: tuple[str, ...],
+                  enterprise_id: str | None, district: str | None, service_type: str | None, n: int,
+                  encoder_name: str | None, as_json: bool) -> None:
+    """Rank workers for a stored PROBLEM id or a new problem given by --title."""
+    from recommender.engine import RankConfig, Recommender
+    from recommender.errors import RecommenderError
+
+    if (problem is None) == (title is None):
+        raise click.UsageError("give either a stored PROBLEM id or --title for a new problem")
+    query: Any = problem
+    if title is not None:
+        query = {"title": title, "description": description, "skills": list(skills), "enterprise_id": enterprise_id,
+                 "district": district, "service_type": service_type}
+    encoder = _load_encoder(encoder_name)
+    with configured_store() as store:
+        try:
+            rec = Recommender(store, encoder=encoder, config=RankConfig(model_dir=_models_dir()))
+            recs = rec.recommend(query, n=n)
+        except (RecommenderError, ValueError) as err:
+            raise click.ClickException(str(err)) from err
+    if as_json:
+        click.echo(json.dumps({"model_version": rec.model_version, "results": [r.to_dict() for r in recs]},
+                              ensure_ascii=False, indent=1))
+        return
+    click.echo(f"model {rec.model_version}")
+    for i, r in enumerate(recs, 1):
+        click.echo(f"{i:2d}. {r.worker_id}  {r.score:.3f}")
+        if r.explanation is not None:
+            for reason in r.explanation.reasons[:4]:
+                click.echo(f"      {reason}")
+
+
+commands: list[click.Command] = [recommend_cmd, evaluate_cmd, train_ranker_cmd]

@@ -20,7 +20,6 @@ from recommender.signals import (
     rating_weight,
     recency_weight,
     segment_topk,
-    skill_count_score,
 )
 from recommender.text import problem_text
 
@@ -121,6 +120,15 @@ def gather_segments(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, n
     np.cumsum(lengths, out=ptr[1:])
     pos = np.arange(ptr[-1], dtype=np.int64) - np.repeat(ptr[:-1], lengths) + np.repeat(starts, lengths)
     return pos, ptr
+
+
+def _column(csc: sp.csc_matrix, cols: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Dense sum of some columns of a CSC matrix (one value per row)."""
+    out = np.zeros(csc.shape[0])
+    for c in cols:
+        a, b = csc.indptr[c], csc.indptr[c + 1]
+        np.add.at(out, csc.indices[a:b], csc.data[a:b])
+    return out
 
 
 def _seed_vector(index: RankingIndex, query: Query, sims: np.ndarray, skill_idx: list[int],
@@ -252,22 +260,21 @@ def compute_features(
                 qv = np.zeros(index.n_skills)
                 qv[sk] = index.skill_idf[sk]
                 qv /= np.linalg.norm(qv)
-                f[:, _F["skill_hist"]] = np.asarray(index.skill_profiles[cand] @ qv).ravel()
-                f[:, _F["skill_count"]] = skill_count_score(sk, sp.csr_matrix(index.skill_counts[cand]),
-                                                            index.skill_idf)
+                f[:, _F["skill_hist"]] = (index.skill_profiles @ qv)[cand]
+                f[:, _F["skill_count"]] = (index.skill_logcounts_csc[:, sk] @ index.skill_idf[sk])[cand]
                 qset = set(q.skills)
                 f[:, _F["skill_declared"]] = [len(qset & index.declared_sets[w]) / len(qset) for w in cand]
             if walk is not None:
                 f[:, _F["ppr"]] = np.log1p(walk[w0 + cand, i] * index.walk_size)
             ent = proj.index["Enterprise"].get(q.enterprise_id or "")
             if ent is not None:
-                f[:, _F["enterprise"]] = np.log1p(index.worker_enterprise[cand, ent].toarray().ravel())
+                f[:, _F["enterprise"]] = np.log1p(_column(index.worker_enterprise_csc, [ent])[cand])
                 chains = index.enterprise_chain[ent].indices
                 if len(chains):
-                    f[:, _F["chain"]] = np.log1p(index.worker_chain[cand][:, chains].toarray().sum(axis=1))
+                    f[:, _F["chain"]] = np.log1p(_column(index.worker_chain_csc, chains)[cand])
             dist = district_ids.get(q.district or "")
             if dist is not None:
-                f[:, _F["district_work"]] = np.log1p(index.worker_district_work[cand, dist].toarray().ravel())
+                f[:, _F["district_work"]] = np.log1p(_column(index.worker_district_work, [dist])[cand])
                 near = set(np.asarray(proj.ids["District"])[index.district_adjacency[dist].indices].tolist())
                 f[:, _F["district"]] = [1.0 if index.worker_district[w] == q.district
                                         else 0.5 if index.worker_district[w] in near else 0.0 for w in cand]

@@ -149,10 +149,9 @@ class RankingIndex:
         # --- text -----------------------------------------------------------------------------
         p_props = proj.props["Problem"]
         self.problem_texts = [problem_text(p_props[int(p)]) for p in hp]
-        corpus_idx = np.flatnonzero(mask)
-        corpus = [problem_text(p_props[int(p)]) for p in corpus_idx] if len(corpus_idx) else self.problem_texts
-        self.text = TextModel().fit(corpus)
-        self.docs: TextViews = self.text.transform(self.problem_texts)
+        # the vocabulary and idf come from the evidence itself (solved history problems)
+        self.text = TextModel()
+        self.docs: TextViews = self.text.fit_transform(self.problem_texts)
         self.docs_word_t = sp.csr_matrix(self.docs.word.T)
         self.docs_char_t = sp.csr_matrix(self.docs.char.T)
         aliases: dict[str, list[str]] = {}
@@ -176,6 +175,9 @@ class RankingIndex:
         prof = self.skill_counts.copy().astype(np.float32)
         prof.data = np.log1p(prof.data)
         self.skill_profiles = _row_normalise(sp.csr_matrix(prof @ sp.diags(self.skill_idf.astype(np.float32))))
+        logc = self.skill_counts.copy().astype(np.float64)
+        logc.data = np.log1p(logc.data)
+        self.skill_logcounts_csc = sp.csc_matrix(logc)
         self.declared = sp.csr_matrix(proj.matrix("HAS_SKILL", "Worker", "Skill"))
         self.declared_sets = [set(np.asarray(proj.ids["Skill"])[self.declared.indices[a:b]].tolist())
                               for a, b in zip(self.declared.indptr[:-1], self.declared.indptr[1:], strict=True)]
@@ -188,7 +190,9 @@ class RankingIndex:
         self.worker_chain = sp.csr_matrix(self.worker_enterprise @ self.enterprise_chain)
         p_district = proj.matrix("LOCATED_IN", "Problem", "District")
         self.problem_district = sp.csr_matrix(p_district[hp]) if len(hp) else sp.csr_matrix((0, p_district.shape[1]))
-        self.worker_district_work = sp.csr_matrix(self.solved @ self.problem_district)
+        self.worker_district_work = sp.csc_matrix(self.solved @ self.problem_district)
+        self.worker_enterprise_csc = sp.csc_matrix(self.worker_enterprise)
+        self.worker_chain_csc = sp.csc_matrix(self.worker_chain)
         adj = proj.matrix("ADJACENT_TO", "District", "District")
         self.district_adjacency = sp.csr_matrix(((adj + adj.T) > 0).astype(np.float32))
         self.worker_district = [w.get("district") for w in w_props]

@@ -14,11 +14,15 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 
 __all__ = ["TextModel", "TextViews", "cjk_spaced", "problem_text", "profile_text"]
 
-_CJK = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def _space_run(match: re.Match[str]) -> str:
+    return " " + " ".join(match.group(0)) + " "
 
 
 def cjk_spaced(text: str) -> str:
@@ -27,9 +31,9 @@ def cjk_spaced(text: str) -> str:
     Examples
     --------
     >>> cjk_spaced("PLC程序 Debug")
-    'plc 程  序  debug'
+    'plc 程 序  debug'
     """
-    return _CJK.sub(r" \1 ", text.lower())
+    return _CJK_RUN.sub(_space_run, text.lower())
 
 
 def problem_text(row: Mapping[str, Any]) -> str:
@@ -95,33 +99,37 @@ class TextModel:
 
     def fit(self, texts: Sequence[str]) -> TextModel:
         """Learn vocabularies and idf weights; returns ``self``."""
-        if not texts:
-            texts = [""]
-        corpus = list(texts)
-        self.word_ = TfidfVectorizer(preprocessor=cjk_spaced, token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2),
-                                     sublinear_tf=True, dtype=np.float32)
+        self.fit_transform(texts)
+        return self
+
+    def fit_transform(self, texts: Sequence[str]) -> TextViews:
+        """Fit on ``texts`` and return their views (one analysis pass per view)."""
+        corpus = list(texts) or [""]
+        self.counter_ = CountVectorizer(preprocessor=cjk_spaced, token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2),
+                                        dtype=np.float32)
+        try:
+            counts = self.counter_.fit_transform(corpus)
+        except ValueError:  # empty vocabulary: texts with no word characters at all
+            counts = self.counter_.fit_transform(corpus + ["_"])[: len(corpus)]
+        self.word_ = TfidfTransformer(sublinear_tf=True)
+        word = self.word_.fit_transform(counts)
         self.char_ = TfidfVectorizer(analyzer="char_wb", preprocessor=str.lower, ngram_range=self.char_ngrams,
                                      min_df=min(self.min_df_char, len(corpus)), sublinear_tf=True,
                                      dtype=np.float32)
         try:
-            self.word_.fit(corpus)
-        except ValueError:  # empty vocabulary: texts with no word characters at all
-            self.word_.fit(corpus + ["_"])
-        self.counter_ = CountVectorizer(preprocessor=cjk_spaced, token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2),
-                                        vocabulary=self.word_.vocabulary_, dtype=np.float32)
-        try:
-            self.char_.fit(corpus)
+            char = self.char_.fit_transform(corpus)
         except ValueError:
-            self.char_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 1), dtype=np.float32).fit(corpus + ["_"])
-        return self
+            self.char_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 1), dtype=np.float32)
+            char = self.char_.fit_transform(corpus + ["_"])[: len(corpus)]
+        views = TextViews(sp.csr_matrix(word, dtype=np.float32), sp.csr_matrix(char, dtype=np.float32),
+                          sp.csr_matrix(counts, dtype=np.float32))
+        return views if texts else views[:0]
 
     def transform(self, texts: Iterable[str]) -> TextViews:
         """TF-IDF rows of ``texts`` in both views plus raw word counts."""
         texts = list(texts)
-        word = self.word_.transform(texts).tocsr()
-        char = self.char_.transform(texts).tocsr()
-        counts = self._counts(texts)
-        return TextViews(word, char, counts)
-
-    def _counts(self, texts: list[str]) -> sp.csr_matrix:
-        return self.counter_.transform(texts).tocsr().astype(np.float32)
+        counts = self.counter_.transform(texts)
+        word = self.word_.transform(counts)
+        char = self.char_.transform(texts)
+        return TextViews(sp.csr_matrix(word, dtype=np.float32), sp.csr_matrix(char, dtype=np.float32),
+                         sp.csr_matrix(counts, dtype=np.float32))
