@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from neo4j import Driver
 
+from graph import cypher
 from graph.dataset import export_dataset, load_dataset
 from graph.errors import (
     ConstraintViolation,
@@ -28,11 +30,19 @@ from graph.errors import (
     UnknownLabel,
 )
 from graph.memory import MemoryStore
+from graph.model import LABELS, REL_ENDPOINTS
 from graph.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer, find_free_port
 from graph.neo4j_store import Neo4jStore, escape_lucene
 from graph.store import GraphStore, NodeRow, RelRow, WriteBatch
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def neo4j_schema(neo4j_driver: Driver) -> Driver:
+    """The session's Neo4j with the schema in place (``clear`` keeps constraints and indexes)."""
+    Neo4jStore(neo4j_driver, "neo4j").ensure_schema()
+    return neo4j_driver
 
 
 @pytest.fixture(params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
@@ -41,10 +51,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore
     s: GraphStore
     if request.param == "memory":
         s = MemoryStore(tmp_path / "store")
+        s.ensure_schema()
     else:
-        s = Neo4jStore(request.getfixturevalue("neo4j_driver"), "neo4j")
+        s = Neo4jStore(request.getfixturevalue("neo4j_schema"), "neo4j")
         s.clear()
-    s.ensure_schema()
     yield s
     s.close()
 
@@ -330,6 +340,26 @@ def test_fulltext_survives_query_syntax(store: GraphStore, query: str) -> None:
 def test_escape_lucene() -> None:
     assert escape_lucene('a:b "c" (d) AND') == 'a\\:b \\"c\\" \\(d\\) and'
     assert escape_lucene("主轴") == "主轴"
+
+
+def test_property_names_and_values_are_data_not_cypher(store: GraphStore) -> None:
+    hostile = {"x`) DETACH DELETE n //": "1", "name": "'}) MATCH (m) DETACH DELETE m //"}
+    store.create_node("Worker", "W0", {"name": "bystander"})
+    assert store.create_node("Worker", "W1 `x`", hostile) == {"id": "W1 `x`", **hostile}
+    assert store.list_nodes("Worker", where=hostile) == [{"id": "W1 `x`", **hostile}]
+    assert store.count_nodes("Worker") == 2
+
+
+def test_cypher_is_prepared_from_the_whitelists() -> None:
+    assert set(cypher.MERGE_NODES) == set(LABELS)
+    assert set(cypher.CONSTRAINTS) == {*LABELS, "Meta"}
+    assert set(cypher.MERGE_RELS) == {(t, a, b) for t, pairs in REL_ENDPOINTS.items() for a, b in pairs}
+    assert "MERGE (n:Worker {id: row[0]})" in cypher.MERGE_NODES["Worker"]
+    assert cypher.vector_index_ddl("Worker", "embedding").startswith(
+        "CREATE VECTOR INDEX Worker_embedding IF NOT EXISTS FOR (n:Worker) ON n._vec_embedding OPTIONS")
+    for label, key in (("Worker", "x} DETACH"), ("Robot", "embedding"), ("Worker", "__L__"), ("Worker", "a`b")):
+        with pytest.raises(ValueError):
+            cypher.vector_index_ddl(label, key)
 
 
 def test_counts(store: GraphStore) -> None:
