@@ -124,8 +124,15 @@ class Page:
 def wait_js(page: Any, expression: str, timeout: float = TIMEOUT_MS / 1000) -> None:
     """Poll a JavaScript expression until it is truthy (Playwright's ``wait_for_function`` evaluates its
     predicate with ``eval``, which the pages' Content-Security-Policy rightly forbids)."""
+    from playwright.sync_api import Error as PlaywrightError
+
     deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
+    while True:
+        try:
+            if page.evaluate(expression):
+                return
+        except PlaywrightError:  # the page is navigating: its context is gone, try again
+            pass
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {expression}")
         time.sleep(0.1)
@@ -253,7 +260,8 @@ def test_bad_spreadsheet_lists_row_errors_in_chinese(site: dict[str, Any], tmp_p
     page = coordinator.page
     page.select_option("#kind", "workers")
     page.set_input_files("#file", str(path))
-    page.click("[data-testid=upload]")
+    with page.expect_navigation():
+        page.click("[data-testid=upload]")
     page.wait_for_selector("[data-testid=row-errors]")
     errors = page.inner_text("[data-testid=row-errors]")
     assert "第 3 行" in errors and "不在名单中" in errors
@@ -261,7 +269,8 @@ def test_bad_spreadsheet_lists_row_errors_in_chinese(site: dict[str, Any], tmp_p
     assert "第 5 行" in errors and "重复" in errors
     assert page.inner_text("[data-testid=valid-count]") == "1"
     coordinator.shot("import-row-errors")
-    page.click("[data-testid=apply-import]")
+    with page.expect_navigation():
+        page.click("[data-testid=apply-import]")
     wait_js(page, "document.getElementById('import-status').dataset.state === 'done'")
     assert site["store"].get_node("Worker", "BW1")["contact"] == "13900000001"
     coordinator.shot("import-done")
