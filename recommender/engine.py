@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -160,13 +160,12 @@ class Recommender:
         if self.encoder is None:
             return None
         try:
-            from embeddings.cache import EmbeddingCache  # type: ignore[import-not-found]
+            from embeddings.cache import EmbeddingCache
 
-            cache = EmbeddingCache(self.store, self.encoder)
+            cache = EmbeddingCache(self.store, cast(Any, self.encoder), "Problem", "embedding")
             texts = {pid: problem_text(p) for pid, p in zip(self.projection.ids["Problem"],
                                                             self.projection.props["Problem"], strict=True)}
-            ids = list(texts)
-            matrix = cache.vectors("Problem", ids, [texts[i] for i in ids])
+            ids, matrix = cache.vectors(texts)
             return dict(zip(ids, np.asarray(matrix, dtype=np.float32), strict=True))
         except Exception:  # noqa: BLE001 - the cache is an optimisation; encode directly instead
             return None
