@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -79,11 +80,21 @@ def make_dataset(directory: Path) -> Path:
     return directory
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> GraphStore:
-    s = MemoryStore()
+@pytest.fixture(params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
+    """The small dataset in each kind of store (the Neo4j one is the session's test server)."""
+    s: GraphStore
+    if request.param == "memory":
+        s = MemoryStore()
+    else:
+        from graph.neo4j_store import Neo4jStore
+
+        s = Neo4jStore(request.getfixturevalue("neo4j_driver"), "neo4j")
+        s.clear()
+    s.ensure_schema()
     load_dataset(s, make_dataset(tmp_path / "ds"))
-    return s
+    yield s
+    s.close()
 
 
 @pytest.fixture
