@@ -42,8 +42,7 @@ serve: $(STAMP) web-assets demo encoder
 	$(VENV)/bin/jianglian serve --host 127.0.0.1 --port 5000
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check graph embeddings recommender web cli tests notebooks
-	$(VENV)/bin/ruff format --check graph embeddings recommender web cli tests || true
+	$(VENV)/bin/ruff check .
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
