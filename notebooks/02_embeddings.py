@@ -80,7 +80,8 @@ pairs, groups = mine_grouped_pairs(train_texts, {pid: solved_by[pid] for pid in 
 corpus = [*train_texts.values(), *profiles.values()]
 print(f"{len(split.train)} training problems, {len(split.held_out)} held out; {len(pairs)} training pairs")
 
-models = Path(tempfile.mkdtemp(prefix="jianglian-nb-encoder-"))
+scratch_dir = tempfile.TemporaryDirectory(prefix="jianglian-nb-encoder-")  # removed in the last cell
+models = Path(scratch_dir.name)
 built_path = build_encoder(corpus, pairs, models / "built", dim=256, epochs=1, seed=0, groups=groups,
                            show_progress=False, progress=print)
 lsa_path = build_encoder(corpus, [], models / "lsa", dim=256, epochs=0, seed=0, show_progress=False)
@@ -183,3 +184,4 @@ ax.invert_yaxis()
 
 # %%
 store.close()
+scratch_dir.cleanup()

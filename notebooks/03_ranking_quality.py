@@ -57,7 +57,8 @@ font = configure_cjk_matplotlib()
 ROOT = Path(graph.__file__).resolve().parents[1]
 store = open_research_store()
 print(f"store: {store.kind}")
-work = Path(tempfile.mkdtemp(prefix="jianglian-nb-replay-"))
+scratch_dir = tempfile.TemporaryDirectory(prefix="jianglian-nb-replay-")  # removed in the last cell
+work = Path(scratch_dir.name)
 export_dataset(store, work / "all")
 enterprises = {e["id"]: e for e in store.iter_nodes("Enterprise")}
 store.close()
@@ -243,3 +244,6 @@ if GIS_QUERIES > 0:
     display(pd.DataFrame({f"learned ({live.chosen})": live.metrics, **live.ablation}).T[METRICS].round(4))
 else:
     print("JIANGLIAN_NOTEBOOK_GIS is not set: gis-stackexchange was not run live (see the table above)")
+
+# %%
+scratch_dir.cleanup()
