@@ -1,0 +1,265 @@
+"""The JSON API under concurrent load: ``jianglian serve`` (waitress) on 127.0.0.1 and a bounded load generator.
+
+Steps (all in a temporary ``JIANGLIAN_DATA_DIR``, embedded store):
+
+1. ``jianglian demo --scale S`` loads the demo data; ``jianglian apikey create --scope read`` makes a key. Both run
+   before the server starts, because the embedded store admits one process per data directory.
+2. ``jianglian serve --host 127.0.0.1 --port <free> --threads T`` starts with ``JIANGLIAN_API_RATE_LIMIT`` set
+   very high (the default, 600 per minute per key, would turn this benchmark into a test of the limiter).
+3. After a warm-up (the recommender builds its projection on the first recommendation), ``--clients`` threads,
+   each with its own keep-alive ``http.client`` connection, send requests for ``--duration`` seconds, drawn
+   with the weights of ``--mix``:
+
+   * ``POST /api/v1/recommendations`` with a problem copied from a stored one (top 10, explanations on; every
+     call records a ``recommendations_shown`` audit event, i.e. one store write);
+   * ``GET /api/v1/problems?page=<random>&per_page=20``;
+   * ``GET /api/v1/workers/<random id>``.
+
+It prints throughput, p50/p95/p99 per operation and overall, the status codes, the number of 5xx (must be 0:
+the exit status is 1 otherwise) and the server's peak resident memory. The load generator shares the machine
+(and its cores) with the server, so the numbers are a floor for a dedicated server.
+
+Run::
+
+    .venv/bin/python benchmarks/api_load.py                     # scale 1, 16 clients, 60 s
+    .venv/bin/python benchmarks/api_load.py --scale 3 --clients 16 --duration 60 --mix 1:1:1
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.bulk_load_bench import machine, source_state  # noqa: E402
+
+__all__ = ["main"]
+
+JIANGLIAN = Path(sys.executable).parent / "jianglian"
+OPS = ("recommend", "problems", "worker")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def _request(conn: http.client.HTTPConnection, method: str, path: str, key: str,
+             body: dict[str, Any] | None = None) -> tuple[int, bytes]:
+    headers = {"X-API-Key": key, "Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        headers["Content-Type"] = "application/json"
+    conn.request(method, path, body=data, headers=headers)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+class Load:
+    """The load generator: per-thread connections, shared result lists."""
+
+    def __init__(self, port: int, key: str, problems: list[dict[str, Any]], worker_ids: list[str], pages: int,
+                 weights: list[float], seed: int) -> None:
+        self.port, self.key = port, key
+        self.problems, self.worker_ids, self.pages = problems, worker_ids, pages
+        self.weights, self.seed = weights, seed
+        self.samples: list[tuple[str, int, float]] = []  # (op, status or 0 for a connection error, seconds)
+        self.errors: Counter[str] = Counter()
+        self.bodies_5xx: list[str] = []
+        self._lock = threading.Lock()
+
+    def one(self, conn: http.client.HTTPConnection, rng: random.Random, op: str) -> tuple[int, bytes]:
+        if op == "recommend":
+            return _request(conn, "POST", "/api/v1/recommendations", self.key,
+                            {"problem": rng.choice(self.problems), "top_k": 10})
+        if op == "problems":
+            return _request(conn, "GET", f"/api/v1/problems?page={rng.randint(1, self.pages)}&per_page=20", self.key)
+        return _request(conn, "GET", f"/api/v1/workers/{rng.choice(self.worker_ids)}", self.key)
+
+    def client(self, number: int, deadline: float) -> None:
+        rng = random.Random(self.seed * 1000 + number)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        local: list[tuple[str, int, float]] = []
+        while time.monotonic() < deadline:
+            op = rng.choices(OPS, weights=self.weights)[0]
+            started = time.perf_counter()
+            try:
+                status, body = self.one(conn, rng, op)
+            except (OSError, http.client.HTTPException) as err:
+                local.append((op, 0, time.perf_counter() - started))
+                with self._lock:
+                    self.errors[type(err).__name__] += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+                continue
+            local.append((op, status, time.perf_counter() - started))
+            if status >= 500:
+                with self._lock:
+                    self.bodies_5xx.append(body[:300].decode("utf-8", "replace"))
+        conn.close()
+        with self._lock:
+            self.samples.extend(local)
+
+    def run(self, clients: int, duration: float) -> float:
+        deadline = time.monotonic() + duration
+        threads = [threading.Thread(target=self.client, args=(i, deadline), daemon=True) for i in range(clients)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(duration + 180)
+        return time.perf_counter() - started
+
+
+def _pcts(values: list[float]) -> str:
+    if not values:
+        return "-"
+    a = np.asarray(values) * 1000
+    return f"{np.percentile(a, 50):.0f} / {np.percentile(a, 95):.0f} / {np.percentile(a, 99):.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="demo data scale")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads (jianglian serve default 8)")
+    parser.add_argument("--mix", default="1:1:1", help="weights of recommend:problems:worker")
+    parser.add_argument("--rate-limit", default="1000000 per minute", help="JIANGLIAN_API_RATE_LIMIT for the run")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    weights = [float(w) for w in args.mix.split(":")]
+    if len(weights) != 3:
+        parser.error("--mix takes three weights: recommend:problems:worker")
+
+    print(machine(), flush=True)
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}; {source_state()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="jianglian-apiload-") as tmp:
+        env = {**os.environ, "JIANGLIAN_DATA_DIR": tmp, "JIANGLIAN_STORE": "memory", "HF_HUB_OFFLINE": "1",
+               "TRANSFORMERS_OFFLINE": "1", "JIANGLIAN_API_RATE_LIMIT": args.rate_limit}
+        started = time.perf_counter()
+        _run([str(JIANGLIAN), "demo", "--scale", str(args.scale)], env)
+        out = _run([str(JIANGLIAN), "apikey", "create", "--name", "api-load", "--scope", "read"], env)
+        match = re.search(r"^key:\s+(\S+)", out, re.M)
+        if match is None:
+            raise SystemExit(f"no key in: {out}")
+        key = match.group(1)
+        graph_mb = (Path(tmp) / "store" / "graph.json").stat().st_size / 2**20
+        print(f"demo data (scale {args.scale:g}) and a read API key in {time.perf_counter() - started:.0f} s; "
+              f"graph.json {graph_mb:.1f} MB", flush=True)
+
+        port = _free_port()
+        log = open(Path(tmp) / "serve.log", "w+", encoding="utf-8")  # noqa: SIM115 - read back at the end
+        server = subprocess.Popen([str(JIANGLIAN), "serve", "--host", "127.0.0.1", "--port", str(port),
+                                   "--threads", str(args.threads)], env=env, cwd=REPO, stdout=log,
+                                  stderr=subprocess.STDOUT)
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    if _request(conn, "GET", "/readyz", key)[0] == 200:
+                        break
+                except OSError:
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise SystemExit(f"the server did not become ready:\n{log.read()[-3000:]}")
+                time.sleep(0.5)
+            # the pools the clients draw from, fetched through the API itself
+            status, body = _request(conn, "GET", "/api/v1/problems?per_page=100&status=solved", key)
+            assert status == 200, body
+            listing = json.loads(body)
+            pages = max(1, -(-int(listing["total"]) // 20))
+            fields = ("title", "description", "skills", "enterprise_id", "district", "service_type")
+            problems = [{k: p[k] for k in fields if p.get(k) is not None} for p in listing["items"]]
+            worker_ids: list[str] = []
+            for page in (1, 2, 3):
+                status, body = _request(conn, "GET", f"/api/v1/workers?per_page=100&page={page}", key)
+                worker_ids += [w["id"] for w in json.loads(body)["items"]]
+            t = time.perf_counter()
+            status, body = _request(conn, "POST", "/api/v1/recommendations", key, {"problem": problems[0]})
+            assert status == 200, body
+            print(f"server ready on 127.0.0.1:{port} ({args.threads} threads); first recommendation "
+                  f"(builds the projection) {time.perf_counter() - t:.1f} s; {len(problems)} query problems, "
+                  f"{len(worker_ids)} worker ids, {pages} problem pages", flush=True)
+            warm = Load(port, key, problems, worker_ids, pages, weights, args.seed + 1)
+            warm.run(min(4, args.clients), 5.0)
+            conn.close()
+
+            print(f"load: {args.clients} clients for {args.duration:.0f} s, mix recommend:problems:worker = "
+                  f"{args.mix}, rate limit {args.rate_limit!r}; {machine()}", flush=True)
+            load = Load(port, key, problems, worker_ids, pages, weights, args.seed)
+            wall = load.run(args.clients, args.duration)
+            print(f"after the load: {machine()}", flush=True)
+            server_peak = _vm_hwm_mb(server.pid)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        log.seek(0)
+        server_log = log.read()
+        log.close()
+        graph_mb_after = (Path(tmp) / "store" / "graph.json").stat().st_size / 2**20
+
+    samples = load.samples
+    statuses = Counter(s for _, s, _ in samples)
+    n_5xx = sum(n for s, n in statuses.items() if s >= 500)
+    print(f"\n{len(samples)} requests in {wall:.1f} s: {len(samples) / wall:.1f} requests/s; "
+          f"status codes {dict(sorted(statuses.items()))}; connection errors {dict(load.errors)}; 5xx: {n_5xx}")
+    print(f"server peak RSS {server_peak:.0f} MB; graph.json grew from {graph_mb:.1f} to {graph_mb_after:.1f} MB "
+          f"(audit events); tracebacks in the server log: {server_log.count('Traceback')}")
+    print("\n| operation | requests | requests/s | p50 / p95 / p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|")
+    for op in (*OPS, "all"):
+        rows = [s for s in samples if op in ("all", s[0])]
+        bad = sum(1 for _, status, _ in rows if not 200 <= status < 300)
+        print(f"| {op} | {len(rows)} | {len(rows) / wall:.1f} | {_pcts([x for _, _, x in rows])} | {bad} |")
+    for body in load.bodies_5xx[:5]:
+        print(f"5xx body: {body}")
+    return 1 if n_5xx or load.errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
