@@ -163,13 +163,15 @@ def ann_libraries(vectors: np.ndarray, *, k: int, m: int, ef_construction: int) 
 
 
 def bench_ann_compare(sizes: Sequence[int], *, dim: int, k: int, n_queries: int, m: int, ef_construction: int,
-                      efs: Sequence[int], results: dict[str, Any]) -> None:
+                      efs: Sequence[int], libraries: Sequence[str] | None, results: dict[str, Any]) -> None:
     rows = []
     for n in sizes:
         data = clustered_vectors(n + n_queries, dim, seed=n)
         vectors, queries = data[:n], data[n:]
         truth, _ = exact_top_k(queries, vectors, k)
         for name, (build, set_ef, search) in ann_libraries(vectors, k=k, m=m, ef_construction=ef_construction).items():
+            if libraries and not any(name.startswith(lib) for lib in libraries):
+                continue
             start = time.perf_counter()
             index = build()
             build_s = time.perf_counter() - start
@@ -301,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--m", type=int, default=16, help="HNSW M for ann-compare")
     parser.add_argument("--ef-construction", type=int, default=100, help="HNSW ef_construction for ann-compare")
     parser.add_argument("--efs", default="64,96,128", help="ef values for ann-compare")
+    parser.add_argument("--libraries", default="", help="ann-compare: only these (hnswlib, faiss, usearch)")
     parser.add_argument("--demo-scale", type=float, default=1.0)
     parser.add_argument("--seeds", default="0,1,2", help="holdout seeds for the demo data (gis uses the first)")
     parser.add_argument("--encode-texts", type=int, default=5000)
@@ -338,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "ann-compare" in sections:
         bench_ann_compare(sizes, dim=args.dim, k=args.k, n_queries=args.queries, m=args.m,
                           ef_construction=args.ef_construction, efs=[int(e) for e in args.efs.split(",")],
-                          results=results)
+                          libraries=[lib for lib in args.libraries.split(",") if lib], results=results)
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")

@@ -1,31 +1,48 @@
 """Latency of one recommendation (top 10 of all workers, with explanations) on the embedded store.
 
 For each scale, the demo generator writes a synthetic Yancheng-like dataset (``scale=1``: 300
-workers, 2,200 problems; ``scale=33``: about 10k workers and 73k problems), it is loaded into an
-in-memory :class:`~graph.memory.MemoryStore`, and a :class:`~recommender.engine.Recommender` is
-built once. Then, for ``--queries`` new problems (copies of recent problems, so not stored):
+workers, 2,200 problems; ``45``: 13,500 workers, 99,000 problems; ``330``: 99,000 workers,
+726,000 problems), cached under ``--cache-dir`` so reruns skip the generation. It is loaded into
+an in-memory :class:`~graph.memory.MemoryStore` with ``--matches`` workflow matches (invited,
+accepted, declined: the load and decline penalties read them on every request), and a
+:class:`~recommender.engine.Recommender` is built once. Then, for ``--queries`` new problems
+(copies of solved problems' fields, so not stored):
 
 * **product**: ``Recommender.recommend(problem, n=10, explain=True)``: candidate generation,
-  filters, full scoring of a few hundred candidates, explanations;
-* **naive (all workers)**: the same signals for *every* worker (candidate generation off);
-* **naive (from the store)**: no projection at all: for every worker, read their ``SOLVED``
-  relationships and problem texts from the store and compute the TF-IDF top-3 cosine (one signal
-  only; run on fewer queries because it is slow).
+  filters, scoring of a few hundred candidates (local personalised PageRank), explanations;
+* **naive, brute force**: the same signals for *every* eligible worker, the personalised
+  PageRank by power iteration over the whole walk graph (how the ranker worked before it
+  became local), fusion, the same penalties and explanations for the top 10;
+* **naive from the store** (``--naive-store-queries``, small scales only): no projection at
+  all: every worker's ``SOLVED`` relationships and problem texts read from the store, TF-IDF
+  top-3 cosine (one signal only).
 
-It prints p50/p95/p99 in milliseconds, the ratios, build time and peak memory (``ru_maxrss``).
+Then the cost of keeping up with writes: ``refresh()`` after a workflow write (an audit event and
+a match), after a problem is posted, after a problem is solved (incremental index update), and a
+full rebuild for comparison.
+
+Each timing is reported as wall clock and CPU time of this process (``time.process_time``): on a
+machine shared with other jobs the wall clock includes waiting for a core, the CPU time does not.
+The load average is printed with the results.
 
 Run::
 
-    .venv/bin/python benchmarks/latency_bench.py --scales 1 33 [--queries 100]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/latency_bench.py --scales 1 45 330 [--queries 100]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
+import os
+import platform
 import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +53,93 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from graph.dataset import load_dataset  # noqa: E402
 from graph.demo import generate  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
-from recommender.engine import RankConfig, Recommender  # noqa: E402
+from graph.store import NodeRow, RelRow, WriteBatch  # noqa: E402
+from recommender.engine import RankConfig, Recommendation, Recommender  # noqa: E402
+from recommender.explain import explain as build_explanation  # noqa: E402
+from recommender.features import FEATURES, _seed_vector, compute_features  # noqa: E402
+from recommender.signals import personalized_pagerank  # noqa: E402
 from recommender.text import problem_text  # noqa: E402
 
 __all__ = ["main"]
 
+_FIELDS = ("title", "description", "skills", "enterprise_id", "district", "service_type")
+
 
 def _pct(samples: list[float]) -> str:
     a = np.asarray(samples) * 1000.0
-    return f"p50 {np.percentile(a, 50):8.1f}  p95 {np.percentile(a, 95):8.1f}  p99 {np.percentile(a, 99):8.1f} ms"
+    return f"p50 {np.percentile(a, 50):7.1f}  p95 {np.percentile(a, 95):7.1f}  p99 {np.percentile(a, 99):7.1f} ms"
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _load() -> str:
+    return "load average " + " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """``fn()``, its wall clock and its CPU time in seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _dataset(cache_dir: Path, scale: float, seed: int) -> Path:
+    out = cache_dir / f"demo-s{scale:g}-seed{seed}"
+    if not (out / "problems.jsonl").is_file():
+        tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=cache_dir))
+        generate(tmp, scale=scale, seed=seed)
+        tmp.rename(out)
+    return out
+
+
+def _add_matches(store: MemoryStore, n: int, seed: int) -> None:
+    """Workflow state of a busy month: invitations, acceptances and declines (and their audit events)."""
+    rng = np.random.default_rng(seed)
+    workers = [w["id"] for w in store.list_nodes("Worker", limit=20_000)]
+    problems = [p["id"] for p in store.list_nodes("Problem", where={"status": "open"}, limit=20_000)]
+    month = date.today().isoformat() + "T09:00:00"
+    rows = []
+    for i in range(n):
+        state = ("invited", "accepted", "declined", "completed")[i % 4]
+        rows.append(NodeRow("Match", f"bench-m{i}", {"worker_id": workers[int(rng.integers(len(workers)))],
+                                                     "problem_id": problems[int(rng.integers(len(problems)))],
+                                                     "state": state, "created_at": month}))
+        rows.append(NodeRow("AuditEvent", f"bench-a{i}", {"kind": "invite", "actor": "bench", "at": month}))
+    store.apply(WriteBatch(nodes=rows))
+
+
+def naive_recommend(rec: Recommender, problem: dict[str, Any], n: int = 10) -> list[Recommendation]:
+    """Brute force: every signal for every eligible worker, the walk by power iteration over the whole graph."""
+    idx = rec.index
+    query = rec._query(problem)
+    rec._workflow = rec._read_workflow()
+    everyone = rec._eligible(query, np.arange(idx.n_workers))
+    feats, evidence = compute_features(idx, [query], [everyone], ppr=False, keep_evidence=True,
+                                       damping=rec.config.damping)  # exact cosines to every history problem
+    f = feats[0]
+    sims = evidence[0].word_sims
+    sk = [rec.projection.index["Skill"][s] for s in query.skills if s in rec.projection.index["Skill"]]
+    seed = _seed_vector(idx, query, (np.arange(len(sims)), sims), sk).toarray().ravel()
+    walk = personalized_pagerank(idx.walk, seed.astype(np.float32), damping=rec.config.damping, tol=1e-5,
+                                 max_iter=200)
+    w0 = idx.walk_offset["Worker"]
+    f[:, FEATURES.index("ppr")] = np.log1p(walk[w0 + everyone] * idx.walk_size)
+    fused = rec.fusion.decision_function(f, np.zeros(len(f), dtype=np.int64))
+    cfg = rec.config
+    ids = rec.projection.ids["Worker"]
+    declined = rec._declined_similarity(query, everyone)
+    load = np.array([rec._workflow.load.get(ids[w], 0) for w in everyone], dtype=np.float64)
+    cap = idx.worker_capacity[everyone]
+    share = np.divide(load, cap, out=np.zeros_like(load), where=np.isfinite(cap) & (cap > 0))
+    score = fused - cfg.decline_weight * declined - cfg.load_weight * share
+    order = np.lexsort((everyone, -score))[:n]
+    return [Recommendation(ids[int(everyone[j])], float(score[j]), {"fused": float(fused[j])},
+                           build_explanation(idx, query, int(everyone[j]), f[j], evidence[0].word_sims,
+                                             load=int(load[j]), capacity=float(cap[j]),
+                                             declined_similar=float(declined[j])))
+            for j in order]
 
 
 def _naive_from_store(store: MemoryStore, rec: Recommender, problem: dict[str, Any]) -> list[tuple[str, float]]:
@@ -68,70 +159,109 @@ def _naive_from_store(store: MemoryStore, rec: Recommender, problem: dict[str, A
     return scores[:10]
 
 
-def bench(scale: float, n_queries: int, n_naive_store: int, seed: int) -> None:
-    print(f"\n=== scale {scale} ===", flush=True)
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="jianglian-lat-") as tmp:
-        generate(Path(tmp) / "demo", scale=scale, seed=seed)
-        t_gen = time.perf_counter() - t0
-        store = MemoryStore(None)
-        load_dataset(store, Path(tmp) / "demo")
-    t_load = time.perf_counter() - t0 - t_gen
-    counts = store.counts()
-    t1 = time.perf_counter()
-    rec = Recommender(store, config=RankConfig(model_dir=Path(tmp) / "no-models"))
-    t_build = time.perf_counter() - t1
-    print(f"workers {counts.get('Worker', 0)}, problems {counts.get('Problem', 0)}, SOLVED {counts.get('SOLVED', 0)}; "
-          f"generate {t_gen:.1f}s, load {t_load:.1f}s, build recommender {t_build:.1f}s "
-          f"({rec.model_version}); peak RSS {_peak_mb():.0f} MB", flush=True)
+def _refresh_costs(store: MemoryStore, rec: Recommender, query: dict[str, Any]) -> None:
+    """What keeping up with writes costs: workflow write, a posted problem, a solved problem, a rebuild."""
+    def one(label: str, write: Callable[[], None]) -> None:
+        write()
+        _, wall, cpu = _timed(rec.refresh)
+        _, qwall, qcpu = _timed(lambda: rec.recommend(query, n=10))
+        print(f"  refresh after {label:38s} {wall * 1000:9.1f} ms wall {cpu * 1000:9.1f} ms CPU "
+              f"({rec.last_refresh}); next recommendation {qwall * 1000:.1f} ms wall {qcpu * 1000:.1f} ms CPU",
+              flush=True)
 
-    problems = store.list_nodes("Problem", where={"status": "solved"})
+    worker = rec.projection.ids["Worker"][0]
+    one("a recommendation's audit event + match", lambda: store.apply(WriteBatch(nodes=[
+        NodeRow("AuditEvent", "bench-audit", {"kind": "recommend", "actor": "bench"}),
+        NodeRow("Match", "bench-match", {"worker_id": worker, "problem_id": "bench-p1", "state": "invited",
+                                         "created_at": date.today().isoformat() + "T10:00:00"})])))
+    one("a problem is posted", lambda: store.apply(WriteBatch(
+        nodes=[NodeRow("Problem", "bench-p1", dict(query, status="open", posted_at="2026-06-30"))],
+        rels=[RelRow("REQUIRES", "Problem", "bench-p1", "Skill", s) for s in query.get("skills") or []
+              if store.get_node("Skill", s)])))
+    one("that problem is solved (SOLVED + status)", lambda: store.apply(WriteBatch(
+        nodes=[NodeRow("Problem", "bench-p1", {"status": "solved", "solved_at": "2026-07-02"})],
+        rels=[RelRow("SOLVED", "Worker", worker, "Problem", "bench-p1", {"rating": 5, "at": "2026-07-02"})])))
+    one("a worker is edited (capacity)", lambda: store.update_node("Worker", worker, {"capacity": 9}))
+    _, wall, cpu = _timed(rec.rebuild)
+    print(f"  full rebuild (projection from the store, text fit, index, calibration) {wall:.1f} s wall "
+          f"{cpu:.1f} s CPU", flush=True)
+
+
+def bench(scale: float, n_queries: int, n_naive: int, n_naive_store: int, n_matches: int, seed: int,
+          cache_dir: Path, refresh: bool) -> None:
+    print(f"\n=== scale {scale:g} ({_load()}) ===", flush=True)
+    directory, t_gen, c_gen = _timed(lambda: _dataset(cache_dir, scale, seed))
+    store = MemoryStore(None)
+    _, t_load, c_load = _timed(lambda: load_dataset(store, directory))
+    _add_matches(store, n_matches, seed)
+    counts = store.counts()
+    model_dir = Path(tempfile.mkdtemp(prefix="jianglian-lat-models-"))  # empty: configured weights
+    rec, t_build, c_build = _timed(lambda: Recommender(store, config=RankConfig(model_dir=model_dir)))
+    print(f"workers {counts.get('Worker', 0):,}, problems {counts.get('Problem', 0):,}, "
+          f"SOLVED {counts.get('SOLVED', 0):,}, matches {counts.get('Match', 0):,}; dataset {t_gen:.1f} s, "
+          f"load {t_load:.1f} s wall / {c_load:.1f} s CPU, build {t_build:.1f} s wall / {c_build:.1f} s CPU "
+          f"({rec.model_version}; {rec.index.describe()}); peak RSS {_peak_mb():,.0f} MB", flush=True)
+
+    problems = [p for p in rec.projection.props["Problem"] if p.get("status") == "solved"]
     rng = np.random.default_rng(seed)
     picked = [problems[i] for i in rng.choice(len(problems), size=min(n_queries, len(problems)), replace=False)]
-    queries = [{k: p.get(k) for k in ("title", "description", "skills", "enterprise_id", "district", "service_type")}
-               for p in picked]
+    queries = [{k: p.get(k) for k in _FIELDS} for p in picked]
     rec.recommend(queries[0], n=10)  # warm-up
-    product: list[float] = []
+    wall: list[float] = []
+    cpu: list[float] = []
+    results = []
     for q in queries:
-        t = time.perf_counter()
-        recs = rec.recommend(q, n=10, explain=True)
-        product.append(time.perf_counter() - t)
+        recs, w, c = _timed(lambda q=q: rec.recommend(q, n=10, explain=True))
+        wall.append(w)
+        cpu.append(c)
+        results.append(recs)
         assert len(recs) == 10 and all(r.explanation is not None for r in recs)
-    print(f"product (candidates + filters + scoring + explanations): {_pct(product)}", flush=True)
+    print(f"product   wall {_pct(wall)}  | CPU {_pct(cpu)}  ({_load()})", flush=True)
 
-    brute = Recommender(store, config=RankConfig(model_dir=Path(tmp) / "no-models", max_candidates=10**9))
-    brute._set_fusion()
-    naive: list[float] = []
+    brute = copy.copy(rec)
+    brute.config = dataclasses.replace(rec.config, max_candidates=10**9)
+    n_naive = min(n_naive, len(queries))
+    nwall: list[float] = []
+    ncpu: list[float] = []
     agree = 0
-    for q in queries:
-        t = time.perf_counter()
-        full = brute.recommend(q, n=10, explain=True)
-        naive.append(time.perf_counter() - t)
-        agree += len({r.worker_id for r in full} & {r.worker_id for r in rec.recommend(q, n=10, explain=False)})
-    print(f"naive, every signal for every worker:                  {_pct(naive)}", flush=True)
-    print(f"  ratio naive/product p50 {np.median(naive) / np.median(product):.1f}x, "
-          f"p95 {np.percentile(naive, 95) / np.percentile(product, 95):.1f}x; "
-          f"top-10 overlap with exhaustive scoring {agree / (10 * len(queries)):.1%}", flush=True)
+    for q, recs in zip(queries[:n_naive], results[:n_naive], strict=True):
+        full, w, c = _timed(lambda q=q: naive_recommend(brute, q))
+        nwall.append(w)
+        ncpu.append(c)
+        agree += len({r.worker_id for r in full} & {r.worker_id for r in recs})
+    print(f"naive     wall {_pct(nwall)}  | CPU {_pct(ncpu)}  ({n_naive} queries; {_load()})", flush=True)
+    print(f"  ratio naive/product: p50 wall {np.median(nwall) / np.median(wall[:n_naive]):.1f}x, "
+          f"p95 wall {np.percentile(nwall, 95) / np.percentile(wall[:n_naive], 95):.1f}x, "
+          f"p50 CPU {np.median(ncpu) / np.median(cpu[:n_naive]):.1f}x, "
+          f"p95 CPU {np.percentile(ncpu, 95) / np.percentile(cpu[:n_naive], 95):.1f}x; "
+          f"top-10 overlap with brute force {agree / (10 * max(n_naive, 1)):.1%}", flush=True)
     if n_naive_store:
-        slow: list[float] = []
-        for q in queries[:n_naive_store]:
-            t = time.perf_counter()
-            _naive_from_store(store, rec, q)
-            slow.append(time.perf_counter() - t)
-        print(f"naive from the store (text top-3 only, {len(slow)} queries): {_pct(slow)}; "
-              f"ratio p50 {np.median(slow) / np.median(product):.0f}x", flush=True)
-    print(f"peak RSS {_peak_mb():.0f} MB", flush=True)
+        slow = [_timed(lambda q=q: _naive_from_store(store, rec, q))[1] for q in queries[:n_naive_store]]
+        print(f"naive from the store (text top-3 only, {len(slow)} queries): wall {_pct(slow)}; "
+              f"ratio p50 {np.median(slow) / np.median(wall):.0f}x", flush=True)
+    if refresh:
+        _refresh_costs(store, rec, queries[0])
+    print(f"peak RSS {_peak_mb():,.0f} MB", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 33.0])
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 45.0])
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--naive-store-queries", type=int, default=3)
+    parser.add_argument("--naive-queries", type=int, default=30)
+    parser.add_argument("--naive-store-queries", type=int, default=0)
+    parser.add_argument("--matches", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "jianglian-latency-data")
+    parser.add_argument("--no-refresh", action="store_true", help="skip the refresh measurements")
     args = parser.parse_args(argv)
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    machine = platform.processor() or platform.machine()
+    print(f"{datetime.now().isoformat(timespec='seconds')} {platform.node()} {machine}, {os.cpu_count()} CPUs, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {_load()}", flush=True)
     for scale in args.scales:
-        bench(scale, args.queries, args.naive_store_queries, args.seed)
+        bench(scale, args.queries, args.naive_queries, args.naive_store_queries, args.matches, args.seed,
+              args.cache_dir, not args.no_refresh)
     return 0
 
 

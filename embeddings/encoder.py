@@ -126,7 +126,10 @@ def resolve_model(name_or_path: str | None = None, env: Mapping[str, str] | None
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-            raise ModelNotFound(f"{path} is not a sentence-transformers model directory (no modules.json)")
+            raise ModelNotFound(
+                f"{path} is not a sentence-transformers model directory (no modules.json): check {ENV_MODEL}, "
+                "or build the project's own model with `jianglian build-encoder`"
+            )
         return str(path.resolve())
     # a hub id is "name" or "org/name"; anything else that does not exist is a missing local path
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
@@ -140,12 +143,14 @@ def resolve_model(name_or_path: str | None = None, env: Mapping[str, str] | None
 
 def _weights_digest(model: Any) -> str:
     """sha256 over the model's parameters and module layout: the content part of an identity."""
+    import torch
+
     digest = hashlib.sha256(repr(model).encode("utf-8"))
     for key, tensor in sorted(model.state_dict().items()):
         digest.update(key.encode("utf-8"))
-        array = tensor.detach().cpu().contiguous().numpy()
-        digest.update(str((array.shape, array.dtype.str)).encode("ascii"))
-        digest.update(array.tobytes())
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{tuple(tensor.shape)}:{tensor.dtype}".encode("ascii"))
+        digest.update(flat.view(torch.uint8).numpy().tobytes())  # raw bytes of any dtype (bfloat16 included)
     return digest.hexdigest()
 
 

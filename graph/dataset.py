@@ -346,7 +346,7 @@ def load_dataset(
     directory: str | Path,
     *,
     skip_invalid: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> LoadReport:
     """Validate then import a dataset in one atomic write; idempotent.
 

@@ -17,7 +17,7 @@ import json
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,8 +32,8 @@ from graph.errors import (
     StoreUnavailable,
     UnknownLabel,
 )
-from graph.model import FULLTEXT_PROPERTIES, REL_ENDPOINTS, check_label, check_rel
-from graph.store import GraphStore, NodeRow, Progress, RelRow, WriteBatch, check_props
+from graph.model import DOMAIN_LABELS, FULLTEXT_PROPERTIES, LABELS, REL_ENDPOINTS, check_label, check_rel
+from graph.store import Change, ChangeJournal, GraphStore, NodeRow, Progress, RelRow, WriteBatch, check_props
 
 __all__ = ["MemoryStore"]
 
@@ -78,6 +78,8 @@ class MemoryStore(GraphStore):
         self._vectors: dict[tuple[str, str], dict[str, np.ndarray]] = {}
         self._meta: dict[str, str] = {}
         self._revision = 0
+        self._journal = ChangeJournal()
+        self._label_revisions: dict[str, int] = defaultdict(int)
         self._closed = False
         self._lock_file: IO[bytes] | None = None
         self._dir = Path(data_dir) if data_dir is not None else None
@@ -161,8 +163,14 @@ class MemoryStore(GraphStore):
 
         _atomic_write(path, write)
 
-    def _committed(self, *, graph: bool = True) -> None:
-        self._revision += 1
+    def _committed(self, changes: list[Change] | None, *, graph: bool = True, labels: Iterable[str] = ()) -> None:
+        """Persist a write; ``changes`` are the domain keys it touched (``[]``: none, ``None``: unlistable),
+        ``labels`` the labels of the nodes it wrote."""
+        for label in set(labels):
+            self._label_revisions[label] += 1
+        if changes is None or changes:
+            self._revision += 1
+            self._journal.record(self._revision, changes)
         if graph:
             self._save_graph()
 
@@ -212,6 +220,15 @@ class MemoryStore(GraphStore):
     def revision(self) -> int:
         return self._revision
 
+    def label_revision(self, label: str) -> int | None:
+        check_label(label)
+        with self._lock:
+            return self._label_revisions[label]
+
+    def changes_since(self, revision: int) -> list[Change] | None:
+        with self._lock:
+            return self._journal.since(revision, self._revision)
+
     @property
     def data_dir(self) -> Path | None:
         """The directory this store persists to, if any."""
@@ -253,7 +270,14 @@ class MemoryStore(GraphStore):
                 progress(len(rels))
             for r in batch.delete_rels:
                 self._unindex_rel(r.key)
-            self._committed()
+            changes: list[Change] | None = None
+            if len(batch) <= self._journal.max_changes:  # a bulk load is not worth listing
+                changes = [Change(node=(label, node_id)) for label, node_id, _ in nodes if label in DOMAIN_LABELS]
+                changes += [Change(rel=key) for key, _ in rels]
+                changes += [Change(rel=r.key) for r in batch.delete_rels]
+            elif not rels and not batch.delete_rels and all(label not in DOMAIN_LABELS for label, _, _ in nodes):
+                changes = []
+            self._committed(changes, labels=[label for label, _, _ in nodes])
 
     def create_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
         check_label(label)
@@ -264,7 +288,7 @@ class MemoryStore(GraphStore):
             if node_id in self._nodes[label]:
                 raise DuplicateNode(label, node_id)
             self._nodes[label][node_id] = {k: v for k, v in clean.items() if v is not None}
-            self._committed()
+            self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [], labels=[label])
             return self._node_out(label, node_id)
 
     def update_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
@@ -281,7 +305,7 @@ class MemoryStore(GraphStore):
                     current.pop(key, None)
                 else:
                     current[key] = value
-            self._committed()
+            self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [], labels=[label])
             return self._node_out(label, node_id)
 
     def delete_node(self, label: str, node_id: str) -> None:
@@ -291,13 +315,17 @@ class MemoryStore(GraphStore):
             if node_id not in self._nodes[label]:
                 raise NodeNotFound(label, node_id)
             node = (label, node_id)
-            for key in list(self._out.pop(node, set()) | self._in.pop(node, set())):
+            detached = list(self._out.pop(node, set()) | self._in.pop(node, set()))
+            for key in detached:
                 self._unindex_rel(key)
             del self._nodes[label][node_id]
             for (vec_label, vec_key), vecs in self._vectors.items():
                 if vec_label == label and vecs.pop(node_id, None) is not None:
                     self._save_vectors(vec_label, vec_key)
-            self._committed()
+            changes = [Change(rel=key) for key in detached]
+            if label in DOMAIN_LABELS:
+                changes.append(Change(node=node))
+            self._committed(changes, labels=[label])
 
     def clear(self) -> None:
         with self._lock:
@@ -311,7 +339,7 @@ class MemoryStore(GraphStore):
                 self._save_vectors(label, key)
             self._vectors.clear()
             self._meta.clear()
-            self._committed()
+            self._committed(None, labels=LABELS)
 
     # -- reads ----------------------------------------------------------------------------
     def get_node(self, label: str, node_id: str) -> dict[str, Any] | None:
@@ -452,7 +480,9 @@ class MemoryStore(GraphStore):
             for node_id, vec in zip(ids, vectors, strict=True):
                 store[node_id] = vec.copy()
             self._save_vectors(label, key)
-            self._committed(graph=False)
+            listed = len(ids) <= self._journal.max_changes
+            self._committed(([Change(node=(label, i), vectors=True) for i in ids] if listed else None)
+                            if label in DOMAIN_LABELS else [], graph=False)
 
     def read_vectors(self, label: str, key: str) -> tuple[list[str], np.ndarray]:
         check_label(label)
@@ -468,10 +498,12 @@ class MemoryStore(GraphStore):
         check_label(label)
         with self._lock:
             self._check_open()
-            self._vectors.pop((label, key), None)
+            dropped = self._vectors.pop((label, key), None) or {}
             if self._dir is not None:
                 (self._dir / "vectors" / f"{label}__{key}.npz").unlink(missing_ok=True)
-            self._committed(graph=False)
+            listed = len(dropped) <= self._journal.max_changes
+            self._committed(([Change(node=(label, i), vectors=True) for i in dropped] if listed else None)
+                            if label in DOMAIN_LABELS else [], graph=False)
 
     def vector_query(
         self, label: str, key: str, vector: Sequence[float] | np.ndarray, k: int = 10
@@ -502,7 +534,7 @@ class MemoryStore(GraphStore):
                 self._meta.pop(key, None)
             else:
                 self._meta[key] = value
-            self._committed()
+            self._committed([])
 
     # -- research helpers -----------------------------------------------------------------
     def to_networkx(self) -> nx.MultiDiGraph:

@@ -54,8 +54,8 @@ from graph.errors import (
     StoreUnavailable,
     UnknownLabel,
 )
-from graph.model import LABELS, REL_ENDPOINTS, check_label, check_rel
-from graph.store import GraphStore, NodeRow, Progress, RelRow, WriteBatch, check_props
+from graph.model import DOMAIN_LABELS, LABELS, REL_ENDPOINTS, check_label, check_rel
+from graph.store import Change, ChangeJournal, GraphStore, NodeRow, Progress, RelRow, WriteBatch, check_props
 
 __all__ = ["Neo4jStore", "escape_lucene"]
 
@@ -146,6 +146,7 @@ class Neo4jStore(GraphStore):
         self._owns_driver = owns_driver
         self.batch_size = batch_size
         self._revision = 0
+        self._journal = ChangeJournal()
         self._closed = False
         self._lock = threading.Lock()
 
@@ -210,19 +211,20 @@ class Neo4jStore(GraphStore):
         with self._translate(), self._session() as s:
             return s.execute_read(work)
 
-    def _write_tx(self, work: Callable[[ManagedTransaction], Any]) -> Any:
+    def _write_tx(self, work: Callable[[ManagedTransaction], Any], changes: list[Change] | None) -> Any:
+        """Run a write transaction; ``changes`` are the domain keys it touches (``None``: unlistable)."""
         with self._translate(), self._session(write=True) as s:
             try:
                 return s.execute_write(work)
             finally:
                 # the transaction may have committed even if reading its outcome failed
-                self._bump()
+                self._bump(changes)
 
-    def _write(self, query: str, params: Mapping[str, Any] | None = None) -> list[Record]:
+    def _write(self, query: str, params: Mapping[str, Any] | None, changes: list[Change] | None) -> list[Record]:
         def work(tx: ManagedTransaction) -> list[Record]:
             return list(tx.run(query, dict(params or {})))
 
-        result: list[Record] = self._write_tx(work)
+        result: list[Record] = self._write_tx(work, changes)
         return result
 
     def _schema(self, query: str, params: Mapping[str, Any] | None = None) -> None:
@@ -234,9 +236,13 @@ class Neo4jStore(GraphStore):
         with self._translate(), self._session(write=True) as s:
             s.execute_write(work)
 
-    def _bump(self) -> None:
+    def _bump(self, changes: list[Change] | None) -> None:
+        """Count a write that touched the matching graph (``changes`` non-empty or ``None``); see :attr:`revision`."""
+        if changes is not None and not changes:
+            return
         with self._lock:
             self._revision += 1
+            self._journal.record(self._revision, changes)
 
     # -- life cycle ----------------------------------------------------------------------------
     def ensure_schema(self) -> None:
@@ -270,6 +276,10 @@ class Neo4jStore(GraphStore):
     @property
     def revision(self) -> int:
         return self._revision
+
+    def changes_since(self, revision: int) -> list[Change] | None:
+        with self._lock:
+            return self._journal.since(revision, self._revision)
 
     @property
     def database(self) -> str:
@@ -312,10 +322,15 @@ class Neo4jStore(GraphStore):
                 for chunk in _chunks(rows, size):
                     tx.run(cypher.DELETE_RELS[key], {"rows": chunk}).consume()
 
+        changes: list[Change] | None = None
+        if len(batch) <= self._journal.max_changes:  # a bulk load is not worth listing
+            changes = [Change(node=(n.label, n.id)) for n in batch.nodes if n.label in DOMAIN_LABELS]
+            changes += [Change(rel=r.key) for r in batch.rels]
+            changes += [Change(rel=r.key) for r in batch.delete_rels]
+        elif not batch.rels and not batch.delete_rels and all(n.label not in DOMAIN_LABELS for n in batch.nodes):
+            changes = []
         if len(batch):
-            self._write_tx(work)
-        else:
-            self._bump()
+            self._write_tx(work, changes)
 
     @staticmethod
     def _dangling(tx: ManagedTransaction, key: tuple[str, str, str], rows: list[list[Any]]) -> ConstraintViolation:
@@ -334,7 +349,8 @@ class Neo4jStore(GraphStore):
         _check_id(label, node_id)
         clean = {k: v for k, v in _storable(props).items() if v is not None}
         try:
-            records = self._write(cypher.CREATE_NODE[label], {"id": node_id, "props": clean})
+            records = self._write(cypher.CREATE_NODE[label], {"id": node_id, "props": clean},
+                                  [Change(node=(label, node_id))] if label in DOMAIN_LABELS else [])
         except ConstraintViolation as err:
             if isinstance(err.__cause__, ConstraintError):
                 raise DuplicateNode(label, node_id) from err.__cause__
@@ -344,14 +360,16 @@ class Neo4jStore(GraphStore):
     def update_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
         check_label(label)
         # ``SET n += $props`` removes the properties whose value is null
-        records = self._write(cypher.UPDATE_NODE[label], {"id": node_id, "props": _storable(props)})
+        records = self._write(cypher.UPDATE_NODE[label], {"id": node_id, "props": _storable(props)},
+                              [Change(node=(label, node_id))] if label in DOMAIN_LABELS else [])
         if not records:
             raise NodeNotFound(label, node_id)
         return _props(records[0]["props"])
 
     def delete_node(self, label: str, node_id: str) -> None:
         check_label(label)
-        records = self._write(cypher.DELETE_NODE[label], {"id": node_id})
+        # the relationships detached with a domain node are not listed
+        records = self._write(cypher.DELETE_NODE[label], {"id": node_id}, None if label in DOMAIN_LABELS else [])
         if not records or not records[0]["deleted"]:
             raise NodeNotFound(label, node_id)
 
@@ -361,7 +379,7 @@ class Neo4jStore(GraphStore):
             try:
                 s.run(cypher.CLEAR).consume()
             finally:
-                self._bump()
+                self._bump(None)
         for index in self._vector_indexes():
             self._schema(cypher.DROP_INDEX, {"name": index["name"]})
 
@@ -532,7 +550,6 @@ class Neo4jStore(GraphStore):
         if not np.isfinite(matrix).all():
             raise ValueError("vectors must be finite")
         if not len(ids):
-            self._bump()
             return
         dim = int(matrix.shape[1])
         existing, indexed = self._vector_dimension(label, key)
@@ -549,7 +566,9 @@ class Neo4jStore(GraphStore):
                     found = set(tx.run(cypher.EXISTING_IDS[label], {"ids": wanted}).single(strict=True)["ids"])
                     raise NodeNotFound(label, next(i for i in wanted if i not in found))
 
-        self._write_tx(work)
+        listed = len(ids) <= self._journal.max_changes
+        self._write_tx(work, ([Change(node=(label, i), vectors=True) for i in ids] if listed else None)
+                       if label in DOMAIN_LABELS else [])
         if not indexed:
             name = cypher.vector_index_name(label, key)
             self._schema(cypher.vector_index_ddl(label, key), {"dim": dim})
@@ -564,7 +583,8 @@ class Neo4jStore(GraphStore):
 
     def delete_vectors(self, label: str, key: str) -> None:
         check_label(label)
-        self._write(cypher.DELETE_VECTORS[label], {"prop": self._check_key(key)})
+        self._write(cypher.DELETE_VECTORS[label], {"prop": self._check_key(key)},
+                    None if label in DOMAIN_LABELS else [])
         self._schema(cypher.DROP_INDEX, {"name": cypher.vector_index_name(label, key)})
 
     def vector_query(
@@ -595,6 +615,6 @@ class Neo4jStore(GraphStore):
 
     def set_meta(self, key: str, value: str | None) -> None:
         if value is None:
-            self._write(cypher.DELETE_META, {"key": key})
+            self._write(cypher.DELETE_META, {"key": key}, [])
         else:
-            self._write(cypher.SET_META, {"key": key, "value": value})
+            self._write(cypher.SET_META, {"key": key, "value": value}, [])

@@ -136,6 +136,23 @@ class Projection:
             self.version += 1
             return at
 
+    def set_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> int:
+        """Add a node or replace all its properties (a property removed in the store goes here too)."""
+        with self._lock:
+            at = self.index[label].get(node_id)
+            if at is not None:
+                self.props[label][at] = {}
+            return self.add_node(label, node_id, props)
+
+    def set_edge(self, rel_type: str, start_label: str, start_id: str, end_label: str, end_id: str,
+                 props: Mapping[str, Any] | None = None) -> None:
+        """Add a relationship or replace all its properties."""
+        with self._lock:
+            self.add_edge(rel_type, start_label, start_id, end_label, end_id)
+            edges = self.edges[(rel_type, start_label, end_label)]
+            at = edges.seen[(self.index[start_label][start_id], self.index[end_label][end_id])]
+            edges.props[at] = dict(props or {})
+
     def add_edge(self, rel_type: str, start_label: str, start_id: str, end_label: str, end_id: str,
                  props: Mapping[str, Any] | None = None) -> None:
         """Add a relationship, creating endpoint nodes that are not known yet."""

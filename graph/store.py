@@ -12,6 +12,7 @@ Property values are restricted to what Neo4j can hold: ``str``, ``int``, ``float
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ import numpy as np
 from graph.errors import ConstraintViolation
 
 __all__ = [
+    "Change",
+    "ChangeJournal",
     "GraphStore",
     "NodeRow",
     "Progress",
@@ -29,7 +32,7 @@ __all__ = [
     "check_props",
 ]
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
 """Called with the number of rows just written, for progress bars on long writes."""
 
 
@@ -57,6 +60,56 @@ class RelRow:
     def key(self) -> tuple[str, str, str, str, str]:
         """The identity of the relationship."""
         return (self.type, self.start_label, self.start_id, self.end_label, self.end_id)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A domain node ``(label, id)`` or a relationship (:attr:`RelRow.key`) touched by a write.
+
+    Exactly one of ``node`` and ``rel`` is set; ``vectors`` marks a vector write on the node.
+    """
+
+    node: tuple[str, str] | None = None
+    rel: tuple[str, str, str, str, str] | None = None
+    vectors: bool = False
+
+
+class ChangeJournal:
+    """The bounded journal behind :meth:`GraphStore.changes_since` (not thread-safe: callers lock).
+
+    Parameters
+    ----------
+    max_revisions
+        How many recent revisions are remembered.
+    max_changes
+        A revision touching more than this many keys is remembered as "unlistable".
+    """
+
+    def __init__(self, *, max_revisions: int = 1024, max_changes: int = 10_000) -> None:
+        self.max_revisions = max_revisions
+        self.max_changes = max_changes
+        self._entries: deque[tuple[int, tuple[Change, ...] | None]] = deque(maxlen=max_revisions)
+
+    def record(self, revision: int, changes: Sequence[Change] | None) -> None:
+        """Remember what ``revision`` touched (``None``: too much or unknown)."""
+        if changes is not None and len(changes) > self.max_changes:
+            changes = None
+        self._entries.append((revision, None if changes is None else tuple(changes)))
+
+    def since(self, revision: int, current: int) -> list[Change] | None:
+        """The changes of the revisions after ``revision`` up to ``current``, or ``None``."""
+        if revision == current:
+            return []
+        if revision > current or not self._entries or self._entries[0][0] > revision + 1:
+            return None
+        out: list[Change] = []
+        for rev, changes in self._entries:
+            if rev <= revision:
+                continue
+            if changes is None:
+                return None
+            out.extend(changes)
+        return out
 
 
 @dataclass
@@ -135,10 +188,42 @@ class GraphStore(ABC):
     @property
     @abstractmethod
     def revision(self) -> int:
-        """A counter that changes after every write made through this instance.
+        """A counter that changes after every write made through this instance to the matching graph.
 
-        Caches (the ranking projection, embeddings) compare it to know when to refresh.
+        The matching graph is the nodes of :data:`graph.model.DOMAIN_LABELS` (workers, skills,
+        enterprises, chains, districts, problems), every relationship (all relationship types join
+        domain nodes), and vectors stored on domain nodes. Writes that touch only workflow labels
+        (``Match``, ``AuditEvent``, ``User``, ``ApiKey``, ``Target``) or store metadata
+        (:meth:`set_meta`) leave it unchanged, so caches of the graph (the ranking projection and
+        index, embeddings) survive the selection workflow and the audit trail, which write on
+        every request; read workflow nodes directly when they must be current. :meth:`clear`
+        always changes it. Writes by other processes (another client of the same Neo4j database)
+        are not counted.
+
+        :meth:`changes_since` lists what the recent changes touched.
         """
+
+    def label_revision(self, label: str) -> int | None:
+        """A counter that changes after every write of nodes of ``label`` (e.g. ``"Match"``), or ``None``.
+
+        For caches of workflow nodes, which :attr:`revision` ignores. ``None`` means the store cannot
+        tell, because other processes may write the same data (the Neo4j store): read the nodes
+        each time. The embedded store is the only writer of its data (its directory is locked) and
+        answers exactly. The default implementation answers ``None``.
+        """
+        return None
+
+    def changes_since(self, revision: int) -> list[Change] | None:
+        """What the writes after ``revision`` (up to the current :attr:`revision`) touched, oldest first.
+
+        Each :class:`Change` names a domain node or a relationship that was created, updated or
+        deleted; read the store for its current state. Returns ``[]`` when nothing changed and
+        ``None`` when the store cannot tell: a revision it does not know, writes older than its
+        journal, or a large or unlistable write (a bulk load, :meth:`clear`, deleting a node with
+        its relationships), after which a cache must be rebuilt from scratch. The default
+        implementation keeps no journal.
+        """
+        return [] if revision == self.revision else None
 
     # -- writes ---------------------------------------------------------------------------
     @abstractmethod

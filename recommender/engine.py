@@ -27,7 +27,7 @@ from typing import Any, cast
 import numpy as np
 
 from graph.projection import Projection
-from graph.store import GraphStore
+from graph.store import Change, GraphStore
 from recommender.errors import InvalidQuery, ModelNotFound, UnknownProblem, UnknownWorker
 from recommender.explain import Explanation
 from recommender.explain import explain as build_explanation
@@ -39,8 +39,11 @@ from recommender.training import TrainedRanker, make_pseudo_queries, skill_alias
 
 __all__ = ["Explanation", "ProblemSuggestion", "RankConfig", "Recommendation", "Recommender"]
 
-_DOMAIN_KEYS = ("Worker", "Problem", "Skill", "Enterprise", "IndustryChain", "District", "SOLVED", "REQUIRES",
-                "HAS_SKILL", "POSTED", "IN_CHAIN", "LOCATED_IN", "ADJACENT_TO", "EMPLOYED_BY")
+_NEED = ("none", "flags", "index")
+
+
+class _Rebuild(Exception):
+    """Raised inside :meth:`Recommender.refresh` when only a full rebuild will do."""
 
 
 @dataclass
@@ -67,7 +70,13 @@ class RankConfig:
     damping
         Continuation probability of the personalised PageRank.
     auto_refresh
-        Pick up store writes automatically before each request (cheap when only workflow nodes changed).
+        Pick up store writes automatically before each request (one integer comparison when the
+        matching graph did not change; workflow writes never change it).
+    max_incremental
+        Above this many changed nodes and relationships since the last refresh, rebuild from scratch.
+    refit_share
+        Rebuild from scratch (refitting the text model and hub vectors) once incremental updates
+        have added this share of the history of the last full build.
     """
 
     weights: dict[str, float] | None = None
@@ -80,6 +89,8 @@ class RankConfig:
     load_weight: float = 0.5
     damping: float = 0.5
     auto_refresh: bool = True
+    max_incremental: int = 1000
+    refit_share: float = 0.02
 
 
 @dataclass
@@ -141,20 +152,20 @@ class Recommender:
         self._build()
 
     # -- life cycle -------------------------------------------------------------------------
-    def _domain_signature(self) -> tuple[int, ...]:
-        counts = self.store.counts()
-        return tuple(counts.get(k, 0) for k in _DOMAIN_KEYS)
-
     def _build(self) -> None:
         with self._lock:
             self._revision = self.store.revision
-            self._signature = self._domain_signature()
             self.projection = Projection.from_store(self.store)
             vectors = self._cached_vectors()
             self.index = RankingIndex(self.projection, encoder=self.encoder, vectors=vectors)
+            self._fitted_history = len(self.index.hp)
+            self._added_history = 0
             self._aliases = skill_aliases(self.projection)
-            self._workflow = self._read_workflow()
+            self._workflow_key: tuple[int | None, str] = (None, "")
+            self._declined_cache: tuple[Any, dict[str, int]] | None = None
+            self._current_workflow()
             self._set_fusion()
+            self.last_refresh = "build"
 
     def _cached_vectors(self) -> dict[str, np.ndarray] | None:
         if self.encoder is None:
@@ -226,31 +237,92 @@ class Recommender:
         return wf
 
     def refresh(self) -> None:
-        """Pick up store writes: workflow state always; the projection and index when the graph changed.
+        """Pick up writes to the matching graph: nothing to do unless the store's ``revision`` moved.
 
-        Only node counts and relationship counts are compared to detect a graph change, plus a
-        re-read of worker and problem properties (activity, capacity, status, text); a change
-        that keeps every count but rewires relationships needs :meth:`rebuild`.
+        Workflow state (matches: current load, declines) is not cached here; every request reads it.
+        When the revision moved, the store's journal (:meth:`GraphStore.changes_since`) says what
+        changed. New or edited problems and workers and new relationships patch the projection in
+        place; what the index needs then follows from what changed: nothing for a newly posted
+        problem (it is not evidence until solved), worker flags for an edited worker (activity,
+        capacity, employer, district), and otherwise a new index built with ``reuse`` (only new or
+        edited texts are analysed; the text model, hub vectors and fusion are kept). Everything is
+        rebuilt from the store instead after a deletion, an unlisted write (a bulk load),
+        more than ``RankConfig.max_incremental`` changes, or once the history has grown by
+        ``RankConfig.refit_share`` since the last full build (to refit vocabulary, idf and hub vectors).
+        :attr:`last_refresh` tells which happened.
         """
         with self._lock:
-            if self.store.revision == self._revision:
+            revision = self.store.revision
+            if revision == self._revision:
                 return
-            signature = self._domain_signature()
-            if signature != self._signature:
+            changes = self.store.changes_since(self._revision)
+            if changes is None or len(changes) > self.config.max_incremental:
                 self._build()
                 return
-            texts_before = [problem_text(p) for p in self.projection.props["Problem"]]
-            profiles_before = list(self.index.profile_texts)
-            for label in ("Worker", "Problem"):
-                for node in self.store.iter_nodes(label):
-                    self.projection.add_node(label, node["id"], node)
-            if texts_before != [problem_text(p) for p in self.projection.props["Problem"]]:
+            try:
+                self.last_refresh = self._apply_changes(changes)
+            except _Rebuild:
                 self._build()
                 return
-            self.index = RankingIndex(self.projection, encoder=self.encoder, vectors=self._cached_vectors()) \
-                if profiles_before != self._profile_texts_now() else self._refresh_worker_flags()
-            self._workflow = self._read_workflow()
-            self._revision = self.store.revision
+            self._revision = revision
+
+    def _apply_changes(self, changes: Sequence[Change]) -> str:
+        """Patch the projection and index with what ``changes`` touched; raise :class:`_Rebuild` when it cannot."""
+        store, proj, idx = self.store, self.projection, self.index
+        nodes: dict[tuple[str, str], dict[str, Any]] = {}
+        for change in changes:
+            if change.node is not None and not change.vectors and change.node not in nodes:
+                row = store.get_node(*change.node)
+                if row is None:
+                    raise _Rebuild  # deleted
+                nodes[change.node] = row
+        rels: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
+        for change in changes:
+            if change.rel is not None and change.rel not in rels:
+                rel_type, s_label, s_id, e_label, e_id = change.rel
+                found = store.relationships(rel_type, start=(s_label, s_id), end=(e_label, e_id))
+                if not found:
+                    raise _Rebuild  # deleted
+                rels[change.rel] = dict(found[0].props)
+        solved = sum(1 for key in rels if key[0] == "SOLVED" and not proj.has_edge(*key))
+        if self._added_history + solved > self.config.refit_share * max(self._fitted_history, 1):
+            raise _Rebuild
+        # what the index needs: "none" < "flags" < "index"
+        need = "none"
+        profiles = {i: t for i, t in enumerate(idx.profile_texts)}
+        for (label, node_id), row in nodes.items():
+            at = proj.index[label].get(node_id)
+            if label == "Problem":
+                if at is not None and at in idx.hp_pos and problem_text(row) != idx.problem_texts[idx.hp_pos[at]]:
+                    need = "index"
+            elif label == "Worker":
+                need = "index" if at is None else max(need, "flags", key=_NEED.index)
+            else:
+                need = "index"  # skills (aliases), enterprises, chains, districts: rare
+        for key in rels:
+            rel_type, s_label, s_id, e_label, e_id = key
+            problem = s_id if s_label == "Problem" else e_id if e_label == "Problem" else None
+            at = proj.index["Problem"].get(problem) if problem is not None else None
+            posted_only = rel_type in ("REQUIRES", "POSTED", "LOCATED_IN") and problem is not None
+            if not (posted_only and (at is None or at not in idx.hp_pos)):
+                need = "index"
+        for (label, node_id), row in nodes.items():
+            proj.set_node(label, node_id, row)
+        for key, props in rels.items():
+            proj.set_edge(*key, props)
+        if need == "flags" and any(label == "Worker" for label, _ in nodes):
+            before = [profiles.get(i) for i in range(proj.n("Worker"))]
+            self._refresh_worker_flags()
+            if before != self._profile_texts_now():
+                need = "index"
+        if need == "index":
+            self.index = RankingIndex(proj, encoder=self.encoder, vectors=self._cached_vectors(), reuse=idx,
+                                      changed={*nodes, *rels})
+            self._declined_cache = None
+            self._added_history += solved
+        if any(label == "Skill" for label, _ in nodes):
+            self._aliases = skill_aliases(proj)
+        return need
 
     def rebuild(self) -> None:
         """Rebuild everything from the store."""
@@ -265,15 +337,9 @@ class Recommender:
                 aliases[sid] = list(sprops["aliases"])
         return [profile_text(self.index._worker_row(i), aliases) for i in range(self.projection.n("Worker"))]
 
-    def _refresh_worker_flags(self) -> RankingIndex:
-        idx = self.index
-        w_props = self.projection.props["Worker"]
-        idx.worker_active = np.array([w.get("active") is not False for w in w_props], dtype=bool)
-        idx.worker_capacity = np.array([float(w["capacity"]) if isinstance(w.get("capacity"), int | float)
-                                        else np.inf for w in w_props])
-        idx.worker_employer = [w.get("employer_id") for w in w_props]
-        idx.worker_district = [w.get("district") for w in w_props]
-        return idx
+    def _refresh_worker_flags(self) -> None:
+        """Re-read activity, capacity, employer and district of the workers (no text involved)."""
+        self.index.read_worker_flags()
 
     # -- queries ----------------------------------------------------------------------------
     def _query(self, problem: Mapping[str, Any] | str) -> Query:
@@ -299,43 +365,43 @@ class Recommender:
             row["district"] = self.projection.prop("Enterprise", str(row["enterprise_id"]), "district")
         return Query.from_row(row, skill_of=self._aliases)
 
-    def _generate(self, query: Query) -> np.ndarray:
-        """Candidate workers for a query (indices)."""
+    def _similar(self, query: Query) -> tuple[np.ndarray, np.ndarray]:
+        """The query's best-matching history problems (positions, word cosines), itself left out."""
+        idx = self.index
+        pid = self.projection.index["Problem"].get(query.problem_id or "")
+        own = idx.hp_pos.get(pid, -1) if pid is not None else -1
+        return idx.similar_problems(idx.text.transform([query.text]).word, max(self.config.similar_problems, 10),
+                                    exclude=own)
+
+    def _generate(self, query: Query, similar: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Candidate workers for a query (indices); ``similar`` are its best-matching history problems."""
         idx = self.index
         n = idx.n_workers
         cfg = self.config
         if n <= cfg.max_candidates:
             return np.arange(n)
         picked: list[np.ndarray] = []
-        views = idx.text.transform([query.text])
-        sims = (views.word @ idx.docs_word_t).toarray().ravel()
-        pid = self.projection.index["Problem"].get(query.problem_id or "")
-        if pid is not None and pid in idx.hp_pos:
-            sims[idx.hp_pos[pid]] = 0.0
-        k = min(cfg.similar_problems, int((sims > 0).sum()))
-        if k:
-            top = np.argpartition(-sims, k - 1)[:k]
+        top, sims = similar if similar is not None else self._similar(query)
+        top = top[sims > 0][:cfg.similar_problems]
+        if len(top):
             picked.append(_solvers(idx, top))
-        prof = (views.word @ idx.profiles_word_t).toarray().ravel()
-        k = min(100, int((prof > 0).sum()))
+        prof = idx.profile_similarities(idx.text.transform([query.text]).word)
+        k = min(100, int(np.count_nonzero(prof > 0)))
         if k:
             picked.append(np.argpartition(-prof, k - 1)[:k])
         sk = [self.projection.index["Skill"][s] for s in query.skills if s in self.projection.index["Skill"]]
         if sk:
-            declared = idx.declared[:, sk].tocsc()
-            who = np.unique(declared.indices)
+            declared = idx.declared_csc
+            who = np.unique(np.concatenate([declared.indices[declared.indptr[s]:declared.indptr[s + 1]] for s in sk]))
             if len(who) > 200:
                 who = who[np.argsort(-idx.n_solved[who], kind="stable")[:200]]
             picked.append(who)
-            counts = np.asarray(idx.skill_counts[:, sk].sum(axis=1)).ravel()
-            k = min(100, int((counts > 0).sum()))
+            counts = np.asarray(idx.skill_counts_csc[:, sk].sum(axis=1)).ravel()
+            k = min(100, int(np.count_nonzero(counts > 0)))
             if k:
                 picked.append(np.argpartition(-counts, k - 1)[:k])
         if query.service_type in ONSITE_TYPES and query.district:
-            local = np.array([i for i, d in enumerate(idx.worker_district) if d == query.district], dtype=np.int64)
-            if len(local) > 100:
-                local = local[np.argsort(-idx.n_solved[local], kind="stable")[:100]]
-            picked.append(local)
+            picked.append(idx.district_workers.get(query.district, np.zeros(0, dtype=np.int64))[:100])
         if not picked:
             return np.argsort(-idx.n_solved, kind="stable")[:cfg.max_candidates]
         return np.unique(np.concatenate([p.astype(np.int64) for p in picked]))
@@ -351,28 +417,52 @@ class Recommender:
         return cand[keep]
 
     def _declined_similarity(self, query: Query, cand: np.ndarray) -> np.ndarray:
+        """Per candidate, the highest word cosine of the query to a problem the worker declined (1 for this one)."""
         ids = self.projection.ids["Worker"]
         out = np.zeros(len(cand))
         declined = self._workflow.declined
         if not declined:
             return out
-        qv = self.index.text.transform([query.text]).word
+        rows, problems = self._declined_vectors()
+        if not problems:
+            return out
+        sims = np.asarray(rows @ self.index.text.transform([query.text]).word.T.toarray()).ravel()
         for i, w in enumerate(cand):
-            problems = declined.get(ids[w])
-            if not problems:
+            mine = declined.get(ids[w])
+            if not mine:
                 continue
-            if query.problem_id in problems:
+            if query.problem_id in mine:
                 out[i] = 1.0
                 continue
-            texts = [problem_text(self.projection.props["Problem"][self.projection.index["Problem"][p]])
-                     for p in problems if p in self.projection.index["Problem"]]
-            if texts:
-                out[i] = float((self.index.text.transform(texts).word @ qv.T).toarray().max())
+            at = [problems[p] for p in mine if p in problems]
+            if at:
+                out[i] = float(sims[at].max())
         return out
 
-    def _score(self, query: Query, cand: np.ndarray, *, keep_evidence: bool) -> tuple[np.ndarray, np.ndarray, Any]:
+    def _declined_vectors(self) -> tuple[Any, dict[str, int]]:
+        """Word TF-IDF rows of every declined problem (cached until the matches or the index change)."""
+        if self._declined_cache is None:
+            pids = sorted({p for ps in self._workflow.declined.values() for p in ps
+                           if p in self.projection.index["Problem"]})
+            texts = [problem_text(self.projection.props["Problem"][self.projection.index["Problem"][p]])
+                     for p in pids]
+            rows = self.index.text.transform(texts).word if texts else None
+            self._declined_cache = (rows, {p: i for i, p in enumerate(pids)})
+        return self._declined_cache
+
+    def _current_workflow(self) -> _Workflow:
+        """Match state, re-read only when the store says matches were written (or cannot tell) or a month began."""
+        key = (self.store.label_revision("Match"), date.today().strftime("%Y-%m"))
+        if key[0] is None or key != self._workflow_key:
+            self._workflow = self._read_workflow()
+            self._workflow_key = key
+            self._declined_cache = None
+        return self._workflow
+
+    def _score(self, query: Query, cand: np.ndarray, *, keep_evidence: bool,
+               similar: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, Any]:
         feats, evidence = compute_features(self.index, [query], [cand], keep_evidence=keep_evidence,
-                                           damping=self.config.damping)
+                                           damping=self.config.damping, similar=[similar or self._similar(query)])
         f = feats[0]
         fused = self.fusion.decision_function(f, np.zeros(len(f), dtype=np.int64)) if len(f) else np.zeros(0)
         return f, fused, evidence[0]
@@ -395,25 +485,28 @@ class Recommender:
         if self.config.auto_refresh:
             self.refresh()
         with self._lock:
+            self._current_workflow()  # matches do not move the store's revision
             query = self._query(problem)
             wpos = self.projection.index["Worker"]
+            similar = self._similar(query)
             if candidates is not None:
                 unknown = [c for c in candidates if c not in wpos]
                 if unknown:
                     raise UnknownWorker(f"unknown worker(s): {', '.join(unknown[:5])}")
                 cand = np.array(sorted({wpos[c] for c in candidates}), dtype=np.int64)
             else:
-                cand = self._generate(query)
+                cand = self._generate(query, similar)
             if exclude:
                 drop = {wpos[e] for e in exclude if e in wpos}
                 cand = np.array([c for c in cand if c not in drop], dtype=np.int64)
             cand = self._eligible(query, cand)
             if not len(cand):
                 return []
-            return self._rank(query, cand, n, explain=explain)
+            return self._rank(query, cand, n, explain=explain, similar=similar)
 
-    def _rank(self, query: Query, cand: np.ndarray, n: int, *, explain: bool) -> list[Recommendation]:
-        f, fused, ev = self._score(query, cand, keep_evidence=explain)
+    def _rank(self, query: Query, cand: np.ndarray, n: int, *, explain: bool,
+              similar: tuple[np.ndarray, np.ndarray] | None = None) -> list[Recommendation]:
+        f, fused, ev = self._score(query, cand, keep_evidence=explain, similar=similar)
         ids = self.projection.ids["Worker"]
         cfg = self.config
         declined = self._declined_similarity(query, cand)
@@ -477,13 +570,16 @@ class Recommender:
             self.refresh()
         out: dict[str, dict[str, float]] = {}
         with self._lock:
+            self._current_workflow()
             for pid in problem_ids:
                 query = self._query(pid)
-                cand = self._eligible(query, self._generate(query))
+                similar = self._similar(query)
+                cand = self._eligible(query, self._generate(query, similar))
                 if not len(cand):
                     out[pid] = {}
                     continue
-                feats, _ = compute_features(self.index, [query], [cand], damping=self.config.damping)
+                feats, _ = compute_features(self.index, [query], [cand], damping=self.config.damping,
+                                            similar=[similar])
                 scores = self._linear.decision_function(feats[0])
                 declined = self._declined_similarity(query, cand)
                 scores = scores - self.config.decline_weight * declined

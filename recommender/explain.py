@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.features import FEATURES, ONSITE_TYPES, RD_TYPES, TRAINING_TYPES, Query
+from recommender.features import FEATURES, ONSITE_TYPES, RD_TYPES, TRAINING_TYPES, Query, gather_segments
 from recommender.index import RankingIndex
 
 __all__ = ["Explanation", "explain"]
@@ -63,6 +63,22 @@ class _PathBuilder:
         return {"nodes": [self.node(*n) for n in nodes], "rels": rels}
 
 
+def _row(m: Any, i: int) -> np.ndarray:
+    """Column indices of row ``i`` of a CSR matrix (without scipy's indexing overhead)."""
+    return np.asarray(m.indices[m.indptr[i]:m.indptr[i + 1]], dtype=np.int64)
+
+
+def _enterprise_of(index: RankingIndex, cols: np.ndarray) -> np.ndarray:
+    """The enterprise (projection index) that posted each history problem, ``-1`` when none did."""
+    pe = index.problem_enterprise
+    cols = np.asarray(cols, dtype=np.int64)
+    if not len(cols) or not pe.nnz:
+        return np.full(len(cols), -1, dtype=np.int64)
+    starts = pe.indptr[cols]
+    has = pe.indptr[cols + 1] > starts
+    return np.where(has, pe.indices[np.minimum(starts, pe.nnz - 1)], -1).astype(np.int64)
+
+
 def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray, word_sims: np.ndarray,
             *, load: int = 0, capacity: float = float("inf"), declined_similar: float = 0.0) -> Explanation:
     """Build the explanation of ranking ``worker`` (projection index) for ``query``.
@@ -91,7 +107,7 @@ def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray
     # -- matched skills ---------------------------------------------------------------------
     history_skills: set[str] = set()
     if len(cols):
-        skill_cols = index.skill_counts[worker].indices
+        skill_cols = _row(index.skill_counts, worker)
         history_skills = {proj.ids["Skill"][int(s)] for s in skill_cols}
     declared = index.declared_sets[worker]
     out.matched_skills = [s for s in query.skills if s in declared or s in history_skills]
@@ -105,25 +121,28 @@ def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray
             paths.append(path)
 
     ent = query.enterprise_id if query.enterprise_id in proj.index["Enterprise"] else None
-    chains = ([proj.ids["IndustryChain"][int(c)] for c in index.enterprise_chain[proj.index["Enterprise"][ent]].indices]
-              if ent else [])
-    # prior work for the same enterprise, else in the same chain
+    chain_idx = _row(index.enterprise_chain, proj.index["Enterprise"][ent]) if ent else np.zeros(0, dtype=np.int64)
+    chains = [proj.ids["IndustryChain"][int(c)] for c in chain_idx]
+    # prior work for the same enterprise, else in the same chain (enterprises from the POSTED edges)
+    posted_by = _enterprise_of(index, cols)
     if ent and len(cols):
-        for h in cols:
-            pid = index.problem_id(int(h))
-            if proj.has_edge("POSTED", "Enterprise", ent, "Problem", pid) and pid != stored:
-                add(builder.path([me, ("Problem", pid), ("Enterprise", ent)], ["SOLVED", "POSTED"]))
-                break
+        own = index.hp_pos.get(proj.index["Problem"][stored], -1) if stored else -1
+        hit = cols[(posted_by == proj.index["Enterprise"][ent]) & (cols != own)]
+        if len(hit):
+            add(builder.path([me, ("Problem", index.problem_id(int(hit[0]))), ("Enterprise", ent)],
+                             ["SOLVED", "POSTED"]))
     if chains and len(cols) and not paths:
-        for h in cols:
-            pid = index.problem_id(int(h))
-            other = proj.prop("Problem", pid, "enterprise_id")
-            if other and other in proj.index["Enterprise"] and any(
-                    proj.has_edge("IN_CHAIN", "Enterprise", other, "IndustryChain", c) for c in chains):
-                chain = next(c for c in chains if proj.has_edge("IN_CHAIN", "Enterprise", other, "IndustryChain", c))
-                add(builder.path([me, ("Problem", pid), ("Enterprise", other), ("IndustryChain", chain)],
-                                 ["SOLVED", "POSTED", "IN_CHAIN"]))
-                break
+        known = np.flatnonzero(posted_by >= 0)
+        ec = index.enterprise_chain
+        pos, ptr = gather_segments(ec.indptr, posted_by[known])
+        hits = np.flatnonzero(np.isin(ec.indices[pos], chain_idx))
+        if len(hits):
+            row = int(np.searchsorted(ptr, hits[0], side="right") - 1)  # the first history problem in a chain
+            h = int(cols[known[row]])
+            other = proj.ids["Enterprise"][int(posted_by[known[row]])]
+            chain = proj.ids["IndustryChain"][int(ec.indices[pos[hits[0]]])]
+            add(builder.path([me, ("Problem", index.problem_id(h)), ("Enterprise", other), ("IndustryChain", chain)],
+                             ["SOLVED", "POSTED", "IN_CHAIN"]))
     if out.similar_problems:
         add(builder.path([me, ("Problem", out.similar_problems[0]["id"])], ["SOLVED"]))
     for skill in out.matched_skills[:2]:
@@ -132,12 +151,13 @@ def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray
                 add(builder.path([me, ("Skill", skill), ("Problem", stored)], ["HAS_SKILL", "REQUIRES"]))
             else:
                 add(builder.path([me, ("Skill", skill)], ["HAS_SKILL"]))
-        else:
-            for h in cols:
-                pid = index.problem_id(int(h))
-                if proj.has_edge("REQUIRES", "Problem", pid, "Skill", skill):
-                    add(builder.path([me, ("Problem", pid), ("Skill", skill)], ["SOLVED", "REQUIRES"]))
-                    break
+        elif len(cols):
+            ps = index.problem_skills
+            pos, ptr = gather_segments(ps.indptr, cols)
+            hits = np.flatnonzero(ps.indices[pos] == proj.index["Skill"][skill])
+            if len(hits):
+                pid = index.problem_id(int(cols[np.searchsorted(ptr, hits[0], side="right") - 1]))
+                add(builder.path([me, ("Problem", pid), ("Skill", skill)], ["SOLVED", "REQUIRES"]))
     wd = index.worker_district[worker]
     if query.district and wd:
         if wd == query.district:

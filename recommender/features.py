@@ -15,12 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.index import RankingIndex, day_number
-from recommender.signals import (
-    personalized_pagerank,
-    rating_weight,
-    recency_weight,
-    segment_topk,
-)
+from recommender.signals import push_pagerank, recency_weight, segment_max, segment_topk
 from recommender.text import problem_text
 
 __all__ = [
@@ -30,8 +25,10 @@ __all__ = [
     "TRAINING_TYPES",
     "Query",
     "QueryEvidence",
+    "CHAR_DEPTH",
     "compute_features",
     "gather_segments",
+    "walk_scores",
 ]
 
 TRAINING_TYPES = frozenset({"技能培训", "名师带徒"})
@@ -100,7 +97,7 @@ class QueryEvidence:
     """Per-query intermediate results kept for explanations."""
 
     word_sims: np.ndarray            # cosine to each history problem
-    ppr: np.ndarray | None = None    # walk scores of worker nodes
+    ppr: np.ndarray | None = None    # walk scores of the candidates
     skill_idx: list[int] = field(default_factory=list)
 
 
@@ -131,23 +128,45 @@ def _column(csc: sp.csc_matrix, cols: Sequence[int] | np.ndarray) -> np.ndarray:
     return out
 
 
-def _seed_vector(index: RankingIndex, query: Query, sims: np.ndarray, skill_idx: list[int],
-                 *, n_similar: int = 10) -> np.ndarray:
-    """Restart distribution of the walk: the problem's skills, its most similar past problems,
-    its enterprise, chain and district."""
+def _rows_dot(m: sp.csr_matrix, rows: np.ndarray, q: sp.csr_matrix) -> np.ndarray:
+    """Dot products of some rows of ``m`` with the one-row sparse matrix ``q``.
+
+    Reads only those rows: a query's similarity to a few thousand solved problems costs the
+    same at 10k or 1M rows.
+
+    Examples
+    --------
+    >>> m = sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]))
+    >>> _rows_dot(m, np.array([1, 0, 0]), sp.csr_matrix(np.array([[0.5, 1.0, 1.0]]))).tolist()
+    [3.0, 2.5, 2.5]
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if not len(rows) or not q.nnz:
+        return np.zeros(len(rows))
+    dense = np.zeros(m.shape[1], dtype=m.dtype)  # same type as the matrix: no converted copy of it
+    dense[q.indices] = q.data
+    once, back = np.unique(rows, return_inverse=True)  # in storage order, each row read once
+    return np.asarray(m[once] @ dense, dtype=np.float64)[back]
+
+
+def _seed_vector(index: RankingIndex, query: Query, similar: tuple[np.ndarray, np.ndarray], skill_idx: list[int],
+                 *, n_similar: int = 10) -> sp.csr_matrix:
+    """Restart distribution of the walk (a sparse row): the problem's skills, its most similar
+    past problems (``similar``: history positions and cosines, any order), its enterprise, chain
+    and district."""
     proj = index.projection
     off = index.walk_offset
-    p = np.zeros(index.walk_size)
     parts: list[tuple[float, np.ndarray, np.ndarray]] = []
     if skill_idx:
         idx = np.asarray(skill_idx) + off["Skill"]
         parts.append((0.4, idx, np.full(len(idx), index.skill_idf[skill_idx])))
-    if len(sims):
-        k = min(n_similar, len(sims))
-        top = np.argpartition(-sims, k - 1)[:k]
-        top = top[sims[top] > 0]
-        if len(top):
-            parts.append((0.4, top + off["Problem"], sims[top]))
+    top, sims = np.asarray(similar[0], dtype=np.int64), np.asarray(similar[1], dtype=np.float64)
+    if len(top) > n_similar:
+        best = np.argpartition(-sims, n_similar - 1)[:n_similar]
+        top, sims = top[best], sims[best]
+    top, sims = top[sims > 0], sims[sims > 0]
+    if len(top):
+        parts.append((0.4, top + off["Problem"], sims))
     ent = proj.index["Enterprise"].get(query.enterprise_id or "")
     if ent is not None:
         parts.append((0.1, np.array([ent + off["Enterprise"]]), np.ones(1)))
@@ -157,11 +176,58 @@ def _seed_vector(index: RankingIndex, query: Query, sims: np.ndarray, skill_idx:
     dist = proj.index["District"].get(query.district or "")
     if dist is not None:
         parts.append((0.05, np.array([dist + off["District"]]), np.ones(1)))
+    cols: list[np.ndarray] = []
+    data: list[np.ndarray] = []
     for weight, idx, values in parts:
         total = values.sum()
         if total > 0:
-            np.add.at(p, idx, weight * values / total)
-    return p
+            cols.append(np.asarray(idx, dtype=np.int64))
+            data.append(weight * np.asarray(values, dtype=np.float64) / total)
+    if not cols:
+        return sp.csr_matrix((1, index.walk_size))
+    c = np.concatenate(cols)
+    return sp.csr_matrix((np.concatenate(data), (np.zeros(len(c), dtype=np.int64), c)), shape=(1, index.walk_size))
+
+
+def walk_scores(index: RankingIndex, seed: sp.csr_matrix, workers: np.ndarray, *, damping: float,
+                tol: float = 0.002) -> np.ndarray:
+    """Personalised PageRank of some workers from a restart distribution over the walk graph.
+
+    Residual push (:func:`recommender.signals.push_pagerank`) from the seeds with the walk's
+    hubs frozen; the residual left on the hubs is spread with their precomputed vectors
+    (:meth:`RankingIndex.hub_worker_scores`). The push threshold is ``tol / walk size`` per unit
+    of degree, so ``walk size * score`` (the ``ppr`` feature's argument) is off by at most
+    ``tol * degree`` and never overestimated.
+    """
+    workers = np.asarray(workers, dtype=np.int64)
+    if not index.walk_size or not seed.nnz:
+        return np.zeros(len(workers))
+    scores, residual = push_pagerank(index.walk, seed, damping=damping, eps=tol / index.walk_size,
+                                     frozen=index.walk_hub_mask)
+    out = scores[index.walk_offset["Worker"] + workers]
+    hubs = index.walk_hubs
+    if len(hubs):
+        held = residual[hubs]
+        if held.any():
+            out += index.hub_worker_scores(damping)[workers] @ held
+    return out
+
+
+def _best_per_segment(values: np.ndarray, indptr: np.ndarray, k: int) -> np.ndarray:
+    """Mask of the ``k`` largest values of each segment (ties by position)."""
+    lengths = np.diff(indptr)
+    if not len(values) or lengths.max(initial=0) <= k:
+        return np.ones(len(values), dtype=bool)
+    groups = np.repeat(np.arange(len(lengths)), lengths)
+    order = np.lexsort((-values, groups))
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.arange(len(values)) - np.repeat(indptr[:-1], lengths)
+    return rank < k
+
+
+#: The character n-gram signals look at this many of a candidate's solved problems: the ones closest
+#: by word cosine (the character view's best three are virtually always among them).
+CHAR_DEPTH = 25
 
 
 def compute_features(
@@ -173,19 +239,30 @@ def compute_features(
     ppr: bool = True,
     keep_evidence: bool = False,
     damping: float = 0.5,
+    similar: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[list[np.ndarray], list[QueryEvidence]]:
     """Feature matrices ``(len(candidates[i]), len(FEATURES))`` for each query.
+
+    Word cosines to the history problems come from one sparse product per batch of queries
+    (every history problem: the walk is seeded by the best ones), or, when ``similar`` gives
+    each query's best-matching history problems already (the product's candidate generation
+    retrieves them), only for those and for the problems the candidates solved. Everything else
+    is computed for the candidates and their solved problems only; the character n-gram signals
+    for each candidate's :data:`CHAR_DEPTH` solved problems closest by word cosine.
 
     Parameters
     ----------
     candidates
         Worker indices of the projection per query.
     ppr
-        Run the personalised PageRank (the most expensive signal).
+        Run the personalised PageRank.
     keep_evidence
         Also return the per-query similarities and walk scores (for explanations).
     damping
         Walk continuation probability (restart probability ``1 - damping``).
+    similar
+        Per query, history positions and exact word cosines of its best-matching problems
+        (:meth:`RankingIndex.similar_problems`), the query's own problem left out.
     """
     proj = index.projection
     out: list[np.ndarray] = []
@@ -193,79 +270,89 @@ def compute_features(
     skill_ids = proj.index["Skill"]
     district_ids = proj.index["District"]
     n_hist = len(index.hp)
-    rating_w = rating_weight(index.edges.rating)
+    rating_w = index.edge_rating_weight
+    batch = 1 if similar is not None else max(1, min(batch, (1 << 26) // max(n_hist, 1)))  # dense cosines < 256 MB
     for lo in range(0, len(queries), batch):
         chunk = list(queries[lo:lo + batch])
         views = index.text.transform([q.text for q in chunk])
-        sims_word = np.asarray((views.word @ index.docs_word_t).todense(), dtype=np.float32)
-        sims_char = np.asarray((views.char @ index.docs_char_t).todense(), dtype=np.float32)
+        dense_word = None
+        if similar is None:
+            dense_word = np.asarray((views.word @ index.docs_word_t).todense(), dtype=np.float32)
         q_bin = views.counts.copy()
         q_bin.data[:] = 1.0
-        bm25 = np.asarray((q_bin @ index.bm25_t).todense(), dtype=np.float32)
-        prof_word = np.asarray((views.word @ index.profiles_word_t).todense(), dtype=np.float32)
-        prof_char = np.asarray((views.char @ index.profiles_char_t).todense(), dtype=np.float32)
-        dense_sims = dense_prof = None
+        qd = None
         if index.encoder is not None and index.dense_docs is not None:
             qd = np.asarray(index.encoder.encode([q.text for q in chunk]), dtype=np.float32)
-            dense_sims = qd @ index.dense_docs.T
-            dense_prof = qd @ index.dense_profiles.T if index.dense_profiles is not None else None
-        # the query problem itself is never its own evidence
         for i, q in enumerate(chunk):
+            # the query problem itself is never its own evidence
             pid = proj.index["Problem"].get(q.problem_id or "")
-            h = index.hp_pos.get(pid) if pid is not None else None
-            if h is not None:
-                sims_word[i, h] = sims_char[i, h] = 0.0
-                if dense_sims is not None:
-                    dense_sims[i, h] = -1.0
-        skill_lists = [[skill_ids[s] for s in q.skills if s in skill_ids] for q in chunk]
-        walk = None
-        if ppr and index.walk_size:
-            seeds = np.stack([_seed_vector(index, q, sims_word[i], skill_lists[i]) for i, q in enumerate(chunk)],
-                             axis=1)
-            walk = personalized_pagerank(index.walk, seeds.astype(np.float32), damping=damping, tol=1e-5, max_iter=200)
-        w0 = index.walk_offset.get("Worker", 0)
-        for i, q in enumerate(chunk):
+            own = index.hp_pos.get(pid, -1) if pid is not None else -1
             cand = np.asarray(candidates[lo + i], dtype=np.int64)
+            pos, ptr = gather_segments(index.solved.indptr, cand)
+            cols = index.solved.indices[pos]
+            if dense_word is not None:
+                row = dense_word[i]
+                if own >= 0:
+                    row[own] = 0.0
+                k = min(10, n_hist)
+                best = np.argpartition(-row, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+                best_sims = row[best]
+            else:
+                assert similar is not None
+                best, best_sims = (np.asarray(a) for a in similar[lo + i])
+                row = np.zeros(n_hist, dtype=np.float32)
+                row[best] = best_sims
+                if len(cols):
+                    row[cols] = _rows_dot(index.docs.word, cols, views.word[i])
+                if own >= 0:
+                    row[own] = 0.0
+            sk = [skill_ids[s] for s in q.skills if s in skill_ids]
             f = np.zeros((len(cand), len(FEATURES)), dtype=np.float64)
             out.append(f)
             if len(cand) == 0:
-                evidence.append(QueryEvidence(sims_word[i] if keep_evidence else np.zeros(0)))
+                evidence.append(QueryEvidence(row if keep_evidence else np.zeros(0)))
                 continue
-            pos, ptr = gather_segments(index.solved.indptr, cand)
-            cols = index.solved.indices[pos]
             weight = rating_w[pos]
             q_day = day_number(q.posted_at)
             if not np.isnan(q_day):
                 weight = weight * recency_weight(q_day - index.edges.day[pos])
             if n_hist:
-                sw = sims_word[i, cols].astype(np.float64)
+                sw = row[cols].astype(np.float64)
                 f[:, _F["text_top3"]] = segment_topk(sw * weight, ptr, 3)[0]
-                f[:, _F["text_max"]] = segment_topk(sw, ptr, 1)[1]
+                f[:, _F["text_max"]] = segment_max(sw, ptr)
                 seg = np.repeat(np.arange(len(cand)), np.diff(ptr))
                 hits = np.bincount(seg[sw >= 0.15], minlength=len(cand))
                 f[:, _F["text_hits"]] = np.log1p(hits)
-                sc = sims_char[i, cols].astype(np.float64)
-                f[:, _F["char_top3"]] = segment_topk(sc * weight, ptr, 3)[0]
-                f[:, _F["char_max"]] = segment_topk(sc, ptr, 1)[1]
-                if dense_sims is not None:
-                    sd = dense_sims[i, cols].astype(np.float64)
+                near = _best_per_segment(sw, ptr, CHAR_DEPTH)
+                near_ptr = np.zeros(len(cand) + 1, dtype=np.int64)
+                np.cumsum(np.bincount(seg[near], minlength=len(cand)), out=near_ptr[1:])
+                sc = _rows_dot(index.docs.char, cols[near], views.char[i])
+                sc[cols[near] == own] = 0.0
+                f[:, _F["char_top3"]] = segment_topk(sc * weight[near], near_ptr, 3)[0]
+                f[:, _F["char_max"]] = segment_max(sc, near_ptr)
+                if qd is not None and index.dense_docs is not None:
+                    sd = (index.dense_docs[cols] @ qd[i]).astype(np.float64)
+                    sd[cols == own] = -1.0
                     f[:, _F["dense_top3"]] = segment_topk(sd * weight, ptr, 3)[0]
-                    f[:, _F["dense_max"]] = segment_topk(sd, ptr, 1)[1]
-            f[:, _F["bm25"]] = bm25[i, cand]
-            f[:, _F["profile"]] = 0.5 * (prof_word[i, cand] + prof_char[i, cand])
-            if dense_prof is not None:
-                f[:, _F["dense_profile"]] = dense_prof[i, cand]
-            sk = skill_lists[i]
+                    f[:, _F["dense_max"]] = segment_max(sd, ptr)
+            f[:, _F["bm25"]] = _rows_dot(index.bm25, cand, q_bin[i])
+            f[:, _F["profile"]] = 0.5 * (_rows_dot(index.profiles.word, cand, views.word[i])
+                                         + _rows_dot(index.profiles.char, cand, views.char[i]))
+            if qd is not None and index.dense_profiles is not None:
+                f[:, _F["dense_profile"]] = index.dense_profiles[cand] @ qd[i]
             if sk:
                 qv = np.zeros(index.n_skills)
                 qv[sk] = index.skill_idf[sk]
                 qv /= np.linalg.norm(qv)
-                f[:, _F["skill_hist"]] = (index.skill_profiles @ qv)[cand]
+                f[:, _F["skill_hist"]] = index.skill_profiles[cand] @ qv
                 f[:, _F["skill_count"]] = (index.skill_logcounts_csc[:, sk] @ index.skill_idf[sk])[cand]
                 qset = set(q.skills)
                 f[:, _F["skill_declared"]] = [len(qset & index.declared_sets[w]) / len(qset) for w in cand]
-            if walk is not None:
-                f[:, _F["ppr"]] = np.log1p(walk[w0 + cand, i] * index.walk_size)
+            walk = None
+            if ppr and index.walk_size:
+                seed = _seed_vector(index, q, (best, best_sims), sk)
+                walk = walk_scores(index, seed, cand, damping=damping)
+                f[:, _F["ppr"]] = np.log1p(walk * index.walk_size)
             ent = proj.index["Enterprise"].get(q.enterprise_id or "")
             if ent is not None:
                 f[:, _F["enterprise"]] = np.log1p(_column(index.worker_enterprise_csc, [ent])[cand])
@@ -275,9 +362,9 @@ def compute_features(
             dist = district_ids.get(q.district or "")
             if dist is not None:
                 f[:, _F["district_work"]] = np.log1p(_column(index.worker_district_work, [dist])[cand])
-                near = set(np.asarray(proj.ids["District"])[index.district_adjacency[dist].indices].tolist())
+                near_d = set(np.asarray(proj.ids["District"])[index.district_adjacency[dist].indices].tolist())
                 f[:, _F["district"]] = [1.0 if index.worker_district[w] == q.district
-                                        else 0.5 if index.worker_district[w] in near else 0.0 for w in cand]
+                                        else 0.5 if index.worker_district[w] in near_d else 0.0 for w in cand]
             f[:, _F["popularity"]] = np.log1p(index.n_solved[cand])
             f[:, _F["quality"]] = index.quality[cand]
             f[:, _F["honours"]] = index.honours[cand]
@@ -288,9 +375,7 @@ def compute_features(
             if q.service_type in RD_TYPES:
                 f[:, _F["depth_fit"]] = f[:, _F["text_hits"]]
             if keep_evidence:
-                evidence.append(QueryEvidence(sims_word[i].copy(),
-                                              None if walk is None else walk[w0:w0 + index.n_workers, i].copy(),
-                                              sk))
+                evidence.append(QueryEvidence(row.copy() if dense_word is not None else row, walk, sk))
             else:
                 evidence.append(QueryEvidence(np.zeros(0)))
     return out, evidence

@@ -9,7 +9,7 @@ leaking the held-out problems, and the product builds one on everything.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.projection import Projection
-from recommender.signals import bm25_weights, transition_matrix
+from recommender.signals import bm25_weights, personalized_pagerank, rating_weight, transition_matrix
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 
 __all__ = ["Encoder", "RankingIndex", "day_number", "natural_key"]
@@ -78,6 +78,49 @@ def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
     return out
 
 
+def _solved_values(props: Mapping[str, Any]) -> tuple[float, float, float]:
+    """Rating, day number and trainees of a ``SOLVED`` edge (NaN when absent)."""
+
+    def number(key: str) -> float:
+        v = props.get(key)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("nan")
+
+    return number("rating"), day_number(props.get("at")), number("trainees")
+
+
+def _stack(parts: Sequence[TextViews]) -> TextViews:
+    return TextViews(*(sp.csr_matrix(sp.vstack([getattr(v, name) for v in parts], format="csr"), dtype=np.float32)
+                       for name in ("word", "char", "counts")))
+
+
+def _reuse_rows(model: TextModel, wanted: Sequence[tuple[Any, str]], before: Sequence[tuple[Any, str]],
+                rows: TextViews) -> TextViews:
+    """Text rows for ``(key, text)`` pairs: taken from ``rows`` (parallel to ``before``) when the same key had
+    the same text there, analysed with ``model`` otherwise."""
+    where = {key: i for i, key in enumerate(before)}
+    take = np.array([where.get(key, -1) for key in wanted], dtype=np.int64)
+    fresh = np.flatnonzero(take < 0)
+    kept = np.flatnonzero(take >= 0)
+    if np.array_equal(take[:len(before)], np.arange(len(before))):  # the earlier rows, in order, then new ones
+        if not len(fresh):
+            return rows
+        return _stack([rows, model.transform([wanted[int(i)][1] for i in fresh])])
+    parts = [rows[take[kept]]]
+    if len(fresh):
+        parts.append(model.transform([wanted[int(i)][1] for i in fresh]))
+    order = np.empty(len(wanted), dtype=np.int64)
+    order[kept] = np.arange(len(kept))
+    order[fresh] = len(kept) + np.arange(len(fresh))
+    return _stack(parts)[order]
+
+
+def _postings_dot(postings: sp.csr_matrix, query: sp.csr_matrix, n: int) -> np.ndarray:
+    """``query @ postings`` for a one-row ``query`` over a term x document matrix, as a dense vector."""
+    if not query.nnz:
+        return np.zeros(n, dtype=np.float32)
+    return np.asarray(postings[query.indices].T @ query.data, dtype=np.float32)
+
+
 @dataclass
 class _Edges:
     """The history ``SOLVED`` edges in the CSR order of :attr:`RankingIndex.solved`."""
@@ -101,10 +144,29 @@ class RankingIndex:
         (or taken from ``vectors``) and the dense signals switch on.
     vectors
         Precomputed dense vectors by problem id (e.g. from the store's embedding cache).
+    reuse
+        An index over an earlier state of the same graph (the projection patched in place since):
+        its fitted text model is kept, with the text rows (and dense vectors) of the problems and
+        profiles whose text has not changed, and its hub vectors when the hubs are the same
+        nodes. Only new or edited texts are analysed, so an update costs a fraction of a full
+        build; vocabulary, idf and hub vectors are those of the earlier fit until the next build
+        without ``reuse``.
+    changed
+        With ``reuse``: the node keys ``(label, id)`` and relationship keys (:attr:`graph.store.RelRow.key`)
+        written since ``reuse`` was built; values derived from anything else are copied from it.
+        ``None``: derive everything again (texts are still re-analysed only when they differ).
     """
 
+    #: Walk nodes with at least this many edges are hubs (resolved by precomputed vectors).
+    hub_degree: int = 256
+    #: At most this many hubs (the highest degrees).
+    max_hubs: int = 1024
+    #: Positions of the history problems (with at least one solver) in the projection.
+    hp: np.ndarray
+
     def __init__(self, projection: Projection, *, history: np.ndarray | None = None, encoder: Encoder | None = None,
-                 vectors: Mapping[str, np.ndarray] | None = None) -> None:
+                 vectors: Mapping[str, np.ndarray] | None = None, reuse: RankingIndex | None = None,
+                 changed: Collection[tuple[str, ...]] | None = None) -> None:
         proj = projection
         self.projection = proj
         self.encoder = encoder
@@ -121,26 +183,34 @@ class RankingIndex:
         keep = mask[ends] if len(ends) else np.zeros(0, dtype=bool)
         edge_ids = np.flatnonzero(keep)
         hp = np.unique(ends[keep])  # history problems with at least one solver
+        if reuse is not None and len(reuse.hp) and np.isin(reuse.hp, hp).all():
+            # the earlier history keeps its positions and newly solved problems come after it, so its
+            # text rows are reused as they are
+            hp = np.concatenate([reuse.hp, np.setdiff1d(hp, reuse.hp, assume_unique=True)])
         self.hp = hp
         self.hp_pos = {int(p): i for i, p in enumerate(hp)}
-        col = np.searchsorted(hp, ends[keep])
+        position = np.full(n_problems, -1, dtype=np.int64)
+        position[hp] = np.arange(len(hp))
+        col = position[ends[keep]]
         solved = sp.csr_matrix((edge_ids.astype(np.float64) + 1.0, (starts[keep], col)),
                                shape=(self.n_workers, len(hp)))
         solved.sort_indices()
         order = solved.data.astype(np.int64) - 1
-        props = solved_edges.props
-
-        def edge_prop(key: str) -> np.ndarray:
-            out = np.full(len(order), np.nan)
-            for i, e in enumerate(order):
-                v = props[e].get(key)
-                if isinstance(v, int | float) and not isinstance(v, bool):
-                    out[i] = float(v)
-            return out
-
-        self.edges = _Edges(rating=edge_prop("rating"),
-                            day=np.array([day_number(props[e].get("at")) for e in order]),
-                            trainees=edge_prop("trainees"))
+        # rating, day and trainees of every SOLVED edge of the projection (in its edge order)
+        n_known = 0 if reuse is None or changed is None else len(reuse._solved_values)
+        fresh = list(range(n_known, len(solved_edges)))
+        if n_known:
+            w_ids, p_ids = proj.ids["Worker"], proj.ids["Problem"]
+            fresh += [e for e in range(n_known) if ("SOLVED", "Worker", w_ids[solved_edges.start[e]], "Problem",
+                                                  p_ids[solved_edges.end[e]]) in (changed or ())]
+        values = np.full((len(solved_edges), 3), np.nan)
+        if n_known and reuse is not None:
+            values[:n_known] = reuse._solved_values
+        for e in fresh:
+            values[e] = _solved_values(solved_edges.props[e])
+        self._solved_values: np.ndarray = values
+        self.edges = _Edges(rating=values[order, 0], day=values[order, 1], trainees=values[order, 2])
+        self.edge_rating_weight = rating_weight(self.edges.rating)
         solved.data = np.ones_like(solved.data)
         self.solved = sp.csr_matrix(solved, dtype=np.float32)  # workers x history problems
         self.solved_csc = sp.csc_matrix(self.solved)
@@ -148,23 +218,45 @@ class RankingIndex:
 
         # --- text -----------------------------------------------------------------------------
         p_props = proj.props["Problem"]
-        self.problem_texts = [problem_text(p_props[int(p)]) for p in hp]
-        # the vocabulary and idf come from the evidence itself (solved history problems)
-        self.text = TextModel()
-        self.docs: TextViews = self.text.fit_transform(self.problem_texts)
+        self.problem_texts: list[str]
+        if reuse is not None and changed is not None:
+            old_pos, old_texts = reuse.hp_pos, reuse.problem_texts
+            self.problem_texts = [old_texts[old_pos[int(p)]] if int(p) in old_pos and (
+                "Problem", proj.ids["Problem"][int(p)]) not in changed else problem_text(p_props[int(p)]) for p in hp]
+        else:
+            self.problem_texts = [problem_text(p_props[int(p)]) for p in hp]
+        problem_ids = [proj.ids["Problem"][int(p)] for p in hp]
+        if reuse is None:
+            # the vocabulary and idf come from the evidence itself (solved history problems)
+            self.text = TextModel()
+            self.docs: TextViews = self.text.fit_transform(self.problem_texts)
+        else:
+            self.text = reuse.text
+            before = [reuse.projection.ids["Problem"][int(p)] for p in reuse.hp]
+            self.docs = _reuse_rows(self.text, list(zip(problem_ids, self.problem_texts, strict=True)),
+                                    list(zip(before, reuse.problem_texts, strict=True)), reuse.docs)
+        # term -> history problems (an inverted index): one query's cosines are one sparse product
         self.docs_word_t = sp.csr_matrix(self.docs.word.T)
-        self.docs_char_t = sp.csr_matrix(self.docs.char.T)
         aliases: dict[str, list[str]] = {}
         for sid, sprops in zip(proj.ids["Skill"], proj.props["Skill"], strict=True):
             if sprops.get("aliases"):
                 aliases[sid] = list(sprops["aliases"])
-        w_props = proj.props["Worker"]
-        self.profile_texts = [profile_text(self._worker_row(i), aliases) for i in range(self.n_workers)]
-        self.profiles = self.text.transform(self.profile_texts)
+        self.profile_texts: list[str]
+        same_skills = changed is not None and not any(key[0] == "Skill" for key in changed if len(key) == 2)
+        if reuse is not None and changed is not None and same_skills:
+            w_ids = proj.ids["Worker"]
+            self.profile_texts = [reuse.profile_texts[i] if i < reuse.n_workers and ("Worker", w_ids[i]) not in changed
+                                  else profile_text(self._worker_row(i), aliases) for i in range(self.n_workers)]
+        else:
+            self.profile_texts = [profile_text(self._worker_row(i), aliases) for i in range(self.n_workers)]
+        if reuse is None:
+            self.profiles = self.text.transform(self.profile_texts)
+        else:
+            self.profiles = _reuse_rows(self.text, list(enumerate(self.profile_texts)),
+                                        list(enumerate(reuse.profile_texts)), reuse.profiles)
         self.profiles_word_t = sp.csr_matrix(self.profiles.word.T)
-        self.profiles_char_t = sp.csr_matrix(self.profiles.char.T)
         worker_counts = self.solved @ self.docs.counts
-        self.bm25_t = sp.csr_matrix(bm25_weights(sp.csr_matrix(worker_counts)).T)
+        self.bm25 = bm25_weights(sp.csr_matrix(worker_counts))  # workers x terms
 
         # --- skills ---------------------------------------------------------------------------
         requires = proj.matrix("REQUIRES", "Problem", "Skill")
@@ -178,9 +270,18 @@ class RankingIndex:
         logc = self.skill_counts.copy().astype(np.float64)
         logc.data = np.log1p(logc.data)
         self.skill_logcounts_csc = sp.csc_matrix(logc)
+        self.skill_counts_csc = sp.csc_matrix(self.skill_counts)
         self.declared = sp.csr_matrix(proj.matrix("HAS_SKILL", "Worker", "Skill"))
-        self.declared_sets = [set(np.asarray(proj.ids["Skill"])[self.declared.indices[a:b]].tolist())
-                              for a, b in zip(self.declared.indptr[:-1], self.declared.indptr[1:], strict=True)]
+        self.declared_csc = sp.csc_matrix(self.declared)
+        self.declared_sets: list[set[str]]
+        if reuse is not None and changed is not None and same_skills and not any(
+                key[0] == "HAS_SKILL" for key in changed if len(key) == 5):
+            self.declared_sets = reuse.declared_sets[:self.n_workers] + [
+                set() for _ in range(self.n_workers - reuse.n_workers)]
+        else:
+            skill_names = np.asarray(proj.ids["Skill"])
+            self.declared_sets = [set(skill_names[self.declared.indices[a:b]].tolist())
+                                  for a, b in zip(self.declared.indptr[:-1], self.declared.indptr[1:], strict=True)]
 
         # --- enterprises, chains, districts --------------------------------------------------
         posted = proj.matrix("POSTED", "Enterprise", "Problem")
@@ -195,11 +296,6 @@ class RankingIndex:
         self.worker_chain_csc = sp.csc_matrix(self.worker_chain)
         adj = proj.matrix("ADJACENT_TO", "District", "District")
         self.district_adjacency = sp.csr_matrix(((adj + adj.T) > 0).astype(np.float32))
-        self.worker_district = [w.get("district") for w in w_props]
-        self.worker_employer = [w.get("employer_id") for w in w_props]
-        self.worker_active = np.array([w.get("active") is not False for w in w_props], dtype=bool)
-        self.worker_capacity = np.array([float(w["capacity"]) if isinstance(w.get("capacity"), int | float)
-                                         else np.inf for w in w_props])
 
         # --- priors ---------------------------------------------------------------------------
         rated = ~np.isnan(self.edges.rating)
@@ -209,9 +305,7 @@ class RankingIndex:
         self.quality = (rating_sum + 3.5 * 2) / (rating_n + 2) - 3.5  # shrunk towards a middling 3.5
         trained = np.nan_to_num(self.edges.trainees)
         self.trainees = np.bincount(rows, weights=trained, minlength=self.n_workers)
-        self.teaches = np.array([bool(w.get("teaches")) for w in w_props]) | (self.trainees > 0)
-        self.honours = np.array([len(w.get("honours") or []) + _LEVEL_SCORE.get(str(w.get("level") or ""), 0.0)
-                                 for w in w_props])
+        self.read_worker_flags()
 
         # --- the random-walk graph ------------------------------------------------------------
         self._build_walk()
@@ -220,8 +314,14 @@ class RankingIndex:
         self.dense_docs: np.ndarray | None = None
         self.dense_profiles: np.ndarray | None = None
         if encoder is not None:
-            known = vectors or {}
-            pids = [proj.ids["Problem"][int(p)] for p in hp]
+            known = dict(vectors or {})
+            if reuse is not None and reuse.dense_docs is not None:
+                now = dict(zip(problem_ids, self.problem_texts, strict=True))
+                for h, text in enumerate(reuse.problem_texts):
+                    pid = reuse.problem_id(h)
+                    if pid not in known and now.get(pid) == text:
+                        known[pid] = reuse.dense_docs[h]
+            pids = problem_ids
             missing = [i for i, pid in enumerate(pids) if pid not in known]
             docs = np.zeros((len(hp), encoder.dim), dtype=np.float32)
             for i, pid in enumerate(pids):
@@ -230,7 +330,23 @@ class RankingIndex:
             if missing:
                 docs[missing] = encoder.encode([self.problem_texts[i] for i in missing])
             self.dense_docs = docs
-            self.dense_profiles = encoder.encode(self.profile_texts) if self.profile_texts else None
+            self.dense_profiles = None
+            if self.profile_texts:
+                self.dense_profiles = np.zeros((self.n_workers, encoder.dim), dtype=np.float32)
+                redo = list(range(self.n_workers))
+                if reuse is not None and reuse.dense_profiles is not None:
+                    same = [i for i in range(min(self.n_workers, reuse.n_workers))
+                            if reuse.profile_texts[i] == self.profile_texts[i]]
+                    self.dense_profiles[same] = reuse.dense_profiles[same]
+                    redo = sorted(set(redo) - set(same))
+                if redo:
+                    self.dense_profiles[redo] = encoder.encode([self.profile_texts[i] for i in redo])
+        if reuse is not None and self.hub_keys() == reuse.hub_keys():
+            # the same hubs: their vectors stay (new workers get none until the next full build)
+            for damping, old in reuse._hub_vectors.items():
+                grown = np.zeros((self.n_workers, old.shape[1]), dtype=np.float32)
+                grown[:min(self.n_workers, len(old))] = old[:self.n_workers]
+                self._hub_vectors[damping] = grown
 
     def _worker_row(self, i: int) -> dict[str, Any]:
         row = dict(self.projection.props["Worker"][i])
@@ -281,7 +397,123 @@ class RankingIndex:
             adj.data[:] = 1.0
         else:
             adj = sp.csr_matrix((self.walk_size, self.walk_size), dtype=np.float32)
-        self.walk = transition_matrix(adj).astype(np.float32)
+        # column u holds u's out-transitions: what a residual push from u reads
+        self.walk = sp.csc_matrix(transition_matrix(adj), dtype=np.float32)
+        degree = np.diff(self.walk.indptr)
+        hubs = np.flatnonzero(degree >= self.hub_degree)
+        if len(hubs) > self.max_hubs:
+            hubs = np.sort(hubs[np.argsort(-degree[hubs], kind="stable")[:self.max_hubs]])
+        self.walk_hubs = hubs
+        self.walk_hub_mask = np.zeros(self.walk_size, dtype=bool)
+        self.walk_hub_mask[hubs] = True
+        self._hub_vectors: dict[float, np.ndarray] = {}
+
+    def hub_worker_scores(self, damping: float) -> np.ndarray:
+        """``(n workers, n hubs)``: the personalised PageRank of each hub of the walk, on the worker nodes.
+
+        Hubs are the walk's few high-degree nodes (skills, industry chains, districts in the demo
+        data; popular tags in a Q&A set). :func:`recommender.signals.push_pagerank` never pushes
+        them: the residual that reaches a hub is spread with this exact vector instead, which keeps
+        each query's walk local. Computed once per damping value (by power iteration).
+        """
+        key = float(damping)
+        cached = self._hub_vectors.get(key)
+        if cached is not None:
+            return cached
+        w0 = self.walk_offset["Worker"]
+        hubs = self.walk_hubs
+        out = np.zeros((self.n_workers, len(hubs)), dtype=np.float32)
+        for lo in range(0, len(hubs), 32):
+            part = hubs[lo:lo + 32]
+            restart = np.zeros((self.walk_size, len(part)), dtype=np.float32)
+            restart[part, np.arange(len(part))] = 1.0
+            scores = personalized_pagerank(self.walk, restart, damping=damping, tol=1e-6, max_iter=500)
+            out[:, lo:lo + len(part)] = scores[w0:w0 + self.n_workers]
+        self._hub_vectors[key] = out
+        return out
+
+    def read_worker_flags(self) -> None:
+        """(Re)read what comes from worker properties alone: district, employer, activity, capacity,
+        teaching record and honours (after a worker is edited; no text or edge depends on them)."""
+        w_props = self.projection.props["Worker"][:self.n_workers]
+        self.worker_district = [w.get("district") for w in w_props]
+        self.worker_employer = [w.get("employer_id") for w in w_props]
+        self.worker_active = np.array([w.get("active") is not False for w in w_props], dtype=bool)
+        self.worker_capacity = np.array([float(w["capacity"]) if isinstance(w.get("capacity"), int | float)
+                                         else np.inf for w in w_props])
+        self.teaches = np.array([bool(w.get("teaches")) for w in w_props], dtype=bool) | (self.trainees > 0)
+        self.honours = np.array([len(w.get("honours") or []) + _LEVEL_SCORE.get(str(w.get("level") or ""), 0.0)
+                                 for w in w_props])
+        by_district: dict[Any, list[int]] = {}
+        for i, d in enumerate(self.worker_district):
+            by_district.setdefault(d, []).append(i)
+        #: district -> its workers, most problems solved first
+        self.district_workers = {d: np.array(sorted(ws, key=lambda w: -self.n_solved[w]), dtype=np.int64)
+                                 for d, ws in by_district.items() if d}
+
+    def hub_keys(self) -> list[tuple[str, str]]:
+        """The walk's hubs as ``(label, node id)``, in walk order."""
+        out: list[tuple[str, str]] = []
+        blocks = sorted(self.walk_offset.items(), key=lambda item: item[1])
+        for node in self.walk_hubs:
+            label, start = next((lab, at) for lab, at in reversed(blocks) if at <= node)
+            local = int(node) - start
+            out.append((label, self.problem_id(local) if label == "Problem" else self.projection.ids[label][local]))
+        return out
+
+    # -- one query against everything ----------------------------------------------------------
+    #: First-pass retrieval ignores query terms found in more than this share of the history problems.
+    common_term_share: float = 0.02
+    #: First-pass retrieval keeps this many problems for exact rescoring.
+    shortlist: int = 2000
+
+    def similar_problems(self, query: sp.csr_matrix, k: int, *, exclude: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` history problems with the highest word cosine to one query row, and those cosines.
+
+        Two passes: the postings of the query's rarer terms (those in at most
+        :attr:`common_term_share` of the history; the rarest few when all are common) shortlist
+        :attr:`shortlist` problems, which are then scored exactly with every term. Common terms
+        carry little idf weight but most of the postings (single CJK characters), so the first pass
+        reads a few percent of what an exact scan would, and the result differs from the exact top
+        ``k`` only when a problem matches on common terms alone. ``exclude`` (a history position,
+        e.g. the query's own problem) is never returned.
+        """
+        n = len(self.hp)
+        if not query.nnz or not n or k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        df = np.diff(self.docs_word_t.indptr)[query.indices]
+        rare = df <= max(self.common_term_share * n, 1.0)
+        if not rare.any():
+            rare = np.zeros(len(df), dtype=bool)
+            rare[np.argsort(df, kind="stable")[:8]] = True
+        first = _postings_dot(self.docs_word_t, sp.csr_matrix(
+            (query.data[rare], query.indices[rare], np.array([0, int(rare.sum())])), shape=query.shape), n)
+        if 0 <= exclude < n:
+            first[exclude] = 0.0
+        hits = np.flatnonzero(first)
+        if len(hits) > self.shortlist:
+            hits = hits[np.argpartition(-first[hits], self.shortlist - 1)[:self.shortlist]]
+        exact = np.zeros(len(hits), dtype=np.float32)
+        if len(hits):
+            dense = np.zeros(query.shape[1])
+            dense[query.indices] = query.data
+            exact = np.asarray(self.docs.word[hits] @ dense, dtype=np.float32)
+        if len(hits) > k:
+            top = np.argpartition(-exact, k - 1)[:k]
+            hits, exact = hits[top], exact[top]
+        order = np.lexsort((hits, -exact))
+        return hits[order].astype(np.int64), exact[order]
+
+    def word_similarities(self, query: sp.csr_matrix) -> np.ndarray:
+        """Word TF-IDF cosines of one query row (``text.transform(...).word``) to every history problem.
+
+        Reads only the postings of the query's terms (one sparse product over the inverted index).
+        """
+        return _postings_dot(self.docs_word_t, query, len(self.hp))
+
+    def profile_similarities(self, query: sp.csr_matrix) -> np.ndarray:
+        """Word TF-IDF cosines of one query row to every worker's profile text."""
+        return _postings_dot(self.profiles_word_t, query, self.n_workers)
 
     # -- small lookups ---------------------------------------------------------------------------
     def problem_id(self, h: int) -> str:
@@ -296,6 +528,7 @@ class RankingIndex:
         """Sizes, for logs and model metadata."""
         return {"workers": self.n_workers, "history_problems": int(len(self.hp)), "skills": self.n_skills,
                 "walk_nodes": self.walk_size, "walk_edges": int(self.walk.nnz),
+                "walk_hubs": int(len(self.walk_hubs)),
                 "encoder": getattr(self.encoder, "identity", None)}
 
     def __repr__(self) -> str:

@@ -8,6 +8,8 @@ stay whole. The character n-gram analyser works the same for both scripts.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +99,12 @@ class TextModel:
         self.char_ngrams = char_ngrams
         self.min_df_char = min_df_char
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for key in ("_recent", "_recent_lock", "_fast"):
+            state.pop(key, None)
+        return state
+
     def fit(self, texts: Sequence[str]) -> TextModel:
         """Learn vocabularies and idf weights; returns ``self``."""
         self.fit_transform(texts)
@@ -126,10 +134,24 @@ class TextModel:
         return views if texts else views[:0]
 
     def transform(self, texts: Iterable[str]) -> TextViews:
-        """TF-IDF rows of ``texts`` in both views plus raw word counts."""
+        """TF-IDF rows of ``texts`` in both views plus raw word counts (treat the result as read-only)."""
         texts = list(texts)
         if len(texts) <= 8:
-            return self._transform_few(texts)
+            key = tuple(texts)
+            if "_recent" not in self.__dict__:
+                self._recent: OrderedDict[tuple[str, ...], TextViews] = OrderedDict()
+                self._recent_lock = threading.Lock()
+            with self._recent_lock:
+                hit = self._recent.get(key)
+                if hit is not None:
+                    self._recent.move_to_end(key)
+                    return hit
+            views = self._transform_few(texts)
+            with self._recent_lock:
+                self._recent[key] = views
+                if len(self._recent) > 32:  # one request transforms the same query text several times
+                    self._recent.popitem(last=False)
+            return views
         counts = self.counter_.transform(texts)
         word = self.word_.transform(counts)
         char = self.char_.transform(texts)
@@ -146,8 +168,8 @@ class TextModel:
                           np.asarray(self.char_.idf_, dtype=np.float64))
         w_an, w_voc, w_idf, c_an, c_voc, c_idf = self._fast
 
-        def rows(analyse: Any, vocab: Mapping[str, int], idf: np.ndarray | None) -> sp.csr_matrix:
-            indptr, indices, data = [0], [], []
+        def term_counts(analyse: Any, vocab: Mapping[str, int]) -> list[tuple[np.ndarray, np.ndarray]]:
+            out = []
             for text in texts:
                 counts: dict[int, int] = {}
                 for token in analyse(text):
@@ -156,15 +178,23 @@ class TextModel:
                         counts[j] = counts.get(j, 0) + 1
                 cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
                 tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+                order = np.argsort(cols)
+                out.append((cols[order], tf[order]))
+            return out
+
+        def rows(per_text: list[tuple[np.ndarray, np.ndarray]], n_cols: int, idf: np.ndarray | None) -> sp.csr_matrix:
+            indptr, indices, data = [0], [], []
+            for cols, tf in per_text:
                 if idf is not None and len(tf):
                     tf = (1.0 + np.log(tf)) * idf[cols]
                     tf /= np.linalg.norm(tf) or 1.0
-                order = np.argsort(cols)
-                indices.append(cols[order])
-                data.append(tf[order])
+                indices.append(cols)
+                data.append(tf)
                 indptr.append(indptr[-1] + len(cols))
             return sp.csr_matrix((np.concatenate(data).astype(np.float32) if data else np.zeros(0, np.float32),
                                   np.concatenate(indices) if indices else np.zeros(0, np.int64),
-                                  np.asarray(indptr)), shape=(len(texts), len(vocab)))
+                                  np.asarray(indptr)), shape=(len(texts), n_cols))
 
-        return TextViews(rows(w_an, w_voc, w_idf), rows(c_an, c_voc, c_idf), rows(w_an, w_voc, None))
+        words = term_counts(w_an, w_voc)
+        return TextViews(rows(words, len(w_voc), w_idf), rows(term_counts(c_an, c_voc), len(c_voc), c_idf),
+                         rows(words, len(w_voc), None))

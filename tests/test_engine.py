@@ -166,3 +166,59 @@ def test_candidate_generation_keeps_the_right_workers(store: MemoryStore, tmp_pa
     everyone = [r.worker_id for r in _rec(store, tmp_path).recommend(WELDING, n=3)]
     pruned = [r.worker_id for r in _rec(store, tmp_path, max_candidates=2).recommend(WELDING, n=3)]
     assert pruned[0] == everyone[0] == "w1"
+
+
+def test_workflow_writes_do_not_touch_the_index(store: MemoryStore, tmp_path: Path) -> None:
+    rec = _rec(store, tmp_path)
+    index, revision = rec.index, store.revision
+    store.create_node("AuditEvent", "a1", {"kind": "recommend", "actor": "coord"})
+    _match(store, "m1", "w6", "p7", "invited")
+    store.set_meta("note", "x")
+    assert store.revision == revision
+    rec.recommend(WELDING)
+    assert rec.index is index and rec.last_refresh == "build"
+
+
+def test_posting_a_problem_patches_the_projection_only(store: MemoryStore, tmp_path: Path) -> None:
+    rec = _rec(store, tmp_path)
+    index = rec.index
+    store.apply(WriteBatch(nodes=[NodeRow("Problem", "p9", {"title": "风电法兰焊缝裂纹", "status": "open",
+                                                            "skills": ["焊接"], "enterprise_id": "e2"})],
+                           rels=[RelRow("REQUIRES", "Problem", "p9", "Skill", "焊接"),
+                                 RelRow("POSTED", "Enterprise", "e2", "Problem", "p9")]))
+    assert [r.worker_id for r in rec.recommend("p9", n=1)] == ["w1"]
+    assert rec.last_refresh == "none" and rec.index is index
+    assert "p9" in {s.problem_id for s in rec.recommended_problems("w6")}
+
+
+def test_solving_a_problem_updates_the_index_incrementally(store: MemoryStore, tmp_path: Path) -> None:
+    rec = _rec(store, tmp_path, refit_share=1.0)  # the tiny history would otherwise be refitted at once
+    before = {r.worker_id: r.components for r in rec.recommend("p8")}
+    store.apply(WriteBatch(nodes=[NodeRow("Problem", "p7", {"status": "solved"})],
+                           rels=[RelRow("SOLVED", "Worker", "w6", "Problem", "p7", {"rating": 5})]))
+    after = {r.worker_id: r.components for r in rec.recommend("p8")}
+    assert rec.last_refresh == "index"
+    assert after["w6"]["popularity"] > before["w6"]["popularity"]
+    fresh = _rec(store, tmp_path)
+    assert fresh.index.hp.tolist() == rec.index.hp.tolist()
+    for name in ("popularity", "skill_count", "enterprise", "chain", "quality"):  # no text involved: equal
+        assert after["w6"].get(name) == pytest.approx(
+            next(r for r in fresh.recommend("p8") if r.worker_id == "w6").components.get(name))
+    store.apply(WriteBatch(nodes=[NodeRow("Problem", "p10", {"title": "数控加工精度超差", "status": "solved"})],
+                           rels=[RelRow("SOLVED", "Worker", "w2", "Problem", "p10", {})]))
+    rec.recommend(WELDING)
+    assert rec.last_refresh == "index"
+
+
+def test_editing_a_worker_refreshes_flags_and_deleting_rebuilds(store: MemoryStore, tmp_path: Path) -> None:
+    rec = _rec(store, tmp_path)
+    index = rec.index
+    store.update_node("Worker", "w6", {"active": False})
+    assert "w6" not in [r.worker_id for r in rec.recommend(WELDING)]
+    assert rec.last_refresh == "flags" and rec.index is index
+    store.update_node("Worker", "w5", {"service_menu": ["焊接机器人维护"]})  # profile text: re-analysed
+    rec.recommend(WELDING)
+    assert rec.last_refresh == "index"
+    store.delete_node("Worker", "w3")
+    assert "w3" not in [r.worker_id for r in rec.recommend({"title": "数控车床精度", "skills": ["数控"]})]
+    assert rec.last_refresh == "build"

@@ -13,15 +13,18 @@ from graph.memory import MemoryStore
 from graph.projection import Projection
 from graph.store import NodeRow, RelRow, WriteBatch
 from recommender.errors import ConvergenceError
-from recommender.features import FEATURES, Query, compute_features, gather_segments
+from recommender.features import FEATURES, Query, _seed_vector, compute_features, gather_segments, walk_scores
 from recommender.index import RankingIndex
 from recommender.signals import (
     bm25_weights,
     declared_skill_overlap,
     district_proximity,
+    local_pagerank,
     personalized_pagerank,
+    push_pagerank,
     rating_weight,
     recency_weight,
+    segment_max,
     segment_topk,
     skill_count_score,
     skill_profile_cosine,
@@ -80,6 +83,84 @@ def test_ppr_raises_when_it_cannot_converge() -> None:
         personalized_pagerank(t, np.array([1.0, 0.0]), damping=0.85, tol=1e-12, max_iter=3)
     with pytest.raises(ValueError):
         personalized_pagerank(t, np.array([1.0, 0.0]), damping=1.0)
+
+
+def _star_and_path() -> nx.Graph:
+    """A hub (0) joined to six leaves, a path hanging off one leaf, and an isolated (dangling) node."""
+    g = nx.Graph([(0, i) for i in range(1, 7)] + [(6, 7), (7, 8), (8, 9), (1, 2)])
+    g.add_node(10)
+    return g
+
+
+@pytest.mark.parametrize("seeds", [{8: 1.0}, {1: 0.5, 9: 0.3, 0: 0.2}, {10: 0.5, 3: 0.5}])
+def test_push_and_hub_pagerank_match_networkx(seeds: dict[int, float]) -> None:
+    g = _star_and_path()
+    adj = nx.to_scipy_sparse_array(g, nodelist=range(11), format="csr")
+    t = transition_matrix(adj)
+    p = np.array([seeds.get(i, 0.0) for i in range(11)])
+    for d in (0.5, 0.85):
+        expected = nx.pagerank(g, alpha=d, personalization=seeds, tol=1e-13, max_iter=10_000)
+        exact = [expected[i] for i in range(11)]
+        scores, residual = push_pagerank(t, p, damping=d, eps=1e-12)
+        assert scores.tolist() == pytest.approx(exact, abs=1e-9)
+        assert residual.max() <= 1e-12 * 7
+        hub = personalized_pagerank(t, np.eye(11)[:, [0]], damping=d, tol=1e-13, max_iter=10_000)[:, 0]
+        via_hub = local_pagerank(t, p, damping=d, eps=1e-12, hubs=np.array([0]), hub_scores=hub[None, :])
+        assert via_hub.tolist() == pytest.approx(exact, abs=1e-9)
+        assert local_pagerank(t, sp.csr_matrix(p[None, :]), damping=d, eps=1e-12).tolist() == \
+            pytest.approx(exact, abs=1e-9)
+
+
+def test_push_pagerank_error_is_one_sided_and_bounded_by_eps_times_degree() -> None:
+    g = _star_and_path()
+    adj = nx.to_scipy_sparse_array(g, nodelist=range(11), format="csr")
+    t = transition_matrix(adj)
+    degree = np.asarray(adj.sum(axis=0)).ravel()
+    p = np.zeros(11)
+    p[9] = 1.0
+    exact = personalized_pagerank(t, p, damping=0.5, tol=1e-14, max_iter=10_000)
+    for eps in (1e-2, 1e-3, 1e-4):
+        scores, residual = push_pagerank(t, p, damping=0.5, eps=eps)
+        gap = exact - scores
+        assert (gap >= -1e-12).all()  # never above the exact value
+        assert (gap <= eps * np.maximum(degree, 1) + 1e-12).all()
+        assert (residual <= eps * np.maximum(degree, 1)).all()
+        assert scores.sum() + residual.sum() == pytest.approx(1.0, abs=1e-9)  # each unit of residual is worth 1
+    assert push_pagerank(t, np.zeros(11), damping=0.5)[0].tolist() == [0.0] * 11
+
+
+def test_push_pagerank_raises_when_the_rounds_run_out() -> None:
+    t = transition_matrix(nx.to_scipy_sparse_array(_star_and_path(), nodelist=range(11), format="csr"))
+    with pytest.raises(ConvergenceError):
+        push_pagerank(t, np.eye(11)[8], damping=0.85, eps=1e-12, max_rounds=3)
+    with pytest.raises(ValueError):
+        push_pagerank(t, np.eye(11)[8], damping=0.5, eps=0.0)
+    with pytest.raises(ValueError):
+        local_pagerank(t, np.eye(11)[8], hubs=np.array([0]))
+
+
+def test_walk_scores_agree_with_the_exact_walk() -> None:
+    index = RankingIndex(Projection.from_store(_tiny_store()))
+    index.hub_degree = 3  # make the skill node 焊接 (and prolific w1) hubs on this tiny graph
+    index._build_walk()
+    assert len(index.walk_hubs) >= 1
+    sims = (index.text.transform(["welding crack"]).word @ index.docs_word_t).toarray().ravel()
+    seed = _seed_vector(index, Query(text="welding crack", skills=("焊接",)), (np.arange(len(sims)), sims),
+                        [index.projection.index["Skill"]["焊接"]])
+    exact = personalized_pagerank(index.walk.astype(np.float64), seed.toarray().ravel(), damping=0.5, tol=1e-12,
+                                  max_iter=1000)
+    w0 = index.walk_offset["Worker"]
+    got = walk_scores(index, seed, np.arange(index.n_workers), damping=0.5, tol=1e-9)
+    assert got.tolist() == pytest.approx(exact[w0:w0 + index.n_workers].tolist(), abs=2e-6)
+
+
+def test_segment_max_equals_the_top_one() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        lengths = rng.integers(0, 4, size=rng.integers(1, 12))
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        values = rng.normal(size=indptr[-1])
+        assert segment_max(values, indptr).tolist() == segment_topk(values, indptr, 1)[1].tolist()
 
 
 def test_bm25_matches_the_formula() -> None:

@@ -169,7 +169,7 @@ def test_unknown_labels_and_types(store: GraphStore) -> None:
     assert store.counts() == {"Worker": 1, "Problem": 1}
 
 
-def test_revision_changes_after_every_write(store: GraphStore) -> None:
+def test_revision_changes_after_every_write_to_the_matching_graph(store: GraphStore) -> None:
     seen = [store.revision]
 
     def wrote() -> None:
@@ -184,13 +184,62 @@ def test_revision_changes_after_every_write(store: GraphStore) -> None:
     wrote()
     store.write_vectors("Worker", "embedding", ["W1"], np.ones((1, 3)))
     wrote()
-    store.set_meta("model", "m1")
-    wrote()
     store.delete_node("Worker", "W1")
     wrote()
+    store.set_meta("model", "m1")  # metadata is not the matching graph (see the next test)
     store.get_node("Skill", "焊接")
     store.list_nodes("Skill")
     assert store.revision == seen[-1]
+
+
+def test_revision_ignores_workflow_writes_and_lists_domain_changes(store: GraphStore) -> None:
+    before = store.revision
+    # the selection workflow, the audit trail, accounts and metadata write on every request
+    store.create_node("Match", "M1", {"worker_id": "W1", "problem_id": "P1", "state": "invited"})
+    store.update_node("Match", "M1", {"state": "accepted"})
+    store.apply(WriteBatch(nodes=[NodeRow("AuditEvent", "A1", {"kind": "recommend"}), NodeRow("User", "U1"),
+                                  NodeRow("ApiKey", "K1"), NodeRow("Target", "T1")]))
+    store.set_meta("model", "m1")
+    store.set_meta("model", None)
+    store.delete_node("Match", "M1")
+    assert store.revision == before
+    assert store.changes_since(before) == []
+
+    store.create_node("Worker", "W1", {"name": "张三"})
+    assert store.revision != before
+    after_worker = store.revision
+    store.create_node("Problem", "P1", {"title": "主轴异响"})
+    store.create_node("AuditEvent", "A2", {"kind": "complete"})
+    store.apply(WriteBatch(nodes=[NodeRow("Match", "M2", {"state": "completed"})],
+                           rels=[RelRow("SOLVED", "Worker", "W1", "Problem", "P1", {"rating": 5})]))
+    store.update_node("Problem", "P1", {"status": "solved"})
+    changes = store.changes_since(after_worker)
+    assert changes is not None
+    assert [c.node for c in changes if c.node] == [("Problem", "P1"), ("Problem", "P1")]
+    assert [c.rel for c in changes if c.rel] == [("SOLVED", "Worker", "W1", "Problem", "P1")]
+    everything = store.changes_since(before)
+    assert everything is not None and everything[0].node == ("Worker", "W1") and everything[1:] == changes
+    assert store.changes_since(store.revision) == []
+    assert store.changes_since(store.revision + 1) is None  # a revision the store never had
+    last = store.revision
+    store.clear()
+    assert store.revision != last and store.changes_since(after_worker) is None
+
+
+def test_label_revision_follows_writes_of_one_label_or_says_it_cannot(store: GraphStore) -> None:
+    matches, workers = store.label_revision("Match"), store.label_revision("Worker")
+    if store.kind == "memory":  # the only writer of its data: exact
+        assert matches is not None and workers is not None
+    if matches is None:
+        return  # other processes may write: callers read the nodes every time
+    store.create_node("Match", "M1", {"state": "invited"})
+    assert store.label_revision("Match") != matches and store.label_revision("Worker") == workers
+    matches = store.label_revision("Match")
+    store.apply(WriteBatch(nodes=[NodeRow("Match", "M1", {"state": "declined"})]))
+    assert store.label_revision("Match") != matches
+    matches = store.label_revision("Match")
+    store.delete_node("Match", "M1")
+    assert store.label_revision("Match") != matches
 
 
 # -- relationships --------------------------------------------------------------------------
