@@ -4,9 +4,31 @@ Nodes live in per-label dictionaries and relationships in a :class:`networkx.Mul
 index of our own (two dictionaries keyed by node), which is what the projection and the
 neighbour queries need; :meth:`MemoryStore.to_networkx` gives researchers a networkx view.
 
-Durability: every write is followed by an atomic save (write ``graph.json.tmp``, fsync, rename),
-so a crash in the middle of a save leaves the previous state intact. A lock file held with
-``flock`` refuses a second process on the same data directory.
+Durability: the data directory holds a snapshot, ``graph.json``, and an append-only journal beside it,
+``graph.journal.jsonl``. Every committed write (an :meth:`~MemoryStore.apply` batch, a node created, updated or
+deleted, :meth:`~MemoryStore.clear`, a metadata value) is appended to the journal as one line, fsynced before
+the call returns, so a write costs the size of the write, not of the graph. Each line is
+``<crc32 as 8 hex digits> <JSON>`` where the JSON is ``{"seq": n, "ops": [...]}``: a sequence number one
+above the previous write's and the write's effect as idempotent operations (the node's or relationship's
+properties after the write, a deletion). Vectors are stored apart, one ``.npz`` per label and key, each
+written atomically.
+
+Opening the directory loads the snapshot, then replays the journal entries whose sequence number is above the
+snapshot's ``seq``. A damaged *last* line is what a crash in the middle of an append leaves (the write was not
+acknowledged): it is ignored and cut off. A damaged line *followed by* valid ones, or a gap in the sequence
+numbers, is corruption: the store refuses to open (:class:`~graph.errors.StoreUnavailable`) rather than
+silently drop acknowledged writes.
+
+Compaction rewrites the snapshot atomically (write ``graph.json.tmp``, fsync, rename, fsync the directory)
+with the sequence number of the last write it contains, then truncates the journal. A crash between the two
+steps leaves journal entries the snapshot already holds; their sequence numbers are not above the
+snapshot's, so they are skipped, never replayed twice. It runs when a write would grow the journal beyond
+its threshold (``compact_ratio`` times the snapshot's size, at least ``compact_min_bytes``; the write is then
+persisted by the snapshot itself instead of the journal) and on :meth:`~MemoryStore.close`.
+
+``journal=False`` restores the old behaviour, an atomic save of the whole snapshot after every write (kept for
+benchmarks comparing the two). A lock file held with ``flock`` refuses a second process on the same data
+directory.
 """
 
 from __future__ import annotations
@@ -14,8 +36,10 @@ from __future__ import annotations
 import copy
 import fcntl
 import json
+import logging
 import os
 import threading
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -37,7 +61,11 @@ from graph.store import Change, ChangeJournal, GraphStore, NodeRow, Progress, Re
 
 __all__ = ["MemoryStore"]
 
+_log = logging.getLogger(__name__)
+
 _FORMAT = 1
+SNAPSHOT = "graph.json"
+JOURNAL = "graph.journal.jsonl"
 NodeKey = tuple[str, str]
 RelKey = tuple[str, str, str, str, str]
 
@@ -50,11 +78,44 @@ def _atomic_write(path: Path, write: Any) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename or a file creation in ``directory`` durable."""
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def journal_line(seq: int, ops: list[list[Any]]) -> bytes:
+    """One journal line: the CRC-32 of the JSON payload (8 hex digits), a space, the payload, a newline.
+
+    Examples
+    --------
+    >>> journal_line(3, [["M", "k", "v"]])
+    b'61f12d78 {"seq":3,"ops":[["M","k","v"]]}\\n'
+    """
+    payload = json.dumps({"seq": seq, "ops": ops}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return b"%08x %s\n" % (zlib.crc32(payload), payload)
+
+
+def parse_journal_line(line: bytes) -> tuple[int, list[list[Any]]] | None:
+    """The ``(seq, ops)`` of a journal line (without its newline), or ``None`` if it is damaged."""
+    crc, sep, payload = line.partition(b" ")
+    if not sep or len(crc) != 8:
+        return None
+    try:
+        if int(crc, 16) != zlib.crc32(payload):
+            return None
+        doc = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("seq"), int) or not isinstance(doc.get("ops"), list):
+        return None
+    return doc["seq"], doc["ops"]
 
 
 class MemoryStore(GraphStore):
@@ -63,13 +124,33 @@ class MemoryStore(GraphStore):
     Parameters
     ----------
     data_dir
-        Directory holding ``graph.json``, the vectors and the lock file; ``None`` keeps
+        Directory holding ``graph.json``, its journal, the vectors and the lock file; ``None`` keeps
         everything in memory only (tests, evaluation).
+    journal
+        Persist each write by appending it to the journal (the default). ``False`` saves the whole
+        snapshot after every write instead, as the store did before the journal (for benchmarks).
+    compact_ratio
+        Compact when the journal would grow beyond this many times the snapshot's size...
+    compact_min_bytes
+        ...or beyond this many bytes, whichever is larger.
+
+    Notes
+    -----
+    See the module documentation for the journal's format and crash safety.
     """
 
     kind = "memory"
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        journal: bool = True,
+        compact_ratio: float = 1.0,
+        compact_min_bytes: int = 1 << 20,
+    ) -> None:
+        if compact_ratio < 0 or compact_min_bytes < 0:
+            raise ValueError("compact_ratio and compact_min_bytes must be non-negative")
         self._lock = threading.RLock()
         self._nodes: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self._rels: dict[RelKey, dict[str, Any]] = {}
@@ -82,6 +163,17 @@ class MemoryStore(GraphStore):
         self._label_revisions: dict[str, int] = defaultdict(int)
         self._closed = False
         self._lock_file: IO[bytes] | None = None
+        # persistence: the sequence number of the last write, the snapshot's, the journal file and its size
+        self._use_journal = journal
+        self._compact_ratio = compact_ratio
+        self._compact_min_bytes = compact_min_bytes
+        self._seq = 0
+        self._snapshot_seq = 0
+        self._snapshot_bytes = 0
+        self._wal: IO[bytes] | None = None
+        self._wal_bytes = 0
+        self._wal_entries = 0
+        self._wal_broken = False  # a failed append may have left a partial line: compact before appending again
         self._dir = Path(data_dir) if data_dir is not None else None
         if self._dir is not None:
             self._open_dir(self._dir)
@@ -102,14 +194,19 @@ class MemoryStore(GraphStore):
                 "stop it or set JIANGLIAN_DATA_DIR to another directory"
             ) from err
         self._lock_file = lock_file
-        self._load()
+        try:
+            self._load()
+        except BaseException:
+            self._release()
+            raise
 
     def _load(self) -> None:
         assert self._dir is not None
-        path = self._dir / "graph.json"
+        path = self._dir / SNAPSHOT
         if path.exists():
             try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
+                raw = path.read_bytes()
+                doc = json.loads(raw)
             except (OSError, ValueError) as err:
                 raise StoreUnavailable(f"cannot read {path}: {err}") from err
             for label, nodes in doc.get("nodes", {}).items():
@@ -118,6 +215,9 @@ class MemoryStore(GraphStore):
                 rel_key: RelKey = tuple(item[:5])  # type: ignore[assignment]
                 self._index_rel(rel_key, item[5])
             self._meta = dict(doc.get("meta", {}))
+            self._seq = self._snapshot_seq = int(doc.get("seq", 0))
+            self._snapshot_bytes = len(raw)
+        self._replay_journal()
         vec_dir = self._dir / "vectors"
         if vec_dir.is_dir():
             for file in vec_dir.glob("*.npz"):
@@ -127,23 +227,170 @@ class MemoryStore(GraphStore):
                     vecs = data["vectors"].astype(np.float32)
                 self._vectors[(vec_label, vec_key)] = dict(zip(ids, vecs, strict=True))
 
+    def _replay_journal(self) -> None:
+        """Apply the journal entries newer than the snapshot; cut off a torn last line; open it for appends."""
+        assert self._dir is not None
+        path = self._dir / JOURNAL
+        try:
+            raw = path.read_bytes() if path.exists() else b""
+        except OSError as err:
+            raise StoreUnavailable(f"cannot read {path}: {err}") from err
+        good_end = 0  # the offset just after the last valid line
+        damaged: int | None = None  # the line number of the first damaged line, if any
+        entries = 0
+        line_no = 0
+        pos = 0
+        while pos < len(raw):
+            newline = raw.find(b"\n", pos)
+            stop = len(raw) if newline < 0 else newline
+            line_no += 1
+            parsed = parse_journal_line(raw[pos:stop]) if newline >= 0 else None  # no newline: torn
+            pos = stop + 1
+            if parsed is None:
+                damaged = damaged or line_no
+                continue
+            if damaged is not None:
+                raise StoreUnavailable(
+                    f"{path} is corrupt: line {damaged} is damaged but line {line_no} after it is valid; "
+                    "refusing to open the store (restore the data directory from a backup, or remove the "
+                    "damaged line by hand to accept losing that write)")
+            seq, ops = parsed
+            if seq <= self._snapshot_seq:
+                pass  # already in the snapshot: a crash came between a compaction's rename and its truncation
+            elif seq == self._seq + 1:
+                try:
+                    for op in ops:
+                        self._replay(op)
+                except (KeyError, IndexError, TypeError, ValueError) as err:
+                    raise StoreUnavailable(f"{path} is corrupt: line {line_no} cannot be replayed: {err!r}") from err
+                self._seq = seq
+            else:
+                raise StoreUnavailable(
+                    f"{path} is corrupt: line {line_no} has sequence number {seq}, expected {self._seq + 1} "
+                    f"(the snapshot holds the writes up to {self._snapshot_seq})")
+            entries += 1
+            good_end = pos
+        if damaged is not None:
+            _log.warning("%s: ignoring a torn last write (line %d, %d bytes): the process died while "
+                         "appending it, before acknowledging it", path, damaged, len(raw) - good_end)
+        try:
+            wal = open(path, "ab")  # noqa: SIM115 - held for the store's life
+            if good_end < len(raw):
+                os.ftruncate(wal.fileno(), good_end)
+                os.fsync(wal.fileno())
+            elif not raw:
+                _fsync_dir(self._dir)  # the journal file may just have been created
+        except OSError as err:
+            raise StoreUnavailable(f"cannot open {path} for appending: {err}") from err
+        self._wal = wal
+        self._wal_bytes = good_end
+        self._wal_entries = entries
+
+    def _replay(self, op: list[Any]) -> None:
+        """Apply one journal operation to the in-memory graph (idempotent)."""
+        kind = op[0]
+        if kind == "N":  # a node's properties after the write
+            _, label, node_id, props = op
+            self._nodes[check_label(label)][node_id] = dict(props)
+        elif kind == "R":  # a relationship's properties after the write
+            key: RelKey = tuple(op[1:6])  # type: ignore[assignment]
+            self._index_rel(key, dict(op[6]))
+        elif kind == "r":  # a relationship deleted
+            self._unindex_rel(tuple(op[1:6]))  # type: ignore[arg-type]
+        elif kind == "D":  # a node deleted with its relationships
+            node = (op[1], op[2])
+            for rel_key in list(self._out.pop(node, set()) | self._in.pop(node, set())):
+                self._unindex_rel(rel_key)
+            self._nodes[op[1]].pop(op[2], None)
+        elif kind == "C":
+            self._nodes.clear()
+            self._rels.clear()
+            self._out.clear()
+            self._in.clear()
+            self._meta.clear()
+        elif kind == "M":
+            if op[2] is None:
+                self._meta.pop(op[1], None)
+            else:
+                self._meta[op[1]] = op[2]
+        else:
+            raise ValueError(f"unknown journal operation {kind!r}")
+
     def _save_graph(self) -> None:
+        """Write the whole snapshot atomically (it holds every write up to :attr:`_seq`), then empty the journal."""
         if self._dir is None:
             return
         doc = {
             "format": _FORMAT,
+            "seq": self._seq,
             "nodes": self._nodes,
             "rels": [[*key, props] for key, props in self._rels.items()],
             "meta": self._meta,
         }
+        size = 0
 
         def write(fh: IO[bytes]) -> None:
-            fh.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            nonlocal size
+            data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            size = len(data)
+            fh.write(data)
 
         try:
-            _atomic_write(self._dir / "graph.json", write)
+            _atomic_write(self._dir / SNAPSHOT, write)
         except OSError as err:
             raise StoreUnavailable(f"cannot save to {self._dir}: {err}") from err
+        self._snapshot_seq = self._seq
+        self._snapshot_bytes = size
+        # the snapshot is durable: the journal's entries are all at or below its seq, so emptying the journal
+        # can be interrupted at any point without a write being lost or replayed twice
+        if self._wal is not None and (self._wal_bytes or self._wal_broken):
+            try:
+                os.ftruncate(self._wal.fileno(), 0)
+                os.fsync(self._wal.fileno())
+            except OSError as err:
+                raise StoreUnavailable(f"cannot truncate {self._dir / JOURNAL}: {err}") from err
+            self._wal_bytes = 0
+            self._wal_entries = 0
+            self._wal_broken = False
+
+    def _compact_threshold(self) -> float:
+        return max(float(self._compact_min_bytes), self._compact_ratio * self._snapshot_bytes)
+
+    def _persist(self, ops: list[list[Any]]) -> None:
+        """Make one write durable: append it to the journal, or compact if the journal would grow too big."""
+        if self._dir is None:
+            return
+        self._seq += 1
+        if not self._use_journal or self._wal is None or self._wal_broken:
+            self._save_graph()
+            return
+        if len(ops) >= len(self._rels) + sum(len(nodes) for nodes in self._nodes.values()):
+            self._save_graph()  # the write is (nearly) the whole graph, e.g. a bulk load into an empty store
+            return
+        line = journal_line(self._seq, ops)
+        if self._wal_bytes + len(line) > self._compact_threshold():
+            self._save_graph()  # the snapshot holds this write too
+            return
+        fd = self._wal.fileno()
+        try:
+            written = 0
+            while written < len(line):
+                written += os.write(fd, line[written:])
+            os.fdatasync(fd)
+        except OSError as err:
+            try:  # take back a partial line so that the next append does not follow garbage
+                os.ftruncate(fd, self._wal_bytes)
+            except OSError:
+                self._wal_broken = True
+            raise StoreUnavailable(f"cannot append to {self._dir / JOURNAL}: {err}") from err
+        self._wal_bytes += len(line)
+        self._wal_entries += 1
+
+    def compact(self) -> None:
+        """Rewrite the snapshot with every write so far and empty the journal (done automatically)."""
+        with self._lock:
+            self._check_open()
+            self._save_graph()
 
     def _save_vectors(self, label: str, key: str) -> None:
         if self._dir is None:
@@ -163,16 +410,19 @@ class MemoryStore(GraphStore):
 
         _atomic_write(path, write)
 
-    def _committed(self, changes: list[Change] | None, *, graph: bool = True, labels: Iterable[str] = ()) -> None:
+    def _committed(
+        self, changes: list[Change] | None, *, ops: list[list[Any]] | None = None, labels: Iterable[str] = ()
+    ) -> None:
         """Persist a write; ``changes`` are the domain keys it touched (``[]``: none, ``None``: unlistable),
+        ``ops`` its journal operations (``None``: nothing in the graph changed, e.g. vectors, saved apart),
         ``labels`` the labels of the nodes it wrote."""
         for label in set(labels):
             self._label_revisions[label] += 1
         if changes is None or changes:
             self._revision += 1
             self._journal.record(self._revision, changes)
-        if graph:
-            self._save_graph()
+        if ops is not None:
+            self._persist(ops)
 
     # -- helpers --------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -209,12 +459,29 @@ class MemoryStore(GraphStore):
             raise StoreUnavailable(f"data directory {self._dir} has gone")
 
     def close(self) -> None:
+        """Compact the journal into the snapshot (if it holds anything), then release the directory."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            if self._lock_file is not None:
-                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
-                self._lock_file.close()
-                self._lock_file = None
+            if self._wal is not None and (self._wal_bytes or self._wal_broken):
+                try:
+                    self._save_graph()
+                except StoreUnavailable as err:  # the journal still holds every write: nothing is lost
+                    _log.warning("could not compact on close, the journal is kept: %s", err)
+            self._release()
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def _release(self) -> None:
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
 
     @property
     def revision(self) -> int:
@@ -262,14 +529,18 @@ class MemoryStore(GraphStore):
                     progress(1000)
             if progress and len(nodes) % 1000:
                 progress(len(nodes) % 1000)
+            ops: list[list[Any]] = [["N", label, node_id, self._nodes[label][node_id]] for label, node_id, _ in nodes]
             for key, props in rels:
                 merged = dict(self._rels.get(key, {}))
                 merged.update(props)
-                self._index_rel(key, {k: v for k, v in merged.items() if v is not None})
+                final = {k: v for k, v in merged.items() if v is not None}
+                self._index_rel(key, final)
+                ops.append(["R", *key, final])
             if progress and rels:
                 progress(len(rels))
             for r in batch.delete_rels:
                 self._unindex_rel(r.key)
+                ops.append(["r", *r.key])
             changes: list[Change] | None = None
             if len(batch) <= self._journal.max_changes:  # a bulk load is not worth listing
                 changes = [Change(node=(label, node_id)) for label, node_id, _ in nodes if label in DOMAIN_LABELS]
@@ -277,7 +548,7 @@ class MemoryStore(GraphStore):
                 changes += [Change(rel=r.key) for r in batch.delete_rels]
             elif not rels and not batch.delete_rels and all(label not in DOMAIN_LABELS for label, _, _ in nodes):
                 changes = []
-            self._committed(changes, labels=[label for label, _, _ in nodes])
+            self._committed(changes, ops=ops, labels=[label for label, _, _ in nodes])
 
     def create_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
         check_label(label)
@@ -288,7 +559,8 @@ class MemoryStore(GraphStore):
             if node_id in self._nodes[label]:
                 raise DuplicateNode(label, node_id)
             self._nodes[label][node_id] = {k: v for k, v in clean.items() if v is not None}
-            self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [], labels=[label])
+            self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [],
+                            ops=[["N", label, node_id, self._nodes[label][node_id]]], labels=[label])
             return self._node_out(label, node_id)
 
     def update_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
@@ -305,7 +577,8 @@ class MemoryStore(GraphStore):
                     current.pop(key, None)
                 else:
                     current[key] = value
-            self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [], labels=[label])
+            self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [],
+                            ops=[["N", label, node_id, current]], labels=[label])
             return self._node_out(label, node_id)
 
     def delete_node(self, label: str, node_id: str) -> None:
@@ -325,7 +598,7 @@ class MemoryStore(GraphStore):
             changes = [Change(rel=key) for key in detached]
             if label in DOMAIN_LABELS:
                 changes.append(Change(node=node))
-            self._committed(changes, labels=[label])
+            self._committed(changes, ops=[["D", label, node_id]], labels=[label])
 
     def clear(self) -> None:
         with self._lock:
@@ -339,7 +612,7 @@ class MemoryStore(GraphStore):
                 self._save_vectors(label, key)
             self._vectors.clear()
             self._meta.clear()
-            self._committed(None, labels=LABELS)
+            self._committed(None, ops=[["C"]], labels=LABELS)
 
     # -- reads ----------------------------------------------------------------------------
     def get_node(self, label: str, node_id: str) -> dict[str, Any] | None:
@@ -482,7 +755,7 @@ class MemoryStore(GraphStore):
             self._save_vectors(label, key)
             listed = len(ids) <= self._journal.max_changes
             self._committed(([Change(node=(label, i), vectors=True) for i in ids] if listed else None)
-                            if label in DOMAIN_LABELS else [], graph=False)
+                            if label in DOMAIN_LABELS else [])
 
     def read_vectors(self, label: str, key: str) -> tuple[list[str], np.ndarray]:
         check_label(label)
@@ -503,7 +776,7 @@ class MemoryStore(GraphStore):
                 (self._dir / "vectors" / f"{label}__{key}.npz").unlink(missing_ok=True)
             listed = len(dropped) <= self._journal.max_changes
             self._committed(([Change(node=(label, i), vectors=True) for i in dropped] if listed else None)
-                            if label in DOMAIN_LABELS else [], graph=False)
+                            if label in DOMAIN_LABELS else [])
 
     def vector_query(
         self, label: str, key: str, vector: Sequence[float] | np.ndarray, k: int = 10
@@ -534,7 +807,7 @@ class MemoryStore(GraphStore):
                 self._meta.pop(key, None)
             else:
                 self._meta[key] = value
-            self._committed([])
+            self._committed([], ops=[["M", key, value]])
 
     # -- research helpers -----------------------------------------------------------------
     def to_networkx(self) -> nx.MultiDiGraph:
