@@ -52,7 +52,8 @@ _STR, _INT, _BOOL, _STRLIST, _DATE_T, _NUM = "str", "int", "bool", "list[str]", 
 _TYPES: dict[str, dict[str, str]] = {
     "Worker": {"name": _STR, "skills": _STRLIST, "district": _STR, "honours": _STRLIST, "team": _STR,
                "role": _STR, "capacity": _INT, "active": _BOOL, "employer_id": _STR, "level": _STR,
-               "contact": _STR, "service_menu": _STRLIST, "teaches": _BOOL, "studio": _STR},
+               "contact": _STR, "service_menu": _STRLIST, "teaches": _BOOL, "studio": _STR,
+               "mentors": _STRLIST},
     "Enterprise": {"name": _STR, "district": _STR, "industry_chain": _STR, "tags": _STRLIST,
                    "unionised": _BOOL, "credit_code": _STR},
     "Problem": {"title": _STR, "description": _STR, "skills": _STRLIST, "enterprise_id": _STR,
@@ -110,6 +111,8 @@ def _check_row(label: str, row: Any) -> str | None:
     node_id = row.get("id")
     if not isinstance(node_id, str) or not node_id.strip():
         return "missing or empty \"id\" (a non-empty string is required)"
+    if any(not key.strip() for key in row):
+        return "a field name is empty"
     for key, kind in _TYPES[label].items():
         if key in row and row[key] is not None and not _type_ok(row[key], kind):
             return f"\"{key}\" must be {_KIND_TEXT[kind]}, got {json.dumps(row[key], ensure_ascii=False)[:60]}"
@@ -191,22 +194,32 @@ def read_dataset(
             row["__line"] = number
             rows.append(row)
         ids[label] |= seen
-    # dangling references, now that every file is read
-    refs = (("Worker", "employer_id", "Enterprise"), ("Problem", "enterprise_id", "Enterprise"))
+    # dangling references, now that every file is read; a row dropped for one can leave another dangling
+    # (a worker whose mentee was dropped, a problem solved by a dropped worker), so repeat until stable
+    single = (("Worker", "employer_id", "Enterprise"), ("Problem", "enterprise_id", "Enterprise"))
+    multi = (("Worker", "mentors", "Worker"), ("Problem", "solved_by", "Worker"))
     bad: set[tuple[str, str]] = set()
-    for label, key, target in refs:
-        for row in data.rows[label]:
-            ref = row.get(key)
-            if ref is not None and ref not in ids[target]:
-                data.errors.append(RowError(_file_of(label), row["__line"],
-                                            f"\"{key}\" refers to unknown {target.lower()} {ref!r}"))
+    while True:
+        found: list[tuple[str, dict[str, Any], str]] = []
+        for label, key, target in single:
+            for row in data.rows[label]:
+                ref = row.get(key)
+                if (label, row["id"]) not in bad and ref is not None and ref not in ids[target]:
+                    found.append((label, row, f"\"{key}\" refers to unknown {target.lower()} {ref!r}"))
+        for label, key, target in multi:
+            for row in data.rows[label]:
+                unknown = [w for w in row.get(key) or [] if w not in ids[target]]
+                if (label, row["id"]) not in bad and unknown:
+                    found.append((label, row, f"\"{key}\" refers to unknown {target.lower()}(s) "
+                                              f"{', '.join(unknown[:5])}"))
+        if not found:
+            break
+        for label, row, message in found:
+            if (label, row["id"]) not in bad:
+                data.errors.append(RowError(_file_of(label), row["__line"], message))
                 bad.add((label, row["id"]))
-    for row in data.rows["Problem"]:
-        unknown = [w for w in row.get("solved_by") or [] if w not in ids["Worker"]]
-        if unknown:
-            data.errors.append(RowError("problems.jsonl", row["__line"],
-                                        f"\"solved_by\" refers to unknown worker(s) {', '.join(unknown[:5])}"))
-            bad.add(("Problem", row["id"]))
+                if row["id"] not in (known or {}).get(label, set()):  # still in the store otherwise
+                    ids[label].discard(row["id"])
     if bad:
         for label in data.rows:
             data.rows[label] = [r for r in data.rows[label] if (label, r["id"]) not in bad]

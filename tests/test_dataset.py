@@ -179,6 +179,22 @@ def test_skip_invalid_loads_the_good_rows(store: MemoryStore, tmp_path: Path) ->
     assert p1 is not None and p1["title"] == "数控机床主轴异响"
 
 
+def test_a_dropped_row_drops_the_rows_that_need_it(store: MemoryStore, tmp_path: Path) -> None:
+    files = {name: list(rows) for name, rows in GOOD.items()}
+    files["workers.jsonl"].append({"id": "W3", "name": "王五", "mentors": ["W404"]})
+    files["workers.jsonl"].append({"id": "W4", "name": "赵六", "mentors": ["W3"]})
+    files["problems.jsonl"].append({"id": "P3", "title": "王五解决过", "solved_by": ["W3"]})
+    directory = _write(tmp_path / "data", files)
+    report = load_dataset(store, directory, skip_invalid=True)
+    assert [str(e) for e in report.skipped] == [
+        'workers.jsonl:3: "mentors" refers to unknown worker(s) W404',
+        'workers.jsonl:4: "mentors" refers to unknown worker(s) W3',
+        'problems.jsonl:3: "solved_by" refers to unknown worker(s) W3',
+    ]
+    assert [n["id"] for n in store.list_nodes("Worker")] == ["W1", "W2"]
+    assert store.get_node("Problem", "P3") is None
+
+
 def test_references_to_stored_nodes_are_not_dangling(store: MemoryStore, tmp_path: Path) -> None:
     load_dataset(store, _write(tmp_path / "first", GOOD))
     more = {"workers.jsonl": [{"id": "W3", "employer_id": "E1"}],

@@ -239,7 +239,7 @@ def test_importer_loads_everything_or_nothing(files: dict[str, bytes], skip_inva
         store.close()
 
 
-# -- shapes that escape as another exception today (found by the fuzzer; keep until fixed) ---------------
+# -- shapes the fuzzer found passing validation and then failing in the store; now row errors ------------
 _KNOWN_BAD_ROWS = {
     "empty property name": {"id": "W5", "name": "王五", "": 1},
     "mentors names an unknown worker": {"id": "W5", "name": "王五", "mentors": ["W404"]},
@@ -247,8 +247,6 @@ _KNOWN_BAD_ROWS = {
 }
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="graph.dataset: these rows pass validation and then fail (or mis-load) in the store")
 @pytest.mark.parametrize("row", list(_KNOWN_BAD_ROWS.values()), ids=list(_KNOWN_BAD_ROWS))
 def test_rows_the_store_cannot_hold_are_row_errors(row: dict[str, Any], tmp_path: Path) -> None:
     _write(tmp_path, {"workers.jsonl": [{"id": "W1", "name": "一"}, row],
