@@ -53,7 +53,7 @@ from scipy.optimize import linprog
 
 from graph.store import GraphStore
 from recommender.errors import AssignmentError, SelectionError, UnknownProblem, UnknownWorker
-from recommender.selection import DEFAULT_CAPACITY, LIVE_STATES, Selection, problem_status
+from recommender.selection import LIVE_STATES, Selection, capacity_of, problem_status
 
 __all__ = [
     "CITY_TEAM",
@@ -483,9 +483,7 @@ def assignment_inputs(store: GraphStore, *, selection: Selection | None = None) 
     for worker in store.iter_nodes("Worker"):
         wid = worker["id"]
         names[wid] = str(worker.get("name") or wid)
-        cap = worker.get("capacity")
-        cap = cap if isinstance(cap, int) and not isinstance(cap, bool) else DEFAULT_CAPACITY
-        capacity[wid] = 0 if worker.get("active") is False else max(0, cap - loads.get(wid, 0))
+        capacity[wid] = 0 if worker.get("active") is False else max(0, capacity_of(worker) - loads.get(wid, 0))
         if worker.get("team"):
             team_of[wid] = str(worker["team"])
         if worker.get("city_team") is True:

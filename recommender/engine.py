@@ -7,8 +7,9 @@ from the store's projection:
    ``RankConfig.max_candidates``): solvers of the most similar past problems, workers whose
    profile text is closest (cold start), workers declaring or having solved the required skills,
    and workers of the problem's district for on-site help;
-2. **hard filters**: inactive workers, workers at capacity (capacity minus this month's invited or
-   accepted matches), conflicts of interest (a worker is not suggested to their own employer);
+2. **hard filters**: inactive workers, workers at capacity (the rule of
+   :func:`recommender.selection.counts_against_capacity`, shared with invitations and assignment),
+   conflicts of interest (a worker is not suggested to their own employer);
 3. **full scoring** of the survivors (every signal of :mod:`recommender.features`), fusion, then
    adjustments for declines of similar requests and current load, and explanations for the top n.
 """
@@ -20,7 +21,6 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +34,7 @@ from recommender.explain import explain as build_explanation
 from recommender.features import FEATURES, ONSITE_TYPES, Query, compute_features
 from recommender.fusion import BoostedFusion, Fusion, WeightedFusion, fingerprint
 from recommender.index import Encoder, RankingIndex
+from recommender.selection import counts_against_capacity, current_month
 from recommender.text import problem_text
 from recommender.training import TrainedRanker, make_pseudo_queries, skill_aliases, time_order
 
@@ -225,14 +226,11 @@ class Recommender:
 
     def _read_workflow(self) -> _Workflow:
         wf = _Workflow()
-        month = date.today().strftime("%Y-%m")
-        for state in ("invited", "accepted"):
-            for m in self.store.list_nodes("Match", where={"state": state}):
-                created = str(m.get("created_at") or "")
-                if not created or created.startswith(month):
-                    wf.load[str(m.get("worker_id"))] += 1
-        for m in self.store.list_nodes("Match", where={"state": "declined"}):
-            if m.get("problem_id"):
+        month = current_month()
+        for m in self.store.iter_nodes("Match"):
+            if counts_against_capacity(m, month):
+                wf.load[str(m.get("worker_id"))] += 1
+            elif m.get("state") == "declined" and m.get("problem_id"):
                 wf.declined[str(m.get("worker_id"))].append(str(m["problem_id"]))
         return wf
 
@@ -452,7 +450,7 @@ class Recommender:
 
     def _current_workflow(self) -> _Workflow:
         """Match state, re-read only when the store says matches were written (or cannot tell) or a month began."""
-        key = (self.store.label_revision("Match"), date.today().strftime("%Y-%m"))
+        key = (self.store.label_revision("Match"), current_month())
         if key[0] is None or key != self._workflow_key:
             self._workflow = self._read_workflow()
             self._workflow_key = key

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.projection import Projection
+from recommender.selection import capacity_of
 from recommender.signals import bm25_weights, personalized_pagerank, rating_weight, transition_matrix
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 
@@ -439,8 +440,7 @@ class RankingIndex:
         self.worker_district = [w.get("district") for w in w_props]
         self.worker_employer = [w.get("employer_id") for w in w_props]
         self.worker_active = np.array([w.get("active") is not False for w in w_props], dtype=bool)
-        self.worker_capacity = np.array([float(w["capacity"]) if isinstance(w.get("capacity"), int | float)
-                                         else np.inf for w in w_props])
+        self.worker_capacity = np.array([float(capacity_of(w)) for w in w_props])
         self.teaches = np.array([bool(w.get("teaches")) for w in w_props], dtype=bool) | (self.trainees > 0)
         self.honours = np.array([len(w.get("honours") or []) + _LEVEL_SCORE.get(str(w.get("level") or ""), 0.0)
                                  for w in w_props])

@@ -53,6 +53,9 @@ from recommender.errors import (
 )
 
 __all__ = [
+    "capacity_of",
+    "counts_against_capacity",
+    "current_month",
     "AUDIT_KINDS",
     "DEFAULT_CAPACITY",
     "LIVE_STATES",
@@ -326,15 +329,16 @@ class Selection:
         worker), plus matches invited this month and already completed (so finishing quickly
         does not free the month's budget).
         """
-        month = _iso(self._clock())[:7]
-        return sum(1 for m in self.store.list_nodes("Match", where={"worker_id": worker_id}) if _loads(m, month))
+        month = current_month(self._clock())
+        matches = self.store.list_nodes("Match", where={"worker_id": worker_id})
+        return sum(1 for m in matches if counts_against_capacity(m, month))
 
     def loads(self) -> dict[str, int]:
         """:meth:`worker_load` of every worker with a non-zero load, in one pass over the matches."""
-        month = _iso(self._clock())[:7]
+        month = current_month(self._clock())
         out: dict[str, int] = {}
         for match in self.store.iter_nodes("Match"):
-            if _loads(match, month):
+            if counts_against_capacity(match, month):
                 worker_id = str(match.get("worker_id"))
                 out[worker_id] = out.get(worker_id, 0) + 1
         return out
@@ -344,7 +348,7 @@ class Selection:
         worker = self.store.get_node("Worker", worker_id)
         if worker is None:
             raise UnknownWorker(f"worker {worker_id!r} not found")
-        return _capacity_of(worker)
+        return capacity_of(worker)
 
     # -- transitions ------------------------------------------------------------------------------
     def suggest(
@@ -436,7 +440,7 @@ class Selection:
                 raise ConflictOfInterest(
                     f"worker {worker_id} is employed by {employer}, which posted {problem_id} "
                     "(pass allow_conflict to invite anyway)")
-            load, capacity = self.worker_load(worker_id), _capacity_of(worker)
+            load, capacity = self.worker_load(worker_id), capacity_of(worker)
             if load >= capacity and not override_capacity:
                 raise CapacityExceeded(
                     f"worker {worker_id} is at capacity: {load} engagement(s) this month, capacity {capacity} "
@@ -664,13 +668,41 @@ class Selection:
         return props
 
 
-def _loads(match: Mapping[str, Any], month: str) -> bool:
-    """Whether a match counts against its worker's capacity in ``month`` (``YYYY-MM``)."""
+def counts_against_capacity(match: Mapping[str, Any], month: str) -> bool:
+    """Whether a match counts against its worker's monthly capacity in ``month`` (``YYYY-MM``).
+
+    Open invitations and accepted matches count whenever they started (they still occupy the
+    worker); completed matches count in the month they were invited (finishing quickly does not
+    free the month's budget). The one rule shared by :class:`Selection`, the recommender's hard
+    filter and the campaign assignment.
+
+    Examples
+    --------
+    >>> counts_against_capacity({"state": "completed", "invited_at": "2026-11-03T09:00:00+08:00"}, "2026-11")
+    True
+    >>> counts_against_capacity({"state": "declined"}, "2026-11")
+    False
+    """
     state = match.get("state")
     return state in LIVE_STATES or (state == "completed" and str(match.get("invited_at", ""))[:7] == month)
 
 
-def _capacity_of(worker: Mapping[str, Any]) -> int:
+def current_month(now: datetime | None = None) -> str:
+    """The capacity month (``YYYY-MM``) in China Standard Time."""
+    moment = now or _now()
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(TIMEZONE)
+    return _iso(moment)[:7]
+
+
+def capacity_of(worker: Mapping[str, Any]) -> int:
+    """A worker's monthly capacity: the ``capacity`` property, :data:`DEFAULT_CAPACITY` without one.
+
+    Examples
+    --------
+    >>> capacity_of({"capacity": 4}), capacity_of({}), capacity_of({"capacity": -1})
+    (4, 2, 0)
+    """
     capacity = worker.get("capacity")
     if isinstance(capacity, bool) or not isinstance(capacity, int):
         return DEFAULT_CAPACITY

@@ -13,6 +13,7 @@ from graph.memory import MemoryStore
 from graph.store import NodeRow, RelRow, WriteBatch
 from recommender.engine import RankConfig, Recommender
 from recommender.errors import InvalidQuery, UnknownProblem, UnknownWorker
+from recommender.selection import DEFAULT_CAPACITY, Selection, current_month
 from tests.ranking_fixtures import write_dataset
 
 WELDING = {"title": "风电法兰焊接裂纹", "description": "法兰焊缝出现裂纹", "skills": ["电焊"], "enterprise_id": "e2",
@@ -46,14 +47,24 @@ def test_welding_problem_ranks_the_welders_and_never_the_inactive(store: MemoryS
     assert re.match(r"^(fused-weights|learned)@[0-9a-f]{10}$", _rec(store, tmp_path).model_version)
 
 
-def test_capacity_filter_counts_this_months_invited_and_accepted(store: MemoryStore, tmp_path: Path) -> None:
+def test_capacity_filter_uses_the_selection_rule(store: MemoryStore, tmp_path: Path) -> None:
     rec = _rec(store, tmp_path)
-    assert "w6" in [r.worker_id for r in rec.recommend(WELDING)]
+    sel = Selection(store)
+    assert "w6" in [r.worker_id for r in rec.recommend(WELDING)]  # w6 has capacity 1
     _match(store, "m1", "w6", "p8", "declined")
-    _match(store, "m2", "w6", "p7", "accepted", created="2020-01-05T10:00:00")  # an old month does not count
+    store.create_node("Match", "m2", {"worker_id": "w6", "problem_id": "p7", "state": "completed",
+                                      "invited_at": "2020-01-05T10:00:00+08:00"})  # an old month's work is done
+    assert sel.worker_load("w6") == 0
     assert "w6" in [r.worker_id for r in rec.recommend(WELDING)]
-    _match(store, "m3", "w6", "p7", "invited")  # capacity 1 now used
+    _match(store, "m3", "w6", "p7", "accepted", created="2020-01-05T10:00:00")  # still occupied, however old
+    assert sel.worker_load("w6") == 1
     assert "w6" not in [r.worker_id for r in rec.recommend(WELDING)]
+    store.update_node("Match", "m3", {"state": "completed", "invited_at": current_month() + "-01T09:00:00+08:00"})
+    assert sel.worker_load("w6") == 1  # completed this month: the month's budget stays used
+    assert "w6" not in [r.worker_id for r in rec.recommend(WELDING)]
+    store.update_node("Worker", "w6", {"capacity": None})  # no capacity: the default for both
+    assert sel.capacity("w6") == DEFAULT_CAPACITY == 2
+    assert "w6" in [r.worker_id for r in rec.recommend(WELDING)]
 
 
 def test_conflict_of_interest_is_filtered_unless_allowed(store: MemoryStore, tmp_path: Path) -> None:

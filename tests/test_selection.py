@@ -470,9 +470,16 @@ def test_a_completion_changes_the_next_ranking(tmp_path: Path) -> None:
     after = rec.recommend("P2", n=3)
     ranked = [r.worker_id for r in after]
     assert ranked.index("W2") < ranked.index("W3") and after[ranked.index("W2")].score > after[ranked.index("W3")].score
-    assert ranked[0] == "W2"  # the fresh, more similar solve now outranks W1's older one
+    # the month's completed engagement is recent load (the capacity rule): it costs W2 a little, and without that
+    # penalty the fresh, more similar solve outranks W1's older one
+    assert after[ranked.index("W2")].components["load_penalty"] < 0
+    unloaded = Recommender(store, config=RankConfig(auto_refresh=False, model_dir=tmp_path / "models", load_weight=0.0))
+    assert unloaded.recommend("P2", n=3, explain=False)[0].worker_id == "W2"
     explanation = after[ranked.index("W2")].explanation
     assert explanation is not None and "P1" in [p["id"] for p in explanation.similar_problems]
-    assert {r.worker_id: r.score for r in stale.recommend("P2", n=3, explain=False)} == before
+    # the stale index has not seen the solve; only the workflow state (read on every request) moved: W2's load
+    stale_scores = {r.worker_id: r.score for r in stale.recommend("P2", n=3, explain=False)}
+    assert {w: stale_scores[w] for w in ("W1", "W3")} == {w: before[w] for w in ("W1", "W3")}
+    assert stale_scores["W2"] == pytest.approx(before["W2"] - config.load_weight * 1 / 3)
     # the campaign scores see it too
     assert rec.score_pairs(["P2"])["P2"]["W2"] > rec.score_pairs(["P2"])["P2"]["W3"]
