@@ -6,6 +6,7 @@ Prints markdown tables (the numbers in docs/embeddings.md come from here)::
     .venv/bin/python benchmarks/embeddings_bench.py --sections search --sizes 10000,100000
     .venv/bin/python benchmarks/embeddings_bench.py --sections ann-compare --sizes 100000
     .venv/bin/python benchmarks/embeddings_bench.py --sections quality,encode
+    .venv/bin/python benchmarks/embeddings_bench.py --sections method --no-gis
 
 Sections
 --------
@@ -14,6 +15,8 @@ encode       sentences/s of the built encoder (trained here on the demo data) an
 search       single-query latency p50/p95 for k=50, exact vs the index's HNSW, recall@50 of HNSW against
              exact, HNSW build time; data: random but clustered unit vectors (dim 256, ~1000 per cluster).
 ann-compare  hnswlib vs faiss IndexHNSWFlat vs usearch at the same M / ef: build time, latency, recall.
+method       hit@10 on the demo data of the build's stages (LSA initialisation only, + token weights,
+             + token vectors = the default) against character TF-IDF, same seeded holdouts: why the method.
 quality      hit@10 (a held-out problem's 10 nearest training problems include one solved by a true
              solver) of the built encoder, all-MiniLM-L6-v2 and plain TF-IDF, on the demo data and on
              gis-stackexchange, seeded 10% holdout; the encoder is built on the training part only.
@@ -30,8 +33,9 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -48,6 +52,7 @@ from embeddings.texts import problem_text, worker_text  # noqa: E402
 
 GIS = REPO.parent / "shared" / "benchmarks" / "gis-stackexchange"
 Dataset = tuple[dict[str, str], dict[str, list[str]], dict[str, str]]  # problem texts, solvers, profiles
+Analyzer = Literal["char", "word"]
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -99,13 +104,13 @@ def bench_search(sizes: Sequence[int], *, dim: int, k: int, n_queries: int, resu
         start = time.perf_counter()
         truth, _ = exact_top_k(queries, vectors, k)
         batch_s = time.perf_counter() - start
-        exact_p50, exact_p95 = latencies(lambda q, idx=exact: idx.search(q, k), queries[:100])
+        exact_p50, exact_p95 = latencies(partial(exact.search, k=k), queries[:100])
         start = time.perf_counter()
         ann = VectorIndex(vectors, ids, backend="hnsw")
         build_s = time.perf_counter() - start
         got, _ = ann.search(queries, k)
         rec = recall([[int(i) for i in row] for row in got], truth, k)
-        ann_p50, ann_p95 = latencies(lambda q, idx=ann: idx.search(q, k), queries)
+        ann_p50, ann_p95 = latencies(partial(ann.search, k=k), queries)
         rows.append([f"{n:,}", f"{exact_p50:.2f}", f"{exact_p95:.2f}", f"{ann_p50:.2f}", f"{ann_p95:.2f}",
                      f"{rec:.4f}", f"{build_s:.1f}", f"{batch_s / n_queries * 1e3:.2f}"])
         results.setdefault("search", []).append({"n": n, "exact_p50_ms": exact_p50, "exact_p95_ms": exact_p95,
@@ -179,7 +184,7 @@ def bench_ann_compare(sizes: Sequence[int], *, dim: int, k: int, n_queries: int,
                 set_ef(index, ef)
                 got = search(index, queries)
                 rec = recall(got, truth, k)
-                p50, p95 = latencies(lambda q, idx=index, fn=search: fn(idx, q), queries)
+                p50, p95 = latencies(partial(search, index), queries)
                 rows.append([f"{n:,}", name, ef, f"{rec:.4f}", f"{p50:.2f}", f"{p95:.2f}", f"{build_s:.1f}"])
                 results.setdefault("ann_compare", []).append({"n": n, "library": name, "ef": ef, "recall": rec,
                                                               "p50_ms": p50, "p95_ms": p95, "build_s": build_s})
@@ -214,21 +219,22 @@ def demo_dataset(scale: float, seed: int) -> Dataset | None:
     return read_dataset(out)
 
 
-def build_on(data: Dataset, train_ids: Sequence[str], out: Path, seed: int = 0) -> tuple[Path, float]:
+def build_on(data: Dataset, train_ids: Sequence[str], out: Path, seed: int = 0,
+             config: BuildConfig | None = None) -> tuple[Path, float]:
     problems, solved_by, profiles = data
     train = {p: problems[p] for p in train_ids}
     pairs, groups = mine_grouped_pairs(train, solved_by, profiles, seed=seed)
-    cfg = BuildConfig()
+    cfg = config or BuildConfig()
     start = time.perf_counter()
     build_encoder([*train.values(), *profiles.values()], pairs, out, seed=seed, dim=cfg.dim, epochs=cfg.epochs,
-                  groups=groups, show_progress=False)
+                  groups=groups, config=cfg, show_progress=False)
     return out, time.perf_counter() - start
 
 
 # -- quality ------------------------------------------------------------------------------------------
 
 
-def bench_quality(datasets: dict[str, tuple[Dataset, str]], *, seeds: Sequence[int], work: Path,
+def bench_quality(datasets: dict[str, tuple[Dataset, Analyzer]], *, seeds: Sequence[int], work: Path,
                   results: dict[str, Any]) -> None:
     rows = []
     minilm = load_encoder("all-MiniLM-L6-v2")
@@ -241,7 +247,7 @@ def bench_quality(datasets: dict[str, tuple[Dataset, str]], *, seeds: Sequence[i
             path, build_s = build_on(data, split.train, work / f"{name}-{seed}")
             build_times.append(build_s)
             built = load_encoder(str(path))
-            scores["built"].append(hit_at_k(lambda t, e=built: e.encode(t, batch_size=256), problems, solved_by, split))
+            scores["built"].append(hit_at_k(partial(built.encode, batch_size=256), problems, solved_by, split))
             scores["minilm"].append(hit_at_k(lambda t: minilm.encode(t, batch_size=64), problems, solved_by, split))
             train_texts = [problems[p] for p in split.train]
             scores["tfidf"].append(hit_at_k(tfidf_vectors(train_texts, analyzer=analyzer), problems, solved_by, split))
@@ -259,10 +265,53 @@ def bench_quality(datasets: dict[str, tuple[Dataset, str]], *, seeds: Sequence[i
           ["dataset", "encoder", "mean hit@10", "per seed", "holdouts x problems"], rows)
 
 
+# -- method -----------------------------------------------------------------------------------------
+
+METHOD_VARIANTS: dict[str, BuildConfig] = {
+    "LSA initialisation only (no fine-tuning)": BuildConfig(epochs=0, table_epochs=0),
+    "LSA + token weights (stage 1 only)": BuildConfig(table_epochs=0),
+    "LSA + token weights + token vectors (default)": BuildConfig(),
+}
+
+
+def bench_method(datasets: dict[str, tuple[Dataset, Analyzer]], *, seeds: Sequence[int], work: Path,
+                 results: dict[str, Any]) -> None:
+    """hit@10 of each build stage and of TF-IDF on the same holdouts (the encoder built on the training part)."""
+    rows = []
+    for name, (data, analyzer) in datasets.items():
+        problems, solved_by, _ = data
+        scores: dict[str, list[float]] = {label: [] for label in METHOD_VARIANTS}
+        baseline = "char 1-3 gram TF-IDF" if analyzer == "char" else "word 1-2 gram TF-IDF"
+        scores[baseline] = []
+        build_times: dict[str, list[float]] = {label: [] for label in METHOD_VARIANTS}
+        for seed in seeds:
+            split: Split = holdout_split(sorted(problems), fraction=0.1, seed=seed)
+            for n, (label, cfg) in enumerate(METHOD_VARIANTS.items()):
+                path, build_s = build_on(data, split.train, work / f"method-{name}-{seed}-{n}", seed=seed,
+                                         config=BuildConfig(**{**cfg.__dict__, "seed": seed}))
+                build_times[label].append(build_s)
+                built = load_encoder(str(path))
+                scores[label].append(hit_at_k(partial(built.encode, batch_size=256), problems, solved_by,
+                                              split))
+            train_texts = [problems[p] for p in split.train]
+            scores[baseline].append(hit_at_k(tfidf_vectors(train_texts, analyzer=analyzer), problems, solved_by,
+                                             split))
+            print(f"  method {name} seed {seed}: " + ", ".join(f"{v[-1]:.3f}" for v in scores.values()),
+                  file=sys.stderr, flush=True)
+        held_out = sum(1 for _ in holdout_split(sorted(problems), fraction=0.1, seed=seeds[0]).held_out)
+        for label, vals in scores.items():
+            secs = build_times.get(label)
+            rows.append([name, label, f"{np.mean(vals):.3f}", " ".join(f"{v:.3f}" for v in vals),
+                         f"{np.mean(secs):.1f}" if secs else "-", f"{len(seeds)} x {held_out}"])
+        results.setdefault("method", []).append({"dataset": name, "scores": scores, "build_s": build_times})
+    table("Method: hit@10 per build stage vs TF-IDF (same seeded 10% holdouts; encoder built on the training part)",
+          ["dataset", "encoder", "mean hit@10", "per seed", "build s", "holdouts x problems"], rows)
+
+
 # -- encode -------------------------------------------------------------------------------------------
 
 
-def bench_encode(datasets: dict[str, tuple[Dataset, str]], *, work: Path, n_texts: int,
+def bench_encode(datasets: dict[str, tuple[Dataset, Analyzer]], *, work: Path, n_texts: int,
                  results: dict[str, Any]) -> None:
     rows = []
     build_rows = []
@@ -295,7 +344,7 @@ def bench_encode(datasets: dict[str, tuple[Dataset, str]], *, work: Path, n_text
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default="encode,search,quality",
-                        help="comma-separated: encode, search, ann-compare, quality")
+                        help="comma-separated: encode, search, ann-compare, method, quality")
     parser.add_argument("--sizes", default="10000,100000,1000000", help="vector counts for search sections")
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--k", type=int, default=50)
@@ -321,8 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"command: {' '.join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])}")
     results: dict[str, Any] = {"args": vars(args) | {"json": str(args.json)}}
     work = Path(tempfile.mkdtemp(prefix="jianglian-bench-"))
-    datasets: dict[str, tuple[Dataset, str]] = {}
-    if sections & {"quality", "encode"}:
+    datasets: dict[str, tuple[Dataset, Analyzer]] = {}
+    if sections & {"quality", "encode", "method"}:
         demo = demo_dataset(args.demo_scale, 7)
         if demo is None:
             print("\n(graph.demo is not available: the demo rows are skipped)")
@@ -332,6 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             datasets["gis-stackexchange"] = (read_dataset(GIS), "word")
     if "encode" in sections:
         bench_encode(datasets, work=work, n_texts=args.encode_texts, results=results)
+    if "method" in sections:
+        for name, entry in datasets.items():
+            bench_method({name: entry}, seeds=seeds if name.startswith("demo") else seeds[:1], work=work,
+                         results=results)
     if "quality" in sections:
         for name, entry in datasets.items():
             bench_quality({name: entry}, seeds=seeds if name.startswith("demo") else seeds[:1], work=work,
