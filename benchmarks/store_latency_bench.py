@@ -14,7 +14,8 @@ per scale:
 * run the same ``--queries`` new problems (copies of solved problems, as in ``benchmarks/latency_bench.py``)
   through ``recommend(problem, n=10, explain=True)`` on each, interleaved (so that other jobs on the machine slow
   both alike), and print p50/p95/p99;
-* time one small write (``create_node``), which the embedded store follows with a save of its whole graph;
+* time one small write (``create_node``): the embedded store appends it to its journal (before the journal, it
+  followed every write with a save of its whole graph; ``benchmarks/journal_bench.py`` compares the two);
 * time ``Recommender.refresh()`` after one workflow write (an ``AuditEvent`` node, as the API records after
   every recommendation) and after one new problem (``graph.dataset.save_row``, as ``POST /problems``): the
   cost of keeping the projection fresh, paid by the next request;
