@@ -28,15 +28,20 @@ The load average is printed with the results.
 Run::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/latency_bench.py --scales 1 45 330 [--queries 100]
+        [--stages 30 --profile 3]   # where a query's time goes: timers per engine step, cProfile
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import cProfile
 import dataclasses
+import functools
+import io
 import os
 import platform
+import pstats
 import resource
 import sys
 import tempfile
@@ -50,6 +55,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import recommender.engine as engine_module  # noqa: E402
+import recommender.features as features_module  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
 from graph.demo import generate  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
@@ -159,9 +166,68 @@ def _naive_from_store(store: MemoryStore, rec: Recommender, problem: dict[str, A
     return scores[:10]
 
 
+def _stage_breakdown(rec: Recommender, queries: list[dict[str, Any]], n_profile: int) -> None:
+    """Where one query's time goes: wall clock per stage of ``recommend`` (timers wrapped around the engine's
+    steps for one more pass over the queries), then a cProfile of ``n_profile`` queries (top functions by own
+    time). Stages nest: ``features`` includes ``ppr walk`` and ``text rows``."""
+    stages: dict[str, list[float]] = {}
+    current: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrap(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                current[name] = current.get(name, 0.0) + time.perf_counter() - t
+        return wrap
+
+    patches: list[tuple[Any, str, Any]] = [
+        (rec, "_current_workflow", "workflow read"), (rec, "_query", "query parse"),
+        (rec, "_similar", "text: similar problems"), (rec, "_generate", "candidates (incl. profile text)"),
+        (rec, "_eligible", "eligibility filter"), (engine_module, "compute_features", "features (all signals)"),
+        (features_module, "walk_scores", "  of which ppr walk"), (features_module, "_rows_dot", "  of which text rows"),
+        (rec, "_declined_similarity", "decline penalty"), (engine_module, "build_explanation", "explanations"),
+    ]
+    saved = [(obj, attr, obj.__dict__.get(attr)) for obj, attr, _ in patches]
+    for obj, attr, name in patches:
+        setattr(obj, attr, timed(name, getattr(obj, attr)))
+    total: list[float] = []
+    try:
+        for q in queries:
+            current.clear()
+            t = time.perf_counter()
+            rec.recommend(q, n=10, explain=True)
+            total.append(time.perf_counter() - t)
+            for name, v in current.items():
+                stages.setdefault(name, []).append(v)
+    finally:
+        for obj, attr, old in saved:
+            if old is None:
+                delattr(obj, attr)
+            else:
+                setattr(obj, attr, old)
+    tot = float(np.median(total))
+    print(f"stages (wall, {len(queries)} queries, timers on; total p50 {tot * 1000:.1f} ms):", flush=True)
+    for _, _, name in patches:
+        ms = np.asarray(stages.get(name, [0.0])) * 1000.0
+        print(f"  {name:34s} p50 {np.percentile(ms, 50):7.1f}  p95 {np.percentile(ms, 95):7.1f} ms  "
+              f"({np.median(ms) / (tot * 1000):.0%} of the p50 total)", flush=True)
+    if n_profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        for q in queries[:n_profile]:
+            rec.recommend(q, n=10, explain=True)
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(12)
+        print(f"cProfile of {n_profile} queries, top 12 by own time:", flush=True)
+        print("\n".join(line for line in out.getvalue().splitlines()[4:] if line.strip()), flush=True)
+
+
 def _refresh_costs(store: MemoryStore, rec: Recommender, query: dict[str, Any]) -> None:
     """What keeping up with writes costs: workflow write, a posted problem, a solved problem, a rebuild."""
-    def one(label: str, write: Callable[[], None]) -> None:
+    def one(label: str, write: Callable[[], object]) -> None:
         write()
         _, wall, cpu = _timed(rec.refresh)
         _, qwall, qcpu = _timed(lambda: rec.recommend(query, n=10))
@@ -188,7 +254,7 @@ def _refresh_costs(store: MemoryStore, rec: Recommender, query: dict[str, Any]) 
 
 
 def bench(scale: float, n_queries: int, n_naive: int, n_naive_store: int, n_matches: int, seed: int,
-          cache_dir: Path, refresh: bool) -> None:
+          cache_dir: Path, refresh: bool, n_stages: int = 0, n_profile: int = 0) -> None:
     print(f"\n=== scale {scale:g} ({_load()}) ===", flush=True)
     directory, t_gen, c_gen = _timed(lambda: _dataset(cache_dir, scale, seed))
     store = MemoryStore(None)
@@ -211,12 +277,14 @@ def bench(scale: float, n_queries: int, n_naive: int, n_naive_store: int, n_matc
     cpu: list[float] = []
     results = []
     for q in queries:
-        recs, w, c = _timed(lambda q=q: rec.recommend(q, n=10, explain=True))
+        recs, w, c = _timed(functools.partial(rec.recommend, q, n=10, explain=True))
         wall.append(w)
         cpu.append(c)
         results.append(recs)
         assert len(recs) == 10 and all(r.explanation is not None for r in recs)
-    print(f"product   wall {_pct(wall)}  | CPU {_pct(cpu)}  ({_load()})", flush=True)
+    print(f"product   wall {_pct(wall)}  | CPU {_pct(cpu)}  ({_load()}); peak RSS {_peak_mb():,.0f} MB", flush=True)
+    if n_stages:
+        _stage_breakdown(rec, queries[:n_stages], n_profile)
 
     brute = copy.copy(rec)
     brute.config = dataclasses.replace(rec.config, max_candidates=10**9)
@@ -225,7 +293,7 @@ def bench(scale: float, n_queries: int, n_naive: int, n_naive_store: int, n_matc
     ncpu: list[float] = []
     agree = 0
     for q, recs in zip(queries[:n_naive], results[:n_naive], strict=True):
-        full, w, c = _timed(lambda q=q: naive_recommend(brute, q))
+        full, w, c = _timed(functools.partial(naive_recommend, brute, q))
         nwall.append(w)
         ncpu.append(c)
         agree += len({r.worker_id for r in full} & {r.worker_id for r in recs})
@@ -236,7 +304,7 @@ def bench(scale: float, n_queries: int, n_naive: int, n_naive_store: int, n_matc
           f"p95 CPU {np.percentile(ncpu, 95) / np.percentile(cpu[:n_naive], 95):.1f}x; "
           f"top-10 overlap with brute force {agree / (10 * max(n_naive, 1)):.1%}", flush=True)
     if n_naive_store:
-        slow = [_timed(lambda q=q: _naive_from_store(store, rec, q))[1] for q in queries[:n_naive_store]]
+        slow = [_timed(functools.partial(_naive_from_store, store, rec, q))[1] for q in queries[:n_naive_store]]
         print(f"naive from the store (text top-3 only, {len(slow)} queries): wall {_pct(slow)}; "
               f"ratio p50 {np.median(slow) / np.median(wall):.0f}x", flush=True)
     if refresh:
@@ -254,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "jianglian-latency-data")
     parser.add_argument("--no-refresh", action="store_true", help="skip the refresh measurements")
+    parser.add_argument("--stages", type=int, default=0, help="time the stages of recommend on this many queries")
+    parser.add_argument("--profile", type=int, default=0, help="cProfile this many queries (with --stages)")
     args = parser.parse_args(argv)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     machine = platform.processor() or platform.machine()
@@ -261,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {_load()}", flush=True)
     for scale in args.scales:
         bench(scale, args.queries, args.naive_queries, args.naive_store_queries, args.matches, args.seed,
-              args.cache_dir, not args.no_refresh)
+              args.cache_dir, not args.no_refresh, args.stages, args.profile)
     return 0
 
 
