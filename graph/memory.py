@@ -54,9 +54,15 @@ from graph.errors import (
     NodeNotFound,
     StoreLocked,
     StoreUnavailable,
-    UnknownLabel,
 )
-from graph.model import DOMAIN_LABELS, FULLTEXT_PROPERTIES, LABELS, REL_ENDPOINTS, check_label, check_rel
+from graph.model import (
+    DOMAIN_LABELS,
+    FULLTEXT_PROPERTIES,
+    LABELS,
+    check_label,
+    check_rel,
+    check_rel_filter,
+)
 from graph.store import Change, ChangeJournal, GraphStore, NodeRow, Progress, RelRow, WriteBatch, check_props
 
 __all__ = ["MemoryStore"]
@@ -662,11 +668,7 @@ class MemoryStore(GraphStore):
         start: tuple[str, str] | None = None,
         end: tuple[str, str] | None = None,
     ) -> list[RelRow]:
-        if rel_type not in REL_ENDPOINTS:
-            raise UnknownLabel(f"unknown relationship type {rel_type!r}")
-        for node in (start, end):
-            if node is not None:
-                check_label(node[0])
+        check_rel_filter(rel_type, start, end)
         with self._lock:
             self._check_open()
             if start is not None:

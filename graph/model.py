@@ -135,3 +135,21 @@ def check_rel(rel_type: str, start_label: str, end_label: str) -> str:
     if (start_label, end_label) not in allowed:
         raise UnknownLabel(f"{rel_type} is not allowed from {start_label} to {end_label}")
     return rel_type
+
+
+def check_rel_filter(rel_type: str, start: tuple[str, str] | None, end: tuple[str, str] | None) -> str:
+    """Validate a relationship query: a known type and, where given, known endpoint labels.
+
+    Examples
+    --------
+    >>> check_rel_filter("SOLVED", ("Worker", "w1"), None)
+    'SOLVED'
+    """
+    from graph.errors import UnknownLabel
+
+    if rel_type not in REL_ENDPOINTS:
+        raise UnknownLabel(f"unknown relationship type {rel_type!r}")
+    for node in (start, end):
+        if node is not None:
+            check_label(node[0])
+    return rel_type

@@ -52,9 +52,8 @@ from graph.errors import (
     GraphError,
     NodeNotFound,
     StoreUnavailable,
-    UnknownLabel,
 )
-from graph.model import DOMAIN_LABELS, LABELS, REL_ENDPOINTS, check_label, check_rel
+from graph.model import DOMAIN_LABELS, LABELS, REL_ENDPOINTS, check_label, check_rel, check_rel_filter
 from graph.store import Change, ChangeJournal, GraphStore, NodeRow, Progress, RelRow, WriteBatch, check_props
 
 __all__ = ["Neo4jStore", "escape_lucene"]
@@ -455,11 +454,7 @@ class Neo4jStore(GraphStore):
         start: tuple[str, str] | None = None,
         end: tuple[str, str] | None = None,
     ) -> list[RelRow]:
-        if rel_type not in REL_ENDPOINTS:
-            raise UnknownLabel(f"unknown relationship type {rel_type!r}")
-        for node in (start, end):
-            if node is not None:
-                check_label(node[0])
+        check_rel_filter(rel_type, start, end)
         pairs = sorted(
             (a, b) for a, b in REL_ENDPOINTS[rel_type]
             if (start is None or a == start[0]) and (end is None or b == end[0])
