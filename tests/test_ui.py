@@ -324,3 +324,37 @@ def test_problem_filters(app: Any, store: GraphStore) -> None:
         assert not enterprise.get("unionised")
     page2 = client.get("/problems?page=2").get_data(as_text=True)
     assert "第 2 /" in page2
+
+
+# -- API keys from the running app ---------------------------------------------------------------------
+def test_admin_creates_and_revokes_an_api_key_in_the_running_app(app: Any, store: GraphStore) -> None:
+    from web.auth import authenticate_api_key, list_api_keys
+
+    for role in ("city", "district", "viewer"):
+        client = _client(app, store, role, district="亭湖区" if role == "district" else None)
+        assert client.get("/apikeys").status_code == 403, role
+    admin = _client(app, store, "admin")
+    page = admin.get("/apikeys")
+    assert page.status_code == 200 and "接口密钥" in page.get_data(as_text=True)
+    assert admin.post("/apikeys", data={"name": "平台", "scope": "write"}).status_code == 400  # no CSRF token
+    assert list_api_keys(store) == []
+    token = _form_token(admin, "/apikeys")
+    assert admin.post("/apikeys", data={"csrf_token": token, "name": " ", "scope": "read"}).status_code == 400
+    created = admin.post("/apikeys", data={"csrf_token": token, "name": INJECTION, "scope": "write"})
+    assert created.status_code == 200 and created.headers["Cache-Control"] == "no-store"
+    html = created.get_data(as_text=True)
+    raw = re.search(r'data-testid="new-key-value">(jl_[^<]+)</code>', html)
+    assert raw is not None
+    assert INJECTION not in html and "&lt;script&gt;" in html  # the user's name is escaped
+    (key,) = list_api_keys(store)
+    assert key["name"] == INJECTION and key["scope"] == "write" and "admin" in key["created_by"]  # who made it
+    assert raw.group(1) not in str(store.get_node("ApiKey", key["id"]))  # only the hash is stored
+    principal = authenticate_api_key(store, raw.group(1))
+    assert principal is not None and principal.scope == "write"
+    assert raw.group(1) not in admin.get("/apikeys").get_data(as_text=True)  # shown once
+    # revoking needs the token too, then the key stops working at once
+    assert admin.post(f"/apikeys/{key['id']}/revoke").status_code == 400
+    revoked = admin.post(f"/apikeys/{key['id']}/revoke", data={"csrf_token": _form_token(admin, "/apikeys")})
+    assert revoked.status_code == 302
+    assert authenticate_api_key(store, raw.group(1)) is None
+    assert admin.post("/apikeys/nope/revoke", data={"csrf_token": _form_token(admin, "/apikeys")}).status_code == 404

@@ -24,6 +24,7 @@ def init_app(app: Flask) -> None:
 
 # the views register their routes on bp when imported
 from web.ui import (  # noqa: E402,F401
+    apikeys,
     assignment,
     audit,
     auth,

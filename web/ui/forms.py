@@ -18,7 +18,8 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from graph.model import SERVICE_TYPES
 
-__all__ = ["ActionForm", "DeclineForm", "InviteForm", "LoginForm", "OutcomeForm", "ProblemForm", "UploadForm"]
+__all__ = ["ActionForm", "ApiKeyForm", "DeclineForm", "InviteForm", "LoginForm", "OutcomeForm", "ProblemForm",
+           "UploadForm"]
 
 
 class ActionForm(FlaskForm):
@@ -63,3 +64,10 @@ class UploadForm(FlaskForm):
                                             ("problems", _l("问题"))])
     file = FileField(_l("文件(.xlsx 或 .csv)"), validators=[
         FileRequired(), FileAllowed(["xlsx", "csv"], _l("只接受 .xlsx 或 .csv 文件"))])
+
+
+class ApiKeyForm(FlaskForm):
+    """A new platform API key: who uses it and what it may do."""
+
+    name = StringField(_l("使用方"), validators=[DataRequired(), Length(max=80)])
+    scope = SelectField(_l("权限"), choices=[("read", _l("只读")), ("write", _l("读写"))], default="read")
