@@ -1,6 +1,9 @@
 """The JSON API under concurrent load: ``jianglian serve`` (waitress) on 127.0.0.1 and a bounded load generator.
 
-Steps (all in a temporary ``JIANGLIAN_DATA_DIR``, embedded store):
+Steps (all in a temporary ``JIANGLIAN_DATA_DIR``; the embedded store, or with ``--store neo4j`` a throwaway
+Neo4j 5.26 started with the project's launcher, ``graph.neo4j_server.Neo4jServer``, on a free port with a temporary
+data directory, and ``JIANGLIAN_STORE=neo4j``, ``NEO4J_URI=bolt://127.0.0.1:<port>``, ``NEO4J_DATABASE=neo4j``,
+no authentication, for every command below):
 
 1. ``jianglian demo --scale S`` loads the demo data; ``jianglian apikey create --scope read`` makes a key. Both run
    before the server starts, because the embedded store admits one process per data directory.
@@ -16,13 +19,15 @@ Steps (all in a temporary ``JIANGLIAN_DATA_DIR``, embedded store):
    * ``GET /api/v1/workers/<random id>``.
 
 It prints throughput, p50/p95/p99 per operation and overall, the status codes, the number of 5xx (must be 0:
-the exit status is 1 otherwise) and the server's peak resident memory. The load generator shares the machine
-(and its cores) with the server, so the numbers are a floor for a dedicated server.
+the exit status is 1 otherwise) and the server's peak resident memory (with Neo4j also the JVM's). The server and
+then Neo4j are stopped at the end, also after an error. The load generator shares the machine (and its cores) with
+the server (and Neo4j), so the numbers are a floor for a dedicated server.
 
 Run::
 
     .venv/bin/python benchmarks/api_load.py                     # scale 1, 16 clients, 60 s
     .venv/bin/python benchmarks/api_load.py --scale 3 --clients 16 --duration 60 --mix 1:1:1
+    .venv/bin/python benchmarks/api_load.py --store neo4j          # the same against a throwaway Neo4j (heap 1g)
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.bulk_load_bench import machine, source_state  # noqa: E402
+from graph.neo4j_server import Neo4jServer  # noqa: E402
 
 __all__ = ["main"]
 
@@ -148,6 +155,26 @@ class Load:
         return time.perf_counter() - started
 
 
+def _store_what(store: str) -> str:
+    return "graph.json" if store == "memory" else "Neo4j data directory"
+
+
+def _store_mb(store: str, tmp: str) -> float:
+    """Size of the store on disk: the embedded store's snapshot, or everything under Neo4j's ``data``."""
+    if store == "memory":
+        return (Path(tmp) / "store" / "graph.json").stat().st_size / 2**20
+    files = (Path(tmp) / "neo4j" / "data").rglob("*")
+    return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
+
+
+def _stop_neo4j(server: Neo4jServer) -> None:
+    code = server.stop()
+    if code not in (0, None):
+        print(f"Neo4j exited with code {code}:\n" + "\n".join(server.output_tail()[-20:]), file=sys.stderr)
+    else:
+        print(f"Neo4j stopped (exit code {code})", flush=True)
+
+
 def _pcts(values: list[float]) -> str:
     if not values:
         return "-"
@@ -164,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mix", default="1:1:1", help="weights of recommend:problems:worker")
     parser.add_argument("--rate-limit", default="1000000 per minute", help="JIANGLIAN_API_RATE_LIMIT for the run")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--store", choices=("memory", "neo4j"), default="memory",
+                        help="the embedded store, or a throwaway Neo4j started for the run")
+    parser.add_argument("--neo4j-heap", default="1g", help="JVM heap of the throwaway Neo4j (--store neo4j)")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.mix.split(":")]
     if len(weights) != 3:
@@ -171,9 +201,19 @@ def main(argv: list[str] | None = None) -> int:
 
     print(machine(), flush=True)
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}; {source_state()}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="jianglian-apiload-") as tmp:
-        env = {**os.environ, "JIANGLIAN_DATA_DIR": tmp, "JIANGLIAN_STORE": "memory", "HF_HUB_OFFLINE": "1",
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="jianglian-apiload-"))
+        env = {**os.environ, "JIANGLIAN_DATA_DIR": tmp, "JIANGLIAN_STORE": args.store, "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1", "JIANGLIAN_API_RATE_LIMIT": args.rate_limit}
+        neo4j: Neo4jServer | None = None
+        if args.store == "neo4j":
+            neo4j = Neo4jServer(data_dir=Path(tmp) / "neo4j", heap=args.neo4j_heap)
+            stack.callback(_stop_neo4j, neo4j)  # registered first: runs after the server has stopped
+            neo4j.start()
+            env.update({"NEO4J_URI": neo4j.uri, "NEO4J_DATABASE": "neo4j", "NEO4J_USER": "neo4j",
+                        "NEO4J_PASSWORD": ""})
+            print(f"Neo4j 5.26 at {neo4j.uri} (pid {neo4j.pid}, heap {args.neo4j_heap}) ready in "
+                  f"{neo4j.startup_seconds:.1f} s", flush=True)
         started = time.perf_counter()
         _run([str(JIANGLIAN), "demo", "--scale", str(args.scale)], env)
         out = _run([str(JIANGLIAN), "apikey", "create", "--name", "api-load", "--scope", "read"], env)
@@ -181,9 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         if match is None:
             raise SystemExit(f"no key in: {out}")
         key = match.group(1)
-        graph_mb = (Path(tmp) / "store" / "graph.json").stat().st_size / 2**20
-        print(f"demo data (scale {args.scale:g}) and a read API key in {time.perf_counter() - started:.0f} s; "
-              f"graph.json {graph_mb:.1f} MB", flush=True)
+        graph_mb = _store_mb(args.store, tmp)
+        print(f"demo data (scale {args.scale:g}, {args.store} store) and a read API key in "
+              f"{time.perf_counter() - started:.0f} s; {_store_what(args.store)} {graph_mb:.1f} MB", flush=True)
 
         port = _free_port()
         log = open(Path(tmp) / "serve.log", "w+", encoding="utf-8")  # noqa: SIM115 - read back at the end
@@ -231,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             wall = load.run(args.clients, args.duration)
             print(f"after the load: {machine()}", flush=True)
             server_peak = _vm_hwm_mb(server.pid)
+            jvm_peak = _vm_hwm_mb(neo4j.pid) if neo4j is not None and neo4j.pid is not None else float("nan")
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -241,23 +282,24 @@ def main(argv: list[str] | None = None) -> int:
         log.seek(0)
         server_log = log.read()
         log.close()
-        graph_mb_after = (Path(tmp) / "store" / "graph.json").stat().st_size / 2**20
+        graph_mb_after = _store_mb(args.store, tmp)
 
     samples = load.samples
     statuses = Counter(s for _, s, _ in samples)
     n_5xx = sum(n for s, n in statuses.items() if s >= 500)
     print(f"\n{len(samples)} requests in {wall:.1f} s: {len(samples) / wall:.1f} requests/s; "
           f"status codes {dict(sorted(statuses.items()))}; connection errors {dict(load.errors)}; 5xx: {n_5xx}")
-    print(f"server peak RSS {server_peak:.0f} MB; graph.json grew from {graph_mb:.1f} to {graph_mb_after:.1f} MB "
-          f"(audit events); tracebacks in the server log: {server_log.count('Traceback')}")
+    jvm = f"; Neo4j JVM peak RSS {jvm_peak:.0f} MB" if args.store == "neo4j" else ""
+    print(f"server peak RSS {server_peak:.0f} MB{jvm}; {_store_what(args.store)} grew from {graph_mb:.1f} to "
+          f"{graph_mb_after:.1f} MB (audit events); tracebacks in the server log: {server_log.count('Traceback')}")
     print("\n| operation | requests | requests/s | p50 / p95 / p99 ms | non-2xx |")
     print("|---|---:|---:|---:|---:|")
     for op in (*OPS, "all"):
         rows = [s for s in samples if op in ("all", s[0])]
         bad = sum(1 for _, status, _ in rows if not 200 <= status < 300)
         print(f"| {op} | {len(rows)} | {len(rows) / wall:.1f} | {_pcts([x for _, _, x in rows])} | {bad} |")
-    for body in load.bodies_5xx[:5]:
-        print(f"5xx body: {body}")
+    for text in load.bodies_5xx[:5]:
+        print(f"5xx body: {text}")
     return 1 if n_5xx or load.errors else 0
 
 
