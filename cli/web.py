@@ -27,13 +27,14 @@ def serve_cmd(host: str, port: int, threads: int) -> None:
     """Serve the coordinator UI and the JSON API with waitress (a production WSGI server)."""
     from waitress import create_server
 
+    from embeddings.errors import EmbeddingError
     from web import create_app
     from web.auth import demo_logins
     from web.extensions import get_state
 
     try:
         app = create_app()
-    except (ValueError, GraphError) as err:
+    except (ValueError, GraphError, EmbeddingError) as err:
         fail(str(err))
     state = get_state(app)
     try:

@@ -104,3 +104,25 @@ def test_recommended_problems_for_a_worker(api_app: Any, keys: dict, store: Grap
     assert_problem(client.get("/api/v1/workers/W-none/recommended-problems", headers=keys["read"]), 404)
     own, _ = login_as(api_app, store, "worker", worker_id=worker["id"])
     assert own.get(f"/api/v1/workers/{worker['id']}/recommended-problems").status_code == 200
+
+
+def test_a_configured_embedding_model_adds_the_dense_signals(store: GraphStore, keys: dict) -> None:
+    from tests.api_support import make_app
+
+    app = make_app(store, EMBEDDING_MODEL="all-MiniLM-L6-v2")  # the packaged English weights
+    response = app.test_client().post("/api/v1/recommendations", headers=keys["read"],
+                                      json={"problem": _new_problem(store), "top_k": 3, "explain": False})
+    assert response.status_code == 200, response.get_json()
+    services = app.extensions["jianglian"]
+    assert services.recommender.encoder is not None
+    assert services.recommender.encoder.identity.startswith("all-MiniLM-L6-v2")
+    plain = make_app(store).extensions["jianglian"].recommender  # unset: TF-IDF only, no model loaded
+    assert plain.encoder is None
+
+
+def test_a_missing_embedding_model_fails_at_start_naming_the_setting(store: GraphStore, tmp_path: Any) -> None:
+    from embeddings.errors import ModelNotFound
+    from tests.api_support import make_app
+
+    with pytest.raises(ModelNotFound, match="JIANGLIAN_EMBEDDING_MODEL"):
+        make_app(store, EMBEDDING_MODEL=str(tmp_path / "no-such-model"))

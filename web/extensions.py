@@ -60,6 +60,13 @@ class AppState:
         self._recommender: Any = config.get("RECOMMENDER")
         self._recommender_options: dict[str, Any] = dict(config.get("RECOMMENDER_OPTIONS") or {})
         self._recommender_factory: Any = config.get("RECOMMENDER_FACTORY")
+        # a dense text encoder only when the operator names one (JIANGLIAN_EMBEDDING_MODEL): measured on the
+        # demo replay and gis, TF-IDF alone ranks as well for far less CPU (docs/ranking.md)
+        self._embedding_model = str(config.get("EMBEDDING_MODEL") or "").strip() or None
+        if self._embedding_model and "encoder" not in self._recommender_options:
+            from embeddings.encoder import resolve_model
+
+            resolve_model(self._embedding_model)  # a missing model fails at start-up, naming the setting
         self._selection: Any = None
         self._closed = False
 
@@ -109,7 +116,12 @@ class AppState:
                 else:
                     from recommender.engine import Recommender
 
-                    self._recommender = Recommender(self.store, **self._recommender_options)
+                    options = dict(self._recommender_options)
+                    if self._embedding_model and "encoder" not in options:
+                        from embeddings.encoder import load_encoder
+
+                        options["encoder"] = load_encoder(self._embedding_model)
+                    self._recommender = Recommender(self.store, **options)
             return self._recommender
 
     @property
