@@ -21,7 +21,11 @@ from the history before its pseudo-query window, and uses the whole-history one 
 Run::
 
     .venv/bin/python benchmarks/ranking_bench.py [--scale 1] [--seed 7] [--test-share 0.2] [--encoder build|PATH]
-        [--train-encoder same|inner]
+        [--train-encoder same|inner] [--per-problem]
+
+``--per-problem`` ranks each test problem from the history before its own posting date (problems posted and
+solved earlier in the test window become evidence for the later ones), with the fusion trained once before the
+window, as a running service retrains periodically.
 """
 
 from __future__ import annotations
@@ -105,17 +109,48 @@ def training_history(proj: Projection, within: np.ndarray, holdout: float = 0.1)
     return out
 
 
+def _features_per_problem(proj: Projection, history: np.ndarray, test: np.ndarray, queries: list[Query],
+                          encoder: Encoder | None) -> list[np.ndarray]:
+    """Features of each test problem from the history before its own posting date.
+
+    The evidence grows through the test window: problems posted (and solved) earlier in it become history for
+    the later ones. One index per posting date, each derived from the previous one (``reuse``: the text model
+    fitted on the first history is kept, as a running service keeps it until its next full build).
+    """
+    order = time_order(proj)
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    dates = [str(proj.props["Problem"][int(p)].get("posted_at") or "") for p in test]
+    everyone = np.arange(proj.n("Worker"))
+    feats: list[np.ndarray] = [np.empty(0)] * len(test)
+    index: RankingIndex | None = None
+    start = 0
+    while start < len(test):
+        end = start
+        while end < len(test) and dates[end] == dates[start]:
+            end += 1
+        mask = history.copy()
+        earlier = order[:int(position[test[start:end]].min())]
+        mask[earlier] = True  # everything posted before this date, test problems included
+        index = RankingIndex(proj, history=mask, encoder=encoder, reuse=index)
+        rows, _ = compute_features(index, queries[start:end], [everyone] * (end - start))
+        feats[start:end] = rows
+        start = end
+    return feats
+
+
 def replay(proj: Projection, history: np.ndarray, test: np.ndarray, *, seed: int,
-           encoder: Encoder | None = None, train_encoder: Encoder | None = None) -> dict[str, dict[str, float]]:
+           encoder: Encoder | None = None, train_encoder: Encoder | None = None,
+           per_problem: bool = False) -> dict[str, dict[str, float]]:
     """Train inside ``history``, rank every worker for the ``test`` problems, print the tables.
 
-    ``train_encoder`` (default ``encoder``) is the encoder the fusion is trained with.
+    ``train_encoder`` (default ``encoder``) is the encoder the fusion is trained with. ``per_problem``: each test
+    problem is ranked from the history before its own posting date instead of the one before the test window.
     """
     t0 = time.perf_counter()
     solved = proj.matrix("SOLVED", "Worker", "Problem").tocsc()
     train_encoder = encoder if train_encoder is None else train_encoder
     trained = train_ranker(proj, within=history, seed=seed, encoder=train_encoder, log=lambda m: print("  " + m))
-    index = RankingIndex(proj, history=history, encoder=encoder)
     aliases = skill_aliases(proj)
     queries = []
     for p in test:
@@ -123,7 +158,11 @@ def replay(proj: Projection, history: np.ndarray, test: np.ndarray, *, seed: int
         row["id"] = proj.ids["Problem"][int(p)]
         queries.append(Query.from_row(row, skill_of=aliases))
     everyone = np.arange(proj.n("Worker"))
-    feats, _ = compute_features(index, queries, [everyone] * len(queries))
+    if per_problem:
+        feats = _features_per_problem(proj, history, test, queries, encoder)
+    else:
+        index = RankingIndex(proj, history=history, encoder=encoder)
+        feats, _ = compute_features(index, queries, [everyone] * len(queries))
     relevant = [set(solved.indices[solved.indptr[p]:solved.indptr[p + 1]].tolist()) for p in test]
     service = [q.service_type or "-" for q in queries]
 
@@ -150,7 +189,9 @@ def replay(proj: Projection, history: np.ndarray, test: np.ndarray, *, seed: int
             rankers[f"learned ({forced.chosen}, not chosen)"] = score_groups(forced.fusion, feats)
 
     n_workers = proj.n("Worker")
-    print(f"\nablation over {len(test)} test problems, ranking all {n_workers} workers (fusion chosen: "
+    evidence = "history before each problem" if per_problem else "history before the test window"
+    print(f"\nablation over {len(test)} test problems ({evidence}), "
+          f"ranking all {n_workers} workers (fusion chosen: "
           f"{trained.chosen}; encoder: {getattr(encoder, 'identity', None)}, trained with "
           f"{getattr(train_encoder, 'identity', None)})")
     print(f"{'ranker':45s} {'MRR':>7s} {'P@1':>7s} {'P@3':>7s} {'nDCG@10':>8s}")
@@ -188,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-encoder", choices=("same", "inner"), default="same",
                         help="with --encoder build: train the fusion with the same encoder, or with one built "
                              "from the history before the training's pseudo-queries (see the module docstring)")
+    parser.add_argument("--per-problem", action="store_true",
+                        help="rank each test problem from the history before its own posting date (the evidence "
+                             "grows through the test window) instead of the history before the window")
     args = parser.parse_args(argv)
     if args.train_encoder != "same" and args.encoder != "build":
         parser.error("--train-encoder inner needs --encoder build")
@@ -223,11 +267,11 @@ def main(argv: list[str] | None = None) -> int:
 
             encoder = load_encoder(args.encoder)
 
-    tables = {"without encoder": replay(proj, history, test, seed=args.seed)}
+    tables = {"without encoder": replay(proj, history, test, seed=args.seed, per_problem=args.per_problem)}
     if encoder is not None:
         print()
         tables["with encoder"] = replay(proj, history, test, seed=args.seed, encoder=encoder,
-                                        train_encoder=train_encoder)
+                                        train_encoder=train_encoder, per_problem=args.per_problem)
         print("\nnDCG@10 without -> with the encoder")
         plain = {name.split(" (")[0] if name.startswith("learned") else name: m
                  for name, m in tables["without encoder"].items()}
