@@ -253,15 +253,17 @@ def _run_writer(tmp_path: Path, data: Path, mode: str, min_bytes: int, until: st
     script.write_text(_WRITER, encoding="utf-8")
     proc = subprocess.Popen([sys.executable, str(script), str(data), mode, str(min_bytes)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started = acked = 0
+    seen = {"start": 0, "ack": 0}
+
+    def track(line: str) -> None:
+        word, _, number = line.strip().partition(" ")
+        if word in seen:
+            seen[word] = int(number)
+
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
-            word, _, number = line.strip().partition(" ")
-            if word == "start":
-                started = int(number)
-            elif word == "ack":
-                acked = int(number)
+            track(line)
             if line.startswith(until):
                 time.sleep(delay)
                 break
@@ -273,12 +275,8 @@ def _run_writer(tmp_path: Path, data: Path, mode: str, min_bytes: int, until: st
         proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
     for line in proc.stdout:
-        word, _, number = line.strip().partition(" ")
-        if word == "start":
-            started = int(number)
-        elif word == "ack":
-            acked = int(number)
-    return started, acked
+        track(line)
+    return seen["start"], seen["ack"]
 
 
 def _batches(store: MemoryStore) -> dict[int, int]:
