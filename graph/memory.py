@@ -38,6 +38,7 @@ import fcntl
 import json
 import logging
 import os
+import sys
 import threading
 import zlib
 from collections import defaultdict
@@ -74,6 +75,59 @@ SNAPSHOT = "graph.json"
 JOURNAL = "graph.journal.jsonl"
 NodeKey = tuple[str, str]
 RelKey = tuple[str, str, str, str, str]
+
+#: Strings up to this length are interned when stored: ids, labels, skill names and codes repeat across
+#: hundreds of thousands of rows, and one shared object instead of one per row is what keeps a
+#: province-sized graph in memory (see docs/benchmarks.md, memory).
+_SHARE_MAX = 64
+
+
+def _share(value: Any) -> Any:
+    """``value`` with its short strings (and those of a list) interned."""
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= _SHARE_MAX else value
+    if isinstance(value, list):
+        return [_share(v) for v in value]
+    return value
+
+
+def _shared(props: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``props`` with interned names and short string values (``None`` values dropped)."""
+    return {sys.intern(k): _share(v) for k, v in props.items() if v is not None}
+
+
+def _shared_key(key: Sequence[str]) -> RelKey:
+    return tuple(sys.intern(str(part)) for part in key)  # type: ignore[return-value]
+
+
+#: The properties of every relationship that has none (shared; stored values are never mutated in place).
+_NO_PROPS: dict[str, Any] = {}
+
+#: A node's relationships are kept in a list up to this many, in a set beyond (most nodes have a
+#: handful, and a list of four costs half of the smallest set; hubs need the set's fast removal).
+_LIST_MAX = 16
+
+Links = list[RelKey] | set[RelKey]
+
+
+def _link(index: dict[NodeKey, Links], node: NodeKey, key: RelKey) -> None:
+    links = index.get(node)
+    if links is None:
+        index[node] = [key]
+    elif isinstance(links, set):
+        links.add(key)
+    elif key not in links:
+        links.append(key)
+        if len(links) > _LIST_MAX:
+            index[node] = set(links)
+
+
+def _unlink(index: dict[NodeKey, Links], node: NodeKey, key: RelKey) -> None:
+    links = index.get(node)
+    if isinstance(links, set):
+        links.discard(key)
+    elif links is not None and key in links:
+        links.remove(key)
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -160,8 +214,8 @@ class MemoryStore(GraphStore):
         self._lock = threading.RLock()
         self._nodes: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self._rels: dict[RelKey, dict[str, Any]] = {}
-        self._out: dict[NodeKey, set[RelKey]] = defaultdict(set)
-        self._in: dict[NodeKey, set[RelKey]] = defaultdict(set)
+        self._out: dict[NodeKey, Links] = {}
+        self._in: dict[NodeKey, Links] = {}
         self._vectors: dict[tuple[str, str], dict[str, np.ndarray]] = {}
         self._meta: dict[str, str] = {}
         self._revision = 0
@@ -216,10 +270,10 @@ class MemoryStore(GraphStore):
             except (OSError, ValueError) as err:
                 raise StoreUnavailable(f"cannot read {path}: {err}") from err
             for label, nodes in doc.get("nodes", {}).items():
-                self._nodes[label] = nodes
+                self._nodes[label] = {sys.intern(i): _shared(p) for i, p in nodes.items()}
+            del doc["nodes"]
             for item in doc.get("rels", []):
-                rel_key: RelKey = tuple(item[:5])  # type: ignore[assignment]
-                self._index_rel(rel_key, item[5])
+                self._index_rel(_shared_key(item[:5]), _shared(item[5]))
             self._meta = dict(doc.get("meta", {}))
             self._seq = self._snapshot_seq = int(doc.get("seq", 0))
             self._snapshot_bytes = len(raw)
@@ -297,15 +351,14 @@ class MemoryStore(GraphStore):
         kind = op[0]
         if kind == "N":  # a node's properties after the write
             _, label, node_id, props = op
-            self._nodes[check_label(label)][node_id] = dict(props)
+            self._nodes[check_label(label)][sys.intern(node_id)] = _shared(props)
         elif kind == "R":  # a relationship's properties after the write
-            key: RelKey = tuple(op[1:6])  # type: ignore[assignment]
-            self._index_rel(key, dict(op[6]))
+            self._index_rel(_shared_key(op[1:6]), _shared(op[6]))
         elif kind == "r":  # a relationship deleted
             self._unindex_rel(tuple(op[1:6]))  # type: ignore[arg-type]
         elif kind == "D":  # a node deleted with its relationships
             node = (op[1], op[2])
-            for rel_key in list(self._out.pop(node, set()) | self._in.pop(node, set())):
+            for rel_key in {*self._out.pop(node, ()), *self._in.pop(node, ())}:
                 self._unindex_rel(rel_key)
             self._nodes[op[1]].pop(op[2], None)
         elif kind == "C":
@@ -436,14 +489,15 @@ class MemoryStore(GraphStore):
             raise StoreUnavailable("the store is closed")
 
     def _index_rel(self, key: RelKey, props: dict[str, Any]) -> None:
-        self._rels[key] = props
-        self._out[(key[1], key[2])].add(key)
-        self._in[(key[3], key[4])].add(key)
+        """Store a relationship (``key`` and ``props`` as :func:`_shared_key` and :func:`_shared` make them)."""
+        self._rels[key] = props or _NO_PROPS
+        _link(self._out, (key[1], key[2]), key)
+        _link(self._in, (key[3], key[4]), key)
 
     def _unindex_rel(self, key: RelKey) -> None:
         self._rels.pop(key, None)
-        self._out[(key[1], key[2])].discard(key)
-        self._in[(key[3], key[4])].discard(key)
+        _unlink(self._out, (key[1], key[2]), key)
+        _unlink(self._in, (key[3], key[4]), key)
 
     def _node_out(self, label: str, node_id: str) -> dict[str, Any]:
         props = dict(self._nodes[label][node_id])
@@ -523,30 +577,33 @@ class MemoryStore(GraphStore):
                 rels.append((r.key, check_props(r.props, where=f"{r.type}: ")))
             # validated: from here on nothing can fail half-way
             for i, (label, node_id, props) in enumerate(nodes, 1):
-                current = self._nodes[label].setdefault(node_id, {})
+                current = self._nodes[label].setdefault(sys.intern(node_id), {})
                 for name, value in props.items():
                     if name == "id":
                         continue
                     if value is None:  # as in update_node (and Neo4j's SET +=): None removes
                         current.pop(name, None)
                     else:
-                        current[name] = value
+                        current[sys.intern(name)] = _share(value)
                 if progress and i % 1000 == 0:
                     progress(1000)
             if progress and len(nodes) % 1000:
                 progress(len(nodes) % 1000)
-            ops: list[list[Any]] = [["N", label, node_id, self._nodes[label][node_id]] for label, node_id, _ in nodes]
+            durable = self._dir is not None  # the journal operations are built only to be written
+            ops: list[list[Any]] = [["N", label, node_id, self._nodes[label][node_id]]
+                                    for label, node_id, _ in nodes] if durable else []
             for key, props in rels:
-                merged = dict(self._rels.get(key, {}))
-                merged.update(props)
-                final = {k: v for k, v in merged.items() if v is not None}
+                final = _shared({**self._rels[key], **props} if key in self._rels else props)
+                key = _shared_key(key)
                 self._index_rel(key, final)
-                ops.append(["R", *key, final])
+                if durable:
+                    ops.append(["R", *key, final])
             if progress and rels:
                 progress(len(rels))
             for r in batch.delete_rels:
                 self._unindex_rel(r.key)
-                ops.append(["r", *r.key])
+                if durable:
+                    ops.append(["r", *r.key])
             changes: list[Change] | None = None
             if len(batch) <= self._journal.max_changes:  # a bulk load is not worth listing
                 changes = [Change(node=(label, node_id)) for label, node_id, _ in nodes if label in DOMAIN_LABELS]
@@ -564,7 +621,7 @@ class MemoryStore(GraphStore):
             self._check_open()
             if node_id in self._nodes[label]:
                 raise DuplicateNode(label, node_id)
-            self._nodes[label][node_id] = {k: v for k, v in clean.items() if v is not None}
+            self._nodes[label][sys.intern(node_id)] = _shared(clean)
             self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [],
                             ops=[["N", label, node_id, self._nodes[label][node_id]]], labels=[label])
             return self._node_out(label, node_id)
@@ -582,7 +639,7 @@ class MemoryStore(GraphStore):
                 if value is None:
                     current.pop(key, None)
                 else:
-                    current[key] = value
+                    current[sys.intern(key)] = _share(value)
             self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [],
                             ops=[["N", label, node_id, current]], labels=[label])
             return self._node_out(label, node_id)
@@ -594,7 +651,7 @@ class MemoryStore(GraphStore):
             if node_id not in self._nodes[label]:
                 raise NodeNotFound(label, node_id)
             node = (label, node_id)
-            detached = list(self._out.pop(node, set()) | self._in.pop(node, set()))
+            detached = list({*self._out.pop(node, ()), *self._in.pop(node, ())})
             for key in detached:
                 self._unindex_rel(key)
             del self._nodes[label][node_id]
@@ -672,9 +729,9 @@ class MemoryStore(GraphStore):
         with self._lock:
             self._check_open()
             if start is not None:
-                keys: Iterator[RelKey] | set[RelKey] = self._out.get(start, set())
+                keys: Iterable[RelKey] = self._out.get(start, ())
             elif end is not None:
-                keys = self._in.get(end, set())
+                keys = self._in.get(end, ())
             else:
                 keys = iter(list(self._rels))
             rows = [
@@ -691,7 +748,8 @@ class MemoryStore(GraphStore):
             self._check_open()
             node = (label, node_id)
             out: list[tuple[RelRow, NodeRow]] = []
-            for key in sorted(self._out.get(node, set()) | self._in.get(node, set())):
+            linked: set[RelKey] = {*self._out.get(node, ()), *self._in.get(node, ())}
+            for key in sorted(linked):
                 if len(out) >= limit:
                     break
                 other = (key[3], key[4]) if (key[1], key[2]) == node else (key[1], key[2])

@@ -46,25 +46,47 @@ WALK_RELS: tuple[str, ...] = ("SOLVED", "REQUIRES", "HAS_SKILL", "POSTED", "IN_C
 EdgeKey = tuple[str, str, str]  # (type, start label, end label)
 
 
+#: The properties of every edge that has none (one shared object: most edges have none; never mutated).
+_NO_PROPS: dict[str, Any] = {}
+
+
+def _pair(s: int, e: int) -> int:
+    """One int for an ``(start, end)`` index pair (a tuple of two ints costs three objects)."""
+    return (s << 32) | e
+
+
 @dataclass
 class EdgeList:
-    """The relationships of one ``(type, start label, end label)``: parallel index lists plus props."""
+    """The relationships of one ``(type, start label, end label)``: parallel index lists plus props.
+
+    Edges without properties share one empty dictionary: treat ``props`` entries as read-only and
+    change them through :meth:`add` or :meth:`set_props`.
+    """
 
     start: list[int] = field(default_factory=list)
     end: list[int] = field(default_factory=list)
     props: list[dict[str, Any]] = field(default_factory=list)
-    seen: dict[tuple[int, int], int] = field(default_factory=dict)
+    seen: dict[int, int] = field(default_factory=dict)  # _pair(start, end) -> position
 
     def add(self, s: int, e: int, props: Mapping[str, Any] | None = None) -> None:
         """Add an edge, or merge the properties of an existing one (relationships are unique)."""
-        at = self.seen.get((s, e))
+        at = self.seen.get(_pair(s, e))
         if at is not None:
-            self.props[at].update(props or {})
+            if props:
+                self.set_props(at, {**self.props[at], **props})
             return
-        self.seen[(s, e)] = len(self.start)
+        self.seen[_pair(s, e)] = len(self.start)
         self.start.append(s)
         self.end.append(e)
-        self.props.append(dict(props or {}))
+        self.props.append(dict(props) if props else _NO_PROPS)
+
+    def position(self, s: int, e: int) -> int | None:
+        """Where the edge ``s -> e`` is in the parallel lists (``None``: no such edge)."""
+        return self.seen.get(_pair(s, e))
+
+    def set_props(self, at: int, props: Mapping[str, Any] | None) -> None:
+        """Replace the properties of the edge at position ``at``."""
+        self.props[at] = dict(props) if props else _NO_PROPS
 
     def __len__(self) -> int:
         return len(self.start)
@@ -150,8 +172,9 @@ class Projection:
         with self._lock:
             self.add_edge(rel_type, start_label, start_id, end_label, end_id)
             edges = self.edges[(rel_type, start_label, end_label)]
-            at = edges.seen[(self.index[start_label][start_id], self.index[end_label][end_id])]
-            edges.props[at] = dict(props or {})
+            at = edges.position(self.index[start_label][start_id], self.index[end_label][end_id])
+            assert at is not None
+            edges.set_props(at, props)
 
     def add_edge(self, rel_type: str, start_label: str, start_id: str, end_label: str, end_id: str,
                  props: Mapping[str, Any] | None = None) -> None:
@@ -200,7 +223,7 @@ class Projection:
         e = self.index[end_label].get(end_id)
         if s is None or e is None:
             return False
-        return (s, e) in self.edge_list(rel_type, start_label, end_label).seen
+        return self.edge_list(rel_type, start_label, end_label).position(s, e) is not None
 
     def _cached(self, key: Any, build: Any) -> Any:
         with self._lock:

@@ -466,6 +466,9 @@ class RankingIndex:
     common_term_share: float = 0.02
     #: First-pass retrieval keeps this many problems for exact rescoring.
     shortlist: int = 2000
+    #: First-pass retrieval reads at most about this many postings (the rarest terms first), so a
+    #: long query costs the same at a million history problems as at a hundred thousand.
+    postings_budget: int = 200_000
 
     def similar_problems(self, query: sp.csr_matrix, k: int, *, exclude: int = -1) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` history problems with the highest word cosine to one query row, and those cosines.
@@ -475,17 +478,25 @@ class RankingIndex:
         :attr:`shortlist` problems, which are then scored exactly with every term. Common terms
         carry little idf weight but most of the postings (single CJK characters), so the first pass
         reads a few percent of what an exact scan would, and the result differs from the exact top
-        ``k`` only when a problem matches on common terms alone. ``exclude`` (a history position,
-        e.g. the query's own problem) is never returned.
+        ``k`` only when a problem matches on common terms alone. On a large history the rare terms
+        alone can still have many postings: the first pass then takes them rarest first up to
+        :attr:`postings_budget` postings (always at least the rarest eight). ``exclude`` (a history
+        position, e.g. the query's own problem) is never returned.
         """
         n = len(self.hp)
         if not query.nnz or not n or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         df = np.diff(self.docs_word_t.indptr)[query.indices]
         rare = df <= max(self.common_term_share * n, 1.0)
+        by_df = np.argsort(df, kind="stable")
         if not rare.any():
+            rare[by_df[:8]] = True
+        if int(df[rare].sum()) > self.postings_budget:
+            order = by_df[rare[by_df]]  # the rare terms, rarest first
+            within = np.cumsum(df[order]) <= self.postings_budget
+            within[:8] = True
             rare = np.zeros(len(df), dtype=bool)
-            rare[np.argsort(df, kind="stable")[:8]] = True
+            rare[order[within]] = True
         first = _postings_dot(self.docs_word_t, sp.csr_matrix(
             (query.data[rare], query.indices[rare], np.array([0, int(rare.sum())])), shape=query.shape), n)
         if 0 <= exclude < n:

@@ -80,6 +80,14 @@ class TextViews:
     char: sp.csr_matrix
     counts: sp.csr_matrix  # raw word 1-2 gram counts, for BM25
 
+    def __post_init__(self) -> None:
+        # ``counts`` has the sparsity pattern of ``word`` (TF-IDF only rescales the counts): share its
+        # index arrays instead of holding a second copy (half of the counts' memory)
+        w, c = self.word, self.counts
+        if (c.indices is not w.indices and c.shape == w.shape and c.nnz == w.nnz
+                and np.array_equal(c.indptr, w.indptr) and np.array_equal(c.indices, w.indices)):
+            self.counts = sp.csr_matrix((c.data, w.indices, w.indptr), shape=c.shape, copy=False)
+
     def __getitem__(self, rows: Any) -> TextViews:
         return TextViews(self.word[rows], self.char[rows], self.counts[rows])
 

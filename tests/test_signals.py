@@ -258,3 +258,33 @@ def test_projection_incremental_updates_equal_a_rebuild() -> None:
         assert pairs_a == pairs_b
     assert proj.adjacency().shape[0] == sum(proj.n(label) for label in proj.ids)
     assert (proj.adjacency() != proj.adjacency().T).nnz == 0
+
+
+def _text_projection(texts: list[str]) -> Projection:
+    proj = Projection()
+    proj.add_node("Worker", "w", {"name": "w"})
+    for i, text in enumerate(texts):
+        proj.add_problem(f"p{i}", {"title": text, "status": "solved"})
+        proj.add_solved("w", f"p{i}")
+    return proj
+
+
+def test_similar_problems_first_pass_reads_the_rarest_postings_within_the_budget() -> None:
+    # 40 problems share "pump"; "seal" is in 4 of them, "gasket" in 1; "alpha".."theta" are in one each
+    texts = [f"pump {'seal ' if i % 10 == 0 else ''}{'gasket' if i == 20 else ''} filler{i}" for i in range(40)]
+    texts += [f"{word} other" for word in ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta")]
+    index = RankingIndex(_text_projection(texts))
+    index.common_term_share = 1.0  # every query term counts as rare: only the budget limits the first pass
+    query = index.text.transform(["pump seal gasket alpha beta gamma delta epsilon zeta eta theta"]).word
+    exact = np.asarray((query @ index.docs_word_t).todense()).ravel()
+    unlimited, sims = index.similar_problems(query, 5)
+    # with no binding budget the result is the exact top 5 (the fifth place is a tie of the singletons)
+    assert {0, 10, 20, 30} <= set(unlimited.tolist())
+    assert sims == pytest.approx(np.sort(exact)[::-1][:5], rel=1e-5)
+    # a budget of 12 postings: the rarest terms first (the eight singletons, gasket's 1, seal's 4 would
+    # exceed it), never pump's 40; the rare matches are still found and scored with every term
+    index.postings_budget = 12
+    hits, hit_sims = index.similar_problems(query, 50)
+    found = set(hits.tolist())
+    assert found == {20, *range(40, 48)}  # gasket's problem and the eight singletons, nothing reached via pump
+    assert hit_sims == pytest.approx(exact[hits], rel=1e-5)  # exact rescoring with every term
