@@ -407,7 +407,11 @@ class MemoryStore(GraphStore):
                 os.ftruncate(self._wal.fileno(), 0)
                 os.fsync(self._wal.fileno())
             except OSError as err:
-                raise StoreUnavailable(f"cannot truncate {self._dir / JOURNAL}: {err}") from err
+                # the write is durable in the snapshot (the journal's entries are all at or below its seq and
+                # are skipped on replay): not an error for the caller, but the next write compacts again
+                _log.warning("cannot truncate %s: %s", self._dir / JOURNAL, err)
+                self._wal_broken = True
+                return
             self._wal_bytes = 0
             self._wal_entries = 0
             self._wal_broken = False
@@ -420,6 +424,14 @@ class MemoryStore(GraphStore):
         if self._dir is None:
             return
         self._seq += 1
+        try:
+            self._persist_seq(ops)
+        except BaseException:
+            self._seq -= 1  # the write did not happen: the next one takes its number (a gap reads as corruption)
+            raise
+
+    def _persist_seq(self, ops: list[list[Any]]) -> None:
+        assert self._dir is not None
         if not self._use_journal or self._wal is None or self._wal_broken:
             self._save_graph()
             return
@@ -474,14 +486,15 @@ class MemoryStore(GraphStore):
     ) -> None:
         """Persist a write; ``changes`` are the domain keys it touched (``[]``: none, ``None``: unlistable),
         ``ops`` its journal operations (``None``: nothing in the graph changed, e.g. vectors, saved apart),
-        ``labels`` the labels of the nodes it wrote."""
+        ``labels`` the labels of the nodes it wrote. Persisting comes first: when it fails, nothing is
+        recorded and the caller takes the write back."""
+        if ops is not None:
+            self._persist(ops)
         for label in set(labels):
             self._label_revisions[label] += 1
         if changes is None or changes:
             self._revision += 1
             self._journal.record(self._revision, changes)
-        if ops is not None:
-            self._persist(ops)
 
     # -- helpers --------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -575,7 +588,17 @@ class MemoryStore(GraphStore):
                     if end not in pending and end[1] not in self._nodes[end[0]]:
                         raise ConstraintViolation(f"{r.type}: {end[0]} {end[1]!r} does not exist")
                 rels.append((r.key, check_props(r.props, where=f"{r.type}: ")))
-            # validated: from here on nothing can fail half-way
+            # validated: from here on nothing can fail half-way but persisting, and that is taken back
+            durable = self._dir is not None  # the journal operations (and the undo) are needed only then
+            undo_nodes: dict[NodeKey, dict[str, Any] | None] = {}
+            undo_rels: dict[RelKey, dict[str, Any] | None] = {}
+            if durable:
+                for label, node_id, _ in nodes:
+                    if (label, node_id) not in undo_nodes:
+                        before = self._nodes[label].get(node_id)
+                        undo_nodes[(label, node_id)] = None if before is None else dict(before)
+                for key in [key for key, _ in rels] + [r.key for r in batch.delete_rels]:
+                    undo_rels.setdefault(key, self._rels.get(key))  # stored props are replaced, never mutated
             for i, (label, node_id, props) in enumerate(nodes, 1):
                 current = self._nodes[label].setdefault(sys.intern(node_id), {})
                 for name, value in props.items():
@@ -589,7 +612,6 @@ class MemoryStore(GraphStore):
                     progress(1000)
             if progress and len(nodes) % 1000:
                 progress(len(nodes) % 1000)
-            durable = self._dir is not None  # the journal operations are built only to be written
             ops: list[list[Any]] = [["N", label, node_id, self._nodes[label][node_id]]
                                     for label, node_id, _ in nodes] if durable else []
             for key, props in rels:
@@ -611,7 +633,27 @@ class MemoryStore(GraphStore):
                 changes += [Change(rel=r.key) for r in batch.delete_rels]
             elif not rels and not batch.delete_rels and all(label not in DOMAIN_LABELS for label, _, _ in nodes):
                 changes = []
-            self._committed(changes, ops=ops, labels=[label for label, _, _ in nodes])
+            try:
+                self._committed(changes, ops=ops, labels=[label for label, _, _ in nodes])
+            except Exception:
+                self._take_back(undo_nodes, undo_rels)
+                raise
+
+    def _take_back(self, nodes: Mapping[NodeKey, dict[str, Any] | None],
+                   rels: Mapping[RelKey, dict[str, Any] | None]) -> None:
+        """Restore nodes and relationships to what they were (``None``: absent) after a write failed to persist."""
+        for key, before in rels.items():
+            if before is None:
+                self._unindex_rel(key)
+            else:
+                self._index_rel(_shared_key(key), before)
+        for (label, node_id), props in nodes.items():
+            if props is None:
+                self._nodes[label].pop(node_id, None)
+            else:
+                current = self._nodes[label][node_id]
+                current.clear()
+                current.update(props)
 
     def create_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
         check_label(label)
@@ -621,9 +663,13 @@ class MemoryStore(GraphStore):
             self._check_open()
             if node_id in self._nodes[label]:
                 raise DuplicateNode(label, node_id)
-            self._nodes[label][sys.intern(node_id)] = _shared(clean)
-            self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [],
-                            ops=[["N", label, node_id, self._nodes[label][node_id]]], labels=[label])
+            self._nodes[label][sys.intern(node_id)] = props_now = _shared(clean)
+            try:
+                self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [],
+                                ops=[["N", label, node_id, props_now]], labels=[label])
+            except Exception:
+                del self._nodes[label][node_id]
+                raise
             return self._node_out(label, node_id)
 
     def update_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
@@ -635,13 +681,18 @@ class MemoryStore(GraphStore):
             current = self._nodes[label].get(node_id)
             if current is None:
                 raise NodeNotFound(label, node_id)
+            before = dict(current)
             for key, value in clean.items():
                 if value is None:
                     current.pop(key, None)
                 else:
                     current[sys.intern(key)] = _share(value)
-            self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [],
-                            ops=[["N", label, node_id, current]], labels=[label])
+            try:
+                self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [],
+                                ops=[["N", label, node_id, current]], labels=[label])
+            except Exception:
+                self._take_back({(label, node_id): before}, {})
+                raise
             return self._node_out(label, node_id)
 
     def delete_node(self, label: str, node_id: str) -> None:
@@ -651,31 +702,41 @@ class MemoryStore(GraphStore):
             if node_id not in self._nodes[label]:
                 raise NodeNotFound(label, node_id)
             node = (label, node_id)
-            detached = list({*self._out.pop(node, ()), *self._in.pop(node, ())})
+            detached = list({*self._out.get(node, ()), *self._in.get(node, ())})
+            undo_rels: dict[RelKey, dict[str, Any] | None] = {key: self._rels[key] for key in detached}
+            undo_nodes: dict[NodeKey, dict[str, Any] | None] = {node: self._nodes[label][node_id]}
             for key in detached:
                 self._unindex_rel(key)
+            self._out.pop(node, None)
+            self._in.pop(node, None)
             del self._nodes[label][node_id]
-            for (vec_label, vec_key), vecs in self._vectors.items():
-                if vec_label == label and vecs.pop(node_id, None) is not None:
-                    self._save_vectors(vec_label, vec_key)
             changes = [Change(rel=key) for key in detached]
             if label in DOMAIN_LABELS:
                 changes.append(Change(node=node))
-            self._committed(changes, ops=[["D", label, node_id]], labels=[label])
+            try:
+                self._committed(changes, ops=[["D", label, node_id]], labels=[label])
+            except Exception:
+                self._nodes[label][node_id] = {}
+                self._take_back(undo_nodes, undo_rels)
+                raise
+            for (vec_label, vec_key), vecs in self._vectors.items():
+                if vec_label == label and vecs.pop(node_id, None) is not None:
+                    self._save_vectors(vec_label, vec_key)
 
     def clear(self) -> None:
         with self._lock:
             self._check_open()
-            self._nodes.clear()
-            self._rels.clear()
-            self._out.clear()
-            self._in.clear()
+            before = self._nodes, self._rels, self._out, self._in, self._meta
+            self._nodes, self._rels, self._out, self._in, self._meta = defaultdict(dict), {}, {}, {}, {}
+            try:
+                self._committed(None, ops=[["C"]], labels=LABELS)
+            except Exception:
+                self._nodes, self._rels, self._out, self._in, self._meta = before
+                raise
             for label, key in list(self._vectors):
                 self._vectors[(label, key)] = {}
                 self._save_vectors(label, key)
             self._vectors.clear()
-            self._meta.clear()
-            self._committed(None, ops=[["C"]], labels=LABELS)
 
     # -- reads ----------------------------------------------------------------------------
     def get_node(self, label: str, node_id: str) -> dict[str, Any] | None:
@@ -863,11 +924,19 @@ class MemoryStore(GraphStore):
     def set_meta(self, key: str, value: str | None) -> None:
         with self._lock:
             self._check_open()
+            before = self._meta.get(key)
             if value is None:
                 self._meta.pop(key, None)
             else:
                 self._meta[key] = value
-            self._committed([], ops=[["M", key, value]])
+            try:
+                self._committed([], ops=[["M", key, value]])
+            except Exception:
+                if before is None:
+                    self._meta.pop(key, None)
+                else:
+                    self._meta[key] = before
+                raise
 
     # -- research helpers -----------------------------------------------------------------
     def to_networkx(self) -> nx.MultiDiGraph:

@@ -330,3 +330,74 @@ def test_killed_between_a_compaction_and_the_journal_truncation(tmp_path: Path) 
         assert store.get_node("AuditEvent", "E1") == {"id": "E1", "after": True}
         store.delete_node("AuditEvent", "E1")
         assert state(store) == before
+
+
+@pytest.mark.parametrize("min_bytes", [BIG, 1500])  # journal appends only; and compactions too
+def test_a_write_that_cannot_be_persisted_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  min_bytes: int) -> None:
+    import graph.memory as memory
+
+    failing = {"on": False}
+    real_fdatasync, real_atomic_write = memory.os.fdatasync, memory._atomic_write
+
+    def fdatasync(fd: int) -> None:
+        if failing["on"]:
+            raise OSError(28, "No space left on device")
+        real_fdatasync(fd)
+
+    def atomic_write(path: Path, write: Any) -> None:
+        if failing["on"]:
+            raise OSError(28, "No space left on device")
+        real_atomic_write(path, write)
+
+    monkeypatch.setattr(memory.os, "fdatasync", fdatasync)
+    monkeypatch.setattr(memory, "_atomic_write", atomic_write)
+    rng = random.Random(5)
+    store = MemoryStore(tmp_path, compact_min_bytes=min_bytes, compact_ratio=0.0)
+    store.apply(WriteBatch(nodes=[NodeRow("Skill", f"S{i}", {"name": f"技能{i}"}) for i in range(3)]))
+    failures = 0
+    for step in range(150):
+        worker = f"W{rng.randrange(12)}"
+        exists = store.get_node("Worker", worker) is not None
+        kinds = ["upsert", "unlink", "update", "delete", "meta"] if exists else ["create", "meta"]
+        kind = "clear" if step % 50 == 49 else rng.choice(kinds)
+        before, revision = state(store), store.revision
+        failing["on"] = rng.random() < 0.4
+        try:
+            _one_write(store, kind, worker, step, rng)
+        except StoreUnavailable:
+            assert failing["on"]
+            failures += 1
+            assert state(store) == before, f"step {step}: a failed write left a trace"
+            assert store.revision == revision
+        else:
+            assert not failing["on"]
+        finally:
+            failing["on"] = False
+        if kind == "clear" and store.get_node("Skill", "S0") is None:
+            store.apply(WriteBatch(nodes=[NodeRow("Skill", f"S{i}", {"name": f"技能{i}"}) for i in range(3)]))
+    assert failures > 30
+    expected = state(store)
+    store.close()
+    reopened = MemoryStore(tmp_path)  # every acknowledged write, and nothing else; no gap in the journal
+    assert state(reopened) == expected
+    reopened.close()
+
+
+def _one_write(store: MemoryStore, kind: str, worker: str, step: int, rng: random.Random) -> None:
+    if kind == "upsert":
+        store.apply(WriteBatch(
+            nodes=[NodeRow("Worker", worker, {"name": f"工匠{step}", "level": rng.choice(["高级", None])})],
+            rels=[RelRow("HAS_SKILL", "Worker", worker, "Skill", f"S{rng.randrange(3)}", {"since": step})]))
+    elif kind == "unlink":
+        store.apply(WriteBatch(delete_rels=store.relationships("HAS_SKILL", start=("Worker", worker))[:1]))
+    elif kind == "update":
+        store.update_node("Worker", worker, {"district": f"区{step}", "level": None})
+    elif kind == "delete":
+        store.delete_node("Worker", worker)
+    elif kind == "create":
+        store.create_node("Worker", worker, {"name": f"新人{step}", "active": True})
+    elif kind == "meta":
+        store.set_meta(rng.choice(["encoder", "schema", "gone"]), rng.choice([f"v{step}", None]))
+    else:
+        store.clear()
