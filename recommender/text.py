@@ -84,7 +84,7 @@ class TextViews:
         # ``counts`` has the sparsity pattern of ``word`` (TF-IDF only rescales the counts): share its
         # index arrays instead of holding a second copy (half of the counts' memory)
         w, c = self.word, self.counts
-        if (c.indices is not w.indices and c.shape == w.shape and c.nnz == w.nnz
+        if (not np.may_share_memory(c.indices, w.indices) and c.shape == w.shape and c.nnz == w.nnz
                 and np.array_equal(c.indptr, w.indptr) and np.array_equal(c.indices, w.indices)):
             self.counts = sp.csr_matrix((c.data, w.indices, w.indptr), shape=c.shape, copy=False)
 
