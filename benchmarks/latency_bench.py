@@ -38,6 +38,7 @@ import copy
 import cProfile
 import dataclasses
 import functools
+import gc
 import io
 import os
 import platform
@@ -193,12 +194,14 @@ def _stage_breakdown(rec: Recommender, queries: list[dict[str, Any]], n_profile:
     for obj, attr, name in patches:
         setattr(obj, attr, timed(name, getattr(obj, attr)))
     total: list[float] = []
+    per_query: list[dict[str, float]] = []
     try:
         for q in queries:
             current.clear()
             t = time.perf_counter()
             rec.recommend(q, n=10, explain=True)
             total.append(time.perf_counter() - t)
+            per_query.append(dict(current))
             for name, v in current.items():
                 stages.setdefault(name, []).append(v)
     finally:
@@ -213,6 +216,12 @@ def _stage_breakdown(rec: Recommender, queries: list[dict[str, Any]], n_profile:
         ms = np.asarray(stages.get(name, [0.0])) * 1000.0
         print(f"  {name:34s} p50 {np.percentile(ms, 50):7.1f}  p95 {np.percentile(ms, 95):7.1f} ms  "
               f"({np.median(ms) / (tot * 1000):.0%} of the p50 total)", flush=True)
+    slowest = np.argsort(total)[::-1][:3]
+    print("  the slowest queries (what the tail is made of), ms per stage:", flush=True)
+    for j in slowest:
+        parts = ", ".join(f"{name.strip()} {per_query[j].get(name, 0.0) * 1000:.1f}" for _, _, name in patches
+                          if per_query[j].get(name, 0.0) >= 0.001)
+        print(f"    total {total[j] * 1000:.1f}: {parts}", flush=True)
     if n_profile:
         prof = cProfile.Profile()
         prof.enable()
@@ -276,13 +285,30 @@ def bench(scale: float, n_queries: int, n_naive: int, n_naive_store: int, n_matc
     wall: list[float] = []
     cpu: list[float] = []
     results = []
-    for q in queries:
-        recs, w, c = _timed(functools.partial(rec.recommend, q, n=10, explain=True))
-        wall.append(w)
-        cpu.append(c)
-        results.append(recs)
-        assert len(recs) == 10 and all(r.explanation is not None for r in recs)
+    collections: list[tuple[int, float]] = []  # (generation, seconds) of the garbage collections during the queries
+    started: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            collections.append((info["generation"], time.perf_counter() - started[0]))
+
+    gc.callbacks.append(on_gc)
+    try:
+        for q in queries:
+            recs, w, c = _timed(functools.partial(rec.recommend, q, n=10, explain=True))
+            wall.append(w)
+            cpu.append(c)
+            results.append(recs)
+            assert len(recs) == 10 and all(r.explanation is not None for r in recs)
+    finally:
+        gc.callbacks.remove(on_gc)
     print(f"product   wall {_pct(wall)}  | CPU {_pct(cpu)}  ({_load()}); peak RSS {_peak_mb():,.0f} MB", flush=True)
+    full = [t for g, t in collections if g == 2]
+    print(f"  garbage collections during the queries: {len(collections)} ({len(full)} full, "
+          f"{sum(full) * 1000:,.0f} ms in all, longest {max(full, default=0.0) * 1000:,.0f} ms; "
+          f"{sum(t for g, t in collections if g < 2) * 1000:,.1f} ms in the young generations)", flush=True)
     if n_stages:
         _stage_breakdown(rec, queries[:n_stages], n_profile)
 

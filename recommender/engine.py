@@ -16,6 +16,7 @@ from the store's projection:
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from collections import Counter, defaultdict
@@ -144,6 +145,13 @@ class Recommender:
         Ranking settings.
     """
 
+    #: After a full build of a graph with at least this many nodes and relationships, everything the process
+    #: holds is moved out of the garbage collector's generations (:func:`gc.freeze`): the projection, the
+    #: index and the embedded store are millions of long-lived objects, and a full collection walking them
+    #: stalled one request for 793 ms at 99k problems (``benchmarks/latency_bench.py``), seconds at 1M.
+    #: Smaller graphs are left alone (a full collection there costs milliseconds).
+    freeze_gc_above: int = 200_000
+
     def __init__(self, store: GraphStore, *, encoder: Encoder | None = None, config: RankConfig | None = None) -> None:
         self.store = store
         self.encoder = encoder
@@ -167,6 +175,11 @@ class Recommender:
             self._current_workflow()
             self._set_fusion()
             self.last_refresh = "build"
+            size = sum(self.projection.n(label) for label in self.projection.ids)
+            size += sum(len(edges) for edges in self.projection.edges.values())
+            if size >= self.freeze_gc_above:
+                gc.collect()  # what is garbage now is collected, not frozen
+                gc.freeze()
 
     def _cached_vectors(self) -> dict[str, np.ndarray] | None:
         if self.encoder is None:

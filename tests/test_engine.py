@@ -233,3 +233,23 @@ def test_editing_a_worker_refreshes_flags_and_deleting_rebuilds(store: MemorySto
     store.delete_node("Worker", "w3")
     assert "w3" not in [r.worker_id for r in rec.recommend({"title": "数控车床精度", "skills": ["数控"]})]
     assert rec.last_refresh == "build"
+
+
+def test_a_large_build_moves_the_graph_out_of_the_collectors_generations(
+        store: MemoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    gc.unfreeze()
+    small = Recommender(store, config=RankConfig(model_dir=tmp_path))
+    assert gc.get_freeze_count() == 0  # the demo-sized test graph is below the threshold
+    monkeypatch.setattr(Recommender, "freeze_gc_above", 0)
+    try:
+        big = Recommender(store, config=RankConfig(model_dir=tmp_path))
+        frozen = gc.get_freeze_count()
+        # at least every node's property dict of the projection (tracked containers) is frozen
+        assert frozen >= sum(len(props) for props in big.projection.props.values())
+        assert gc.collect() >= 0 and gc.get_freeze_count() == frozen  # collections leave them alone
+        assert [r.worker_id for r in big.recommend({"title": "数控 主轴", "skills": []}, n=3)] == [
+            r.worker_id for r in small.recommend({"title": "数控 主轴", "skills": []}, n=3)]
+    finally:
+        gc.unfreeze()
