@@ -145,7 +145,7 @@ def _load_neo4j(store: Neo4jStore, directory: Path, every: int) -> str:
 
 
 def bench(scale: float, data_root: Path | None, n_queries: int, seed: int, tmp: Path, every: int,
-          heap: str, conf: dict[str, str] | None) -> dict[str, Any]:
+          heap: str, conf: dict[str, str] | None, neo4j_only: bool = False) -> dict[str, Any]:
     print(f"\n=== scale {scale:g} === {machine()}", flush=True)
     directory = data_root / f"demo{scale:g}" if data_root is not None else None
     if directory is None or not (directory / "workers.jsonl").is_file():
@@ -167,31 +167,40 @@ def bench(scale: float, data_root: Path | None, n_queries: int, seed: int, tmp: 
         print(f"neo4j:    projection {m_neo['projection']:.1f} s, recommender build {m_neo['build']:.1f} s, "
               f"RSS {m_neo['rss_before']:.0f} -> {m_neo['rss_after']:.0f} MB", flush=True)
 
-        mem = MemoryStore(tmp / f"store{scale:g}")  # persisted, as `jianglian serve` runs it
-        t = time.perf_counter()
-        load_dataset(mem, directory)
-        size = (tmp / f"store{scale:g}" / "graph.json").stat().st_size / 2**20
-        print(f"loaded into the embedded store in {time.perf_counter() - t:.0f} s (graph.json {size:.0f} MB)",
-              flush=True)
-        rec_mem, m_mem = build(mem, model_dir)
-        print(f"embedded: projection {m_mem['projection']:.1f} s, recommender build {m_mem['build']:.1f} s, "
-              f"RSS {m_mem['rss_before']:.0f} -> {m_mem['rss_after']:.0f} MB", flush=True)
+        runs: list[tuple[str, GraphStore, Recommender, dict[str, Any]]] = [("neo4j", neo, rec_neo, m_neo)]
+        mem = None
+        if not neo4j_only:
+            mem = MemoryStore(tmp / f"store{scale:g}")  # persisted, as `jianglian serve` runs it
+            t = time.perf_counter()
+            load_dataset(mem, directory)
+            size = (tmp / f"store{scale:g}" / "graph.json").stat().st_size / 2**20
+            print(f"loaded into the embedded store in {time.perf_counter() - t:.0f} s (graph.json {size:.0f} MB)",
+                  flush=True)
+            rec_mem, m_mem = build(mem, model_dir)
+            print(f"embedded: projection {m_mem['projection']:.1f} s, recommender build {m_mem['build']:.1f} s, "
+                  f"RSS {m_mem['rss_before']:.0f} -> {m_mem['rss_after']:.0f} MB", flush=True)
+            runs.append(("embedded", mem, rec_mem, m_mem))
 
-        latencies = query_latencies({"neo4j": rec_neo, "embedded": rec_mem}, queries)
-        same = [r.worker_id for r in rec_neo.recommend(queries[-1], n=10, explain=False)] == \
-            [r.worker_id for r in rec_mem.recommend(queries[-1], n=10, explain=False)]
-        for kind, store, rec, m in (("neo4j", neo, rec_neo, m_neo), ("embedded", mem, rec_mem, m_mem)):
+        latencies = query_latencies({kind: rec for kind, _, rec, _ in runs}, queries)
+        same = None
+        if len(runs) == 2:
+            same = [r.worker_id for r in runs[0][2].recommend(queries[-1], n=10, explain=False)] == \
+                [r.worker_id for r in runs[1][2].recommend(queries[-1], n=10, explain=False)]
+        for kind, store, rec, m in runs:
             m["latency"] = _pct(latencies[kind])
             m.update(writes_and_refresh(store, rec, queries))
             _summary(kind, m)
-        print(f"same top 10 from both stores for the last query: {same}", flush=True)
+        if same is not None:
+            print(f"same top 10 from both stores for the last query: {same}", flush=True)
         jvm = jvm_peak_mb(server.pid)
         neo.close()
-    mem.close()
-    del rec_neo, rec_mem, mem
+    if mem is not None:
+        mem.close()
+    out = {"scale": scale, "counts": counts, "same": same, "queries": len(queries), "jvm": jvm,
+           **{kind: m for kind, _, _, m in runs}}
+    del runs, rec_neo, mem
     gc.collect()
-    return {"scale": scale, "counts": counts, "neo4j": m_neo, "embedded": m_mem, "same": same,
-            "queries": len(queries), "jvm": jvm}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heap", default="1g", help="Neo4j JVM heap")
     parser.add_argument("--commit-every", type=int, default=50_000, help="rows per transaction of the Neo4j load")
     parser.add_argument("--pagecache", default=None, help="server.memory.pagecache.size (launcher default 64m)")
+    parser.add_argument("--neo4j-only", action="store_true",
+                        help="skip the embedded store (for scales where one process cannot hold both)")
     parser.add_argument("--data-root", type=Path, default=None,
                         help="directory holding already generated demo<scale>/ datasets (seed 7)")
     args = parser.parse_args(argv)
@@ -212,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="jianglian-storelat-") as tmp:
         for scale in args.scales:
             rows.append(bench(scale, args.data_root, args.queries, args.seed, Path(tmp), args.commit_every, args.heap,
-                              conf))
+                              conf, args.neo4j_only))
     jvm = max(r["jvm"] for r in rows)
     print(f"\nPython peak RSS {_peak_mb():.0f} MB (both stores, all scales); JVM peak RSS {jvm:.0f} MB; {machine()}")
     print("\n| scale | workers | problems | rels | store | projection s | recommender build s | "
@@ -222,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         rels = sum(v for k, v in r["counts"].items() if k.isupper())
         for kind in ("neo4j", "embedded"):
+            if kind not in r:
+                continue
             m = r[kind]
             p50, p95, p99 = m["latency"]
             print(f"| {r['scale']:g} | {r['counts'].get('Worker', 0):,} | {r['counts'].get('Problem', 0):,} | "
