@@ -189,21 +189,29 @@ def _seed_vector(index: RankingIndex, query: Query, similar: tuple[np.ndarray, n
     return sp.csr_matrix((np.concatenate(data), (np.zeros(len(c), dtype=np.int64), c)), shape=(1, index.walk_size))
 
 
+#: The push threshold stops shrinking with the walk graph beyond this many nodes (see :func:`walk_scores`).
+PUSH_PRECISION_NODES = 200_000
+
+
 def walk_scores(index: RankingIndex, seed: sp.csr_matrix, workers: np.ndarray, *, damping: float,
-                tol: float = 0.002) -> np.ndarray:
+                tol: float = 0.002, precision_nodes: int = PUSH_PRECISION_NODES) -> np.ndarray:
     """Personalised PageRank of some workers from a restart distribution over the walk graph.
 
     Residual push (:func:`recommender.signals.push_pagerank`) from the seeds with the walk's
     hubs frozen; the residual left on the hubs is spread with their precomputed vectors
-    (:meth:`RankingIndex.hub_worker_scores`). The push threshold is ``tol / walk size`` per unit
-    of degree, so ``walk size * score`` (the ``ppr`` feature's argument) is off by at most
-    ``tol * degree`` and never overestimated.
+    (:meth:`RankingIndex.hub_worker_scores`). The push threshold is ``tol / m`` per unit of
+    degree with ``m = min(walk size, precision_nodes)``, so ``m * score`` is off by at most
+    ``tol * degree`` and never overestimated. Up to ``precision_nodes`` that is the ``ppr``
+    feature's own scale (``walk size * score``); beyond it the error stays the same in absolute
+    terms instead of shrinking with the graph, which keeps the push's work (about ``1 / threshold``
+    pushes) from growing with it: the workers that matter sit near the seeds, with scores far above
+    the average ``1 / walk size``.
     """
     workers = np.asarray(workers, dtype=np.int64)
     if not index.walk_size or not seed.nnz:
         return np.zeros(len(workers))
-    scores, residual = push_pagerank(index.walk, seed, damping=damping, eps=tol / index.walk_size,
-                                     frozen=index.walk_hub_mask)
+    eps = tol / max(min(index.walk_size, precision_nodes), 1)
+    scores, residual = push_pagerank(index.walk, seed, damping=damping, eps=eps, frozen=index.walk_hub_mask)
     out = scores[index.walk_offset["Worker"] + workers]
     hubs = index.walk_hubs
     if len(hubs):

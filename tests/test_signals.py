@@ -288,3 +288,21 @@ def test_similar_problems_first_pass_reads_the_rarest_postings_within_the_budget
     found = set(hits.tolist())
     assert found == {20, *range(40, 48)}  # gasket's problem and the eight singletons, nothing reached via pump
     assert hit_sims == pytest.approx(exact[hits], rel=1e-5)  # exact rescoring with every term
+
+
+def test_walk_scores_precision_is_capped_in_absolute_terms() -> None:
+    index = RankingIndex(Projection.from_store(_tiny_store()))
+    sims = (index.text.transform(["welding crack"]).word @ index.docs_word_t).toarray().ravel()
+    seed = _seed_vector(index, Query(text="welding crack", skills=("焊接",)), (np.arange(len(sims)), sims),
+                        [index.projection.index["Skill"]["焊接"]])
+    workers = np.arange(index.n_workers)
+    exact = walk_scores(index, seed, workers, damping=0.5, tol=1e-9)
+    # below the cap nothing changes: the threshold is tol / walk size
+    assert walk_scores(index, seed, workers, damping=0.5, tol=0.002).tolist() == walk_scores(
+        index, seed, workers, damping=0.5, tol=0.002, precision_nodes=10**9).tolist()
+    # a cap of 2 nodes: the threshold is tol / 2 per unit of degree, and the push invariant bounds the error
+    capped = walk_scores(index, seed, workers, damping=0.5, tol=0.002, precision_nodes=2)
+    degree = np.diff(index.walk.indptr)[index.walk_offset["Worker"] + workers]
+    assert not np.allclose(capped, exact, rtol=0, atol=1e-6)  # the cap took effect: fewer pushes
+    assert np.all(capped <= exact + 1e-12)
+    assert np.all(exact - capped <= 0.002 / 2 * np.maximum(degree, 1) + 1e-9)
