@@ -358,10 +358,7 @@ class MemoryStore(GraphStore):
         elif kind == "r":  # a relationship deleted
             self._unindex_rel(tuple(op[1:6]))  # type: ignore[arg-type]
         elif kind == "D":  # a node deleted with its relationships
-            node = (op[1], op[2])
-            for rel_key in {*self._out.pop(node, ()), *self._in.pop(node, ())}:
-                self._unindex_rel(rel_key)
-            self._nodes[op[1]].pop(op[2], None)
+            self._detach(op[1], op[2])
         elif kind == "C":
             self._nodes.clear()
             self._rels.clear()
@@ -508,6 +505,16 @@ class MemoryStore(GraphStore):
         _link(self._out, (key[1], key[2]), key)
         _link(self._in, (key[3], key[4]), key)
 
+    def _detach(self, label: str, node_id: str) -> tuple[dict[str, Any] | None, dict[RelKey, dict[str, Any]]]:
+        """Remove a node and its relationships; return what was removed (its props, the relationships' props)."""
+        node = (label, node_id)
+        rels = {key: self._rels[key] for key in {*self._out.get(node, ()), *self._in.get(node, ())}}
+        for key in rels:
+            self._unindex_rel(key)
+        self._out.pop(node, None)
+        self._in.pop(node, None)
+        return self._nodes[label].pop(node_id, None), rels
+
     def _unindex_rel(self, key: RelKey) -> None:
         self._rels.pop(key, None)
         _unlink(self._out, (key[1], key[2]), key)
@@ -649,10 +656,12 @@ class MemoryStore(GraphStore):
             else:
                 self._index_rel(_shared_key(key), before)
         for (label, node_id), props in nodes.items():
+            current = self._nodes[label].get(node_id)
             if props is None:
                 self._nodes[label].pop(node_id, None)
+            elif current is None:
+                self._nodes[label][node_id] = props
             else:
-                current = self._nodes[label][node_id]
                 current.clear()
                 current.update(props)
 
@@ -669,7 +678,7 @@ class MemoryStore(GraphStore):
                 self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [],
                                 ops=[["N", label, node_id, props_now]], labels=[label])
             except Exception:
-                del self._nodes[label][node_id]
+                self._take_back({(label, node_id): None}, {})
                 raise
             return self._node_out(label, node_id)
 
@@ -703,22 +712,14 @@ class MemoryStore(GraphStore):
             if node_id not in self._nodes[label]:
                 raise NodeNotFound(label, node_id)
             node = (label, node_id)
-            detached = list({*self._out.get(node, ()), *self._in.get(node, ())})
-            undo_rels: dict[RelKey, dict[str, Any] | None] = {key: self._rels[key] for key in detached}
-            undo_nodes: dict[NodeKey, dict[str, Any] | None] = {node: self._nodes[label][node_id]}
-            for key in detached:
-                self._unindex_rel(key)
-            self._out.pop(node, None)
-            self._in.pop(node, None)
-            del self._nodes[label][node_id]
+            props, detached = self._detach(label, node_id)
             changes = [Change(rel=key) for key in detached]
             if label in DOMAIN_LABELS:
                 changes.append(Change(node=node))
             try:
                 self._committed(changes, ops=[["D", label, node_id]], labels=[label])
             except Exception:
-                self._nodes[label][node_id] = {}
-                self._take_back(undo_nodes, undo_rels)
+                self._take_back({node: props}, detached)
                 raise
             for (vec_label, vec_key), vecs in self._vectors.items():
                 if vec_label == label and vecs.pop(node_id, None) is not None:
