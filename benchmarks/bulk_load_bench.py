@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,19 @@ def jvm_peak_mb(pid: int | None) -> float:
         return float("nan")
     line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), "VmHWM: 0 kB")
     return int(line.split()[1]) / 1024
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class Result:

@@ -43,7 +43,6 @@ import io
 import os
 import platform
 import pstats
-import resource
 import sys
 import tempfile
 import time
@@ -58,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import recommender.engine as engine_module  # noqa: E402
 import recommender.features as features_module  # noqa: E402
+from benchmarks.bulk_load_bench import peak_mb  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
 from graph.demo import generate  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
@@ -76,10 +76,6 @@ _FIELDS = ("title", "description", "skills", "enterprise_id", "district", "servi
 def _pct(samples: list[float]) -> str:
     a = np.asarray(samples) * 1000.0
     return f"p50 {np.percentile(a, 50):7.1f}  p95 {np.percentile(a, 95):7.1f}  p99 {np.percentile(a, 99):7.1f} ms"
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _load() -> str:
@@ -279,7 +275,7 @@ def bench(scale: float, n_queries: int, n_naive: int, n_naive_store: int, n_matc
     print(f"workers {counts.get('Worker', 0):,}, problems {counts.get('Problem', 0):,}, "
           f"SOLVED {counts.get('SOLVED', 0):,}, matches {counts.get('Match', 0):,}; dataset {t_gen:.1f} s, "
           f"load {t_load:.1f} s wall / {c_load:.1f} s CPU, build {t_build:.1f} s wall / {c_build:.1f} s CPU "
-          f"({rec.model_version}; {rec.index.describe()}); peak RSS {_peak_mb():,.0f} MB", flush=True)
+          f"({rec.model_version}; {rec.index.describe()}); peak RSS {peak_mb():,.0f} MB", flush=True)
 
     problems = [p for p in rec.projection.props["Problem"] if p.get("status") == "solved"]
     rng = np.random.default_rng(seed)
@@ -308,7 +304,7 @@ def bench(scale: float, n_queries: int, n_naive: int, n_naive_store: int, n_matc
             assert len(recs) == 10 and all(r.explanation is not None for r in recs)
     finally:
         gc.callbacks.remove(on_gc)
-    print(f"product   wall {_pct(wall)}  | CPU {_pct(cpu)}  ({_load()}); peak RSS {_peak_mb():,.0f} MB", flush=True)
+    print(f"product   wall {_pct(wall)}  | CPU {_pct(cpu)}  ({_load()}); peak RSS {peak_mb():,.0f} MB", flush=True)
     full = [t for g, t in collections if g == 2]
     print(f"  garbage collections during the queries: {len(collections)} ({len(full)} full, "
           f"{sum(full) * 1000:,.0f} ms in all, longest {max(full, default=0.0) * 1000:,.0f} ms; "
@@ -339,7 +335,7 @@ def bench(scale: float, n_queries: int, n_naive: int, n_naive_store: int, n_matc
               f"ratio p50 {np.median(slow) / np.median(wall):.0f}x", flush=True)
     if refresh:
         _refresh_costs(store, rec, queries[0])
-    print(f"peak RSS {_peak_mb():,.0f} MB", flush=True)
+    print(f"peak RSS {peak_mb():,.0f} MB", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

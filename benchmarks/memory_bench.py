@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,28 +33,15 @@ import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from latency_bench import _dataset  # noqa: E402
-
+from benchmarks.bulk_load_bench import peak_mb, rss_mb  # noqa: E402
+from benchmarks.latency_bench import _dataset  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
 from graph.projection import Projection  # noqa: E402
 from recommender.engine import RankConfig, Recommender  # noqa: E402
 
 __all__ = ["main"]
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _nbytes(m: object) -> int:
@@ -68,7 +54,7 @@ def _nbytes(m: object) -> int:
 
 def one_scale(directory: Path, trace: bool) -> None:
     """Measure one dataset in this process (meant to be a fresh one)."""
-    base = _rss_mb()
+    base = rss_mb()
     if trace:
         tracemalloc.start(1)
     store = MemoryStore(None)
@@ -85,18 +71,18 @@ def one_scale(directory: Path, trace: bool) -> None:
         print(f"  store, Python heap retained {current / 2**20:,.1f} MB, import peak {peak / 2**20:,.1f} MB "
               f"({current / max(counts.get('Problem', 1), 1):,.0f} bytes per problem)", flush=True)
         return
-    print(f"  after the import        RSS {_rss_mb():8,.0f} MB  ({time.perf_counter() - t:.1f} s)", flush=True)
+    print(f"  after the import        RSS {rss_mb():8,.0f} MB  ({time.perf_counter() - t:.1f} s)", flush=True)
     t = time.perf_counter()
     proj = Projection.from_store(store)
     gc.collect()
-    print(f"  + projection            RSS {_rss_mb():8,.0f} MB  ({time.perf_counter() - t:.1f} s)", flush=True)
+    print(f"  + projection            RSS {rss_mb():8,.0f} MB  ({time.perf_counter() - t:.1f} s)", flush=True)
     del proj
     gc.collect()
     t = time.perf_counter()
     rec = Recommender(store, config=RankConfig(model_dir=Path(tempfile.mkdtemp(prefix="jianglian-mem-"))))
     gc.collect()
-    print(f"  + recommender           RSS {_rss_mb():8,.0f} MB  ({time.perf_counter() - t:.1f} s); "
-          f"peak RSS {_peak_mb():,.0f} MB", flush=True)
+    print(f"  + recommender           RSS {rss_mb():8,.0f} MB  ({time.perf_counter() - t:.1f} s); "
+          f"peak RSS {peak_mb():,.0f} MB", flush=True)
     rows: list[tuple[str, int, int]] = []
     for name, value in vars(rec.index).items():
         if all(hasattr(value, view) for view in ("word", "char", "counts")):

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
 import sys
 import tempfile
 import time
@@ -44,7 +43,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bulk_load_bench import chunked_apply, dataset_batch, jvm_peak_mb, machine, source_state  # noqa: E402
+from benchmarks.bulk_load_bench import (  # noqa: E402
+    chunked_apply,
+    dataset_batch,
+    jvm_peak_mb,
+    machine,
+    peak_mb,
+    rss_mb,
+    source_state,
+)
 from graph.dataset import load_dataset, save_row  # noqa: E402
 from graph.demo import generate  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
@@ -55,17 +62,6 @@ from graph.store import GraphStore  # noqa: E402
 from recommender.engine import RankConfig, Recommender  # noqa: E402
 
 __all__ = ["main"]
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _pct(samples: list[float]) -> tuple[float, float, float]:
@@ -85,7 +81,7 @@ def _queries(store: GraphStore, n: int, seed: int) -> list[dict[str, Any]]:
 def build(store: GraphStore, model_dir: Path) -> tuple[Recommender, dict[str, Any]]:
     """Time ``Projection.from_store`` and the whole ``Recommender`` build; the memory the recommender holds."""
     gc.collect()
-    rss0 = _rss_mb()
+    rss0 = rss_mb()
     t = time.perf_counter()
     projection = Projection.from_store(store)
     t_proj = time.perf_counter() - t
@@ -94,7 +90,7 @@ def build(store: GraphStore, model_dir: Path) -> tuple[Recommender, dict[str, An
     t = time.perf_counter()
     rec = Recommender(store, config=RankConfig(model_dir=model_dir))
     t_build = time.perf_counter() - t
-    return rec, {"projection": t_proj, "build": t_build, "rss_before": rss0, "rss_after": _rss_mb()}
+    return rec, {"projection": t_proj, "build": t_build, "rss_before": rss0, "rss_after": rss_mb()}
 
 
 def query_latencies(recs: dict[str, Recommender], queries: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -226,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench(scale, args.data_root, args.queries, args.seed, Path(tmp), args.commit_every, args.heap,
                               conf, args.neo4j_only))
     jvm = max(r["jvm"] for r in rows)
-    print(f"\nPython peak RSS {_peak_mb():.0f} MB (both stores, all scales); JVM peak RSS {jvm:.0f} MB; {machine()}")
+    print(f"\nPython peak RSS {peak_mb():.0f} MB (both stores, all scales); JVM peak RSS {jvm:.0f} MB; {machine()}")
     print("\n| scale | workers | problems | rels | store | projection s | recommender build s | "
           "p50 ms | p95 ms | p99 ms | one write ms | refresh after audit / new problem s | "
           "RSS held by the recommender MB |")
