@@ -469,6 +469,8 @@ class RankingIndex:
     #: First-pass retrieval reads at most about this many postings (the rarest terms first), so a
     #: long query costs the same at a million history problems as at a hundred thousand.
     postings_budget: int = 200_000
+    #: ...but always the postings of at least this many of the query's rarest terms.
+    first_pass_min_terms: int = 8
 
     def similar_problems(self, query: sp.csr_matrix, k: int, *, exclude: int = -1) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` history problems with the highest word cosine to one query row, and those cosines.
@@ -480,8 +482,8 @@ class RankingIndex:
         reads a few percent of what an exact scan would, and the result differs from the exact top
         ``k`` only when a problem matches on common terms alone. On a large history the rare terms
         alone can still have many postings: the first pass then takes them rarest first up to
-        :attr:`postings_budget` postings (always at least the rarest eight). ``exclude`` (a history
-        position, e.g. the query's own problem) is never returned.
+        :attr:`postings_budget` postings (always at least the rarest :attr:`first_pass_min_terms`).
+        ``exclude`` (a history position, e.g. the query's own problem) is never returned.
         """
         n = len(self.hp)
         if not query.nnz or not n or k <= 0:
@@ -490,11 +492,11 @@ class RankingIndex:
         rare = df <= max(self.common_term_share * n, 1.0)
         by_df = np.argsort(df, kind="stable")
         if not rare.any():
-            rare[by_df[:8]] = True
+            rare[by_df[:self.first_pass_min_terms]] = True
         if int(df[rare].sum()) > self.postings_budget:
             order = by_df[rare[by_df]]  # the rare terms, rarest first
             within = np.cumsum(df[order]) <= self.postings_budget
-            within[:8] = True
+            within[:self.first_pass_min_terms] = True
             rare = np.zeros(len(df), dtype=bool)
             rare[order[within]] = True
         first = _postings_dot(self.docs_word_t, sp.csr_matrix(
