@@ -61,9 +61,15 @@ def stats_cmd() -> None:
               help="Write the dataset files here instead of loading them into the configured store.")
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Multiply workers, enterprises, problems.")
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--if-empty", is_flag=True, help="Do nothing when the configured store already holds workers.")
+@click.option("--if-empty", is_flag=True,
+              help="Do nothing when the configured store already holds workers (no data, no demo logins).")
 def demo_cmd(out: Path | None, scale: float, seed: int, if_empty: bool) -> None:
-    """Generate the deterministic Yancheng demo dataset (and load it unless --out is given)."""
+    """Generate the deterministic Yancheng demo dataset (and load it unless --out is given).
+
+    Loading it also creates the demo logins (password ``jianglian-demo``) that do not exist yet;
+    with ``--if-empty`` on a store that already holds data, neither happens: a store loaded with a
+    real dataset must not get logins whose password is published.
+    """
     from graph.demo import generate
 
     if scale <= 0:
@@ -74,13 +80,15 @@ def demo_cmd(out: Path | None, scale: float, seed: int, if_empty: bool) -> None:
         return
     with configured_store() as store:
         if if_empty and store.count_nodes("Worker") > 0:
-            click.echo("the store already holds data; demo data not loaded")
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                generate(Path(tmp), scale=scale, seed=seed, progress=True)
-                with tqdm(desc="loading demo", unit="row", disable=None) as bar:
-                    report = load_dataset(store, tmp, progress=bar.update)
-            click.echo("loaded demo data: " + ", ".join(f"{k} {v}" for k, v in report.rows.items()))
+            click.echo("the store already holds data; demo data and demo logins not created")
+            if store.count_nodes("User") == 0:
+                click.echo("no users yet: create one with `jianglian user create NAME --role admin`", err=True)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            generate(Path(tmp), scale=scale, seed=seed, progress=True)
+            with tqdm(desc="loading demo", unit="row", disable=None) as bar:
+                report = load_dataset(store, tmp, progress=bar.update)
+        click.echo("loaded demo data: " + ", ".join(f"{k} {v}" for k, v in report.rows.items()))
         _ensure_demo_users(store)
 
 

@@ -1,4 +1,4 @@
-"""Web commands: ``serve`` (waitress), ``apikey create|revoke|list``, ``user create|list``.
+"""Web commands: ``serve`` (waitress), ``apikey create|revoke|list``, ``user create|list|passwd|disable|enable``.
 
 With the embedded store, the data directory is held by one process at a time: create keys and
 users while the server is stopped (or use the Neo4j store, which any number of processes share).
@@ -127,6 +127,12 @@ def user_group() -> None:
     """Manage UI users (admin, city, district, viewer, worker)."""
 
 
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
 @user_group.command("create")
 @click.argument("username")
 @click.option("--role", type=click.Choice(["admin", "city", "district", "viewer", "worker"]), required=True)
@@ -139,10 +145,7 @@ def user_create(username: str, role: str, district: str | None, worker_id: str |
     """Create a user; the password is prompted for (or read from stdin) and stored hashed."""
     from web.auth import create_user
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     with configured_store() as store:
         if role == "worker" and worker_id and store.get_node("Worker", worker_id) is None:
             fail(f"no worker {worker_id!r}")
@@ -169,6 +172,52 @@ def user_list() -> None:
         scope = user.get("district") or user.get("worker_id") or ""
         state = "" if user.get("active", True) else "\tdisabled"
         click.echo(f"{user['id']}\t{user.get('role')}\t{scope}{state}")
+
+
+@user_group.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+def user_passwd(username: str, password_stdin: bool) -> None:
+    """Change a user's password; every session of that user ends at once."""
+    from web.auth import set_password
+
+    password = _read_password(password_stdin)
+    with configured_store() as store:
+        try:
+            set_password(store, username, password)
+        except ValueError as err:
+            fail(str(err))
+        except NodeNotFound:
+            fail(f"no user {username!r}")
+    click.echo(f"password of {username} changed; their sessions are ended")
+
+
+@user_group.command("disable")
+@click.argument("username")
+def user_disable(username: str) -> None:
+    """Disable a user: no more logins, and every session of that user ends at once."""
+    from web.auth import disable_user
+
+    with configured_store() as store:
+        try:
+            disable_user(store, username)
+        except NodeNotFound:
+            fail(f"no user {username!r}")
+    click.echo(f"disabled {username}")
+
+
+@user_group.command("enable")
+@click.argument("username")
+def user_enable(username: str) -> None:
+    """Enable a disabled user again (with the password they had)."""
+    from web.auth import disable_user
+
+    with configured_store() as store:
+        try:
+            disable_user(store, username, active=True)
+        except NodeNotFound:
+            fail(f"no user {username!r}")
+    click.echo(f"enabled {username}")
 
 
 commands: list[click.Command] = [serve_cmd, apikey_group, user_group]

@@ -7,6 +7,7 @@ The app runs over an in-memory store loaded with the deterministic demo dataset 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from graph.demo import generate
 from graph.memory import MemoryStore
 from graph.store import GraphStore
 from web import create_app
-from web.auth import create_api_key, create_user
+from web.auth import SESSION_AT_KEY, SESSION_GEN_KEY, create_api_key, create_user
 
 __all__ = [
     "PASSWORD",
@@ -142,14 +143,20 @@ def keys(store: GraphStore) -> dict[str, dict[str, str]]:
 
 def login_as(app: Any, store: GraphStore, role: str, *, district: str | None = None,
              worker_id: str | None = None, username: str | None = None) -> tuple[FlaskClient, dict[str, str]]:
-    """A client logged in (Flask-Login session) as a new user of ``role``, and its CSRF header."""
+    """A client logged in (Flask-Login session) as a new user of ``role``, and its CSRF header.
+
+    The session holds what :func:`web.auth.start_session` writes at a real login.
+    """
     username = username or f"{role}-{district or worker_id or 'user'}"
     if store.get_node("User", username) is None:
         create_user(store, username, PASSWORD, role=role, district=district, worker_id=worker_id)
+    node = store.get_node("User", username) or {}
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = username
         session["_fresh"] = True
+        session[SESSION_GEN_KEY] = int(node.get("session_gen", 0))
+        session[SESSION_AT_KEY] = int(time.time())
     token = client.get("/_test/csrf").get_data(as_text=True)
     return client, {"X-CSRFToken": token}
 

@@ -21,7 +21,7 @@ from flask import Response, current_app
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
-from web import auth, errors, extensions
+from web import auth, errors, extensions, throttle
 
 __all__ = ["DEFAULTS", "create_app"]
 
@@ -50,7 +50,10 @@ DEFAULTS: dict[str, Any] = {
     "REMEMBER_COOKIE_HTTPONLY": True,
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "REMEMBER_COOKIE_SECURE": False,
-    "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+    "PERMANENT_SESSION_LIFETIME": 12 * 3600,  # also the longest a login lasts (web.auth.session_is_current)
+    # failed logins before further attempts are refused for a while (web.throttle)
+    "LOGIN_FAILURES_PER_USER": "10 per 15 minutes",
+    "LOGIN_FAILURES_PER_ADDRESS": "30 per 15 minutes",
     # security headers
     "CONTENT_SECURITY_POLICY": DEFAULT_CSP,
     # rate limiting of the API, per API key (or per user, or per address when anonymous)
@@ -120,6 +123,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> APIFlask:
     limiter = Limiter(auth.rate_limit_key, app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"],
                       headers_enabled=app.config["RATELIMIT_HEADERS_ENABLED"])
     app.extensions["jianglian_limiter"] = limiter
+    throttle.init_throttle(app, limiter)
 
     from web.api import bp as api_bp
     from web.health import bp as health_bp

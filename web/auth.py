@@ -22,6 +22,15 @@ Two kinds of callers are recognised, both turned into a :class:`Principal`:
 
 A state-changing request authenticated by the session cookie must carry the CSRF token in the
 ``X-CSRFToken`` header (the API blueprint is exempt from form CSRF only for API-key calls).
+
+Sessions
+--------
+The session cookie is signed, not stored, so a copy of it would otherwise work until it expires.
+Each user node keeps a ``session_gen`` counter; :func:`start_session` writes it into the session
+with the login time, and the user loader accepts a session only while both still hold: the counter
+is unchanged (logging out, changing the password or disabling the user bumps it, which ends every
+session of that user) and the login is younger than ``PERMANENT_SESSION_LIFETIME``. Logging in
+starts from an empty session (nothing from before the login, such as its CSRF token, carries over).
 """
 
 from __future__ import annotations
@@ -31,14 +40,15 @@ import hmac
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, Literal, TypeVar, cast
 
-from flask import Flask, current_app, g, request
-from flask_login import LoginManager, UserMixin, current_user
+from flask import Flask, current_app, g, request, session
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from graph.errors import DuplicateNode, NodeNotFound
@@ -50,6 +60,8 @@ __all__ = [
     "DEMO_PASSWORD",
     "ROLES",
     "SCOPES",
+    "SESSION_AT_KEY",
+    "SESSION_GEN_KEY",
     "ApiKeyCreated",
     "Principal",
     "SessionUser",
@@ -64,6 +76,9 @@ __all__ = [
     "create_user",
     "current_principal",
     "demo_logins",
+    "disable_user",
+    "end_session",
+    "end_sessions",
     "ensure_demo_users",
     "get_user",
     "init_auth",
@@ -74,7 +89,9 @@ __all__ = [
     "may_act_on_match",
     "require",
     "revoke_api_key",
+    "session_is_current",
     "set_password",
+    "start_session",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,6 +106,9 @@ _COORDINATORS = frozenset({"admin", "city", "district"})
 _KEY_RE = re.compile(r"^jl_([0-9a-f]{12})_([A-Za-z0-9_\-]{20,100})$")
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-\u4e00-\u9fff]{2,64}$")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Session keys: the user's session generation at login, and the login time (seconds since the epoch).
+SESSION_GEN_KEY = "_jl_gen"
+SESSION_AT_KEY = "_jl_at"
 
 
 def _now() -> str:
@@ -218,6 +238,7 @@ class SessionUser(UserMixin):  # type: ignore[misc]
         self.district = node.get("district")
         self.worker_id = node.get("worker_id")
         self.display_name = str(node.get("display_name") or node["id"])
+        self.session_gen = _generation(node)
         self._active = bool(node.get("active", True))
 
     @property
@@ -290,10 +311,53 @@ def list_users(store: GraphStore) -> list[dict[str, Any]]:
 
 
 def set_password(store: GraphStore, username: str, password: str) -> None:
-    """Replace a user's password (raises :class:`~graph.errors.NodeNotFound`)."""
+    """Replace a user's password and end every session of that user.
+
+    Raises
+    ------
+    ValueError
+        On a password shorter than 8 characters.
+    graph.errors.NodeNotFound
+        If there is no such user.
+    """
     if len(password) < 8:
         raise ValueError("password: at least 8 characters")
-    store.update_node("User", username, {"password_hash": generate_password_hash(password)})
+    node = _user_node(store, username)
+    store.update_node("User", username, {"password_hash": generate_password_hash(password),
+                                         "session_gen": _generation(node) + 1, "password_changed_at": _now()})
+    log.info("user %s: password changed, sessions ended", username)
+
+
+def disable_user(store: GraphStore, username: str, *, active: bool = False) -> dict[str, Any]:
+    """Disable a user (no login, every session ended at once), or enable them again with ``active=True``.
+
+    Raises :class:`~graph.errors.NodeNotFound` if there is no such user.
+    """
+    node = _user_node(store, username)
+    props: dict[str, Any] = {"active": active, "disabled_at": None if active else _now()}
+    if not active:
+        props["session_gen"] = _generation(node) + 1
+    log.info("user %s %s", username, "enabled" if active else "disabled")
+    return _public_user(store.update_node("User", username, props))
+
+
+def end_sessions(store: GraphStore, username: str) -> None:
+    """End every session of ``username`` (bumps the user's session generation; no-op for an unknown user)."""
+    node = store.get_node("User", username)
+    if node is not None:
+        store.update_node("User", username, {"session_gen": _generation(node) + 1})
+
+
+def _user_node(store: GraphStore, username: str) -> dict[str, Any]:
+    node = store.get_node("User", username)
+    if node is None:
+        raise NodeNotFound("User", username)
+    return node
+
+
+def _generation(node: Mapping[str, Any]) -> int:
+    value = node.get("session_gen", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def login(store: GraphStore, username: str, password: str) -> SessionUser | None:
@@ -500,6 +564,34 @@ def require(access: Literal["read", "write", "answer", "admin"] = "read") -> Cal
     return decorate
 
 
+def start_session(user: SessionUser) -> None:
+    """Log ``user`` in on a fresh session that records their session generation and the login time."""
+    session.clear()
+    login_user(user)
+    session[SESSION_GEN_KEY] = user.session_gen
+    session[SESSION_AT_KEY] = int(time.time())
+    session.permanent = True  # the cookie expires with PERMANENT_SESSION_LIFETIME too
+
+
+def end_session(store: GraphStore) -> None:
+    """Log the current user out and revoke every copy of their session cookie (see :func:`end_sessions`)."""
+    if current_user is not None and current_user.is_authenticated:
+        end_sessions(store, current_user.id)
+    logout_user()
+    session.clear()
+
+
+def session_is_current(node: Mapping[str, Any]) -> bool:
+    """Whether the current session of user ``node`` may still be used: it was started by
+    :func:`start_session`, the user's session generation has not moved since, and it is younger
+    than ``PERMANENT_SESSION_LIFETIME``."""
+    gen, at = session.get(SESSION_GEN_KEY), session.get(SESSION_AT_KEY)
+    if not isinstance(gen, int) or not isinstance(at, int | float) or gen != _generation(node):
+        return False
+    age = time.time() - float(at)
+    return -60 <= age <= current_app.permanent_session_lifetime.total_seconds()
+
+
 def init_auth(app: Flask) -> LoginManager:
     """Set up Flask-Login (the UI's login view is ``LOGIN_VIEW``, default ``ui.login``)."""
     manager = LoginManager()
@@ -514,7 +606,7 @@ def init_auth(app: Flask) -> LoginManager:
             node = get_state(current_app).store.get_node("User", user_id)
         except NodeNotFound:
             return None
-        if node is None or not node.get("active", True):
+        if node is None or not node.get("active", True) or not session_is_current(node):
             return None
         return SessionUser(node)
 
