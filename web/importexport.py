@@ -15,7 +15,11 @@ Coordinators keep their lists in Excel, so this module speaks their format:
   in chunks (each chunk atomic), reporting progress after each chunk. Rows are keyed by ``编号`` so
   a re-run after an interruption is harmless.
 * **Export** (:func:`export_xlsx`, :func:`export_csv`): the same columns; CSV is UTF-8 with a BOM so
-  Excel opens it with the Chinese intact.
+  Excel opens it with the Chinese intact. Every text cell goes through :func:`spreadsheet_text`: a
+  text a spreadsheet program would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first: OWASP's
+  CSV injection guidance) gets a leading ``'``, and control characters a workbook cannot hold are
+  dropped, so one bad value never breaks an export. Reading undoes the quote (:func:`unquote_text`),
+  so an export imports back unchanged; ``jianglian export`` (JSON Lines) is not affected.
 
 Nothing here imports Flask: the pages (:mod:`web.ui.importexport`) call these functions.
 """
@@ -55,8 +59,10 @@ __all__ = [
     "export_xlsx",
     "read_table",
     "split_list",
+    "spreadsheet_text",
     "template_workbook",
     "translate_reason",
+    "unquote_text",
     "validate",
 ]
 
@@ -132,6 +138,41 @@ COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
 _TRUE = {"是", "有", "已建会", "已建", "true", "yes", "y", "1", "√", "✓", "在岗"}
 _FALSE = {"否", "无", "未建会", "未建", "false", "no", "n", "0", "×", "不在岗"}
 _STATUS_ZH = {"待对接": "open", "已对接": "matched", "已解决": "solved", "已关闭": "closed"}
+
+
+#: Text a spreadsheet would run as a formula (after any quotes that an export added): prefix one more ``'``.
+_FORMULA_RE: Final = re.compile(r"^'*[=+\-@\t\r]")
+#: What an export quoted: one ``'`` too many before such a text (a workbook's XML turns a CR into a LF).
+_QUOTED_RE: Final = re.compile(r"^'+[=+\-@\t\r\n]")
+#: C0 control characters other than tab, newline and CR (an xlsx cannot hold them).
+_CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """A cell value that is safe to open in Excel, WPS or LibreOffice (non-text values unchanged).
+
+    Examples
+    --------
+    >>> spreadsheet_text("=1+2"), spreadsheet_text("王师傅"), spreadsheet_text("-3\\x07"), spreadsheet_text(7)
+    ("'=1+2", '王师傅', "'-3", 7)
+    >>> spreadsheet_text("'=1"), spreadsheet_text("'ok")
+    ("''=1", "'ok")
+    """
+    if not isinstance(value, str):
+        return value
+    text = _CONTROL_RE.sub("", value)
+    return "'" + text if _FORMULA_RE.match(text) else text
+
+
+def unquote_text(text: str) -> str:
+    """Undo :func:`spreadsheet_text`'s quote, so an exported file imports back unchanged.
+
+    Examples
+    --------
+    >>> unquote_text("'=1+1"), unquote_text("''=1"), unquote_text("'ok")
+    ('=1+1', "'=1", "'ok")
+    """
+    return text[1:] if _QUOTED_RE.match(text) else text
 
 
 class UploadError(ValueError):
@@ -241,7 +282,7 @@ def _text(value: Any) -> str | None:
         return str(int(value))
     if isinstance(value, datetime | date):
         return value.isoformat()[:10]
-    text = str(value).strip()
+    text = unquote_text(str(value)).strip()
     return text or None
 
 
@@ -499,16 +540,17 @@ def _cell(column: Column, value: Any) -> Any:
     if value is None:
         return ""
     if column.type == "list":
-        return "、".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        return spreadsheet_text("、".join(str(v) for v in value) if isinstance(value, list) else str(value))
     if column.type == "bool":
         return "是" if value else "否"
     if column.type == "text":
-        return str(value)
-    return value
+        return spreadsheet_text(str(value))
+    return spreadsheet_text(value)
 
 
 def export_rows(store: GraphStore, kind: str, *, include_private: bool = False) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of one kind, in the template's columns (private columns only when allowed)."""
+    """Header and rows of one kind, in the template's columns (private columns only when allowed), every
+    text made safe for spreadsheet programs by :func:`spreadsheet_text`."""
     label = LABEL_OF[kind]
     columns = [c for c in COLUMNS[kind] if include_private or not c.private]
     rows = []
