@@ -22,7 +22,7 @@ INJECTIONS = [
     "<script>alert('x')</script>",
     "<img src=x onerror=alert(1)>&amp;&lt;",
     "${7*7}{{7*7}}",
-    "王师傅\u0000\u202e隐藏",
+    "王师傅\u202e隐藏",  # control characters are refused instead (tests/test_security_inputs.py)
 ]
 
 

@@ -41,6 +41,8 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "Unauthenticated",
+    "JsonTooDeep",
+    "UnsupportedMediaType",
     "ValidationFailed",
     "is_api_request",
     "problem_response",
@@ -55,6 +57,11 @@ Lang = Literal["zh", "en"]
 _CATALOGUE: dict[str, tuple[str, str, str]] = {
     "bad-request": ("Bad Request", "请求无法解析：{reason}", "The request could not be understood: {reason}"),
     "malformed-body": ("Malformed Body", "请求体不是有效的 UTF-8 JSON", "The request body is not valid UTF-8 JSON"),
+    "unsupported-media-type": ("Unsupported Media Type",
+                               "请求体须为 JSON（Content-Type: application/json），收到的类型为“{got}”",
+                               "The request body must be JSON (Content-Type: application/json), not \"{got}\""),
+    "json-too-deep": ("JSON Nested Too Deep", "请求体 JSON 嵌套超过 {limit} 层",
+                      "The JSON body nests deeper than {limit} levels"),
     "validation": ("Validation Failed", "{count} 个字段无效：{fields}", "{count} invalid field(s): {fields}"),
     "unauthenticated": ("Unauthenticated", "需要有效的 API 密钥（X-API-Key）或登录会话",
                         "A valid API key (X-API-Key) or a logged-in session is required"),
@@ -144,6 +151,20 @@ class Conflict(ApiError):
 
     status = 409
     slug = "conflict"
+
+
+class UnsupportedMediaType(ApiError):
+    """A request body that is not JSON (415); ``got`` is the Content-Type sent (may be empty)."""
+
+    status = 415
+    slug = "unsupported-media-type"
+
+
+class JsonTooDeep(ApiError):
+    """A JSON body nesting deeper than ``limit`` levels (400)."""
+
+    status = 400
+    slug = "json-too-deep"
 
 
 class ValidationFailed(ApiError):

@@ -16,4 +16,4 @@ __all__ = ["bp"]
 bp = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="api", static_folder="static",
                   static_url_path="/static")
 
-from web.api import docs, matches, recommend, resources, stats  # noqa: E402,F401  (registers the routes)
+from web.api import bodies, docs, matches, recommend, resources, stats  # noqa: E402,F401  (registers the routes)

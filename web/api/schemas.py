@@ -4,6 +4,11 @@ Unknown fields in a request body are rejected (each one listed as a bad field), 
 (``"5"`` and ``5.5`` are not an integer), ids are 1-128 characters without ``/`` or control
 characters. Text fields accept long Chinese text (descriptions up to 200,000 characters) and are
 stored verbatim: no trimming, no HTML escaping (escaping is the job of whoever renders them).
+
+Every string of a request (bodies and query strings) goes through :class:`String`, which rejects
+C0 control characters (tab, newline and CR are allowed in multi-line text: titles, descriptions,
+notes, reasons) and lone UTF-16 surrogates such as ``"\ud800"``: neither can be stored, exported to
+a workbook or encoded as UTF-8, so they are a 422 naming the field rather than a failure later.
 """
 
 from __future__ import annotations
@@ -11,8 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from apiflask import Schema
-from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, String
+from apiflask import Schema, fields
+from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import RAISE, ValidationError, validates_schema
 
@@ -39,6 +44,7 @@ __all__ = [
     "SkillIn",
     "SkillPatch",
     "SkillQuery",
+    "String",
     "ChainIn",
     "ChainPatch",
     "StatsQuery",
@@ -58,6 +64,34 @@ _ID_RE = re.compile(ID_PATTERN)
 _DATE = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.+\-Z]*)?$"
 _TEXT = 200_000
 _NAME = 200
+#: Characters no request string may hold: C0 controls and lone surrogates; multi-line text may hold tab, LF, CR.
+_BAD_LINE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
+_BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+class String(fields.String):
+    """A request string without control characters or lone surrogates (see the module docstring).
+
+    Parameters
+    ----------
+    multiline
+        Allow tab, newline and carriage return (long text such as a description).
+    """
+
+    def __init__(self, *args: Any, multiline: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.multiline = multiline
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        bad = (_BAD_TEXT if self.multiline else _BAD_LINE).search(text)
+        if bad is None:
+            return text
+        char = bad.group()
+        if "\ud800" <= char <= "\udfff":
+            raise ValidationError(f"含有无效的 Unicode 代理字符 U+{ord(char):04X} / "
+                                  f"contains a lone surrogate U+{ord(char):04X}")
+        raise ValidationError(f"含有控制字符 U+{ord(char):04X} / contains the control character U+{ord(char):04X}")
 
 
 def _id(**kw: Any) -> String:
@@ -224,8 +258,8 @@ def _title_or_description(data: dict[str, Any], *, partial: bool = False) -> Non
 
 class ProblemIn(_Strict):
     id = _id(metadata={"description": "generated when omitted"})
-    title = String(validate=Length(max=2000))
-    description = String(validate=Length(max=_TEXT))
+    title = String(validate=Length(max=2000), multiline=True)
+    description = String(validate=Length(max=_TEXT), multiline=True)
     skills = _names()
     enterprise_id = _id()
     service_type = String(validate=OneOf(SERVICE_TYPES))
@@ -240,8 +274,8 @@ class ProblemIn(_Strict):
 
 
 class ProblemPatch(_Strict):
-    title = String(validate=Length(max=2000), allow_none=True)
-    description = String(validate=Length(max=_TEXT), allow_none=True)
+    title = String(validate=Length(max=2000), allow_none=True, multiline=True)
+    description = String(validate=Length(max=_TEXT), allow_none=True, multiline=True)
     skills = _names(allow_none=True)
     enterprise_id = _id(allow_none=True)
     service_type = String(validate=OneOf(SERVICE_TYPES), allow_none=True)
@@ -275,13 +309,13 @@ class ChainIn(_Strict):
 
 
 class ChainPatch(_Strict):
-    description = String(validate=Length(max=2000), allow_none=True)
+    description = String(validate=Length(max=2000), allow_none=True, multiline=True)
 
 
 # -- recommendations ------------------------------------------------------------------------------
 class ProblemText(_Strict):
-    title = String(validate=Length(max=2000))
-    description = String(validate=Length(max=_TEXT))
+    title = String(validate=Length(max=2000), multiline=True)
+    description = String(validate=Length(max=_TEXT), multiline=True)
     skills = _names()
     enterprise_id = _id()
     district = _short()
@@ -305,14 +339,14 @@ class RecommendIn(_Strict):
 class InviteIn(_Strict):
     problem_id = _id(required=True)
     worker_id = _id(required=True)
-    note = String(validate=Length(max=2000), load_default="")
+    note = String(validate=Length(max=2000), load_default="", multiline=True)
     allow_conflict = _flag(load_default=False, metadata={"description": "invite an employee of the enterprise"})
     override_capacity = _flag(load_default=False, metadata={"description": "invite beyond monthly capacity"})
 
 
 class DeclineIn(_Strict):
-    reason = String(required=True, validate=[Length(min=1, max=2000),
-                                             Regexp(r"\S", error="原因不能为空 / the reason must not be blank")])
+    reason = String(required=True, multiline=True, validate=[
+        Length(min=1, max=2000), Regexp(r"\S", error="原因不能为空 / the reason must not be blank")])
 
 
 class CompleteIn(_Strict):
@@ -320,11 +354,11 @@ class CompleteIn(_Strict):
     hours = Float(required=True, allow_nan=False, validate=Range(min=0, max=10_000))
     trainees = Integer(required=True, strict=True, validate=Range(min=0, max=100_000))
     satisfaction = Integer(required=True, strict=True, validate=Range(min=1, max=5))
-    note = String(validate=Length(max=2000), load_default="")
+    note = String(validate=Length(max=2000), load_default="", multiline=True)
 
 
 class WithdrawIn(_Strict):
-    reason = String(validate=Length(max=2000), load_default="")
+    reason = String(validate=Length(max=2000), load_default="", multiline=True)
 
 
 # -- campaign assignment --------------------------------------------------------------------------
@@ -342,7 +376,7 @@ class PairIn(_Strict):
 
 class ApplyIn(_Strict):
     pairs = List(Nested(PairIn), required=True, validate=Length(min=1, max=2000))
-    note = String(validate=Length(max=2000), load_default="")
+    note = String(validate=Length(max=2000), load_default="", multiline=True)
 
 
 # -- responses (documentation; views return plain dicts) ------------------------------------------

@@ -1,6 +1,13 @@
-"""Flask-WTF forms of the coordinator pages (every form carries a CSRF token)."""
+"""Flask-WTF forms of the coordinator pages (every form carries a CSRF token).
+
+Text fields refuse C0 control characters and lone surrogates (:class:`NoControlCharacters`; tab,
+newline and CR are allowed in multi-line text), as the JSON API does (:class:`web.api.schemas.String`).
+"""
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -14,12 +21,30 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from graph.model import SERVICE_TYPES
 
-__all__ = ["ActionForm", "ApiKeyForm", "DeclineForm", "InviteForm", "LoginForm", "OutcomeForm", "ProblemForm",
-           "UploadForm"]
+__all__ = ["ActionForm", "ApiKeyForm", "DeclineForm", "InviteForm", "LoginForm", "NoControlCharacters", "OutcomeForm",
+           "ProblemForm", "UploadForm", "WithdrawForm"]
+
+_BAD_LINE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
+_BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+class NoControlCharacters:
+    """WTForms validator: no C0 control characters (but tab, LF, CR when ``multiline``), no lone surrogates."""
+
+    def __init__(self, *, multiline: bool = False) -> None:
+        self.pattern = _BAD_TEXT if multiline else _BAD_LINE
+
+    def __call__(self, form: Any, field: Any) -> None:
+        if isinstance(field.data, str) and self.pattern.search(field.data):
+            raise ValidationError(_l("不能含有控制字符。"))
+
+
+_LINE = NoControlCharacters()
+_TEXT = NoControlCharacters(multiline=True)
 
 
 class ActionForm(FlaskForm):
@@ -32,22 +57,26 @@ class LoginForm(FlaskForm):
 
 
 class ProblemForm(FlaskForm):
-    title = StringField(_l("问题标题"), validators=[DataRequired(), Length(max=200)])
-    description = TextAreaField(_l("问题描述"), validators=[DataRequired(), Length(max=5000)],
+    title = StringField(_l("问题标题"), validators=[DataRequired(), Length(max=200), _LINE])
+    description = TextAreaField(_l("问题描述"), validators=[DataRequired(), Length(max=5000), _TEXT],
                                 description=_l("现场情况、设备型号、已尝试的办法等,越具体匹配越准。"))
     enterprise_id = SelectField(_l("发布企业"), validators=[DataRequired()], choices=[])
     service_type = SelectField(_l("服务类型"), choices=[(s, s) for s in SERVICE_TYPES])
-    skills = StringField(_l("所需技能"), validators=[Optional(), Length(max=500)],
+    skills = StringField(_l("所需技能"), validators=[Optional(), Length(max=500), _LINE],
                          description=_l("多个技能用顿号、逗号或分号分隔,例如:数控编程、PLC"))
     district = SelectField(_l("所在区县"), validators=[DataRequired()], choices=[])
 
 
 class InviteForm(FlaskForm):
-    note = StringField(_l("邀请留言"), validators=[Optional(), Length(max=500)])
+    note = StringField(_l("邀请留言"), validators=[Optional(), Length(max=500), _TEXT])
 
 
 class DeclineForm(FlaskForm):
-    reason = StringField(_l("婉拒原因"), validators=[DataRequired(), Length(max=500)])
+    reason = StringField(_l("婉拒原因"), validators=[DataRequired(), Length(max=500), _TEXT])
+
+
+class WithdrawForm(FlaskForm):
+    reason = StringField(_l("撤回原因(可选)"), validators=[Optional(), Length(max=500), _TEXT])
 
 
 class OutcomeForm(FlaskForm):
@@ -56,7 +85,7 @@ class OutcomeForm(FlaskForm):
                          places=1, default=4)
     trainees = IntegerField(_l("培训人次"), validators=[InputRequired(), NumberRange(min=0, max=100000)], default=0)
     satisfaction = SelectField(_l("企业满意度"), choices=[(str(i), str(i)) for i in (5, 4, 3, 2, 1)], default="5")
-    note = TextAreaField(_l("服务记录"), validators=[Optional(), Length(max=2000)])
+    note = TextAreaField(_l("服务记录"), validators=[Optional(), Length(max=2000), _TEXT])
 
 
 class UploadForm(FlaskForm):
@@ -69,5 +98,5 @@ class UploadForm(FlaskForm):
 class ApiKeyForm(FlaskForm):
     """A new platform API key: who uses it and what it may do."""
 
-    name = StringField(_l("使用方"), validators=[DataRequired(), Length(max=80)])
+    name = StringField(_l("使用方"), validators=[DataRequired(), Length(max=80), _LINE])
     scope = SelectField(_l("权限"), choices=[("read", _l("只读")), ("write", _l("读写"))], default="read")

@@ -29,7 +29,7 @@ from web.ui.access import (
     user_worker_id,
 )
 from web.ui.context import recommender, selection, store
-from web.ui.forms import ActionForm, DeclineForm, InviteForm, OutcomeForm, ProblemForm
+from web.ui.forms import ActionForm, DeclineForm, InviteForm, OutcomeForm, ProblemForm, WithdrawForm
 from web.ui.paging import paginate
 from web.ui.queries import chains, districts, enterprise_names, filter_problems, split_list
 
@@ -266,8 +266,8 @@ def match_decline(match_id: str) -> Response:
 @bp.route("/matches/<match_id>/withdraw", methods=["POST"])
 @role_required(*EDITORS, "worker")
 def match_withdraw(match_id: str) -> Response:
-    return _transition(match_id, "withdraw", ActionForm, lambda m, f: selection().withdraw(
-        m["id"], actor=user_name(), reason=request.form.get("reason", "")), _("已撤回。"))
+    return _transition(match_id, "withdraw", WithdrawForm, lambda m, f: selection().withdraw(
+        m["id"], actor=user_name(), reason=f.reason.data or ""), _("已撤回。"))
 
 
 @bp.route("/matches/<match_id>/complete", methods=["POST"])
