@@ -6,6 +6,7 @@ Real app, real embedded store; no stand-ins.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from typing import Any
@@ -106,3 +107,16 @@ def test_a_body_that_is_not_declared_json_is_415(app: Any, keys: dict, content_t
     ok = client.post("/api/v1/problems", data=json.dumps({"title": "主轴异响"}),
                      headers={**keys["write"], "Content-Type": "application/json; charset=utf-8"})
     assert ok.status_code == 201
+
+
+def test_a_csv_cell_over_the_csv_field_limit_is_a_clear_upload_error(app: Any, store: GraphStore) -> None:
+    client, _ = login_as(app, store, "city")
+    html = client.get("/import").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    data = ("编号,姓名,区县\nW-big," + "长" * 200_000 + ",亭湖区\n").encode("utf-8")
+    response = client.post("/import", data={"csrf_token": token, "kind": "workers",
+                                            "file": (io.BytesIO(data), "workers.csv")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 200
+    assert "CSV 文件无法读取:单元格过大或格式有误" in response.get_data(as_text=True)
+    assert store.get_node("Worker", "W-big") is None

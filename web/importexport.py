@@ -254,18 +254,21 @@ def read_table(filename: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
         raise UploadError("只接受 .xlsx 或 .csv 文件")
     out: list[tuple[int, dict[str, Any]]] = []
     header: list[str] | None = None
-    for number, cells in enumerate(table, 1):
-        values = list(cells)
-        if header is None:
-            if not any(v not in (None, "") for v in values):
+    try:
+        for number, cells in enumerate(table, 1):
+            values = list(cells)
+            if header is None:
+                if not any(v not in (None, "") for v in values):
+                    continue
+                header = [str(v).strip() if v is not None else "" for v in values]
                 continue
-            header = [str(v).strip() if v is not None else "" for v in values]
-            continue
-        if not any(v not in (None, "") and str(v).strip() for v in values):
-            continue
-        out.append((number, {header[i]: v for i, v in enumerate(values) if i < len(header) and header[i]}))
-        if len(out) > MAX_ROWS:
-            raise UploadError(f"一次最多导入 {MAX_ROWS} 行")
+            if not any(v not in (None, "") and str(v).strip() for v in values):
+                continue
+            out.append((number, {header[i]: v for i, v in enumerate(values) if i < len(header) and header[i]}))
+            if len(out) > MAX_ROWS:
+                raise UploadError(f"一次最多导入 {MAX_ROWS} 行")
+    except csv.Error as err:  # e.g. a cell over the csv module's field size limit (128 KiB)
+        raise UploadError("CSV 文件无法读取:单元格过大或格式有误") from err
     if header is None:
         raise UploadError("文件是空的:第一行应为表头")
     return out
