@@ -92,9 +92,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 class Page:
     """A logged-in browser page that records console errors."""
 
-    def __init__(self, site: dict[str, Any], username: str, *, locale: str = "zh-CN") -> None:
+    def __init__(self, site: dict[str, Any], username: str, *, locale: str = "zh-CN",
+                 viewport: tuple[int, int] = (1360, 900)) -> None:
         self.base = site["url"]
-        self.context = site["browser"].new_context(locale=locale, viewport={"width": 1360, "height": 900})
+        width, height = viewport
+        self.context = site["browser"].new_context(locale=locale, viewport={"width": width, "height": height},
+                                                   is_mobile=width < 600, has_touch=width < 600)
         self.page = self.context.new_page()
         self.page.set_default_timeout(TIMEOUT_MS)
         self.errors: list[str] = []
@@ -322,3 +325,67 @@ def test_main_pages_render_in_both_languages(site: dict[str, Any]) -> None:
     coordinator.shot("dashboard-english")
     assert re.search(r"lang=\"en\"", coordinator.page.content())
     coordinator.close()
+
+
+PHONE = (390, 844)
+
+
+def _overflow(page: Page) -> int:
+    """How many CSS pixels the page is wider than a phone's screen (0 when nothing scrolls sideways)."""
+    return int(page.page.evaluate("document.documentElement.scrollWidth")) - PHONE[0]
+
+
+def test_pages_fit_a_phone_screen(site: dict[str, Any]) -> None:
+    """At 390x844 no page scrolls sideways: the menu folds into the top bar, wide tables scroll inside
+    their own box, and a worker can answer an invitation (the decline reason fits the screen)."""
+    store: GraphStore = site["store"]
+    problem = next(p for p in sorted(store.iter_nodes("Problem"), key=lambda p: p["id"], reverse=True)
+                   if p.get("status") == "open" and p.get("district"))
+    enterprise = next(iter(store.iter_nodes("Enterprise")))
+    coordinator = Page(site, "admin", viewport=PHONE)
+    page = coordinator.page
+    wide: dict[str, int] = {}
+    coordinator_pages = {
+        "dashboard": "/dashboard", "problems": "/problems", "problem": f"/problems/{problem['id']}",
+        "problem-new": "/problems/new", "workers": "/workers", "enterprises": "/enterprises",
+        "enterprise": f"/enterprises/{enterprise['id']}", "graph": "/graph", "import": "/import",
+        "assignment": "/assignment?district=%E4%BA%AD%E6%B9%96%E5%8C%BA", "audit": "/audit", "apikeys": "/apikeys",
+    }
+    for name, path in coordinator_pages.items():
+        coordinator.goto(path)
+        if name == "problem":
+            page.wait_for_selector("[data-testid=suggestion]")
+        wide[name] = _overflow(coordinator)
+        coordinator.shot(f"phone-{name}")
+
+    # invite a worker from the phone, so the worker has an invitation to answer
+    coordinator.goto(f"/problems/{problem['id']}")
+    suggestions = page.locator("[data-testid=suggestion]")
+    worker_ids = [suggestions.nth(i).get_attribute("data-worker-id") for i in range(suggestions.count())]
+    worker_id = next(w for w in worker_ids if w and _invitable(store, w, problem.get("enterprise_id") or ""))
+    page.locator(f"[data-testid=suggestion][data-worker-id='{worker_id}'] [data-testid=invite]").click()
+    page.wait_for_selector("[data-testid=timeline]")
+    wide["match"] = _overflow(coordinator)
+    coordinator.shot("phone-match")
+    menu = page.locator("[data-testid=menu-toggle]")
+    folded = menu.count() == 1 and menu.is_visible() and not page.locator(".sidebar nav").is_visible()
+    if folded:
+        menu.click()
+        coordinator.shot("phone-menu")
+    unfolds = folded and page.locator(".sidebar nav").is_visible()
+    coordinator.close()
+
+    create_user(store, "phone-worker", PASSWORD, role="worker", worker_id=worker_id)
+    worker = Page(site, "phone-worker", viewport=PHONE)
+    wpage = worker.page
+    for name, path in (("worker-problems", "/me/problems"), ("worker-home", "/me")):
+        worker.goto(path)
+        wide[name] = _overflow(worker)
+        worker.shot(f"phone-{name}")
+    worker.goto("/me/problems")
+    reason = wpage.locator("[data-testid=invitation] input[name=reason]").first
+    box = reason.bounding_box()
+    worker.close()
+    assert {name: px for name, px in wide.items() if px > 0} == {}, "pages wider than a 390 px phone"
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE[0], box
+    assert folded and unfolds, "on a phone the menu is folded behind a toggle in the top bar"
