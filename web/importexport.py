@@ -31,7 +31,9 @@ import io
 import json
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -44,6 +46,7 @@ from openpyxl.utils.datetime import from_excel
 from graph.dataset import FILES, load_dataset, props_to_row, read_dataset
 from graph.model import PROBLEM_STATUSES, SERVICE_TYPES
 from graph.store import GraphStore
+from web.limits import CODE_MAX, ID_MAX, ITEMS_MAX, NAME_MAX, TEXT_MAX, TITLE_MAX
 
 __all__ = [
     "COLUMNS",
@@ -73,7 +76,28 @@ FILE_OF: Final[dict[str, str]] = {label: name for name, label in FILES.items()}
 KIND_NAMES: Final[dict[str, str]] = {"workers": "劳模工匠", "enterprises": "企业", "problems": "问题"}
 #: Rows written per atomic chunk when applying (one progress step each).
 CHUNK: Final = 100
+#: Data rows one upload may hold.
 MAX_ROWS: Final = 20000
+# Reading limits (issue 16, finding 2): an upload is at most 1 MiB, but a zip expands ~1000-fold and
+# openpyxl keeps what it reads, so every dimension of the work is capped before or while reading.
+#: Bytes all members of an ``.xlsx`` may expand to, declared in the zip directory and counted when inflated.
+MAX_UNCOMPRESSED: Final = 50 * 1024 * 1024
+#: Bytes of any member other than worksheets and shared strings (styles, workbook, theme...), which
+#: openpyxl turns into many small objects.
+MAX_PART: Final = 8 * 1024 * 1024
+#: Members of an ``.xlsx`` (a template has nine).
+MAX_MEMBERS: Final = 200
+#: Rows read, blank ones included (a sheet can declare millions of empty rows in a few kilobytes).
+MAX_SCANNED_ROWS: Final = 50_000
+#: Columns read; cells further right are ignored (a template has at most 15 columns).
+MAX_COLUMNS: Final = 100
+#: Cells one worksheet row may hold, empty ones included (Excel's own column limit): openpyxl builds a
+#: whole row before handing it over, so a row of millions of cells would cost gigabytes.
+MAX_ROW_CELLS: Final = 16_384
+#: Characters in one cell: the longest text the API accepts (a problem description).
+MAX_CELL: Final = 200_000
+#: Seconds reading one file may take.
+READ_SECONDS: Final = 30.0
 
 ColumnType = Literal["text", "str", "int", "bool", "list", "date"]
 
@@ -88,6 +112,7 @@ class Column:
     required: bool = False
     example: str = ""
     private: bool = False  # exported only to users who may see it (worker contacts)
+    limit: int = NAME_MAX  # characters (of each item, for lists), as the JSON API allows
 
     @property
     def title(self) -> str:
@@ -96,7 +121,7 @@ class Column:
 
 COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
     "workers": (
-        Column("id", "编号", "text", True, "W0001"),
+        Column("id", "编号", "text", True, "W0001", limit=ID_MAX),
         Column("name", "姓名", "str", True, "王建国"),
         Column("district", "区县", "str", True, "亭湖区"),
         Column("skills", "技能", "list", False, "数控编程、PLC"),
@@ -106,26 +131,26 @@ COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
         Column("role", "队内职务", "str", False, "副队长"),
         Column("capacity", "每月服务容量", "int", False, "2"),
         Column("active", "在岗", "bool", False, "是"),
-        Column("employer_id", "工作单位编号", "text", False, ""),
+        Column("employer_id", "工作单位编号", "text", False, "", limit=ID_MAX),
         Column("contact", "联系电话", "text", False, "13800000000", private=True),
         Column("service_menu", "服务清单", "list", False, "技术帮扶、技能培训"),
         Column("teaches", "可授课", "bool", False, "是"),
         Column("studio", "创新工作室", "str", False, "王建国劳模创新工作室"),
     ),
     "enterprises": (
-        Column("id", "编号", "text", True, "E0001"),
+        Column("id", "编号", "text", True, "E0001", limit=ID_MAX),
         Column("name", "企业名称", "str", True, "盐城某某机械有限公司"),
         Column("district", "区县", "str", True, "盐都区"),
         Column("industry_chain", "产业链", "str", False, "新能源汽车及核心零部件"),
         Column("tags", "标签", "list", False, "专精特新、中小微"),
         Column("unionised", "已建工会", "bool", False, "否"),
-        Column("credit_code", "统一社会信用代码", "text", False, "91320900MA1XXXXXXX"),
+        Column("credit_code", "统一社会信用代码", "text", False, "91320900MA1XXXXXXX", limit=CODE_MAX),
     ),
     "problems": (
-        Column("id", "编号", "text", True, "P0001"),
-        Column("title", "标题", "str", True, "数控机床主轴异响"),
-        Column("description", "描述", "str", False, "加工中心主轴高速运转时异响,精度下降"),
-        Column("enterprise_id", "企业编号", "text", True, "E0001"),
+        Column("id", "编号", "text", True, "P0001", limit=ID_MAX),
+        Column("title", "标题", "str", True, "数控机床主轴异响", limit=TITLE_MAX),
+        Column("description", "描述", "str", False, "加工中心主轴高速运转时异响,精度下降", limit=TEXT_MAX),
+        Column("enterprise_id", "企业编号", "text", True, "E0001", limit=ID_MAX),
         Column("district", "区县", "str", True, "盐都区"),
         Column("service_type", "服务类型", "str", True, "技术帮扶"),
         Column("skills", "所需技能", "list", False, "数控维修、机械装调"),
@@ -223,22 +248,104 @@ def _norm_header(text: Any) -> str:
     return re.sub(r"[\s*\uff0a:\uff1a]", "", str(text or "")).lower()
 
 
+#: The start of a ``<row>`` or ``<c>`` (cell) element of a worksheet, with or without a namespace prefix.
+_ROW_OR_CELL: Final = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?(row|c)[\s/>]")
+
+
+class _RowCells:
+    """Counts the cells of each worksheet row in a stream of XML pieces; raises past :data:`MAX_ROW_CELLS`."""
+
+    def __init__(self) -> None:
+        self.carry = b""
+        self.cells = 0
+
+    def feed(self, chunk: bytes) -> None:
+        buffer = self.carry + chunk
+        # a tag cut at the end of the piece is kept for the next one (tag names are short)
+        cut = buffer.rfind(b"<", max(0, len(buffer) - 64))
+        self.carry, buffer = (buffer[cut:], buffer[:cut]) if cut >= 0 else (b"", buffer)
+        for match in _ROW_OR_CELL.finditer(buffer):
+            if match.group(1) == b"row":
+                self.cells = 0
+                continue
+            self.cells += 1
+            if self.cells > MAX_ROW_CELLS:
+                raise UploadError(f"Excel 文件中有一行超过 {MAX_ROW_CELLS} 个单元格,无法导入")
+
+
+def _check_xlsx(data: bytes) -> None:
+    """Refuse a workbook that would expand past the limits, before openpyxl reads any of it.
+
+    Both the sizes the zip directory declares and the bytes each member really inflates to are checked
+    (zipfile stops at the declared size, and a member that inflates differently fails its CRC check).
+    Reading is streamed in 1 MiB pieces, so the check itself holds little memory.
+    """
+    limit = MAX_UNCOMPRESSED // (1024 * 1024)
+    too_big = UploadError(f"Excel 文件解压后超过 {limit} MiB,无法导入;请删除多余内容或拆分后分批导入")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_MEMBERS:
+                raise UploadError(f"Excel 文件包含 {len(members)} 个部件(最多 {MAX_MEMBERS} 个),无法导入")
+            if sum(m.file_size for m in members) > MAX_UNCOMPRESSED:
+                raise too_big
+            total = 0
+            for member in members:
+                bulky = member.filename.startswith("xl/worksheets/") or member.filename == "xl/sharedStrings.xml"
+                if not bulky and member.file_size > MAX_PART:
+                    raise too_big
+                size = 0
+                cells = _RowCells() if member.filename.startswith("xl/worksheets/") else None
+                with archive.open(member) as fh:
+                    while chunk := fh.read(1024 * 1024):
+                        size += len(chunk)
+                        total += len(chunk)
+                        if size > member.file_size or total > MAX_UNCOMPRESSED:
+                            raise too_big
+                        if cells is not None:
+                            cells.feed(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as err:
+        raise UploadError("无法读取该 Excel 文件,请确认是 .xlsx 格式") from err
+
+
+def _xlsx_rows(data: bytes) -> Iterator[Sequence[Any]]:
+    """The first sheet's rows as values, at most :data:`MAX_SCANNED_ROWS` + 1 of them."""
+    unreadable = "无法读取该 Excel 文件,请确认是 .xlsx 格式"
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as err:  # openpyxl raises zipfile, KeyError, ValueError... on a bad file
+        raise UploadError(unreadable) from err
+    try:
+        # max_row: openpyxl stops there (it would otherwise count out every declared empty row), and
+        # max_col keeps a sheet declaring 16,384 columns from padding every row to that width
+        yield from book.worksheets[0].iter_rows(max_row=MAX_SCANNED_ROWS + 1, max_col=MAX_COLUMNS,
+                                                values_only=True)
+    except GeneratorExit:
+        raise
+    except Exception as err:  # malformed sheet XML surfaces while iterating
+        raise UploadError(unreadable) from err
+    finally:
+        book.close()
+
+
 def read_table(filename: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
     """Rows of an uploaded ``.xlsx`` or ``.csv`` as ``(row number, {header: value})``, blank rows skipped.
+
+    Reading is bounded (issue 16, finding 2): an ``.xlsx`` may expand to at most :data:`MAX_UNCOMPRESSED`
+    bytes (checked before openpyxl opens it), at most :data:`MAX_SCANNED_ROWS` rows are read (blank ones
+    included) and :data:`MAX_COLUMNS` columns, no cell may hold more than :data:`MAX_CELL` characters,
+    at most :data:`MAX_ROWS` rows may hold data, and reading stops after :data:`READ_SECONDS`.
 
     Raises
     ------
     UploadError
-        If the file is not a readable workbook or CSV, or has no header row.
+        If the file is not a readable workbook or CSV, has no header row, or passes a limit.
     """
+    started = time.monotonic()
     suffix = Path(filename or "").suffix.lower()
     if suffix == ".xlsx":
-        try:
-            book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except Exception as err:  # openpyxl raises zipfile, KeyError, ValueError... on a bad file
-            raise UploadError("无法读取该 Excel 文件,请确认是 .xlsx 格式") from err
-        sheet = book.worksheets[0]
-        table: Iterable[Sequence[Any]] = sheet.iter_rows(values_only=True)
+        _check_xlsx(data)
+        table: Iterable[Sequence[Any]] = _xlsx_rows(data)
     elif suffix == ".csv":
         text = None
         for encoding in ("utf-8-sig", "gb18030"):
@@ -256,7 +363,13 @@ def read_table(filename: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
     header: list[str] | None = None
     try:
         for number, cells in enumerate(table, 1):
-            values = list(cells)
+            if number > MAX_SCANNED_ROWS:
+                raise UploadError(f"表格超过 {MAX_SCANNED_ROWS} 行(空行也计入),请删除多余的空行或拆分后分批导入")
+            if time.monotonic() - started > READ_SECONDS:
+                raise UploadError(f"读取文件超过 {READ_SECONDS:g} 秒,已停止;请拆分后分批导入")
+            values = list(cells)[:MAX_COLUMNS]
+            if any(isinstance(v, str) and len(v) > MAX_CELL for v in values):
+                raise UploadError(f"第 {number} 行有单元格超过 {MAX_CELL} 个字符,无法导入")
             if header is None:
                 if not any(v not in (None, "") for v in values):
                     continue
@@ -344,6 +457,19 @@ def _convert(column: Column, value: Any) -> tuple[Any, str | None]:
                 pass
         return text, f"“{column.header}”应为日期(例如 2026-11-20),实际为“{text[:30]}”"
     raise AssertionError(column.type)
+
+
+def _too_long(column: Column, value: Any) -> str | None:
+    """Why ``value`` is longer than the JSON API would accept for this field, or None."""
+    if isinstance(value, str) and len(value) > column.limit:
+        return f"“{column.header}”最多 {column.limit} 个字符,实际为 {len(value)} 个"
+    if isinstance(value, list):
+        if len(value) > ITEMS_MAX:
+            return f"“{column.header}”最多 {ITEMS_MAX} 项,实际为 {len(value)} 项"
+        longest = max((len(v) for v in value), default=0)
+        if longest > column.limit:
+            return f"“{column.header}”每项最多 {column.limit} 个字符,有一项为 {longest} 个"
+    return None
 
 
 # -- Chinese reasons ----------------------------------------------------------------------------
@@ -457,6 +583,7 @@ def validate(
             if column is None:
                 continue
             converted_value, problem = _convert(column, value)
+            problem = problem or _too_long(column, converted_value)
             if problem:
                 problems.append(RowProblem(number, problem, column.header))
             if converted_value is not None and converted_value != []:

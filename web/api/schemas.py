@@ -23,6 +23,7 @@ from marshmallow import RAISE, ValidationError, validates_schema
 
 from graph.model import PROBLEM_STATUSES, SERVICE_TYPES
 from recommender.selection import MATCH_STATES
+from web.limits import CODE_MAX, ID_MAX, ITEMS_MAX, NAME_MAX, TEXT_MAX, TITLE_MAX
 
 __all__ = [
     "AuditQuery",
@@ -62,8 +63,8 @@ __all__ = [
 ID_PATTERN = r"^(?![\s])[^/\x00-\x1f\x7f]{0,127}(?<![\s])$"
 _ID_RE = re.compile(ID_PATTERN)
 _DATE = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.+\-Z]*)?$"
-_TEXT = 200_000
-_NAME = 200
+_TEXT = TEXT_MAX
+_NAME = NAME_MAX
 #: Characters no request string may hold: C0 controls and lone surrogates; multi-line text may hold tab, LF, CR.
 _BAD_LINE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 _BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
@@ -95,7 +96,7 @@ class String(fields.String):
 
 
 def _id(**kw: Any) -> String:
-    return String(validate=[Length(min=1, max=128), Regexp(ID_PATTERN, error="不是有效的 id / not a valid id")],
+    return String(validate=[Length(min=1, max=ID_MAX), Regexp(ID_PATTERN, error="不是有效的 id / not a valid id")],
                   **kw)
 
 
@@ -108,7 +109,7 @@ def _short(**kw: Any) -> String:
 
 
 def _names(**kw: Any) -> List:
-    return List(String(validate=Length(min=1, max=_NAME)), validate=Length(max=200), **kw)
+    return List(String(validate=Length(min=1, max=_NAME)), validate=Length(max=ITEMS_MAX), **kw)
 
 
 def _flag(**kw: Any) -> Boolean:
@@ -237,7 +238,7 @@ class EnterpriseIn(_Strict):
     industry_chain = _short()
     tags = _names()
     unionised = _flag()
-    credit_code = String(validate=Length(max=64))
+    credit_code = String(validate=Length(max=CODE_MAX))
 
 
 class EnterprisePatch(_Strict):
@@ -246,7 +247,7 @@ class EnterprisePatch(_Strict):
     industry_chain = _short(allow_none=True)
     tags = _names(allow_none=True)
     unionised = _flag(allow_none=True)
-    credit_code = String(validate=Length(max=64), allow_none=True)
+    credit_code = String(validate=Length(max=CODE_MAX), allow_none=True)
 
 
 def _title_or_description(data: dict[str, Any], *, partial: bool = False) -> None:
@@ -258,7 +259,7 @@ def _title_or_description(data: dict[str, Any], *, partial: bool = False) -> Non
 
 class ProblemIn(_Strict):
     id = _id(metadata={"description": "generated when omitted"})
-    title = String(validate=Length(max=2000), multiline=True)
+    title = String(validate=Length(max=TITLE_MAX), multiline=True)
     description = String(validate=Length(max=_TEXT), multiline=True)
     skills = _names()
     enterprise_id = _id()
@@ -274,7 +275,7 @@ class ProblemIn(_Strict):
 
 
 class ProblemPatch(_Strict):
-    title = String(validate=Length(max=2000), allow_none=True, multiline=True)
+    title = String(validate=Length(max=TITLE_MAX), allow_none=True, multiline=True)
     description = String(validate=Length(max=_TEXT), allow_none=True, multiline=True)
     skills = _names(allow_none=True)
     enterprise_id = _id(allow_none=True)
@@ -290,7 +291,7 @@ class ProblemPatch(_Strict):
 
 
 class SkillIn(_Strict):
-    name = String(required=True, validate=[Length(min=1, max=128), Regexp(ID_PATTERN)],
+    name = String(required=True, validate=[Length(min=1, max=ID_MAX), Regexp(ID_PATTERN)],
                   metadata={"description": "the skill's id"})
     category = _short()
     aliases = _names()
@@ -304,17 +305,17 @@ class SkillPatch(_Strict):
 
 
 class ChainIn(_Strict):
-    name = String(required=True, validate=[Length(min=1, max=128), Regexp(ID_PATTERN)],
+    name = String(required=True, validate=[Length(min=1, max=ID_MAX), Regexp(ID_PATTERN)],
                   metadata={"description": "the chain's id"})
 
 
 class ChainPatch(_Strict):
-    description = String(validate=Length(max=2000), allow_none=True, multiline=True)
+    description = String(validate=Length(max=TITLE_MAX), allow_none=True, multiline=True)
 
 
 # -- recommendations ------------------------------------------------------------------------------
 class ProblemText(_Strict):
-    title = String(validate=Length(max=2000), multiline=True)
+    title = String(validate=Length(max=TITLE_MAX), multiline=True)
     description = String(validate=Length(max=_TEXT), multiline=True)
     skills = _names()
     enterprise_id = _id()
@@ -339,14 +340,14 @@ class RecommendIn(_Strict):
 class InviteIn(_Strict):
     problem_id = _id(required=True)
     worker_id = _id(required=True)
-    note = String(validate=Length(max=2000), load_default="", multiline=True)
+    note = String(validate=Length(max=TITLE_MAX), load_default="", multiline=True)
     allow_conflict = _flag(load_default=False, metadata={"description": "invite an employee of the enterprise"})
     override_capacity = _flag(load_default=False, metadata={"description": "invite beyond monthly capacity"})
 
 
 class DeclineIn(_Strict):
     reason = String(required=True, multiline=True, validate=[
-        Length(min=1, max=2000), Regexp(r"\S", error="原因不能为空 / the reason must not be blank")])
+        Length(min=1, max=TITLE_MAX), Regexp(r"\S", error="原因不能为空 / the reason must not be blank")])
 
 
 class CompleteIn(_Strict):
@@ -354,11 +355,11 @@ class CompleteIn(_Strict):
     hours = Float(required=True, allow_nan=False, validate=Range(min=0, max=10_000))
     trainees = Integer(required=True, strict=True, validate=Range(min=0, max=100_000))
     satisfaction = Integer(required=True, strict=True, validate=Range(min=1, max=5))
-    note = String(validate=Length(max=2000), load_default="", multiline=True)
+    note = String(validate=Length(max=TITLE_MAX), load_default="", multiline=True)
 
 
 class WithdrawIn(_Strict):
-    reason = String(validate=Length(max=2000), load_default="", multiline=True)
+    reason = String(validate=Length(max=TITLE_MAX), load_default="", multiline=True)
 
 
 # -- campaign assignment --------------------------------------------------------------------------
@@ -376,7 +377,7 @@ class PairIn(_Strict):
 
 class ApplyIn(_Strict):
     pairs = List(Nested(PairIn), required=True, validate=Length(min=1, max=2000))
-    note = String(validate=Length(max=2000), load_default="", multiline=True)
+    note = String(validate=Length(max=TITLE_MAX), load_default="", multiline=True)
 
 
 # -- responses (documentation; views return plain dicts) ------------------------------------------
@@ -426,4 +427,4 @@ def error_responses(*codes: int) -> dict[int, str]:
 
 def valid_id(value: str) -> bool:
     """Whether a path id is acceptable (ids from URLs are checked like ids in bodies)."""
-    return 0 < len(value) <= 128 and bool(_ID_RE.match(value))
+    return 0 < len(value) <= ID_MAX and bool(_ID_RE.match(value))

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 KIND_LABELS = {"workers": _l("劳模工匠"), "enterprises": _l("企业"), "problems": _l("问题")}
 EXTENSION_KEY = "jianglian_ui_imports"
 JOB_TTL_SECONDS = 2 * 3600
+#: Import jobs kept per user and in all (each holds a parsed file); beyond them the oldest are dropped.
+JOBS_PER_USER = 3
+JOBS_IN_ALL = 12
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -71,11 +74,25 @@ class ImportJobs:
         self._jobs: dict[str, ImportJob] = {}
 
     def add(self, job: ImportJob) -> None:
+        """Keep ``job``, dropping expired jobs and then the oldest ones past :data:`JOBS_PER_USER` for its
+        owner and :data:`JOBS_IN_ALL` in all (a job still writing is never dropped)."""
         with self._lock:
             now = time.monotonic()
             for key in [k for k, j in self._jobs.items() if now - j.created > JOB_TTL_SECONDS and j.state != "running"]:
                 del self._jobs[key]
             self._jobs[job.id] = job
+            idle = sorted((j for j in self._jobs.values() if j.state != "running" and j is not job),
+                          key=lambda j: j.created)
+            mine = [j for j in idle if j.owner == job.owner]
+            for old in mine[:max(0, len(mine) + 1 - JOBS_PER_USER)]:
+                del self._jobs[old.id]
+                idle.remove(old)
+            while len(self._jobs) > JOBS_IN_ALL and idle:
+                del self._jobs[idle.pop(0).id]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._jobs)
 
     def get(self, job_id: str) -> ImportJob | None:
         with self._lock:
