@@ -324,6 +324,14 @@ def test_main_pages_render_in_both_languages(site: dict[str, Any]) -> None:
     assert "Person-visits to enterprises" in coordinator.page.content()
     coordinator.shot("dashboard-english")
     assert re.search(r"lang=\"en\"", coordinator.page.content())
+    # a problem's suggestions in English: match levels and named factors, no model feature names
+    problem = next(p for p in sorted(store.iter_nodes("Problem"), key=lambda p: p["id"]) if p.get("status") == "open")
+    coordinator.goto(f"/problems/{problem['id']}")
+    coordinator.page.locator("[data-testid=score-factors] summary").first.click()
+    text = coordinator.page.inner_text("body")
+    assert "Match" in text and "What makes up the match" in text
+    assert not re.search(r"@fused|\bbm25\b|\bppr\b|text_top3|SOLVED|HAS_SKILL", text)
+    coordinator.shot("problem-english")
     coordinator.close()
 
 

@@ -29,9 +29,11 @@ from web.ui.access import (
     user_worker_id,
 )
 from web.ui.context import recommender, selection, store
+from web.ui.evidence import NODE_LABELS, localise_reason, path_elements
 from web.ui.forms import ActionForm, DeclineForm, InviteForm, OutcomeForm, ProblemForm, WithdrawForm
 from web.ui.paging import paginate
 from web.ui.queries import chains, districts, enterprise_names, filter_problems, split_list
+from web.ui.scores import match_scores
 
 __all__ = [
     "match_accept",
@@ -129,27 +131,6 @@ def _suggestions(problem: dict[str, Any]) -> tuple[list[Any], dict[str, dict[str
     return recs, workers
 
 
-def _path_elements(paths: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Cytoscape elements for an explanation's paths (nodes deduplicated, edges oriented)."""
-    nodes: dict[str, dict[str, Any]] = {}
-    edges: list[dict[str, Any]] = []
-    for path in paths:
-        ids = []
-        for node in path.get("nodes", []):
-            key = f"{node.get('label')}:{node.get('id')}"
-            nodes[key] = {"data": {"id": key, "label": str(node.get("name") or node.get("id")),
-                                   "type": node.get("label")}}
-            ids.append(key)
-        for i, rel in enumerate(path.get("rels", [])):
-            if i + 1 >= len(ids):
-                break
-            a, b = ids[i], ids[i + 1]
-            source, target = (b, a) if rel.get("direction") == "<-" else (a, b)
-            edges.append({"data": {"id": f"{source}|{rel.get('type')}|{target}", "source": source,
-                                   "target": target, "label": rel.get("type")}})
-    return list(nodes.values()) + list({e["data"]["id"]: e for e in edges}.values())
-
-
 @bp.route("/problems/<problem_id>")
 @role_required(*READERS)
 def problem_detail(problem_id: str) -> str:
@@ -164,7 +145,8 @@ def problem_detail(problem_id: str) -> str:
     return render_template(
         "ui/problem.html", problem=problem, enterprise=enterprise, recs=recs, rec_workers=rec_workers,
         matches=matches, live=live, match_workers=match_workers, can_edit=can_edit_problem(problem),
-        invite_form=InviteForm(), path_elements=_path_elements,
+        invite_form=InviteForm(), path_elements=path_elements, localise_reason=localise_reason,
+        scores=match_scores(recs), node_labels=NODE_LABELS,
         loads={wid: selection().worker_load(wid) for wid in rec_workers})
 
 
