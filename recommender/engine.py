@@ -33,7 +33,7 @@ from recommender.errors import InvalidQuery, ModelNotFound, UnknownProblem, Unkn
 from recommender.explain import Explanation
 from recommender.explain import explain as build_explanation
 from recommender.features import FEATURES, ONSITE_TYPES, Query, compute_features
-from recommender.fusion import BoostedFusion, Fusion, WeightedFusion, fingerprint
+from recommender.fusion import Fusion, PairwiseLogisticFusion, QueryNormFusion, WeightedFusion, fingerprint
 from recommender.index import Encoder, RankingIndex
 from recommender.selection import counts_against_capacity, current_month
 from recommender.text import problem_text
@@ -55,7 +55,9 @@ class RankConfig:
     Attributes
     ----------
     weights
-        Feature weights of the configured fusion (``None``: :data:`recommender.fusion.DEFAULT_WEIGHTS`).
+        Feature weights of the default fusion over within-query z-scores (``None``: the signal families,
+        :func:`recommender.fusion.family_weights`); campaign assignment applies them to globally
+        calibrated features (``None`` there: :data:`recommender.fusion.DEFAULT_WEIGHTS`).
     use_learned
         Use a model saved by ``jianglian train-ranker`` when one is present in ``model_dir``.
     model_dir
@@ -205,10 +207,15 @@ class Recommender:
         return Path(env) / "models" if env else None
 
     def _set_fusion(self) -> None:
-        """Use the saved learned model when present and compatible, else calibrated weights."""
+        """Use the saved model when present and compatible, else the query-normalised default fusion.
+
+        Campaign assignment (:meth:`score_pairs`) needs scores comparable across problems: it uses
+        the configured weights over globally calibrated features instead (or a saved pairwise model).
+        """
         self._weighted = self._calibrated_weights()
-        fusion: Fusion = self._weighted
-        version = f"fused-weights@{fingerprint(self._weighted.to_dict())}"
+        default = QueryNormFusion(weights=self.config.weights).fit()
+        fusion: Fusion = default
+        version = f"fused-default@{fingerprint(default.to_dict())}"
         model_dir = self._model_dir()
         if self.config.use_learned and model_dir is not None and (model_dir / "ranker.json").is_file():
             try:
@@ -220,7 +227,7 @@ class Recommender:
                 pass
         self.fusion = fusion
         self.model_version = version
-        self._linear = fusion if not isinstance(fusion, BoostedFusion) else self._weighted
+        self._linear = fusion if isinstance(fusion, WeightedFusion | PairwiseLogisticFusion) else self._weighted
 
     def _calibrated_weights(self, sample: int = 200, seed: int = 0) -> WeightedFusion:
         """The configured weights with a feature scaler fitted on recent solved problems (self excluded)."""

@@ -36,6 +36,7 @@ class EvalReport:
     metrics: dict[str, float]
     chosen: str
     model_version: str
+    why: str
     validation: dict[str, dict[str, float]]
     ablation: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped_rows: int = 0
@@ -86,6 +87,20 @@ def score_table(scores: Sequence[np.ndarray], rows: Sequence[Mapping[str, Any]],
     return summarise(results)
 
 
+def candidate_popularity(proj: Projection, rows: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+    """Problems solved by each listed candidate of the queries (label-free; ``None`` without candidate lists).
+
+    The pseudo-queries that choose the fusion then draw their negatives with the same popularity as
+    the candidates to be ranked: whether popularity separates right from wrong answers depends on
+    how the candidates were drawn, and that is visible without any label.
+    """
+    wpos = proj.index["Worker"]
+    counts = np.asarray(proj.matrix("SOLVED", "Worker", "Problem").sum(axis=1)).ravel()
+    listed = [wpos[str(c)] for r in rows if isinstance(r.get("candidates"), list) for c in r["candidates"]
+              if str(c) in wpos]
+    return counts[listed].astype(np.float64) if listed else None
+
+
 def evaluate_dataset(
     dataset_dir: str | Path,
     queries_path: str | Path,
@@ -102,16 +117,16 @@ def evaluate_dataset(
     Parameters
     ----------
     fusion
-        ``"auto"`` (learned when it beats the weights on the validation slice), ``"weights"`` or
-        ``"learned"`` (the best learned kind, whatever the validation says).
+        ``"auto"`` (the learned correction only when it beats the default with confidence, see
+        :func:`recommender.training.train_ranker`), ``"default"`` (alias ``"weights"``) or ``"learned"``.
     ablation
         Also score each single feature and report its metrics.
     """
     import time
 
     say = log or (lambda _msg: None)
-    if fusion not in ("auto", "weights", "learned"):
-        raise InvalidQuery(f"fusion must be auto, weights or learned, not {fusion!r}")
+    if fusion not in ("auto", "default", "weights", "learned"):
+        raise InvalidQuery(f"fusion must be auto, default or learned, not {fusion!r}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     rows = read_queries(queries_path)
@@ -130,9 +145,10 @@ def evaluate_dataset(
     sizes = [len(r["candidates"]) for r in rows if isinstance(r.get("candidates"), list)]
     n_neg = max(1, int(np.median(sizes)) - 1) if sizes else 19
     t1 = time.perf_counter()
-    trained = train_ranker(proj, encoder=encoder, n_negatives=n_neg, seed=seed, mode=fusion, log=say)  # type: ignore[arg-type]
+    trained = train_ranker(proj, encoder=encoder, n_negatives=n_neg, seed=seed, mode=fusion,  # type: ignore[arg-type]
+                           reference_popularity=candidate_popularity(proj, rows), log=say)
     timings["train"] = time.perf_counter() - t1
-    say(f"fusion: {trained.chosen} ({trained.version})")
+    say(f"fusion: {trained.chosen} ({trained.version}): {trained.meta.get('why', '')}")
 
     t2 = time.perf_counter()
     index = RankingIndex(proj, encoder=encoder)
@@ -175,5 +191,6 @@ def evaluate_dataset(
                 table[name] = score_table([f[:, j] for f in feats], rows, cand_ids)
     timings["total"] = time.perf_counter() - t0
     return EvalReport(metrics=metrics, chosen=trained.chosen, model_version=trained.version,
+                      why=str(trained.meta.get("why", "")),
                       validation=trained.validation, ablation=table, skipped_rows=len(report.skipped),
                       timings=timings)

@@ -61,6 +61,7 @@ FEATURES: tuple[str, ...] = (
     "dense_top3",       # encoder cosines (0 without an encoder)
     "dense_max",
     "dense_profile",
+    "expertise",        # the learned expertise model's score (recommender.expertise)
 )
 _F = {name: i for i, name in enumerate(FEATURES)}
 
@@ -233,6 +234,14 @@ def _best_per_segment(values: np.ndarray, indptr: np.ndarray, k: int) -> np.ndar
     return rank < k
 
 
+def _skill_rows(index: RankingIndex, queries: Sequence[Query]) -> sp.csr_matrix:
+    """``(len(queries), n skills)`` indicators of the queries' known skills."""
+    ids = index.projection.index["Skill"]
+    rows = [i for i, q in enumerate(queries) for s in q.skills if s in ids]
+    cols = [ids[s] for q in queries for s in q.skills if s in ids]
+    return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(queries), index.n_skills))
+
+
 #: The character n-gram signals look at this many of a candidate's solved problems: the ones closest
 #: by word cosine (the character view's best three are virtually always among them).
 CHAR_DEPTH = 25
@@ -286,6 +295,9 @@ def compute_features(
         dense_word = None
         if similar is None:
             dense_word = np.asarray((views.word @ index.docs_word_t).todense(), dtype=np.float32)
+        expert_z = None
+        if index.expertise is not None:
+            expert_z = index.expertise.embed(views.word, _skill_rows(index, chunk))
         q_bin = views.counts.copy()
         q_bin.data[:] = 1.0
         qd = None
@@ -343,6 +355,8 @@ def compute_features(
                     sd[cols == own] = -1.0
                     f[:, _F["dense_top3"]] = segment_topk(sd * weight, ptr, 3)[0]
                     f[:, _F["dense_max"]] = segment_max(sd, ptr)
+            if expert_z is not None:
+                f[:, _F["expertise"]] = index.expertise.scores(expert_z[i], cand)  # type: ignore[union-attr]
             f[:, _F["bm25"]] = _rows_dot(index.bm25, cand, q_bin[i])
             f[:, _F["profile"]] = 0.5 * (_rows_dot(index.profiles.word, cand, views.word[i])
                                          + _rows_dot(index.profiles.char, cand, views.char[i]))

@@ -9,7 +9,15 @@ row per (problem, worker) pair; ``groups`` tells which rows belong to the same p
 * :class:`PairwiseLogisticFusion`: a linear model fitted as logistic regression on differences
   between the expected worker's features and each other candidate's (RankNet-style pairs).
 * :class:`BoostedFusion`: gradient-boosted trees on the features plus their within-problem
-  z-scores, fitted pointwise.
+  z-scores, fitted pointwise (kept to read models saved before the query-normalised fusions; no
+  longer trained: it is not monotone in the similarity signals and fell far below its own inputs on
+  data it was not tuned on).
+* :class:`QueryNormFusion`: the served default. Every feature is z-scored *within the query's
+  candidates* (clipped), and the signal families (text, expertise, dense, graph, skills, context)
+  weigh the same whatever their members' scales: no parameter is fitted, so it cannot overfit.
+* :class:`CorrectedFusion`: the default plus a learned correction (pairwise logistic regression on the
+  same within-query z-scores, penalised towards the default, monotone in the similarity signals).
+  ``recommender.training`` serves it only when it beats the default with statistical confidence.
 """
 
 from __future__ import annotations
@@ -27,10 +35,15 @@ from recommender.features import FEATURES
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "FAMILIES",
+    "MONOTONE",
     "BoostedFusion",
+    "CorrectedFusion",
     "Fusion",
     "PairwiseLogisticFusion",
+    "QueryNormFusion",
     "WeightedFusion",
+    "family_weights",
     "fingerprint",
     "fusion_from_dict",
     "within_group_z",
@@ -42,8 +55,28 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "profile": 0.3, "skill_hist": 0.3, "skill_count": 0.5, "skill_declared": 0.3, "ppr": 0.5,
     "enterprise": 0.3, "chain": 0.2, "district_work": 0.1, "district": 0.2, "popularity": 0.2, "quality": 0.2,
     "honours": 0.1, "teach_fit": 0.5, "onsite_fit": 0.5, "depth_fit": 0.3,
-    "dense_top3": 1.0, "dense_max": 0.3, "dense_profile": 0.3,
+    "dense_top3": 1.0, "dense_max": 0.3, "dense_profile": 0.3, "expertise": 1.0,
 }
+
+#: Signal families of the query-normalised default: family -> (weight, members). A family's weight is
+#: shared equally by its members, so adding a signal to a family does not change the family's say.
+#: Popularity is deliberately absent: it helps where candidates were drawn uniformly and hurts where
+#: they were drawn among active workers (docs/ranking.md); the learned correction may add it.
+FAMILIES: dict[str, tuple[float, tuple[str, ...]]] = {
+    "text": (1.0, ("text_top3", "char_top3", "bm25")),
+    "expertise": (1.0, ("expertise",)),
+    "dense": (1.0, ("dense_top3",)),
+    "graph": (1.0, ("ppr",)),
+    "skills": (1.0, ("skill_count",)),
+    "profile": (0.25, ("profile", "dense_profile")),
+    "context": (0.5, ("enterprise", "chain", "district_work", "teach_fit", "onsite_fit")),
+}
+
+#: Similarity signals: a fusion may never score a worker lower for being more similar on one of them.
+MONOTONE: frozenset[str] = frozenset({
+    "text_top3", "text_max", "char_top3", "char_max", "bm25", "profile", "skill_hist", "skill_count",
+    "skill_declared", "ppr", "dense_top3", "dense_max", "dense_profile", "expertise",
+})
 
 
 def _check_x(x: Any) -> np.ndarray:
@@ -72,6 +105,21 @@ def within_group_z(x: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     np.add.at(sq, inv, (x - mean[inv]) ** 2)
     std = np.sqrt(sq / count)
     return np.divide(x - mean[inv], std[inv], out=np.zeros_like(x), where=std[inv] > 1e-12)
+
+
+def family_weights(families: Mapping[str, tuple[float, Sequence[str]]] | None = None) -> dict[str, float]:
+    """Feature -> weight of the query-normalised default (each family's weight split over its members).
+
+    Examples
+    --------
+    >>> family_weights({"text": (1.0, ("text_top3", "bm25")), "graph": (0.5, ("ppr",))})
+    {'text_top3': 0.5, 'bm25': 0.5, 'ppr': 0.5}
+    """
+    out: dict[str, float] = {}
+    for weight, members in (FAMILIES if families is None else families).values():
+        for name in members:
+            out[name] = out.get(name, 0.0) + float(weight) / len(members)
+    return out
 
 
 class _Scaled:
@@ -232,10 +280,135 @@ class BoostedFusion:
         return None  # trees have no additive per-feature contributions
 
 
-Fusion = WeightedFusion | PairwiseLogisticFusion | BoostedFusion
+class QueryNormFusion:
+    """Weighted sum of features z-scored within each query's candidates, clipped to ``[-clip, clip]``.
+
+    Scores are comparable within a query only (use :class:`WeightedFusion` across problems).
+
+    Parameters
+    ----------
+    weights
+        Feature name -> weight; ``None``: :func:`family_weights` (the signal families, equally).
+    clip
+        Bound on a within-query z-score (one worker with a rare non-zero value cannot dominate).
+
+    Examples
+    --------
+    >>> x = np.zeros((3, len(FEATURES))); x[:, FEATURES.index("bm25")] = [0.0, 1.0, 2.0]
+    >>> QueryNormFusion(weights={"bm25": 1.0}).fit(x).decision_function(x).round(3).tolist()
+    [-1.225, 0.0, 1.225]
+    """
+
+    kind = "query-z"
+
+    def __init__(self, *, weights: Mapping[str, float] | None = None, clip: float = 3.0) -> None:
+        self.weights = weights
+        self.clip = clip
+
+    def _prior(self) -> np.ndarray:
+        w = family_weights() if self.weights is None else dict(self.weights)
+        unknown = set(w) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"unknown feature(s) in weights: {', '.join(sorted(unknown))}")
+        return np.array([float(w.get(name, 0.0)) for name in FEATURES])
+
+    def fit(self, x: Any = None, y: Any = None, groups: Any = None) -> QueryNormFusion:
+        """Nothing to learn: set the weights (``x``, ``y`` and ``groups`` are accepted for symmetry)."""
+        self.coef_ = self._prior()
+        return self
+
+    def transform(self, x: Any, groups: Any = None) -> np.ndarray:
+        """The clipped within-query z-scores the weights apply to."""
+        return np.clip(within_group_z(_check_x(x), None if groups is None else np.asarray(groups)),
+                       -self.clip, self.clip)
+
+    def decision_function(self, x: Any, groups: Any = None) -> np.ndarray:
+        """Fused scores, one per row (``groups`` None: all rows are one query's candidates)."""
+        return self.transform(x, groups) @ self.coef_
+
+    def contributions(self, x: Any) -> np.ndarray:
+        """Per-feature additive contributions of one query's rows (rows sum to :meth:`decision_function`)."""
+        return self.transform(x) * self.coef_
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "features": list(FEATURES), "coef": self.coef_.tolist(), "clip": self.clip}
 
 
-def fusion_from_dict(doc: Mapping[str, Any]) -> WeightedFusion | PairwiseLogisticFusion:
+class CorrectedFusion(QueryNormFusion):
+    """The query-normalised default plus a learned correction.
+
+    The weights are ``prior + delta``, with ``delta`` minimising the pairwise logistic loss of
+    (expected worker, other candidate) pairs of within-query z-scores plus ``penalty * |delta|^2``
+    (a correction, not a model from scratch), under the bound ``weight >= 0`` for the
+    :data:`MONOTONE` similarity signals.
+
+    Parameters
+    ----------
+    weights, clip
+        As :class:`QueryNormFusion` (the prior).
+    penalty
+        Strength of the pull towards the prior.
+    max_pairs
+        Cap on training pairs (sampled with ``random_state``).
+    random_state
+        Seed of the pair sampling.
+    """
+
+    kind = "query-z-learned"
+
+    def __init__(self, *, weights: Mapping[str, float] | None = None, clip: float = 3.0, penalty: float = 0.01,
+                 max_pairs: int = 200_000, random_state: int = 0) -> None:
+        super().__init__(weights=weights, clip=clip)
+        self.penalty = penalty
+        self.max_pairs = max_pairs
+        self.random_state = random_state
+
+    def fit(self, x: Any = None, y: Any = None, groups: Any = None) -> CorrectedFusion:
+        """Fit the correction from rows ``x`` with relevance ``y`` grouped by query."""
+        from scipy.optimize import minimize
+
+        arr = _check_x(x)
+        yy = np.asarray(y).astype(bool)
+        g = np.asarray(groups)
+        if len(yy) != len(arr) or len(g) != len(arr):
+            raise ValueError("x, y and groups must have the same length")
+        z = self.transform(arr, g)
+        diffs = []
+        for grp in np.unique(g):
+            rows = np.flatnonzero(g == grp)
+            pos, neg = rows[yy[rows]], rows[~yy[rows]]
+            for p in pos:
+                if len(neg):
+                    diffs.append(z[p] - z[neg])
+        if not diffs:
+            raise ValueError("no (relevant, irrelevant) pairs to learn from")
+        d = np.vstack(diffs)
+        if len(d) > self.max_pairs:
+            d = d[np.random.default_rng(self.random_state).choice(len(d), self.max_pairs, replace=False)]
+        prior = self._prior()
+        lam = float(self.penalty)
+
+        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+            margin = d @ w
+            value = float(np.logaddexp(0.0, -margin).mean() + lam * np.sum((w - prior) ** 2))
+            grad = -(d * (0.5 * (1.0 - np.tanh(0.5 * margin)))[:, None]).mean(axis=0) + 2 * lam * (w - prior)
+            return value, grad
+
+        bounds = [(0.0, None) if name in MONOTONE else (None, None) for name in FEATURES]
+        start = np.maximum(prior, 0.0)
+        result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
+        self.coef_ = np.asarray(result.x, dtype=np.float64)
+        self.n_pairs_ = len(d)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "kind": self.kind, "penalty": self.penalty}
+
+
+Fusion = WeightedFusion | PairwiseLogisticFusion | BoostedFusion | QueryNormFusion
+
+
+def fusion_from_dict(doc: Mapping[str, Any]) -> WeightedFusion | PairwiseLogisticFusion | QueryNormFusion:
     """Rebuild a linear fusion saved with ``to_dict`` (features are matched by name)."""
     names: Sequence[str] = doc["features"]
     pos = {n: i for i, n in enumerate(names)}
@@ -244,6 +417,14 @@ def fusion_from_dict(doc: Mapping[str, Any]) -> WeightedFusion | PairwiseLogisti
         values = doc[key]
         return np.array([float(values[pos[n]]) if n in pos else default for n in FEATURES])
 
+    if doc["kind"] in (QueryNormFusion.kind, CorrectedFusion.kind):
+        coef = column("coef", 0.0)
+        norm = QueryNormFusion(weights=dict(zip(FEATURES, coef.tolist(), strict=True)),
+                               clip=float(doc.get("clip", 3.0)))
+        if doc["kind"] == CorrectedFusion.kind:
+            norm = CorrectedFusion(weights=norm.weights, clip=norm.clip, penalty=float(doc.get("penalty", 0.01)))
+        norm.coef_ = coef
+        return norm
     fusion: WeightedFusion | PairwiseLogisticFusion
     if doc["kind"] == WeightedFusion.kind:
         fusion = WeightedFusion(weights={n: float(v) for n, v in zip(names, doc["coef"], strict=True)})

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.projection import Projection
+from recommender.expertise import ExpertiseModel, fit_expertise
 from recommender.selection import capacity_of
 from recommender.signals import bm25_weights, personalized_pagerank, rating_weight, transition_matrix
 from recommender.text import TextModel, TextViews, problem_text, profile_text
@@ -164,6 +165,8 @@ class RankingIndex:
     max_hubs: int = 1024
     #: Positions of the history problems (with at least one solver) in the projection.
     hp: np.ndarray
+    #: Weight of the problem's skills beside its words in the expertise model's input.
+    expertise_skill_weight: float = 0.0
 
     def __init__(self, projection: Projection, *, history: np.ndarray | None = None, encoder: Encoder | None = None,
                  vectors: Mapping[str, np.ndarray] | None = None, reuse: RankingIndex | None = None,
@@ -307,6 +310,23 @@ class RankingIndex:
         trained = np.nan_to_num(self.edges.trainees)
         self.trainees = np.bincount(rows, weights=trained, minlength=self.n_workers)
         self.read_worker_flags()
+
+        # --- the learned expertise model --------------------------------------------------------
+        same_evidence = (reuse is not None and changed is not None and np.array_equal(reuse.hp, hp)
+                         and reuse.solved.shape == self.solved.shape and (reuse.solved != self.solved).nnz == 0
+                         and not any(key[0] == "Problem" for key in changed if len(key) == 2))
+        self.expertise: ExpertiseModel | None
+        if same_evidence:
+            assert reuse is not None
+            self.expertise = reuse.expertise
+            if self.expertise is not None and len(self.expertise.workers) < self.n_workers:
+                grown = np.zeros((self.n_workers, self.expertise.dim), dtype=np.float32)
+                grown[:len(self.expertise.workers)] = self.expertise.workers
+                self.expertise = ExpertiseModel(self.expertise.terms, self.expertise.components,
+                                                self.expertise.skill_weight, self.expertise.skill_idf, grown)
+        else:
+            self.expertise = fit_expertise(self.docs.word, self.solved, skills=self.problem_skills,
+                                           skill_idf=self.skill_idf, skill_weight=self.expertise_skill_weight)
 
         # --- the random-walk graph ------------------------------------------------------------
         self._build_walk()

@@ -1,12 +1,16 @@
-"""Learning the fusion from a graph's own history, by a time split.
+"""Choosing the fusion from a graph's own history (no benchmark label is ever used).
 
-The newest solved problems (``holdout`` share, by ``posted_at``; by natural id order when the
-data has no dates) become pseudo-queries shaped like the evaluation queries: the problem's text
-and skills, one solver as the expected worker and ``n_negatives`` workers with history sampled
-as the other candidates. Their features are computed against an index of the *older* problems
-only, so no pseudo-query sees itself or anything after it. The learned fusions are fitted on the
-older part of the pseudo-queries and compared with the configured weights on the newer part; the
-winner is kept and, when learned, refitted on all pseudo-queries.
+Solved problems of the history become pseudo-queries shaped like the evaluation queries: the
+problem's text and skills, one solver as the expected worker and ``n_negatives`` workers with
+history as the other candidates, never a co-solver nor a worker interchangeable with the expected
+one (same skills and work), optionally with the popularity of the candidates really ranked. Their
+features come from an index that does not contain them: the older problems (a time split of the
+newest 10 %), or the other folds (cross-fitting, when the newest 10 % would be too few).
+
+The served default is :class:`~recommender.fusion.QueryNormFusion` (no fitted parameter). A learned
+correction (:class:`~recommender.fusion.CorrectedFusion`) replaces it only when its out-of-fold MRR
+gain on the pseudo-queries has a paired-bootstrap lower bound above zero. ``docs/ranking.md`` has
+the protocol and the measurements.
 """
 
 from __future__ import annotations
@@ -19,15 +23,16 @@ from typing import Any, Literal
 
 import joblib
 import numpy as np
+import scipy.sparse as sp
 
 from graph.projection import Projection
 from recommender.errors import ModelNotFound
 from recommender.features import FEATURES, Query, compute_features
 from recommender.fusion import (
     BoostedFusion,
+    CorrectedFusion,
     Fusion,
-    PairwiseLogisticFusion,
-    WeightedFusion,
+    QueryNormFusion,
     fingerprint,
     fusion_from_dict,
 )
@@ -39,6 +44,9 @@ __all__ = [
     "TrainedRanker",
     "make_pseudo_queries",
     "mrr_of",
+    "paired_bootstrap",
+    "popularity_matched_weights",
+    "reciprocal_ranks",
     "score_groups",
     "skill_aliases",
     "time_order",
@@ -84,17 +92,78 @@ class PseudoQueries:
         return len(self.queries)
 
 
+def interchangeable_signatures(proj: Projection, history: np.ndarray) -> sp.csr_matrix:
+    """Row-normalised skill signatures of the workers: declared skills plus the skills of the history
+    problems they solved (log counts, idf-weighted). Two workers whose signatures have a cosine of
+    :data:`INTERCHANGEABLE_COSINE` or more do the same work: neither is a negative for the other."""
+    solved = sp.csr_matrix(proj.matrix("SOLVED", "Worker", "Problem"), dtype=np.float64)
+    hist = sp.diags(np.asarray(history, dtype=np.float64))
+    requires = sp.csr_matrix(proj.matrix("REQUIRES", "Problem", "Skill"), dtype=np.float64)
+    counts = sp.csr_matrix(solved @ hist @ requires)
+    counts.data = np.log1p(counts.data)
+    declared = sp.csr_matrix(proj.matrix("HAS_SKILL", "Worker", "Skill"), dtype=np.float64)
+    declared.data[:] = 1.0
+    sig = sp.csr_matrix(counts + declared)
+    df = np.bincount(sig.indices, minlength=sig.shape[1]).astype(np.float64)
+    idf = np.log((sig.shape[0] + 1.0) / (df + 1.0)) + 1.0
+    sig = sp.csr_matrix(sig @ sp.diags(idf))
+    norms = np.sqrt(np.asarray(sig.multiply(sig).sum(axis=1)).ravel())
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return sp.csr_matrix(sp.diags(inv) @ sig)
+
+
+#: Skill-signature cosine from which two workers count as interchangeable (see :func:`interchangeable_signatures`).
+INTERCHANGEABLE_COSINE = 0.9
+
+
+def popularity_matched_weights(n_solved: np.ndarray, pool: np.ndarray, reference: np.ndarray | None,
+                               bins: int = 8) -> np.ndarray | None:
+    """Sampling weights over ``pool`` so that its ``log(1 + problems solved)`` matches ``reference``'s.
+
+    ``reference`` holds the problems-solved counts of the candidates the fusion will really rank (the
+    evaluation's candidate lists, label-free). ``None`` (or too few) gives ``None``: uniform sampling.
+
+    Examples
+    --------
+    >>> w = popularity_matched_weights(np.array([0, 1, 1, 9, 9, 9.0]), np.arange(6), np.array([9.0] * 10))
+    >>> bool(w[3:].sum() > 0.99)
+    True
+    """
+    if reference is None or len(reference) < 20 or not len(pool):
+        return None
+    ref = np.log1p(np.asarray(reference, dtype=np.float64))
+    mine = np.log1p(np.asarray(n_solved, dtype=np.float64)[pool])
+    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+    ref_bin = np.searchsorted(edges, ref, side="right")
+    my_bin = np.searchsorted(edges, mine, side="right")
+    want = np.bincount(ref_bin, minlength=len(edges) + 1) / len(ref)
+    have = np.bincount(my_bin, minlength=len(edges) + 1).astype(np.float64)
+    w = np.divide(want[my_bin], have[my_bin], out=np.zeros(len(pool)), where=have[my_bin] > 0)
+    if w.sum() <= 0:
+        return None
+    w = np.maximum(w, 1e-3 * w[w > 0].min())  # every pool worker stays possible
+    return w / w.sum()
+
+
 def make_pseudo_queries(proj: Projection, problems: np.ndarray, history: np.ndarray, *, n_negatives: int = 19,
-                        seed: int = 0) -> PseudoQueries:
+                        seed: int = 0, reference_popularity: np.ndarray | None = None,
+                        same_work: float = INTERCHANGEABLE_COSINE) -> PseudoQueries:
     """Pseudo-queries from solved ``problems`` with candidates drawn from workers with history.
 
     ``history`` is the boolean problem mask of the index the features will come from: only
-    workers who solved something there are candidates (the expected one included).
+    workers who solved something there are candidates (the expected one included). A negative is
+    never a co-solver of the problem nor interchangeable with the expected worker (skill-signature
+    cosine ``>= same_work``): history credits one solver, but a colleague doing the same work would
+    have been a right answer too. With ``reference_popularity`` (problems-solved counts of the
+    candidates really ranked), negatives are drawn so that their popularity matches it.
     """
     rng = np.random.default_rng(seed)
     solved = proj.matrix("SOLVED", "Worker", "Problem").tocsc()
-    has_history = np.asarray(solved[:, np.flatnonzero(history)].sum(axis=1)).ravel() > 0
+    counts = np.asarray(solved[:, np.flatnonzero(history)].sum(axis=1)).ravel()
+    has_history = counts > 0
     pool = np.flatnonzero(has_history)
+    weights = popularity_matched_weights(counts, pool, reference_popularity)
+    sig = interchangeable_signatures(proj, history)
     aliases = skill_aliases(proj)
     out = PseudoQueries()
     if len(pool) < 2:
@@ -105,11 +174,15 @@ def make_pseudo_queries(proj: Projection, problems: np.ndarray, history: np.ndar
         if not len(eligible):
             continue
         expected = int(rng.choice(eligible))
-        others = np.setdiff1d(pool, solvers, assume_unique=False)
-        k = min(n_negatives, len(others))
-        if k == 0:
+        allowed = ~np.isin(pool, solvers)
+        others = pool[allowed]
+        p_others = None if weights is None else weights[allowed] / weights[allowed].sum()
+        # draw a few more than needed, then drop the ones interchangeable with the expected worker
+        draw = rng.choice(others, size=min(len(others), 3 * n_negatives + 10), replace=False, p=p_others)
+        alike = np.asarray((sig[draw] @ sig[expected].T).todense()).ravel() >= same_work
+        negatives = draw[~alike][:n_negatives]
+        if not len(negatives):
             continue
-        negatives = rng.choice(others, size=k, replace=False)
         row = dict(proj.props["Problem"][int(p)])
         row["id"] = proj.ids["Problem"][int(p)]
         cand = np.concatenate([[expected], negatives]).astype(np.int64)
@@ -152,19 +225,19 @@ class TrainedRanker:
 
     fusion: Fusion
     chosen: str                                   # "weights" or a learned kind
-    validation: dict[str, dict[str, float]]       # kind -> metrics on the validation slice
+    validation: dict[str, dict[str, float]]       # "default"/"learned" -> out-of-fold metrics; "gain" -> bootstrap
     n_train: int = 0
     n_valid: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
-        """``"fused-weights@<hash>"`` or ``"learned@<hash>"``."""
+        """``"fused-default@<hash>"`` or ``"learned@<hash>"``."""
         if isinstance(self.fusion, BoostedFusion):
             params = {"kind": self.fusion.kind, "meta": self.meta, "valid": self.validation}
         else:
             params = self.fusion.to_dict()
-        prefix = "fused-weights" if self.chosen == "weights" else "learned"
+        prefix = "learned" if self.chosen == "learned" else "fused-default"
         return f"{prefix}@{fingerprint(params)}"
 
     def save(self, directory: str | Path) -> Path:
@@ -200,83 +273,165 @@ class TrainedRanker:
                    n_train=doc.get("n_train", 0), n_valid=doc.get("n_valid", 0), meta=doc.get("meta", {}))
 
 
+def reciprocal_ranks(scores: list[np.ndarray], labels: list[np.ndarray]) -> np.ndarray:
+    """1 / (pessimistic rank of the first relevant candidate) per query.
+
+    Examples
+    --------
+    >>> reciprocal_ranks([np.array([0.2, 0.9, 0.9])], [np.array([False, True, False])]).tolist()
+    [0.5]
+    """
+    out = np.zeros(len(scores))
+    for i, (s, y) in enumerate(zip(scores, labels, strict=True)):
+        s = np.asarray(s, dtype=np.float64)
+        pos = np.flatnonzero(y)
+        if len(pos):
+            best = s[pos].max()
+            out[i] = 1.0 / (1 + int(np.sum(s[~np.asarray(y, dtype=bool)] >= best)))
+    return out
+
+
+def paired_bootstrap(gain: np.ndarray, *, resamples: int = 2000, confidence: float = 0.95,
+                     seed: int = 0) -> dict[str, float]:
+    """Mean of per-query ``gain`` and its one-sided bootstrap lower bound (resampling queries).
+
+    Examples
+    --------
+    >>> r = paired_bootstrap(np.full(50, 0.1)); round(r["mean"], 3), round(r["low"], 3)
+    (0.1, 0.1)
+    """
+    gain = np.asarray(gain, dtype=np.float64)
+    if not len(gain):
+        return {"mean": 0.0, "low": 0.0, "high": 0.0, "queries": 0.0}
+    rng = np.random.default_rng(seed)
+    means = gain[rng.integers(0, len(gain), size=(resamples, len(gain)))].mean(axis=1)
+    return {"mean": float(gain.mean()), "low": float(np.quantile(means, 1.0 - confidence)),
+            "high": float(np.quantile(means, confidence)), "queries": float(len(gain))}
+
+
+def _pseudo_features(proj: Projection, order: np.ndarray, base: np.ndarray, *, encoder: Encoder | None,
+                     holdout: float, target_queries: int, max_queries: int, folds: int, n_negatives: int, seed: int,
+                     reference_popularity: np.ndarray | None,
+                     say: Callable[[str], None]) -> tuple[PseudoQueries, list[np.ndarray], dict[str, Any]]:
+    """Pseudo-queries and their features: a time split when the newest ``holdout`` share gives at least
+    ``target_queries``, else cross-fitting over ``folds`` random folds of the solved history (each fold's
+    problems ranked against an index of the others)."""
+    solved_cols = np.asarray(proj.matrix("SOLVED", "Worker", "Problem").sum(axis=0)).ravel() > 0
+    solved_order = order[solved_cols[order]]
+    n_hold = int(round(len(solved_order) * holdout))
+    pseudo = PseudoQueries()
+    feats: list[np.ndarray] = []
+    if n_hold >= target_queries or len(solved_order) < 2 * folds:
+        held = solved_order[len(solved_order) - n_hold:] if n_hold else solved_order[:0]
+        held = held[-max_queries:]
+        history = base.copy()
+        if len(held):  # everything posted from the first held-out problem on is outside the history
+            first = int(np.flatnonzero(np.isin(order, held))[0])
+            history[order[first:]] = False
+        pseudo = make_pseudo_queries(proj, held, history, n_negatives=n_negatives, seed=seed,
+                                     reference_popularity=reference_popularity)
+        if len(pseudo):
+            say(f"pseudo-queries: the newest {holdout:.0%} of solved problems ({len(pseudo)}) against "
+                f"{int(history.sum())} older problems")
+            feats, _ = compute_features(RankingIndex(proj, history=history, encoder=encoder), pseudo.queries,
+                                        pseudo.candidates)
+        return pseudo, feats, {"protocol": "time-split", "holdout": holdout, "history_problems": int(history.sum())}
+    chosen = solved_order[-max_queries:]
+    fold_of = np.random.default_rng(seed).integers(0, folds, size=len(chosen))
+    for f in range(folds):
+        part = chosen[fold_of == f]
+        history = base.copy()
+        history[part] = False
+        fold = make_pseudo_queries(proj, part, history, n_negatives=n_negatives, seed=seed + f,
+                                   reference_popularity=reference_popularity)
+        if not len(fold):
+            continue
+        fold_feats, _ = compute_features(RankingIndex(proj, history=history, encoder=encoder), fold.queries,
+                                         fold.candidates)
+        pseudo.queries += fold.queries
+        pseudo.candidates += fold.candidates
+        pseudo.labels += fold.labels
+        feats += fold_feats
+        say(f"  fold {f + 1}/{folds}: {len(fold)} pseudo-queries")
+    say(f"pseudo-queries: {len(pseudo)} by {folds}-fold cross-fitting over the {len(solved_order)} solved problems "
+        f"(the newest {holdout:.0%} alone would give {n_hold})")
+    return pseudo, feats, {"protocol": f"{folds}-fold", "holdout": holdout, "history_problems": int(base.sum())}
+
+
 def train_ranker(
     proj: Projection,
     *,
     encoder: Encoder | None = None,
     weights: Mapping[str, float] | None = None,
     holdout: float = 0.1,
-    valid_share: float = 0.3,
     n_negatives: int = 19,
     max_queries: int = 4000,
     min_queries: int = 30,
+    target_queries: int = 300,
+    folds: int = 5,
     seed: int = 0,
-    mode: Literal["auto", "weights", "learned"] = "auto",
+    mode: Literal["auto", "default", "weights", "learned"] = "auto",
     within: np.ndarray | None = None,
+    reference_popularity: np.ndarray | None = None,
+    confidence: float = 0.95,
     log: Callable[[str], None] | None = None,
 ) -> TrainedRanker:
-    """Fit and choose the fusion on ``proj``'s own history (see the module docstring).
+    """Choose the fusion on ``proj``'s own history: the query-normalised default, or a learned correction
+    of it when that wins with confidence.
 
-    ``mode="auto"`` keeps a learned fusion only when it beats the weights on the validation slice;
-    ``"weights"`` and ``"learned"`` force the choice (the validation is still measured and reported).
-    ``within`` (a boolean problem mask) restricts training to a part of the graph, e.g. the
-    history before a replay's test window; problems outside it are neither evidence nor queries.
-    With fewer than ``min_queries`` usable pseudo-queries the configured weights are returned,
-    their scaler fitted on whatever rows exist.
+    Pseudo-queries (solved problems of the history with their solver as the expected worker) come from
+    the newest ``holdout`` share by a time split, or, when that would give fewer than
+    ``target_queries``, from ``folds``-fold cross-fitting over all solved problems. The learned
+    correction (:class:`~recommender.fusion.CorrectedFusion`) is scored out of fold (``folds``
+    contiguous blocks of pseudo-queries) against the default on the same queries; a paired bootstrap
+    over queries gives a one-sided ``confidence`` lower bound of its MRR gain, and ``mode="auto"``
+    serves it only when that bound is above 0. ``"default"`` (alias ``"weights"``) and ``"learned"``
+    force the choice (the comparison is still measured and reported). ``within`` restricts training
+    to a part of the graph (e.g. a replay's history); ``reference_popularity`` makes the negatives'
+    popularity match the candidates that will be ranked (see :func:`make_pseudo_queries`).
     """
     say = log or (lambda _msg: None)
+    if mode == "weights":
+        mode = "default"
     order = time_order(proj)
-    if within is not None:
-        order = order[np.asarray(within, dtype=bool)[order]]
-    solved_cols = np.asarray(proj.matrix("SOLVED", "Worker", "Problem").sum(axis=0)).ravel() > 0
-    solved_order = order[solved_cols[order]]
-    n_hold = int(round(len(solved_order) * holdout))
-    held = solved_order[len(solved_order) - n_hold:] if n_hold else solved_order[:0]
-    if len(held) > max_queries:
-        held = held[-max_queries:]
-    history = np.ones(proj.n("Problem"), dtype=bool) if within is None else np.asarray(within, dtype=bool).copy()
-    # everything posted from the first held-out problem on is outside the history
-    if len(held):
-        first = int(np.flatnonzero(np.isin(order, held))[0])
-        history[order[first:]] = False
-    pseudo = make_pseudo_queries(proj, held, history, n_negatives=n_negatives, seed=seed)
-    meta: dict[str, Any] = {"holdout": holdout, "n_negatives": n_negatives, "seed": seed,
-                            "history_problems": int(history.sum()), "pseudo_queries": len(pseudo),
-                            "encoder": getattr(encoder, "identity", None)}
-    weighted = WeightedFusion(weights=weights)
+    base = np.ones(proj.n("Problem"), dtype=bool) if within is None else np.asarray(within, dtype=bool).copy()
+    order = order[base[order]]
+    pseudo, feats, protocol = _pseudo_features(
+        proj, order, base, encoder=encoder, holdout=holdout, target_queries=target_queries, max_queries=max_queries,
+        folds=folds, n_negatives=n_negatives, seed=seed, reference_popularity=reference_popularity, say=say)
+    meta: dict[str, Any] = {**protocol, "n_negatives": n_negatives, "seed": seed, "pseudo_queries": len(pseudo),
+                            "encoder": getattr(encoder, "identity", None),
+                            "popularity_matched": reference_popularity is not None}
+    default = QueryNormFusion(weights=weights).fit()
     if len(pseudo) < min_queries:
-        say(f"only {len(pseudo)} pseudo-queries: using the configured weights")
-        feats: list[np.ndarray] = []
-        if len(pseudo):
-            index = RankingIndex(proj, history=history, encoder=encoder)
-            feats, _ = compute_features(index, pseudo.queries, pseudo.candidates)
-        x, _, _ = _stack(feats, pseudo.labels)
-        weighted.fit(x if len(x) else np.zeros((1, len(FEATURES))))
-        return TrainedRanker(weighted, "weights", {}, 0, 0, meta)
-    say(f"training on {len(pseudo)} pseudo-queries from the newest {holdout:.0%} of solved problems "
-        f"against {int(history.sum())} older problems")
-    index = RankingIndex(proj, history=history, encoder=encoder)
-    feats, _ = compute_features(index, pseudo.queries, pseudo.candidates)
-    cut = int(len(feats) * (1.0 - valid_share))
-    tr_x, tr_y, tr_g = _stack(feats[:cut], pseudo.labels[:cut])
-    candidates: dict[str, Fusion] = {
-        "weights": WeightedFusion(weights=weights).fit(tr_x),
-        PairwiseLogisticFusion.kind: PairwiseLogisticFusion(random_state=seed).fit(tr_x, tr_y, tr_g),
-        BoostedFusion.kind: BoostedFusion(random_state=seed).fit(tr_x, tr_y, tr_g),
-    }
-    validation = {kind: mrr_of(score_groups(f, feats[cut:]), pseudo.labels[cut:]) for kind, f in candidates.items()}
-    for kind, m in validation.items():
-        say(f"  validation {kind:18s} MRR {m['MRR']:.4f}  P@1 {m['P@1']:.4f}  nDCG@10 {m['nDCG@10']:.4f}")
-    allowed = {"auto": list(validation), "weights": ["weights"],
-               "learned": [k for k in validation if k != "weights"]}[mode]
-    best = max(allowed, key=lambda k: (validation[k]["MRR"], k == "weights"))
-    all_x, all_y, all_g = _stack(feats, pseudo.labels)
-    final: Fusion
-    if best == "weights":
-        final = WeightedFusion(weights=weights).fit(all_x)
-    elif best == PairwiseLogisticFusion.kind:
-        final = PairwiseLogisticFusion(random_state=seed).fit(all_x, all_y, all_g)
+        say(f"only {len(pseudo)} pseudo-queries: serving the default fusion")
+        return TrainedRanker(default, "default", {}, 0, 0, meta)
+    default_rr = reciprocal_ranks(score_groups(default, feats), pseudo.labels)
+    learned_rr = np.zeros(len(feats))
+    bounds = np.linspace(0, len(feats), folds + 1).astype(int)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        train = [i for i in range(len(feats)) if not lo <= i < hi]
+        x, y, g = _stack([feats[i] for i in train], [pseudo.labels[i] for i in train])
+        fold_model = CorrectedFusion(weights=weights, random_state=seed).fit(x, y, g)
+        learned_rr[lo:hi] = reciprocal_ranks(score_groups(fold_model, feats[lo:hi]), pseudo.labels[lo:hi])
+    gain = paired_bootstrap(learned_rr - default_rr, confidence=confidence, seed=seed)
+    validation = {"default": {"MRR": float(default_rr.mean())}, "learned": {"MRR": float(learned_rr.mean())},
+                  "gain": gain}
+    say(f"  out-of-fold MRR on {len(feats)} pseudo-queries: default {default_rr.mean():.4f}, "
+        f"learned correction {learned_rr.mean():.4f}; gain {gain['mean']:+.4f}, "
+        f"{confidence:.0%} lower bound {gain['low']:+.4f}")
+    if mode == "auto":
+        chosen = "learned" if gain["low"] > 0 else "default"
+        meta["why"] = (f"learned correction's MRR gain over the default {gain['mean']:+.4f}, one-sided "
+                       f"{confidence:.0%} lower bound {gain['low']:+.4f} "
+                       f"({'> 0: learned' if chosen == 'learned' else '<= 0: the default serves'})")
     else:
-        final = BoostedFusion(random_state=seed).fit(all_x, all_y, all_g)
-    say(f"chosen fusion: {best}")
-    return TrainedRanker(final, best, validation, cut, len(feats) - cut, meta)
+        chosen = mode
+        meta["why"] = f"forced ({mode})"
+    say(f"chosen fusion: {chosen} ({meta['why']})")
+    n_valid = len(feats)
+    if chosen == "default":
+        return TrainedRanker(default, "default", validation, 0, n_valid, meta)
+    all_x, all_y, all_g = _stack(feats, pseudo.labels)
+    final = CorrectedFusion(weights=weights, random_state=seed).fit(all_x, all_y, all_g)
+    return TrainedRanker(final, "learned", validation, len(feats), n_valid, meta)

@@ -369,7 +369,7 @@ def test_assign_command_with_the_real_recommender(tmp_path: Path) -> None:
     dry = runner.invoke(main, ["assign", "--dry-run", "--json"], env=env)
     assert dry.exit_code == 0, dry.output
     report = json.loads(dry.output)
-    assert report["model_version"].startswith(("fused-weights@", "learned@")) and report["demand"] == 3
+    assert report["model_version"].startswith(("fused-default@", "learned@")) and report["demand"] == 3
     pairs = [(p["problem_id"], p["worker_id"]) for p in report["plan"]["pairs"]]
     # W1, W2 (亭湖区) serve P1/P2 in their district; P3 (大丰区) can only get the city-team W3
     assert {w for p, w in pairs if p in ("P1", "P2")} <= {"W1", "W2", "W3"} and ("P3", "W3") in pairs

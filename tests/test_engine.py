@@ -44,7 +44,7 @@ def test_welding_problem_ranks_the_welders_and_never_the_inactive(store: MemoryS
     assert ids.index("w6") < ids.index("w3")  # a welder before the CNC machinist
     assert all(a.score >= b.score for a, b in zip(recs, recs[1:], strict=False))
     assert recs[0].components["fused"] != 0.0
-    assert re.match(r"^(fused-weights|learned)@[0-9a-f]{10}$", _rec(store, tmp_path).model_version)
+    assert re.match(r"^(fused-default|learned)@[0-9a-f]{10}$", _rec(store, tmp_path).model_version)
 
 
 def test_capacity_filter_uses_the_selection_rule(store: MemoryStore, tmp_path: Path) -> None:

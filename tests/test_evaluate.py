@@ -76,8 +76,8 @@ def test_evaluate_output_format_and_metrics(tmp_path: Path) -> None:
     assert report.metrics["queries"] == 3
     assert report.metrics["MRR"] == pytest.approx(_recompute(out, queries), abs=1e-6)
     assert report.metrics["MRR"] >= 2 / 3  # the welder, the PLC engineer and the CNC machinist are easy
-    assert report.chosen == "weights"  # too little history to train on: the configured weights
-    assert report.model_version.startswith("fused-weights@")
+    assert report.chosen == "default"  # too little history to train on: the query-normalised default
+    assert report.model_version.startswith("fused-default@")
 
 
 def test_cli_evaluate(tmp_path: Path) -> None:

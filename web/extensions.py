@@ -60,9 +60,12 @@ class AppState:
         self._recommender: Any = config.get("RECOMMENDER")
         self._recommender_options: dict[str, Any] = dict(config.get("RECOMMENDER_OPTIONS") or {})
         self._recommender_factory: Any = config.get("RECOMMENDER_FACTORY")
-        # a dense text encoder only when the operator names one (JIANGLIAN_EMBEDDING_MODEL): measured on the
-        # demo replay and gis, TF-IDF alone ranks as well for far less CPU (docs/ranking.md)
-        self._embedding_model = str(config.get("EMBEDDING_MODEL") or "").strip() or None
+        # the served ranking's dense encoder: JIANGLIAN_EMBEDDING_MODEL, else the packaged multilingual
+        # encoder (docs/ranking.md, "The dense leg"); "none" switches the dense signals off
+        from embeddings.encoder import NO_ENCODER, RANKING_DEFAULT
+
+        named = str(config.get("EMBEDDING_MODEL") or "").strip() or RANKING_DEFAULT
+        self._embedding_model = None if named.lower() in NO_ENCODER else named
         if self._embedding_model and "encoder" not in self._recommender_options:
             from embeddings.encoder import resolve_model
 

@@ -1,0 +1,157 @@
+"""A learned expertise model per worker: what each worker solves, fitted on the history.
+
+Every other text signal compares a new problem with past problems one by one (top-3, max, BM25) or
+with a profile text. This one is discriminative: for each worker a linear scorer over the problem's
+text, fitted so that it is high on the problems the worker solved and low on everyone else's. A
+one-vs-rest logistic regression per worker does not scale to a province (136k workers), so the model
+is shared and low-rank, a two-tower form with a closed-form fit:
+
+1. the problem tower: a truncated SVD of the history's word TF-IDF (and, with ``skill_weight``, the
+   idf-weighted skills) maps a problem to ``dim`` numbers, ``z = x @ components.T``;
+2. the worker tower: one ``dim``-vector per worker, the ridge regression of "did this worker solve
+   it" (0/1) on ``z`` over all history problems, ``W = (Z'Z + lam I)^-1 Z'Y``, solved for every worker
+   at once (one ``dim x dim`` system).
+
+A worker's score for a new problem is ``z @ W[w]``. The ridge penalty ``lam`` is ``alpha`` times the
+mean eigenvalue of ``Z'Z``, so one setting fits histories of any size. The SVD is fitted on at most
+``max_fit_docs`` problems and ``max_terms`` terms, which bounds its cost and the memory it keeps
+(``dim x max_terms`` floats) at province scale; everything is pure numpy/scipy, deterministic for a
+seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+
+__all__ = ["ExpertiseModel", "fit_expertise"]
+
+
+@dataclass(frozen=True)
+class ExpertiseModel:
+    """The fitted two towers (see the module docstring).
+
+    Attributes
+    ----------
+    terms
+        Columns of the word TF-IDF vocabulary the problem tower reads.
+    components
+        ``(dim, len(terms) + n_skills)`` float32: the problem tower.
+    skill_weight
+        Weight of the skill block in the problem tower's input (0: text only).
+    skill_idf
+        Idf of each skill (the skill block's weights).
+    workers
+        ``(n_workers, dim)`` float32: the worker tower.
+    """
+
+    terms: np.ndarray
+    components: np.ndarray
+    skill_weight: float
+    skill_idf: np.ndarray
+    workers: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        """Number of latent dimensions."""
+        return int(self.components.shape[0])
+
+    def embed(self, word: sp.csr_matrix, skills: sp.csr_matrix | None = None) -> np.ndarray:
+        """Problem-tower vectors ``(n, dim)`` of word TF-IDF rows (and skill indicator rows)."""
+        x = _design(sp.csr_matrix(word), skills, self.terms, self.skill_weight, self.skill_idf)
+        return np.asarray(x @ self.components.T, dtype=np.float32)
+
+    def scores(self, z: np.ndarray, workers: np.ndarray) -> np.ndarray:
+        """Scores of some workers for one problem-tower vector ``z``."""
+        return np.asarray(self.workers[np.asarray(workers, dtype=np.int64)] @ z, dtype=np.float64)
+
+
+def _design(word: sp.csr_matrix, skills: sp.csr_matrix | None, terms: np.ndarray, skill_weight: float,
+            skill_idf: np.ndarray) -> sp.csr_matrix:
+    x = sp.csr_matrix(word[:, terms], dtype=np.float32)
+    if skill_weight <= 0:
+        return x
+    n_skills = len(skill_idf)
+    s = sp.csr_matrix((x.shape[0], n_skills), dtype=np.float32) if skills is None else sp.csr_matrix(
+        skills, dtype=np.float32)
+    s = sp.csr_matrix(s @ sp.diags(skill_idf.astype(np.float32)))
+    norms = np.sqrt(np.asarray(s.multiply(s).sum(axis=1)).ravel())
+    inv = np.divide(skill_weight, norms, out=np.zeros_like(norms), where=norms > 0)
+    s = sp.csr_matrix(sp.diags(inv.astype(np.float32)) @ s)
+    return sp.csr_matrix(sp.hstack([x, s], format="csr"))
+
+
+def fit_expertise(
+    docs_word: sp.csr_matrix,
+    solved: sp.csr_matrix,
+    *,
+    skills: sp.csr_matrix | None = None,
+    skill_idf: np.ndarray | None = None,
+    skill_weight: float = 0.0,
+    dim: int = 128,
+    alpha: float = 2.0,
+    max_terms: int = 50_000,
+    max_fit_docs: int = 50_000,
+    seed: int = 0,
+) -> ExpertiseModel | None:
+    """Fit the expertise model on history problems.
+
+    Parameters
+    ----------
+    docs_word
+        ``(n problems, vocabulary)`` word TF-IDF rows of the history problems.
+    solved
+        ``(n workers, n problems)``: 1 where the worker solved the problem.
+    skills, skill_idf, skill_weight
+        ``(n problems, n skills)`` skill indicators, their idf, and the weight of that block
+        (0 leaves skills out).
+    dim
+        Latent dimensions (fewer when the history is smaller).
+    alpha
+        Ridge penalty as a multiple of the mean eigenvalue of ``Z'Z``.
+    max_terms
+        The problem tower reads at most this many terms: the most frequent ones seen in at least two
+        problems (a term of one problem cannot generalise).
+    max_fit_docs
+        The SVD is fitted on at most this many problems (a seeded sample); all of them enter the ridge.
+
+    Returns
+    -------
+    ExpertiseModel or None
+        ``None`` when the history is too small for a model (fewer than 8 problems or terms).
+
+    Examples
+    --------
+    >>> docs = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]] * 3, dtype=float))
+    >>> solved = sp.csr_matrix(np.array([[1, 1, 0, 0] * 3, [0, 0, 1, 1] * 3], dtype=float))
+    >>> model = fit_expertise(docs, solved, dim=2)
+    >>> z = model.embed(sp.csr_matrix(np.array([[1.0, 1.0, 0.0, 0.0]])))[0]
+    >>> bool(model.scores(z, np.array([0, 1]))[0] > model.scores(z, np.array([0, 1]))[1])
+    True
+    """
+    docs_word = sp.csr_matrix(docs_word)
+    n_docs = docs_word.shape[0]
+    df = np.bincount(docs_word.indices, minlength=docs_word.shape[1])
+    common = np.flatnonzero(df >= 2)
+    if len(common) > max_terms:
+        common = np.sort(common[np.argsort(-df[common], kind="stable")[:max_terms]])
+    idf = np.ones(0) if skill_idf is None else np.asarray(skill_idf, dtype=np.float64)
+    weight = float(skill_weight) if skills is not None and len(idf) else 0.0
+    x = _design(docs_word, skills, common, weight, idf)
+    k = min(dim, n_docs - 1, x.shape[1] - 1)
+    if k < 2 or n_docs < 8 or len(common) < 8:
+        return None
+    rng = np.random.default_rng(seed)
+    fit_rows = x if n_docs <= max_fit_docs else x[np.sort(rng.choice(n_docs, max_fit_docs, replace=False))]
+    svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=seed).fit(fit_rows)
+    components = np.asarray(svd.components_, dtype=np.float32)
+    z = np.asarray(x @ components.T, dtype=np.float64)
+    gram = z.T @ z
+    lam = alpha * float(np.trace(gram)) / k
+    target = np.asarray(sp.csr_matrix(solved, dtype=np.float64) @ z)  # (workers, k) = (Z'Y)'
+    workers = np.linalg.solve(gram + max(lam, 1e-9) * np.eye(k), target.T).T
+    return ExpertiseModel(terms=common, components=components, skill_weight=weight,
+                          skill_idf=idf.astype(np.float32), workers=np.ascontiguousarray(workers, dtype=np.float32))
