@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from graph.errors import DatasetError, RowError
-from graph.model import PROBLEM_STATUSES
+from graph.model import ID_MAX_LENGTH, PROBLEM_STATUSES, is_safe_id
 from graph.store import GraphStore, NodeRow, RelRow, WriteBatch
 
 __all__ = [
@@ -105,12 +105,28 @@ _KIND_TEXT = {_STR: "a string", _INT: "a non-negative integer", _BOOL: "true or 
               _STRLIST: "a list of non-empty strings", _DATE_T: "a date YYYY-MM-DD", _NUM: "a number"}
 
 
-def _check_row(label: str, row: Any) -> str | None:
+def _visible(text: str) -> str:
+    r"""``text`` with invisible characters (controls, bidirectional overrides...) written as ``\uXXXX``.
+
+    Examples
+    --------
+    >>> _visible("W1\u202egnp")
+    'W1\\u202egnp'
+    """
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+
+def _check_row(label: str, row: Any, *, new: bool = True) -> str | None:
+    """Why ``row`` is not a valid row of ``label``, or None. The safe id alphabet applies to ``new`` rows
+    (every row of a dataset file; a :func:`save_row` of a node not yet stored)."""
     if not isinstance(row, dict):
         return "a row must be a JSON object"
     node_id = row.get("id")
     if not isinstance(node_id, str) or not node_id.strip():
         return "missing or empty \"id\" (a non-empty string is required)"
+    if new and label not in _NAMED and not is_safe_id(node_id):
+        return (f"\"id\" must hold only letters, digits, \"-\", \"_\" and \".\", start with a letter, digit "
+                f"or \"_\" and have at most {ID_MAX_LENGTH} characters, got \"{_visible(node_id)[:60]}\"")
     if any(not key.strip() for key in row):
         return "a field name is empty"
     for key, kind in _TYPES[label].items():
@@ -481,7 +497,9 @@ def save_row(store: GraphStore, label: str, row: Mapping[str, Any]) -> dict[str,
     """
     if label not in _TYPES:
         raise DatasetError([RowError(label, 0, f"unknown dataset label {label!r}")])
-    problem = _check_row(label, dict(row) if isinstance(row, Mapping) else row)
+    existing_id = row.get("id") if isinstance(row, Mapping) else None
+    new = not (isinstance(existing_id, str) and label not in _NAMED and store.get_node(label, existing_id))
+    problem = _check_row(label, dict(row) if isinstance(row, Mapping) else row, new=new)
     if problem is not None:
         raise DatasetError([RowError(label, 0, problem)])
     errors: list[RowError] = []

@@ -25,10 +25,12 @@ two-way selection), ``AuditEvent``, ``User``, ``ApiKey``, ``Target``.
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal
 
 __all__ = [
     "DOMAIN_LABELS",
+    "ID_MAX_LENGTH",
     "FULLTEXT_PROPERTIES",
     "LABELS",
     "PROBLEM_STATUSES",
@@ -39,6 +41,8 @@ __all__ = [
     "RelType",
     "check_label",
     "check_rel",
+    "is_safe_id",
+    "is_safe_name_id",
 ]
 
 Label = Literal[
@@ -102,6 +106,46 @@ SERVICE_TYPES: Final = (
     "管理提升",  # management improvement
 )
 PROBLEM_STATUSES: Final = ("open", "matched", "solved", "closed")
+
+#: Longest id of any node.
+ID_MAX_LENGTH: Final = 128
+#: Ids of workers, enterprises and problems that we create or import: letters of any script (CJK
+#: included), digits, ``_``, ``-`` and ``.``, starting with a letter, digit or ``_``. So no path
+#: separators, quotes, blanks, control or bidirectional-override characters, and never ``.`` or ``..``.
+_SAFE_ID: Final = re.compile(r"\w[\w.\-]*")
+#: Names that are ids too (skills, industry chains, districts): any text but path separators, quotes,
+#: C0/C1 control characters, Unicode format characters (bidirectional overrides, zero-width joiners...),
+#: lone surrogates and surrounding blanks.
+_UNSAFE_NAME: Final = re.compile(
+    r"[/\\'\"`\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff"
+    r"\ufff9-\ufffb\ud800-\udfff]|^\s|\s$")
+
+
+def is_safe_id(value: object) -> bool:
+    """Whether ``value`` is an acceptable new id of a worker, enterprise or problem.
+
+    Examples
+    --------
+    >>> [is_safe_id(v) for v in ("W0001", "P20261204-1a2b", "盐城.机械_01", "工匠-王")]
+    [True, True, True, True]
+    >>> [is_safe_id(v) for v in ("..\\\\..\\\\win", "P'; DROP", "W1\\u202egnp", "a/b", "..", "W 1", "")]
+    [False, False, False, False, False, False, False]
+    """
+    return isinstance(value, str) and len(value) <= ID_MAX_LENGTH and _SAFE_ID.fullmatch(value) is not None
+
+
+def is_safe_name_id(value: object) -> bool:
+    """Whether ``value`` is an acceptable name of a skill, chain or district (names are their ids).
+
+    Examples
+    --------
+    >>> [is_safe_name_id(v) for v in ("数控编程", "C++", "PLC 编程", "数控车床(CNC)")]
+    [True, True, True, True]
+    >>> [is_safe_name_id(v) for v in ("a/b", "a\\\\b", "P'; DROP", "焊接\\u202e", " 焊接", "")]
+    [False, False, False, False, False, False]
+    """
+    return (isinstance(value, str) and 0 < len(value) <= ID_MAX_LENGTH
+            and _UNSAFE_NAME.search(value) is None)
 
 
 def check_label(label: str) -> str:

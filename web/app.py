@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from apiflask import APIFlask
-from flask import Response, current_app
+from flask import Response, current_app, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
@@ -171,6 +171,10 @@ def _secret_key(app: APIFlask, state: extensions.AppState) -> str:
 
 def _security_headers(response: Response) -> Response:
     headers = response.headers
+    # Pages and API answers may hold contacts and phone numbers: no browser or proxy keeps a copy.
+    # Static assets (CSS, scripts, vendored docs) stay cacheable.
+    if not (request.endpoint or "").endswith("static"):
+        headers.setdefault("Cache-Control", "no-store")
     headers.setdefault("Content-Security-Policy", current_app.config["CONTENT_SECURITY_POLICY"])
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")

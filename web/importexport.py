@@ -229,16 +229,21 @@ class Preview:
 
 
 def split_list(text: str | None) -> list[str]:
-    """Split a cell or form field holding several values (、,,;;/| and newlines).
+    """Split a cell or form field holding several values (、,,;;| and newlines).
+
+    ``/`` is not a separator: it is part of values such as ``<b>bold</b>`` or ``CAD/CAM``, and neither the
+    template nor the form names it.
 
     Examples
     --------
     >>> split_list("数控编程、PLC; 焊接\uff0c,")
     ['数控编程', 'PLC', '焊接']
+    >>> split_list("<b>bold</b>、CAD/CAM")
+    ['<b>bold</b>', 'CAD/CAM']
     """
     if not text:
         return []
-    for sep in ("、", ",", "\uff0c", ";", "\uff1b", "/", "\n", "|"):  # also full-width comma and semicolon
+    for sep in ("、", ",", "\uff0c", ";", "\uff1b", "\n", "|"):  # also full-width comma and semicolon
         text = text.replace(sep, "\u0001")
     return list(dict.fromkeys(part.strip() for part in text.split("\u0001") if part.strip()))
 
@@ -497,6 +502,10 @@ def translate_reason(reason: str, kind: str, row_of_line: Callable[[int], int] |
     m = re.fullmatch(r'"(\w+)" must be (.+?), got (.*)', reason)
     if m:
         return f"“{col(m.group(1))}”应为{_KIND_ZH.get(m.group(2), m.group(2))},实际为 {m.group(3)}"
+    m = re.fullmatch(r'"id" must hold only letters.*, got (.*)', reason)
+    if m:
+        return (f"“编号”只能包含字母(含汉字)、数字和 - _ .,以字母、数字或 _ 开头,最多 {ID_MAX} 个字符,"
+                f"实际为 {m.group(1)}")
     if reason.startswith('missing or empty "id"'):
         return "缺少“编号”"
     if reason.startswith("a problem needs"):

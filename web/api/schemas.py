@@ -1,9 +1,12 @@
 """Request and response schemas of the JSON API (marshmallow, through APIFlask).
 
 Unknown fields in a request body are rejected (each one listed as a bad field), integers are strict
-(``"5"`` and ``5.5`` are not an integer), ids are 1-128 characters without ``/`` or control
-characters. Text fields accept long Chinese text (descriptions up to 200,000 characters) and are
-stored verbatim: no trimming, no HTML escaping (escaping is the job of whoever renders them).
+(``"5"`` and ``5.5`` are not an integer). The id of a worker, enterprise or problem being created uses a
+safe alphabet (letters of any script, digits, ``-_.``; :func:`graph.model.is_safe_id`), a skill's or
+chain's name (its id) holds no path separators, quotes, control or bidirectional-control characters
+(:func:`graph.model.is_safe_name_id`); ids that only refer to existing nodes are 1-128 characters
+without ``/`` or control characters. Text fields accept long Chinese text (descriptions up to 200,000
+characters) and are stored verbatim: no trimming, no HTML escaping (escaping is the job of whoever renders them).
 
 Every string of a request (bodies and query strings) goes through :class:`String`, which rejects
 C0 control characters (tab, newline and CR are allowed in multi-line text: titles, descriptions,
@@ -21,7 +24,7 @@ from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import RAISE, ValidationError, validates_schema
 
-from graph.model import PROBLEM_STATUSES, SERVICE_TYPES
+from graph.model import PROBLEM_STATUSES, SERVICE_TYPES, is_safe_id, is_safe_name_id
 from recommender.selection import MATCH_STATES
 from web.limits import CODE_MAX, ID_MAX, ITEMS_MAX, NAME_MAX, TEXT_MAX, TITLE_MAX
 
@@ -55,6 +58,8 @@ __all__ = [
     "WorkerPatch",
     "WorkerQuery",
     "ID_PATTERN",
+    "NAME_ID_ERROR",
+    "NEW_ID_ERROR",
     "error_responses",
     "valid_id",
 ]
@@ -98,6 +103,37 @@ class String(fields.String):
 def _id(**kw: Any) -> String:
     return String(validate=[Length(min=1, max=ID_MAX), Regexp(ID_PATTERN, error="不是有效的 id / not a valid id")],
                   **kw)
+
+
+#: Why a new id or a name-id was refused (both languages, as the other validation messages).
+NEW_ID_ERROR = ("只能包含字母(含汉字)、数字和 - _ .,以字母、数字或 _ 开头,最多 128 个字符 / "
+                "only letters (CJK included), digits and - _ ., starting with a letter, digit or _, "
+                "at most 128 characters")
+NAME_ID_ERROR = ("不能含有 / \\ 引号、控制字符或双向控制字符,首尾不能是空白,最多 128 个字符 / "
+                 "must not hold / \\ quotes, control or bidirectional-control characters, or surrounding "
+                 "blanks, at most 128 characters")
+
+
+def _check_new_id(value: str) -> None:
+    if not is_safe_id(value):
+        raise ValidationError(NEW_ID_ERROR)
+
+
+def _check_name_id(value: str) -> None:
+    if not is_safe_name_id(value):
+        raise ValidationError(NAME_ID_ERROR)
+
+
+def _new_id(**kw: Any) -> String:
+    """The id of a node being created: the safe alphabet of :func:`graph.model.is_safe_id`."""
+    metadata = {"description": "letters (CJK included), digits, - _ . ; at most 128 characters"}
+    metadata.update(kw.pop("metadata", {}))
+    return String(validate=[Length(min=1, max=ID_MAX), _check_new_id], metadata=metadata, **kw)
+
+
+def _name_id(**kw: Any) -> String:
+    """A name that is the node's id (skills, chains): :func:`graph.model.is_safe_name_id`."""
+    return String(validate=[Length(min=1, max=ID_MAX), _check_name_id], **kw)
 
 
 def _name(**kw: Any) -> String:
@@ -197,7 +233,7 @@ class StatsQuery(_Strict):
 
 # -- resources ------------------------------------------------------------------------------------
 class WorkerIn(_Strict):
-    id = _id(metadata={"description": "generated when omitted"})
+    id = _new_id(metadata={"description": "generated when omitted; letters (CJK included), digits, - _ ."})
     name = _name(required=True)
     skills = _names()
     district = _short()
@@ -232,7 +268,7 @@ class WorkerPatch(_Strict):
 
 
 class EnterpriseIn(_Strict):
-    id = _id(metadata={"description": "generated when omitted"})
+    id = _new_id(metadata={"description": "generated when omitted; letters (CJK included), digits, - _ ."})
     name = _name(required=True)
     district = _short()
     industry_chain = _short()
@@ -258,7 +294,7 @@ def _title_or_description(data: dict[str, Any], *, partial: bool = False) -> Non
 
 
 class ProblemIn(_Strict):
-    id = _id(metadata={"description": "generated when omitted"})
+    id = _new_id(metadata={"description": "generated when omitted; letters (CJK included), digits, - _ ."})
     title = String(validate=Length(max=TITLE_MAX), multiline=True)
     description = String(validate=Length(max=_TEXT), multiline=True)
     skills = _names()
@@ -291,8 +327,7 @@ class ProblemPatch(_Strict):
 
 
 class SkillIn(_Strict):
-    name = String(required=True, validate=[Length(min=1, max=ID_MAX), Regexp(ID_PATTERN)],
-                  metadata={"description": "the skill's id"})
+    name = _name_id(required=True, metadata={"description": "the skill's id"})
     category = _short()
     aliases = _names()
     chain_ids = _names(metadata={"description": "industry chains the skill serves"})
@@ -305,8 +340,7 @@ class SkillPatch(_Strict):
 
 
 class ChainIn(_Strict):
-    name = String(required=True, validate=[Length(min=1, max=ID_MAX), Regexp(ID_PATTERN)],
-                  metadata={"description": "the chain's id"})
+    name = _name_id(required=True, metadata={"description": "the chain's id"})
 
 
 class ChainPatch(_Strict):

@@ -207,7 +207,8 @@ def export(kind: str, fmt: str) -> Response:
     private = user_role() in ("admin", "city")
     if fmt == "xlsx":
         return _download(export_xlsx(store(), kind, include_private=private), f"{kind}.xlsx", XLSX)
-    return _download(export_csv(store(), kind, include_private=private), f"{kind}.csv", "text/csv; charset=utf-8")
+    # "text/csv" only: Flask adds "; charset=utf-8" itself (naming it here repeated it)
+    return _download(export_csv(store(), kind, include_private=private), f"{kind}.csv", "text/csv")
 
 
 def _download(data: bytes, filename: str, mimetype: str) -> Response:
