@@ -13,8 +13,9 @@ from web.ui.context import recommender, selection, store
 from web.ui.forms import ActionForm, DeclineForm
 from web.ui.paging import paginate
 from web.ui.queries import districts, filter_workers, worker_history
+from web.ui.scores import match_scores
 
-__all__ = ["my_problems", "worker_detail", "worker_home", "workers"]
+__all__ = ["my_problem", "my_problems", "worker_detail", "worker_home", "workers"]
 
 
 def _teams() -> list[str]:
@@ -46,6 +47,7 @@ def _profile(worker_id: str) -> dict[str, Any]:
         "load": selection().worker_load(worker_id),
         "employer": store().get_node("Enterprise", worker["employer_id"]) if worker.get("employer_id") else None,
         "show_contact": show_contact(worker),
+        "own_page": user_role() == "worker",
         "action_form": ActionForm(),
         "decline_form": DeclineForm(),
     }
@@ -82,5 +84,27 @@ def my_problems() -> str:
     for m in invitations + accepted:
         problems.setdefault(m["problem_id"], store().get_node("Problem", m["problem_id"]) or {})
     return render_template("ui/my_problems.html", suggestions=suggestions, problems=problems,
-                           invitations=invitations, accepted=accepted, action_form=ActionForm(),
-                           decline_form=DeclineForm())
+                           scores=match_scores(suggestions), invitations=invitations, accepted=accepted,
+                           action_form=ActionForm(), decline_form=DeclineForm())
+
+
+@bp.route("/me/problems/<problem_id>")
+@role_required("worker")
+def my_problem(problem_id: str) -> str:
+    """A problem as a worker sees it: an open one, or one they were invited to or solved. The enterprise is
+    named once the worker has accepted (coordinators' pages, with the other suggested workers, stay theirs)."""
+    worker_id = user_worker_id()
+    problem = store().get_node("Problem", problem_id)
+    if not worker_id or problem is None:
+        abort(404)
+    matches = selection().matches(worker_id=worker_id, problem_id=problem_id)
+    solved_by = problem.get("solved_by") or []
+    solved = worker_id in (solved_by if isinstance(solved_by, list) else [solved_by]) or any(
+        h["problem"].get("id") == problem_id for h in worker_history(store(), worker_id))
+    if (problem.get("status") or "open") != "open" and not matches and not solved:
+        abort(404)
+    engaged = solved or any(m["state"] in ("accepted", "completed") for m in matches)
+    enterprise = (store().get_node("Enterprise", problem["enterprise_id"])
+                  if engaged and problem.get("enterprise_id") else None)
+    return render_template("ui/my_problem.html", problem=problem, matches=matches, enterprise=enterprise,
+                           engaged=engaged, action_form=ActionForm(), decline_form=DeclineForm())
