@@ -24,7 +24,8 @@ __all__ = ["FACTORS", "FEATURE_FACTOR", "Factor", "MatchScore", "level", "match_
 
 #: factor key -> (name, what it measures), in display order
 FACTORS: dict[str, tuple[Any, Any]] = {
-    "similar": (_l("相似问题经验"), _l("解决过的问题与本问题在文字上的相似程度、相似问题的数量")),
+    "similar": (_l("相似问题经验"),
+                _l("解决过的问题与本问题在文字上的相似程度、相似问题的数量,以及从解决记录中学到的专长")),
     "skills": (_l("技能匹配"), _l("登记的技能、个人简介和解决过的问题所用技能与本问题所需技能的吻合程度")),
     "graph": (_l("图谱关联"), _l("在关系图谱上与本问题的技能、企业、区县相连的紧密程度")),
     "enterprise": (_l("企业与产业链经历"), _l("曾为同一企业或同一产业链的企业解决过问题")),
@@ -39,7 +40,7 @@ FACTORS: dict[str, tuple[Any, Any]] = {
 #: recommender feature (and penalty) name -> factor key; unknown names count as "other"
 FEATURE_FACTOR: dict[str, str] = {
     **dict.fromkeys(("text_top3", "text_max", "text_hits", "char_top3", "char_max", "bm25", "dense_top3",
-                     "dense_max"), "similar"),
+                     "dense_max", "expertise"), "similar"),
     **dict.fromkeys(("profile", "skill_hist", "skill_count", "skill_declared", "dense_profile"), "skills"),
     "ppr": "graph",
     **dict.fromkeys(("enterprise", "chain"), "enterprise"),
