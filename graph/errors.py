@@ -13,6 +13,7 @@ __all__ = [
     "GraphError",
     "NodeNotFound",
     "RowError",
+    "StoreFull",
     "StoreLocked",
     "StoreUnavailable",
     "UnknownLabel",
@@ -27,6 +28,10 @@ class GraphError(Exception):
 
 class StoreUnavailable(GraphError):
     """The backing store cannot be reached (Neo4j down, data directory unreadable)."""
+
+
+class StoreFull(StoreUnavailable):
+    """The store's disk is full (or over quota): writes are refused until space is freed, reads still work."""
 
 
 class StoreLocked(GraphError):

@@ -26,6 +26,12 @@ snapshot's, so they are skipped, never replayed twice. It runs when a write woul
 its threshold (``compact_ratio`` times the snapshot's size, at least ``compact_min_bytes``; the write is then
 persisted by the snapshot itself instead of the journal) and on :meth:`~MemoryStore.close`.
 
+A full disk (``ENOSPC``, or ``EDQUOT`` over quota) is reported as :class:`~graph.errors.StoreFull`, never as
+an unreachable store. From the first such failure every write is refused with it, whatever its size, and
+:meth:`~MemoryStore.ping` raises it too, until the disk has room for a whole snapshot again (what the next
+compaction needs) plus :data:`FULL_MARGIN`: otherwise small writes would still fit in the journal while a
+compaction or a larger write failed. Reads keep working; nothing acknowledged is lost.
+
 ``journal=False`` restores the old behaviour, an atomic save of the whole snapshot after every write (kept for
 benchmarks comparing the two). A lock file held with ``flock`` refuses a second process on the same data
 directory.
@@ -34,6 +40,7 @@ directory.
 from __future__ import annotations
 
 import copy
+import errno
 import fcntl
 import json
 import logging
@@ -44,7 +51,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import networkx as nx
 import numpy as np
@@ -54,6 +61,7 @@ from graph.errors import (
     ConstraintViolation,
     DuplicateNode,
     NodeNotFound,
+    StoreFull,
     StoreLocked,
     StoreUnavailable,
 )
@@ -73,6 +81,8 @@ _log = logging.getLogger(__name__)
 
 _FORMAT = 1
 SNAPSHOT = "graph.json"
+#: Free bytes kept in hand beyond a whole snapshot before writes resume after the disk was full.
+FULL_MARGIN = 1 << 20
 JOURNAL = "graph.journal.jsonl"
 NodeKey = tuple[str, str]
 RelKey = tuple[str, str, str, str, str]
@@ -235,6 +245,9 @@ class MemoryStore(GraphStore):
         self._wal_bytes = 0
         self._wal_entries = 0
         self._wal_broken = False  # a failed append may have left a partial line: compact before appending again
+        # set when a write found the disk full: every write is refused, and ping() fails, until there is room
+        # for a whole snapshot again (a compaction needs that much), so writes fail consistently, not by size
+        self._full: str | None = None
         self._dir = Path(data_dir) if data_dir is not None else None
         if self._dir is not None:
             self._open_dir(self._dir)
@@ -395,7 +408,7 @@ class MemoryStore(GraphStore):
         try:
             _atomic_write(self._dir / SNAPSHOT, write)
         except OSError as err:
-            raise StoreUnavailable(f"cannot save to {self._dir}: {err}") from err
+            self._os_error(err, f"cannot save to {self._dir}")
         self._snapshot_seq = self._seq
         self._snapshot_bytes = size
         # the snapshot is durable: the journal's entries are all at or below its seq, so emptying the journal
@@ -421,6 +434,7 @@ class MemoryStore(GraphStore):
         """Make one write durable: append it to the journal, or compact if the journal would grow too big."""
         if self._dir is None:
             return
+        self._check_space()
         self._seq += 1
         try:
             self._persist_seq(ops)
@@ -451,9 +465,34 @@ class MemoryStore(GraphStore):
                 os.ftruncate(fd, self._wal_bytes)
             except OSError:
                 self._wal_broken = True
-            raise StoreUnavailable(f"cannot append to {self._dir / JOURNAL}: {err}") from err
+            self._os_error(err, f"cannot append to {self._dir / JOURNAL}")
         self._wal_bytes += len(line)
         self._wal_entries += 1
+
+    def _os_error(self, err: OSError, what: str) -> NoReturn:
+        """Raise the store's error for a failed write: :class:`StoreFull` (and refuse further writes) when the
+        disk is full or over quota, else :class:`StoreUnavailable`."""
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            self._full = f"{what}: {err}"
+            _log.error("the disk of %s is full: writes are refused until space is freed (%s)", self._dir, err)
+            raise StoreFull(f"no space left on the disk of {self._dir}; {what}: {err}") from err
+        raise StoreUnavailable(f"{what}: {err}") from err
+
+    def _check_space(self) -> None:
+        """After the disk was full: raise :class:`StoreFull` until a whole snapshot (and a margin) fits again."""
+        if self._full is None or self._dir is None:
+            return
+        try:
+            stat = os.statvfs(self._dir)
+        except OSError as err:
+            raise StoreUnavailable(f"cannot check the free space of {self._dir}: {err}") from err
+        free = stat.f_bavail * stat.f_frsize
+        needed = self._snapshot_bytes + self._wal_bytes + FULL_MARGIN
+        if free < needed:
+            raise StoreFull(f"no space left on the disk of {self._dir} ({free} bytes free, {needed} needed); "
+                            f"the last write failed: {self._full}")
+        _log.warning("the disk of %s has room again (%d bytes free): writes resume", self._dir, free)
+        self._full = None
 
     def compact(self) -> None:
         """Rewrite the snapshot with every write so far and empty the journal (done automatically)."""
@@ -477,7 +516,10 @@ class MemoryStore(GraphStore):
         def write(fh: IO[bytes]) -> None:
             np.savez(fh, ids=ids, vectors=vecs)
 
-        _atomic_write(path, write)
+        try:
+            _atomic_write(path, write)
+        except OSError as err:
+            self._os_error(err, f"cannot save {path}")
 
     def _committed(
         self, changes: list[Change] | None, *, ops: list[list[Any]] | None = None, labels: Iterable[str] = ()
@@ -535,9 +577,12 @@ class MemoryStore(GraphStore):
         self._check_open()
 
     def ping(self) -> None:
+        """Raise while the store cannot serve: closed, its directory gone, or its disk full (:class:`StoreFull`)."""
         self._check_open()
         if self._dir is not None and not self._dir.is_dir():
             raise StoreUnavailable(f"data directory {self._dir} has gone")
+        with self._lock:
+            self._check_space()
 
     def close(self) -> None:
         """Compact the journal into the snapshot (if it holds anything), then release the directory."""
@@ -863,6 +908,7 @@ class MemoryStore(GraphStore):
             raise ValueError("vectors must be a (len(ids), dim) array")
         with self._lock:
             self._check_open()
+            self._check_space()
             store = self._vectors.setdefault((label, key), {})
             if store:
                 dim = next(iter(store.values())).shape[0]

@@ -29,6 +29,7 @@ from graph.errors import (
     DatasetError,
     DuplicateNode,
     NodeNotFound,
+    StoreFull,
     StoreLocked,
     StoreUnavailable,
     UnknownLabel,
@@ -93,6 +94,10 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
                      "Too many requests (limit {limit}); retry later"),
     "store-unavailable": ("Store Unavailable", "图数据库暂时无法访问，请稍后重试",
                           "The graph store is unreachable; retry shortly"),
+    "store-full": ("Insufficient Storage",
+                   "服务器磁盘空间已满，本次修改未保存；请联系管理员清理磁盘后重试（查看数据不受影响）",
+                   "The server's disk is full: the change was not saved. Ask the administrator to free disk space, "
+                   "then retry (reading is not affected)"),
     "model-unavailable": ("Model Unavailable", "推荐模型暂不可用：{reason}",
                           "The recommendation model is unavailable: {reason}"),
     "internal": ("Internal Server Error", "服务器内部错误，已记录", "Internal server error; it has been logged"),
@@ -280,6 +285,11 @@ def _store_unavailable(err: StoreUnavailable | StoreLocked) -> Response:
     return problem_response(503, "store-unavailable", headers={"Retry-After": "5"})
 
 
+def _store_full(err: StoreFull) -> Response:
+    current_app.logger.error("store full: %s", err)
+    return problem_response(503, "store-full", headers={"Retry-After": "60"})
+
+
 def _node_not_found(err: NodeNotFound) -> Response:
     return problem_response(404, "not-found", what=f"{_LABEL_ZH.get(err.label, err.label)} {err.node_id!r}",
                             what_en=f"{err.label} {err.node_id!r}")
@@ -378,6 +388,7 @@ def register_error_handlers(app: Flask) -> None:
     """Register one handler per error type (no blanket ``Exception`` handler)."""
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(StoreUnavailable, _store_unavailable)
+    app.register_error_handler(StoreFull, _store_full)  # a StoreUnavailable, reported as what it is
     app.register_error_handler(StoreLocked, _store_unavailable)
     app.register_error_handler(NodeNotFound, _node_not_found)
     app.register_error_handler(DuplicateNode, _duplicate)

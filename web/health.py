@@ -1,11 +1,12 @@
 """Probes for the process supervisor: ``/healthz`` (the process answers) and ``/readyz`` (the
-store answers too; 503 problem+json otherwise)."""
+store answers and can take writes; 503 problem+json otherwise: ``store-full`` while the store's disk is
+full, ``store-unavailable`` while it cannot be reached)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from graph.errors import GraphError
+from graph.errors import GraphError, StoreFull
 from web.errors import problem_response
 from web.extensions import get_state
 
@@ -27,6 +28,8 @@ def readyz() -> Response:
     try:
         store = state.store
         store.ping()
+    except StoreFull:  # writes are refused until the disk has room again: not ready
+        return problem_response(503, "store-full", headers={"Retry-After": "60"})
     except GraphError:
         return problem_response(503, "store-unavailable", headers={"Retry-After": "5"})
     return jsonify(status="ready", store=store.kind, revision=store.revision)
