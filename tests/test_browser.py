@@ -212,6 +212,7 @@ def test_post_problem_invite_accept_complete_moves_dashboard(site: dict[str, Any
 
     # the coordinator records the outcome
     coordinator.goto(match_path)
+    page.check("#solved-0")  # nothing is pre-selected (issue 14, item 4)
     page.fill("#hours", "6")
     page.fill("#trainees", "15")
     page.select_option("#satisfaction", "5")
@@ -252,6 +253,43 @@ def _bad_workbook() -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+@pytest.mark.parametrize("viewport", [(1366, 768), (390, 844)], ids=["laptop", "phone"])
+def test_coordinator_invites_a_worker_found_by_search_and_accepts_for_them(
+        site: dict[str, Any], viewport: tuple[int, int]) -> None:
+    """Issue 14, item 4: any worker can be found by name and invited; answering for the worker needs the
+    confirmation box ticked, and the timeline names the coordinator acting for the worker."""
+    store: GraphStore = site["store"]
+    problem = next(p for p in store.iter_nodes("Problem") if p.get("status") == "open"
+                   and not [m for m in store.iter_nodes("Match") if m["problem_id"] == p["id"]])
+    coordinator = Page(site, "coordinator", viewport=viewport)
+    page = coordinator.page
+    coordinator.goto(f"/problems/{problem['id']}")
+    suggested = {page.locator("[data-testid=suggestion]").nth(i).get_attribute("data-worker-id")
+                 for i in range(page.locator("[data-testid=suggestion]").count())}
+    worker = next(w for w in store.iter_nodes("Worker") if w["id"] not in suggested
+                  and _invitable(store, w["id"], problem.get("enterprise_id") or ""))
+    page.fill("[data-testid=worker-q]", worker["name"])
+    page.click("[data-testid=find-worker-submit]")
+    row = page.locator(f"[data-testid=found-worker][data-worker-id='{worker['id']}']")
+    row.wait_for()
+    coordinator.shot(f"invite-by-search-{viewport[0]}")
+    row.locator("[data-testid=invite-found]").click()
+    page.wait_for_selector("[data-testid=timeline]")
+    assert "已邀请" in page.inner_text("[data-testid=timeline]")
+    # the browser itself refuses the answer until the box is ticked
+    page.click("[data-testid=accept]")
+    assert page.locator("[data-testid=confirm-accept]").evaluate("e => !e.checkValidity()")
+    match_id = page.url.rsplit("/", 1)[1]
+    assert store.get_node("Match", match_id)["state"] == "invited"
+    page.check("[data-testid=confirm-accept]")
+    page.click("[data-testid=accept]")
+    page.wait_for_selector("[data-testid=outcome-form]")
+    assert f"代 {worker['name']}" in page.inner_text("[data-testid=timeline]")
+    assert store.get_node("Match", match_id)["state"] == "accepted"
+    coordinator.shot(f"accept-for-worker-{viewport[0]}")
+    coordinator.close()
 
 
 def test_bad_spreadsheet_lists_row_errors_in_chinese(site: dict[str, Any], tmp_path: Path) -> None:

@@ -21,11 +21,15 @@ from web.auth import Principal, can_see_contact, may_act_on_match, may_edit
 
 __all__ = [
     "EDITORS",
+    "list_args",
     "READERS",
     "can_edit_district",
     "can_edit_problem",
+    "ON_BEHALF",
     "may_act",
+    "on_behalf_actor",
     "principal",
+    "split_actor",
     "require_edit_district",
     "role_required",
     "show_contact",
@@ -66,6 +70,39 @@ def user_name() -> str:
     """The actor written to the audit log (the same ``user:<name>`` form the API writes)."""
     p = principal()
     return p.actor if p is not None else "anonymous"
+
+
+#: Joins a coordinator and the worker they act for in an audit actor: ``"district-user for W0001"``.
+#: Neither a username nor a worker id can hold a blank, so the actor splits back unambiguously, and
+#: filtering the audit log by the coordinator still finds it (:func:`web.ui.audit.audit_log`).
+ON_BEHALF = " for "
+
+
+def on_behalf_actor(worker_id: str) -> str:
+    """The audit actor of a step the logged-in coordinator takes for the invited worker.
+
+    Examples
+    --------
+    >>> split_actor("district-user for W0001"), split_actor("W0001")
+    (('district-user', 'W0001'), ('W0001', None))
+    """
+    return f"{user_name()}{ON_BEHALF}{worker_id}"
+
+
+def split_actor(actor: str) -> tuple[str, str | None]:
+    """``(who acted, the worker they acted for or None)`` from an audit actor."""
+    who, sep, worker_id = actor.partition(ON_BEHALF)
+    return (who, worker_id) if sep and worker_id else (actor, None)
+
+
+def list_args(args: Mapping[str, str]) -> dict[str, str]:
+    """A list page's filters: a district coordinator's lists open on their own district. Choosing 全部
+    sends ``district=`` (empty), which is kept and means every district."""
+    out = dict(args.items())
+    own = user_district() if user_role() == "district" else None
+    if own and "district" not in args:
+        out["district"] = own
+    return out
 
 
 def role_required(*roles: str) -> Callable[[F], F]:

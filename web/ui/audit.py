@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 
 from recommender.selection import AUDIT_KINDS
 from web.ui import bp
-from web.ui.access import role_required
+from web.ui.access import role_required, split_actor
 from web.ui.context import selection
 
 __all__ = ["KIND_LABELS", "audit_log"]
@@ -30,8 +30,14 @@ def audit_log() -> str:
         page = max(1, int(request.args.get("page", "1")))
     except ValueError:
         page = 1
-    events = selection().audit(limit=PER_PAGE + 1, offset=(page - 1) * PER_PAGE, actor=actor, kind=kind,
-                               problem_id=request.args.get("problem_id") or None)
+    problem_id = request.args.get("problem_id") or None
+    offset = (page - 1) * PER_PAGE
+    if actor is None:
+        events = selection().audit(limit=PER_PAGE + 1, offset=offset, kind=kind, problem_id=problem_id)
+    else:
+        # a coordinator's steps include those taken for a worker ("<actor> for <worker id>")
+        events = [e for e in selection().audit(limit=10**9, kind=kind, problem_id=problem_id)
+                  if actor in (e.get("actor"), split_actor(str(e.get("actor") or ""))[0])][offset:offset + PER_PAGE + 1]
     has_next = len(events) > PER_PAGE
     return render_template("ui/audit.html", events=events[:PER_PAGE], page=page, has_next=has_next,
                            kinds=[(k, str(KIND_LABELS.get(k, k))) for k in AUDIT_KINDS], kind_labels=KIND_LABELS,

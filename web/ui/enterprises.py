@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, render_template, request
 
 from web.ui import bp
-from web.ui.access import READERS, role_required
+from web.ui.access import READERS, list_args, role_required
 from web.ui.context import store
 from web.ui.paging import paginate
 from web.ui.queries import chains, districts, filter_enterprises
@@ -16,12 +16,13 @@ __all__ = ["enterprise_detail", "enterprises"]
 @bp.route("/enterprises")
 @role_required(*READERS)
 def enterprises() -> str:
-    rows = filter_enterprises(store(), request.args)
+    args = list_args(request.args)
+    rows = filter_enterprises(store(), args)
     posted: dict[str, int] = {}
     for rel in store().relationships("POSTED"):
         posted[rel.start_id] = posted.get(rel.start_id, 0) + 1
     return render_template("ui/enterprises.html", page=paginate(rows), posted=posted,
-                           districts=districts(store()), chains=chains(store()), args=request.args)
+                           districts=districts(store()), chains=chains(store()), args=args)
 
 
 @bp.route("/enterprises/<enterprise_id>")

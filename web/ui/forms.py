@@ -17,6 +17,7 @@ from wtforms import (
     DecimalField,
     IntegerField,
     PasswordField,
+    RadioField,
     SelectField,
     StringField,
     TextAreaField,
@@ -25,8 +26,8 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from graph.model import SERVICE_TYPES
 
-__all__ = ["ActionForm", "ApiKeyForm", "DeclineForm", "InviteForm", "LoginForm", "NoControlCharacters", "OutcomeForm",
-           "ProblemForm", "UploadForm", "WithdrawForm"]
+__all__ = ["ActionForm", "ApiKeyForm", "CloseProblemForm", "DeclineForm", "InviteForm", "LoginForm",
+           "NoControlCharacters", "OnBehalfForm", "OutcomeForm", "ProblemForm", "UploadForm", "WithdrawForm"]
 
 _BAD_LINE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 _BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
@@ -75,16 +76,33 @@ class DeclineForm(FlaskForm):
     reason = StringField(_l("婉拒原因"), validators=[DataRequired(), Length(max=500), _TEXT])
 
 
+class OnBehalfForm(FlaskForm):
+    """A coordinator accepting or declining for the invited worker: they confirm they spoke to the worker."""
+
+    confirm = BooleanField(_l("我已与该劳模工匠本人确认,代其答复"), validators=[DataRequired()])
+
+
+class CloseProblemForm(FlaskForm):
+    reason = StringField(_l("关闭原因"), validators=[DataRequired(), Length(max=500), _TEXT],
+                         description=_l("例如:企业已自行解决、需求取消。进行中的邀请会一并撤回。"))
+
+
 class WithdrawForm(FlaskForm):
     reason = StringField(_l("撤回原因(可选)"), validators=[Optional(), Length(max=500), _TEXT])
 
 
 class OutcomeForm(FlaskForm):
-    solved = BooleanField(_l("问题已解决"), default=True)
+    """The outcome of a service. Nothing is pre-selected: the coordinator states whether it was solved and
+    how satisfied the enterprise was (a default would be recorded unread as "solved, 5")."""
+
+    solved = RadioField(_l("问题是否解决"), choices=[("y", _l("已解决")), ("n", _l("未解决"))],
+                        validators=[InputRequired(_l("请选择问题是否解决。"))])
     hours = DecimalField(_l("服务时长(小时)"), validators=[InputRequired(), NumberRange(min=0, max=1000)],
-                         places=1, default=4)
-    trainees = IntegerField(_l("培训人次"), validators=[InputRequired(), NumberRange(min=0, max=100000)], default=0)
-    satisfaction = SelectField(_l("企业满意度"), choices=[(str(i), str(i)) for i in (5, 4, 3, 2, 1)], default="5")
+                         places=1)
+    trainees = IntegerField(_l("培训人次"), validators=[InputRequired(), NumberRange(min=0, max=100000)])
+    satisfaction = SelectField(_l("企业满意度"),
+                               choices=[("", _l("请选择")), *((str(i), str(i)) for i in (5, 4, 3, 2, 1))],
+                               default="", validators=[DataRequired(_l("请选择企业满意度。"))])
     note = TextAreaField(_l("服务记录"), validators=[Optional(), Length(max=2000), _TEXT])
 
 

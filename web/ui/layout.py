@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from web.ui import bp
-from web.ui.access import READERS, user_role
+from web.ui.access import READERS, split_actor, user_role
+from web.ui.context import store
 from web.ui.i18n import ROLE_LABELS, STATUS_LABELS, ui_lang
 
-__all__ = ["NAV", "status_label"]
+__all__ = ["NAV", "actor_label", "status_label"]
 
 #: (endpoint, label, roles that see it)
 NAV: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
@@ -32,6 +34,17 @@ NAV: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
 @bp.app_template_global("status_label")
 def status_label(status: str | None) -> str:
     return str(STATUS_LABELS.get(status or "", status or ""))
+
+
+@bp.app_template_global("actor_label")
+def actor_label(actor: str | None) -> str:
+    """An audit actor as a person reads it: a coordinator acting for a worker names both."""
+    who, worker_id = split_actor(str(actor or ""))
+    if worker_id is None:
+        return who
+    worker = store().get_node("Worker", worker_id) or {}
+    name = f"{worker['name']}({worker_id})" if worker.get("name") else worker_id
+    return _("%(who)s 代 %(worker)s", who=who, worker=name)
 
 
 @bp.app_context_processor

@@ -36,6 +36,8 @@ def paginate(rows: Sequence[T], *, per_page: int = PER_PAGE) -> Page[T]:
     pages = max(1, -(-len(rows) // per_page))
     number = min(number, pages)
     start = (number - 1) * per_page
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    # an empty district is kept: it means "every district", where a district coordinator's lists
+    # would otherwise open on their own (web.ui.access.list_args)
+    args = {k: v for k, v in request.args.items() if k != "page" and (v or k == "district")}
     args.update(request.view_args or {})
     return Page(list(rows[start:start + per_page]), number, pages, len(rows), str(request.endpoint), args)

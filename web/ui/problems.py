@@ -20,19 +20,30 @@ from web.ui.access import (
     EDITORS,
     READERS,
     can_edit_problem,
+    list_args,
     may_act,
+    on_behalf_actor,
     require_edit_district,
     role_required,
-    user_district,
     user_name,
     user_role,
     user_worker_id,
 )
 from web.ui.context import recommender, selection, store
 from web.ui.evidence import NODE_LABELS, localise_reason, path_elements
-from web.ui.forms import ActionForm, DeclineForm, InviteForm, OutcomeForm, ProblemForm, WithdrawForm
+from web.ui.forms import (
+    ActionForm,
+    CloseProblemForm,
+    DeclineForm,
+    InviteForm,
+    OnBehalfForm,
+    OutcomeForm,
+    ProblemForm,
+    WithdrawForm,
+)
 from web.ui.paging import paginate
-from web.ui.queries import chains, districts, enterprise_names, filter_problems, split_list
+from web.ui.problem_manage import fill_problem_choices, find_invitable
+from web.ui.queries import chains, districts, filter_problems, split_list
 from web.ui.scores import match_scores
 
 __all__ = [
@@ -72,9 +83,10 @@ def selection_error_message(err: Exception) -> str:
 @bp.route("/problems")
 @role_required(*READERS)
 def problems() -> str:
-    rows = filter_problems(store(), request.args)
+    args = list_args(request.args)
+    rows = filter_problems(store(), args)
     return render_template(
-        "ui/problems.html", page=paginate(rows), args=request.args, districts=districts(store()),
+        "ui/problems.html", page=paginate(rows), args=args, districts=districts(store()),
         chains=chains(store()), service_types=SERVICE_TYPES, statuses=PROBLEM_STATUSES,
         can_create=user_role() in EDITORS)
 
@@ -84,13 +96,7 @@ def problems() -> str:
 @role_required(*EDITORS)
 def problem_new() -> str | Response:
     form = ProblemForm()
-    all_districts = districts(store())
-    mine = user_district() if user_role() == "district" else None
-    enterprises = enterprise_names(store())
-    form.district.choices = [(d, d) for d in ([mine] if mine else all_districts)]
-    form.enterprise_id.choices = [(e["id"], f"{e.get('name') or e['id']}({e.get('district') or ''})")
-                                  for e in sorted(enterprises.values(), key=lambda e: str(e.get("name")))
-                                  if not mine or e.get("district") == mine]
+    enterprises = fill_problem_choices(form)
     if request.method == "GET" and request.args.get("enterprise_id"):
         form.enterprise_id.data = request.args["enterprise_id"]
         form.district.data = enterprises.get(request.args["enterprise_id"], {}).get("district")
@@ -147,7 +153,9 @@ def problem_detail(problem_id: str) -> str:
         matches=matches, live=live, match_workers=match_workers, can_edit=can_edit_problem(problem),
         invite_form=InviteForm(), path_elements=path_elements, localise_reason=localise_reason,
         scores=match_scores(recs), node_labels=NODE_LABELS,
-        loads={wid: selection().worker_load(wid) for wid in rec_workers})
+        loads={wid: selection().worker_load(wid) for wid in rec_workers},
+        worker_q=request.args.get("worker_q", ""), found=find_invitable(problem, request.args.get("worker_q", "")),
+        close_form=CloseProblemForm(), action_form=ActionForm())
 
 
 @bp.route("/problems/<problem_id>/invite", methods=["POST"])
@@ -203,7 +211,8 @@ def match_detail(match_id: str) -> str:
     problem = store().get_node("Problem", match["problem_id"]) or {"id": match["problem_id"]}
     worker = store().get_node("Worker", match["worker_id"]) or {"id": match["worker_id"]}
     return render_template("ui/match.html", match=match, problem=problem, worker=worker, allowed=_allowed(match),
-                           action_form=ActionForm(), decline_form=DeclineForm(), outcome_form=OutcomeForm())
+                           on_behalf=not _is_own(match), action_form=ActionForm(), decline_form=DeclineForm(),
+                           behalf_form=OnBehalfForm(), outcome_form=OutcomeForm())
 
 
 def _back(match: dict[str, Any]) -> Response:
@@ -213,6 +222,12 @@ def _back(match: dict[str, Any]) -> Response:
 
 
 def _transition(match_id: str, action: str, form_cls: type, step: Any, done: str) -> Response:
+    """Take ``step(match, form, actor)`` if the user may and the form is complete.
+
+    A coordinator answering an invitation (accept/decline) acts *for* the worker: the form must carry the
+    ticked confirmation that they spoke to the worker (:class:`OnBehalfForm`), and the audit log and the
+    timeline name both (:func:`web.ui.access.on_behalf_actor`).
+    """
     match = _match_or_404(match_id)
     if not _allowed(match)[action]:
         abort(403)
@@ -222,8 +237,16 @@ def _transition(match_id: str, action: str, form_cls: type, step: Any, done: str
             abort(400)
         flash(_("请完整填写表单。"), "error")
         return _back(match)
+    actor = user_name()
+    if action in ("accept", "decline") and not _is_own(match):
+        if not OnBehalfForm().validate_on_submit():
+            flash(_("代劳模工匠答复邀请前,请先与其本人确认,并勾选确认框。"), "error")
+            return _back(match)
+        actor = on_behalf_actor(str(match["worker_id"]))
+        worker = store().get_node("Worker", str(match["worker_id"])) or {}
+        done = _("%(done)s(由您代 %(name)s 答复)", done=done, name=worker.get("name") or match["worker_id"])
     try:
-        step(match, form)
+        step(match, form, actor)
     except rec_errors.RecommenderError as err:
         flash(selection_error_message(err), "error")
         return _back(match)
@@ -234,30 +257,30 @@ def _transition(match_id: str, action: str, form_cls: type, step: Any, done: str
 @bp.route("/matches/<match_id>/accept", methods=["POST"])
 @role_required(*EDITORS, "worker")
 def match_accept(match_id: str) -> Response:
-    return _transition(match_id, "accept", ActionForm, lambda m, f: selection().accept(m["id"], actor=user_name()),
+    return _transition(match_id, "accept", ActionForm, lambda m, f, actor: selection().accept(m["id"], actor=actor),
                        _("已接受邀请。"))
 
 
 @bp.route("/matches/<match_id>/decline", methods=["POST"])
 @role_required(*EDITORS, "worker")
 def match_decline(match_id: str) -> Response:
-    return _transition(match_id, "decline", DeclineForm, lambda m, f: selection().decline(
-        m["id"], reason=f.reason.data, actor=user_name()), _("已婉拒邀请。"))
+    return _transition(match_id, "decline", DeclineForm, lambda m, f, actor: selection().decline(
+        m["id"], reason=f.reason.data, actor=actor), _("已婉拒邀请。"))
 
 
 @bp.route("/matches/<match_id>/withdraw", methods=["POST"])
 @role_required(*EDITORS, "worker")
 def match_withdraw(match_id: str) -> Response:
-    return _transition(match_id, "withdraw", WithdrawForm, lambda m, f: selection().withdraw(
-        m["id"], actor=user_name(), reason=f.reason.data or ""), _("已撤回。"))
+    return _transition(match_id, "withdraw", WithdrawForm, lambda m, f, actor: selection().withdraw(
+        m["id"], actor=actor, reason=f.reason.data or ""), _("已撤回。"))
 
 
 @bp.route("/matches/<match_id>/complete", methods=["POST"])
 @role_required(*EDITORS, "worker")
 def match_complete(match_id: str) -> Response:
-    def step(match: dict[str, Any], form: OutcomeForm) -> None:
-        selection().complete(match["id"], solved=bool(form.solved.data), hours=float(form.hours.data or 0),
+    def step(match: dict[str, Any], form: OutcomeForm, actor: str) -> None:
+        selection().complete(match["id"], solved=form.solved.data == "y", hours=float(form.hours.data or 0),
                              trainees=int(form.trainees.data or 0), satisfaction=int(form.satisfaction.data),
-                             actor=user_name(), note=(form.note.data or "").strip())
+                             actor=actor, note=(form.note.data or "").strip())
 
     return _transition(match_id, "complete", OutcomeForm, step, _("服务结果已登记。"))

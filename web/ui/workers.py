@@ -8,7 +8,7 @@ from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from web.ui import bp
-from web.ui.access import READERS, role_required, show_contact, user_role, user_worker_id
+from web.ui.access import READERS, list_args, role_required, show_contact, user_role, user_worker_id
 from web.ui.context import recommender, selection, store
 from web.ui.forms import ActionForm, DeclineForm
 from web.ui.paging import paginate
@@ -25,11 +25,12 @@ def _teams() -> list[str]:
 @bp.route("/workers")
 @role_required(*READERS)
 def workers() -> str:
-    rows = filter_workers(store(), request.args)
+    args = list_args(request.args)
+    rows = filter_workers(store(), args)
     page = paginate(rows)
     loads = {w["id"]: selection().worker_load(w["id"]) for w in page.items}
     return render_template("ui/workers.html", page=page, loads=loads, districts=districts(store()),
-                           teams=_teams(), args=request.args)
+                           teams=_teams(), args=args)
 
 
 def _profile(worker_id: str) -> dict[str, Any]:

@@ -1,0 +1,182 @@
+"""A coordinator's controls over a registered problem: edit it, close it (withdrawing what is still open)
+or reopen it, and find any worker to invite beyond the ten suggestions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from graph.dataset import props_to_row, save_row
+from graph.errors import DatasetError
+from recommender import errors as rec_errors
+from recommender.selection import LIVE_STATES, TIMEZONE, capacity_of, problem_status
+from web.ui import bp
+from web.ui.access import (
+    EDITORS,
+    can_edit_problem,
+    require_edit_district,
+    role_required,
+    user_district,
+    user_name,
+    user_role,
+)
+from web.ui.context import recommender, selection, store
+from web.ui.forms import ActionForm, CloseProblemForm, ProblemForm
+from web.ui.queries import districts, enterprise_names, filter_workers, split_list
+
+__all__ = ["SEARCH_LIMIT", "fill_problem_choices", "find_invitable", "problem_close", "problem_edit",
+           "problem_reopen"]
+
+#: Workers one search on the problem page lists.
+SEARCH_LIMIT = 20
+
+
+def fill_problem_choices(form: ProblemForm) -> dict[str, dict[str, Any]]:
+    """Offer the districts and enterprises the user may register problems for; returns the enterprises."""
+    mine = user_district() if user_role() == "district" else None
+    enterprises = enterprise_names(store())
+    form.district.choices = [(d, d) for d in ([mine] if mine else districts(store()))]
+    form.enterprise_id.choices = [(e["id"], f"{e.get('name') or e['id']}({e.get('district') or ''})")
+                                  for e in sorted(enterprises.values(), key=lambda e: str(e.get("name")))
+                                  if not mine or e.get("district") == mine]
+    return enterprises
+
+
+def _problem_or_404(problem_id: str) -> dict[str, Any]:
+    problem = store().get_node("Problem", problem_id)
+    if problem is None:
+        abort(404)
+    return problem
+
+
+def _save(row: dict[str, Any]) -> str | None:
+    """Write the problem row; the reason it was refused, or None."""
+    try:
+        save_row(store(), "Problem", row)
+    except DatasetError as err:
+        return "; ".join(e.reason for e in err.errors)
+    recommender().refresh()
+    return None
+
+
+@bp.route("/problems/<problem_id>/edit", methods=["GET", "POST"])
+@role_required(*EDITORS)
+def problem_edit(problem_id: str) -> str | Response:
+    problem = _problem_or_404(problem_id)
+    require_edit_district(problem.get("district"))
+    form = ProblemForm()
+    fill_problem_choices(form)
+    if request.method == "GET":
+        form.title.data = problem.get("title") or ""
+        form.description.data = problem.get("description") or ""
+        form.enterprise_id.data = problem.get("enterprise_id")
+        form.district.data = problem.get("district")
+        form.service_type.data = problem.get("service_type")
+        form.skills.data = "、".join(str(s) for s in problem.get("skills") or [])
+    if form.validate_on_submit():
+        require_edit_district(form.district.data)
+        row = props_to_row("Problem", problem)
+        row.update({
+            "title": form.title.data.strip(),
+            "description": form.description.data.strip(),
+            "skills": split_list(form.skills.data),
+            "enterprise_id": form.enterprise_id.data,
+            "service_type": form.service_type.data,
+            "district": form.district.data,
+            "updated_at": datetime.now(TIMEZONE).isoformat(timespec="seconds"),
+            "updated_by": user_name(),
+        })
+        reason = _save(row)
+        if reason is None:
+            flash(_("问题已修改。"), "success")
+            return redirect(url_for("ui.problem_detail", problem_id=problem_id))
+        flash(_("问题未能保存:%(reason)s", reason=reason), "error")
+    return render_template("ui/problem_new.html", form=form, problem=problem)
+
+
+@bp.route("/problems/<problem_id>/close", methods=["POST"])
+@role_required(*EDITORS)
+def problem_close(problem_id: str) -> Response:
+    """Close an open or matched problem: its open invitations and accepted matches are withdrawn first
+    (each one in the audit log with the reason), then the problem is ``closed``."""
+    problem = _problem_or_404(problem_id)
+    require_edit_district(problem.get("district"))
+    form = CloseProblemForm()
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        flash(_("请填写关闭原因。"), "error")
+        return redirect(url_for("ui.problem_detail", problem_id=problem_id))
+    if problem_status(problem) not in ("open", "matched"):
+        flash(_("只有待对接或已对接的问题可以关闭。"), "error")
+        return redirect(url_for("ui.problem_detail", problem_id=problem_id))
+    reason = form.reason.data.strip()
+    withdrawn = 0
+    for match in selection().matches(problem_id=problem_id, state=sorted(LIVE_STATES)):
+        try:
+            selection().withdraw(match["id"], actor=user_name(), reason=_("问题已关闭:%(reason)s", reason=reason))
+            withdrawn += 1
+        except rec_errors.IllegalTransition:  # answered meanwhile: nothing left to withdraw
+            pass
+    row = props_to_row("Problem", store().get_node("Problem", problem_id) or problem)
+    row.update({"status": "closed", "closed_at": datetime.now(TIMEZONE).isoformat(timespec="seconds"),
+                "closed_by": user_name(), "close_reason": reason})
+    refused = _save(row)
+    if refused is not None:
+        flash(_("问题未能保存:%(reason)s", reason=refused), "error")
+    elif withdrawn:
+        flash(_("问题已关闭,并撤回了 %(n)s 个进行中的邀请。", n=withdrawn), "success")
+    else:
+        flash(_("问题已关闭。"), "success")
+    return redirect(url_for("ui.problem_detail", problem_id=problem_id))
+
+
+@bp.route("/problems/<problem_id>/reopen", methods=["POST"])
+@role_required(*EDITORS)
+def problem_reopen(problem_id: str) -> Response:
+    problem = _problem_or_404(problem_id)
+    require_edit_district(problem.get("district"))
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if problem_status(problem) != "closed":
+        flash(_("只有已关闭的问题可以重新打开。"), "error")
+        return redirect(url_for("ui.problem_detail", problem_id=problem_id))
+    row = props_to_row("Problem", problem)
+    for key in ("closed_at", "closed_by", "close_reason"):
+        row.pop(key, None)
+    row.update({"status": "open", "reopened_at": datetime.now(TIMEZONE).isoformat(timespec="seconds"),
+                "reopened_by": user_name()})
+    refused = _save(row)
+    flash(_("问题未能保存:%(reason)s", reason=refused) if refused else _("问题已重新打开。"),
+          "error" if refused else "success")
+    return redirect(url_for("ui.problem_detail", problem_id=problem_id))
+
+
+def find_invitable(problem: dict[str, Any], query: str) -> list[dict[str, Any]]:
+    """Workers matching ``query`` (name, id, skill, honour...) with whether they can be invited now and why
+    not, by the rules :meth:`recommender.selection.Selection.invite` enforces (active, monthly capacity,
+    not employed by the posting enterprise, no open invitation for this problem)."""
+    query = query.strip()
+    if not query or not can_edit_problem(problem):
+        return []
+    live = {m["worker_id"]: m["state"] for m in selection().matches(problem_id=problem["id"])
+            if m["state"] in LIVE_STATES}
+    out = []
+    for worker in filter_workers(store(), {"q": query})[:SEARCH_LIMIT]:
+        load, capacity = selection().worker_load(worker["id"]), capacity_of(worker)
+        if worker["id"] in live:
+            blocked = _("已在对接中")
+        elif worker.get("active") is False:
+            blocked = _("目前不在岗")
+        elif load >= capacity:
+            blocked = _("本月服务容量已满")
+        elif worker.get("employer_id") and worker.get("employer_id") == problem.get("enterprise_id"):
+            blocked = _("受雇于提出问题的企业(利益回避)")
+        else:
+            blocked = ""
+        out.append({"worker": worker, "load": load, "capacity": capacity, "blocked": blocked})
+    return out
