@@ -47,15 +47,16 @@ from graph.demo import generate  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
 from graph.projection import Projection  # noqa: E402
 from recommender.features import FEATURES, Query, compute_features  # noqa: E402
-from recommender.fusion import DEFAULT_WEIGHTS, WeightedFusion  # noqa: E402
+from recommender.fusion import DEFAULT_WEIGHTS, QueryNormFusion, WeightedFusion  # noqa: E402
 from recommender.index import Encoder, RankingIndex  # noqa: E402
 from recommender.metrics import QueryResult, pessimistic_ranks, summarise  # noqa: E402
 from recommender.training import score_groups, skill_aliases, time_order, train_ranker  # noqa: E402
 
 __all__ = ["main"]
 
+# the dense columns are constant (so 0) without an encoder
 TEXT = ("text_top3", "text_max", "text_hits", "char_top3", "char_max", "bm25", "profile",
-        "dense_top3", "dense_max", "dense_profile")  # the dense columns are constant (so 0) without an encoder
+        "dense_top3", "dense_max", "dense_profile", "expertise")
 GRAPH = ("ppr", "skill_hist", "skill_count", "skill_declared", "enterprise", "chain", "district_work", "district")
 
 
@@ -166,27 +167,26 @@ def replay(proj: Projection, history: np.ndarray, test: np.ndarray, *, seed: int
     relevant = [set(solved.indices[solved.indptr[p]:solved.indptr[p + 1]].tolist()) for p in test]
     service = [q.service_type or "-" for q in queries]
 
-    weights = trained.fusion if isinstance(trained.fusion, WeightedFusion) else WeightedFusion().fit(np.vstack(feats))
+    weights = WeightedFusion().fit(np.vstack(feats))
     rankers: dict[str, list[np.ndarray]] = {}
-    singles = ["text_top3", "char_top3", "bm25", "profile", "skill_hist", "ppr", "district", "popularity"]
+    singles = ["text_top3", "char_top3", "bm25", "expertise", "profile", "skill_hist", "ppr", "district",
+               "popularity", "activity"]
     if encoder is not None:
         singles[4:4] = ["dense_top3", "dense_max", "dense_profile"]
     for name in singles:
         rankers[f"single: {name}"] = [f[:, FEATURES.index(name)] for f in feats]
-    base = dict(DEFAULT_WEIGHTS if weights.weights is None else weights.weights)
+    base = dict(DEFAULT_WEIGHTS)
     for group_name, group in (("text only (weights over text signals)", TEXT),
                               ("graph only (weights over graph signals)", GRAPH)):
         sub = WeightedFusion(weights={k: v for k, v in base.items() if k in group}).fit(np.vstack(feats))
         rankers[group_name] = score_groups(sub, feats)
-    rankers["fused (weights)"] = score_groups(weights, feats)
-    if trained.chosen != "weights":
-        rankers[f"learned ({trained.chosen})"] = score_groups(trained.fusion, feats)
+    rankers["fused (old configured weights)"] = score_groups(weights, feats)
+    rankers["fused (query-normalised default)"] = score_groups(QueryNormFusion().fit(), feats)
+    if trained.chosen == "learned":
+        rankers["learned correction (chosen)"] = score_groups(trained.fusion, feats)
     else:
-        best = max((k for k in trained.validation if k != "weights"), key=lambda k: trained.validation[k]["MRR"],
-                   default=None)
-        if best is not None:
-            forced = train_ranker(proj, within=history, seed=seed, encoder=train_encoder, mode="learned")
-            rankers[f"learned ({forced.chosen}, not chosen)"] = score_groups(forced.fusion, feats)
+        forced = train_ranker(proj, within=history, seed=seed, encoder=train_encoder, mode="learned")
+        rankers["learned correction (not chosen)"] = score_groups(forced.fusion, feats)
 
     n_workers = proj.n("Worker")
     evidence = "history before each problem" if per_problem else "history before the test window"

@@ -24,7 +24,7 @@ from recommender.errors import InvalidQuery
 from recommender.features import FEATURES, Query, compute_features
 from recommender.index import Encoder, RankingIndex
 from recommender.metrics import QueryResult, pessimistic_ranks, summarise
-from recommender.training import score_groups, skill_aliases, train_ranker
+from recommender.training import score_groups, skill_aliases, train_ranker, worker_priors
 
 __all__ = ["EvalReport", "evaluate_dataset", "read_queries", "score_table"]
 
@@ -88,17 +88,17 @@ def score_table(scores: Sequence[np.ndarray], rows: Sequence[Mapping[str, Any]],
 
 
 def candidate_popularity(proj: Projection, rows: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
-    """Problems solved by each listed candidate of the queries (label-free; ``None`` without candidate lists).
+    """Popularity and activity (:func:`~recommender.training.worker_priors`) of each listed candidate of the
+    queries (label-free; ``None`` without candidate lists).
 
     The pseudo-queries that choose the fusion then draw their negatives with the same popularity as
     the candidates to be ranked: whether popularity separates right from wrong answers depends on
     how the candidates were drawn, and that is visible without any label.
     """
     wpos = proj.index["Worker"]
-    counts = np.asarray(proj.matrix("SOLVED", "Worker", "Problem").sum(axis=1)).ravel()
     listed = [wpos[str(c)] for r in rows if isinstance(r.get("candidates"), list) for c in r["candidates"]
               if str(c) in wpos]
-    return counts[listed].astype(np.float64) if listed else None
+    return worker_priors(proj)[listed] if listed else None
 
 
 def evaluate_dataset(

@@ -121,7 +121,7 @@ def fit_expertise(
     Returns
     -------
     ExpertiseModel or None
-        ``None`` when the history is too small for a model (fewer than 8 problems or terms).
+        ``None`` when the history is too small for a model (fewer than 3 problems or terms seen twice).
 
     Examples
     --------
@@ -142,7 +142,7 @@ def fit_expertise(
     weight = float(skill_weight) if skills is not None and len(idf) else 0.0
     x = _design(docs_word, skills, common, weight, idf)
     k = min(dim, n_docs - 1, x.shape[1] - 1)
-    if k < 2 or n_docs < 8 or len(common) < 8:
+    if k < 2:
         return None
     rng = np.random.default_rng(seed)
     fit_rows = x if n_docs <= max_fit_docs else x[np.sort(rng.choice(n_docs, max_fit_docs, replace=False))]

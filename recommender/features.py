@@ -62,6 +62,7 @@ FEATURES: tuple[str, ...] = (
     "dense_max",
     "dense_profile",
     "expertise",        # the learned expertise model's score (recommender.expertise)
+    "activity",         # log(1 + recency-weighted problems solved): is the worker active now
 )
 _F = {name: i for i, name in enumerate(FEATURES)}
 
@@ -388,6 +389,7 @@ def compute_features(
                 f[:, _F["district"]] = [1.0 if index.worker_district[w] == q.district
                                         else 0.5 if index.worker_district[w] in near_d else 0.0 for w in cand]
             f[:, _F["popularity"]] = np.log1p(index.n_solved[cand])
+            f[:, _F["activity"]] = index.activity[cand]
             f[:, _F["quality"]] = index.quality[cand]
             f[:, _F["honours"]] = index.honours[cand]
             if q.service_type in TRAINING_TYPES:

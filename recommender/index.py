@@ -22,7 +22,10 @@ from recommender.selection import capacity_of
 from recommender.signals import bm25_weights, personalized_pagerank, rating_weight, transition_matrix
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 
-__all__ = ["Encoder", "RankingIndex", "day_number", "natural_key"]
+__all__ = ["ACTIVITY_HALF_LIFE", "Encoder", "RankingIndex", "day_number", "natural_key", "time_order"]
+
+#: Half-life of the ``activity`` prior, as a share of the history's problems (time order).
+ACTIVITY_HALF_LIFE = 0.1
 
 _LEVEL_SCORE = {"国家级": 3.0, "全国": 3.0, "national": 3.0, "省级": 2.0, "provincial": 2.0, "市级": 1.0, "city": 1.0}
 
@@ -65,6 +68,21 @@ def natural_key(text: str) -> tuple[Any, ...]:
     import re
 
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
+def time_order(proj: Projection) -> np.ndarray:
+    """Problem indices oldest first: by ``posted_at`` (else ``solved_at``) when most problems are dated,
+    then by natural id order (``q9`` before ``q10``)."""
+    props = proj.props["Problem"]
+    days = np.array([day_number(p.get("posted_at") or p.get("solved_at")) for p in props])
+    keys = [natural_key(pid) for pid in proj.ids["Problem"]]
+    by_id = sorted(range(len(keys)), key=keys.__getitem__)
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[by_id] = np.arange(len(keys))
+    if len(days) and np.mean(~np.isnan(days)) >= 0.5:
+        filled = np.where(np.isnan(days), np.nanmin(days) if np.any(~np.isnan(days)) else 0.0, days)
+        return np.lexsort((rank, filled))
+    return np.asarray(by_id, dtype=np.int64)
 
 
 def _row_normalise(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -157,6 +175,10 @@ class RankingIndex:
         With ``reuse``: the node keys ``(label, id)`` and relationship keys (:attr:`graph.store.RelRow.key`)
         written since ``reuse`` was built; values derived from anything else are copied from it.
         ``None``: derive everything again (texts are still re-analysed only when they differ).
+    hidden_declared
+        ``(workers, skills)``: declared skills to leave out (training on pseudo-queries hides the
+        skills a worker's profile can only have learned from the held-out problems, see
+        :func:`recommender.training.future_only_skills`).
     """
 
     #: Walk nodes with at least this many edges are hubs (resolved by precomputed vectors).
@@ -165,12 +187,16 @@ class RankingIndex:
     max_hubs: int = 1024
     #: Positions of the history problems (with at least one solver) in the projection.
     hp: np.ndarray
+    #: The projection's problems, oldest first (:func:`time_order`; problems added since the last full
+    #: build come last).
+    problem_order: np.ndarray
     #: Weight of the problem's skills beside its words in the expertise model's input.
     expertise_skill_weight: float = 0.0
 
     def __init__(self, projection: Projection, *, history: np.ndarray | None = None, encoder: Encoder | None = None,
                  vectors: Mapping[str, np.ndarray] | None = None, reuse: RankingIndex | None = None,
-                 changed: Collection[tuple[str, ...]] | None = None) -> None:
+                 changed: Collection[tuple[str, ...]] | None = None,
+                 hidden_declared: sp.spmatrix | None = None) -> None:
         proj = projection
         self.projection = proj
         self.encoder = encoder
@@ -275,10 +301,14 @@ class RankingIndex:
         logc.data = np.log1p(logc.data)
         self.skill_logcounts_csc = sp.csc_matrix(logc)
         self.skill_counts_csc = sp.csc_matrix(self.skill_counts)
-        self.declared = sp.csr_matrix(proj.matrix("HAS_SKILL", "Worker", "Skill"))
+        declared = sp.csr_matrix(proj.matrix("HAS_SKILL", "Worker", "Skill"), dtype=np.float32)
+        if hidden_declared is not None:
+            declared = sp.csr_matrix(declared - declared.multiply(sp.csr_matrix(hidden_declared) > 0))
+            declared.eliminate_zeros()
+        self.declared = declared
         self.declared_csc = sp.csc_matrix(self.declared)
         self.declared_sets: list[set[str]]
-        if reuse is not None and changed is not None and same_skills and not any(
+        if hidden_declared is None and reuse is not None and changed is not None and same_skills and not any(
                 key[0] == "HAS_SKILL" for key in changed if len(key) == 5):
             self.declared_sets = reuse.declared_sets[:self.n_workers] + [
                 set() for _ in range(self.n_workers - reuse.n_workers)]
@@ -302,6 +332,18 @@ class RankingIndex:
         self.district_adjacency = sp.csr_matrix(((adj + adj.T) > 0).astype(np.float32))
 
         # --- priors ---------------------------------------------------------------------------
+        # recent activity: each solved problem counts 0.5 ** (problems posted after it / half-life)
+        if reuse is not None and len(reuse.problem_order) <= n_problems:  # problems added since are the newest
+            self.problem_order = np.concatenate([reuse.problem_order,
+                                                 np.arange(len(reuse.problem_order), n_problems, dtype=np.int64)])
+        else:
+            self.problem_order = time_order(proj)
+        age = np.empty(n_problems, dtype=np.float64)
+        age[self.problem_order[::-1]] = np.arange(n_problems, dtype=np.float64)
+        age_h = age[hp] - (age[hp].min() if len(hp) else 0.0)  # counted from the newest history problem
+        half_life = max(ACTIVITY_HALF_LIFE * len(hp), 1.0)
+        decay = np.exp2(-age_h / half_life)
+        self.activity = np.log1p(np.asarray(self.solved @ decay, dtype=np.float64).ravel())
         rated = ~np.isnan(self.edges.rating)
         rows = np.repeat(np.arange(self.n_workers), np.diff(self.solved.indptr))
         rating_sum = np.bincount(rows[rated], weights=self.edges.rating[rated], minlength=self.n_workers)

@@ -36,12 +36,15 @@ from recommender.fusion import (
     fingerprint,
     fusion_from_dict,
 )
-from recommender.index import Encoder, RankingIndex, day_number, natural_key
+from recommender.index import ACTIVITY_HALF_LIFE, Encoder, RankingIndex, time_order
 from recommender.metrics import QueryResult, pessimistic_ranks, summarise
 
 __all__ = [
     "PseudoQueries",
     "TrainedRanker",
+    "choose_fusion",
+    "fresh_activity",
+    "future_only_skills",
     "make_pseudo_queries",
     "mrr_of",
     "paired_bootstrap",
@@ -50,6 +53,7 @@ __all__ = [
     "score_groups",
     "skill_aliases",
     "time_order",
+    "worker_priors",
     "train_ranker",
 ]
 
@@ -63,21 +67,6 @@ def skill_aliases(proj: Projection) -> dict[str, str]:
         if props.get("name"):
             out.setdefault(str(props["name"]), sid)
     return out
-
-
-def time_order(proj: Projection) -> np.ndarray:
-    """Problem indices oldest first: by ``posted_at`` (else ``solved_at``) when most problems are dated,
-    then by natural id order (``q9`` before ``q10``)."""
-    props = proj.props["Problem"]
-    days = np.array([day_number(p.get("posted_at") or p.get("solved_at")) for p in props])
-    keys = [natural_key(pid) for pid in proj.ids["Problem"]]
-    by_id = sorted(range(len(keys)), key=keys.__getitem__)
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[by_id] = np.arange(len(keys))
-    if len(days) and np.mean(~np.isnan(days)) >= 0.5:
-        filled = np.where(np.isnan(days), np.nanmin(days) if np.any(~np.isnan(days)) else 0.0, days)
-        return np.lexsort((rank, filled))
-    return np.asarray(by_id, dtype=np.int64)
 
 
 @dataclass
@@ -116,33 +105,53 @@ def interchangeable_signatures(proj: Projection, history: np.ndarray) -> sp.csr_
 INTERCHANGEABLE_COSINE = 0.9
 
 
-def popularity_matched_weights(n_solved: np.ndarray, pool: np.ndarray, reference: np.ndarray | None,
-                               bins: int = 8) -> np.ndarray | None:
-    """Sampling weights over ``pool`` so that its ``log(1 + problems solved)`` matches ``reference``'s.
+def popularity_matched_weights(values: np.ndarray, pool: np.ndarray, reference: np.ndarray | None,
+                               bins: int = 4) -> np.ndarray | None:
+    """Sampling weights over ``pool`` so that its prior values match ``reference``'s distribution.
 
-    ``reference`` holds the problems-solved counts of the candidates the fusion will really rank (the
-    evaluation's candidate lists, label-free). ``None`` (or too few) gives ``None``: uniform sampling.
+    ``values`` (one row per worker) and ``reference`` (one row per candidate really ranked: the
+    evaluation's candidate lists, label-free) hold the same columns, e.g. ``log(1 + problems solved)``
+    and recent activity; the match is on the joint histogram of per-column quantile bins. ``None``
+    (or fewer than 20 reference rows) gives ``None``: uniform sampling.
 
     Examples
     --------
-    >>> w = popularity_matched_weights(np.array([0, 1, 1, 9, 9, 9.0]), np.arange(6), np.array([9.0] * 10))
-    >>> bool(w[3:].sum() > 0.99)
-    True
+    >>> w = popularity_matched_weights(np.array([0, 1, 1, 9, 9, 9.0]), np.arange(6), np.array([9.0] * 10 + [0.0] * 10))
+    >>> round(float(w[:3].sum()), 2), round(float(w[3:].sum()), 2)
+    (0.5, 0.5)
     """
     if reference is None or len(reference) < 20 or not len(pool):
         return None
-    ref = np.log1p(np.asarray(reference, dtype=np.float64))
-    mine = np.log1p(np.asarray(n_solved, dtype=np.float64)[pool])
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    ref_bin = np.searchsorted(edges, ref, side="right")
-    my_bin = np.searchsorted(edges, mine, side="right")
-    want = np.bincount(ref_bin, minlength=len(edges) + 1) / len(ref)
-    have = np.bincount(my_bin, minlength=len(edges) + 1).astype(np.float64)
+    ref = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    mine = np.asarray(values, dtype=np.float64).reshape(len(values), -1)[pool]
+    ref_bin = np.zeros(len(ref), dtype=np.int64)
+    my_bin = np.zeros(len(mine), dtype=np.int64)
+    for j in range(ref.shape[1]):
+        edges = np.unique(np.quantile(ref[:, j], np.linspace(0, 1, bins + 1)[1:-1]))
+        ref_bin = ref_bin * (bins + 1) + np.searchsorted(edges, ref[:, j], side="right")
+        my_bin = my_bin * (bins + 1) + np.searchsorted(edges, mine[:, j], side="right")
+    size = (bins + 1) ** ref.shape[1]
+    want = np.bincount(ref_bin, minlength=size) / len(ref)
+    have = np.bincount(my_bin, minlength=size).astype(np.float64)
     w = np.divide(want[my_bin], have[my_bin], out=np.zeros(len(pool)), where=have[my_bin] > 0)
     if w.sum() <= 0:
         return None
     w = np.maximum(w, 1e-3 * w[w > 0].min())  # every pool worker stays possible
     return w / w.sum()
+
+
+def worker_priors(proj: Projection, history: np.ndarray | None = None) -> np.ndarray:
+    """``(n workers, 2)``: ``log(1 + problems solved)`` and recent activity (as the ``activity`` feature)
+    over the ``history`` mask: the columns :func:`popularity_matched_weights` matches on."""
+    mask = np.ones(proj.n("Problem"), dtype=bool) if history is None else np.asarray(history, dtype=bool)
+    solved = sp.csr_matrix(proj.matrix("SOLVED", "Worker", "Problem"), dtype=np.float64)
+    age = np.empty(len(mask), dtype=np.float64)
+    order = time_order(proj)
+    order = order[mask[order]]
+    age[order[::-1]] = np.arange(len(order), dtype=np.float64)
+    decay = np.where(mask, np.exp2(-np.where(mask, age, 0.0) / max(ACTIVITY_HALF_LIFE * mask.sum(), 1.0)), 0.0)
+    counts = np.asarray(solved @ mask.astype(np.float64)).ravel()
+    return np.column_stack([np.log1p(counts), np.log1p(np.asarray(solved @ decay).ravel())])
 
 
 def make_pseudo_queries(proj: Projection, problems: np.ndarray, history: np.ndarray, *, n_negatives: int = 19,
@@ -154,15 +163,17 @@ def make_pseudo_queries(proj: Projection, problems: np.ndarray, history: np.ndar
     workers who solved something there are candidates (the expected one included). A negative is
     never a co-solver of the problem nor interchangeable with the expected worker (skill-signature
     cosine ``>= same_work``): history credits one solver, but a colleague doing the same work would
-    have been a right answer too. With ``reference_popularity`` (problems-solved counts of the
-    candidates really ranked), negatives are drawn so that their popularity matches it.
+    have been a right answer too. With ``reference_popularity`` (:func:`worker_priors` rows of the
+    candidates really ranked), negatives are drawn so that their popularity and activity match it.
     """
     rng = np.random.default_rng(seed)
     solved = proj.matrix("SOLVED", "Worker", "Problem").tocsc()
     counts = np.asarray(solved[:, np.flatnonzero(history)].sum(axis=1)).ravel()
     has_history = counts > 0
     pool = np.flatnonzero(has_history)
-    weights = popularity_matched_weights(counts, pool, reference_popularity)
+    weights = None
+    if reference_popularity is not None:
+        weights = popularity_matched_weights(worker_priors(proj, history), pool, reference_popularity)
     sig = interchangeable_signatures(proj, history)
     aliases = skill_aliases(proj)
     out = PseudoQueries()
@@ -309,6 +320,84 @@ def paired_bootstrap(gain: np.ndarray, *, resamples: int = 2000, confidence: flo
             "high": float(np.quantile(means, confidence)), "queries": float(len(gain))}
 
 
+def future_only_skills(proj: Projection, history: np.ndarray, held: np.ndarray) -> sp.csr_matrix:
+    """``(workers, skills)``: the declared skills a worker's profile can only have learned from ``held``.
+
+    A profile written from a worker's record (as in both public benchmarks, where a worker's skills are
+    the tags of their answered questions) knows the problems a pseudo-query replays: it would make the
+    declared-skill signals look far better on pseudo-queries than on new problems. A declared skill is
+    hidden from the pseudo-queries' index when the worker solved a held-out problem requiring it and
+    no history problem requiring it.
+    """
+    solved = sp.csr_matrix(proj.matrix("SOLVED", "Worker", "Problem"), dtype=np.float64)
+    requires = sp.csr_matrix(proj.matrix("REQUIRES", "Problem", "Skill"), dtype=np.float64)
+    in_held = np.zeros(solved.shape[1])
+    in_held[np.asarray(held, dtype=np.int64)] = 1.0
+    later = sp.csr_matrix(solved @ sp.diags(in_held) @ requires)
+    before = sp.csr_matrix(solved @ sp.diags(np.asarray(history, dtype=np.float64)) @ requires)
+    declared = sp.csr_matrix(proj.matrix("HAS_SKILL", "Worker", "Skill"), dtype=np.float64)
+    only_later = sp.csr_matrix((later > 0).astype(np.float64) - (later > 0).multiply(before > 0))
+    hidden = sp.csr_matrix(only_later.multiply(declared > 0))
+    hidden.eliminate_zeros()
+    return hidden
+
+
+def fresh_activity(proj: Projection, order: np.ndarray, queries: np.ndarray, candidates: list[np.ndarray],
+                   half_life: float) -> list[np.ndarray]:
+    """The ``activity`` feature of each pseudo-query's candidates measured at the query's own posting time.
+
+    The index measures activity at the end of its history; a pseudo-query posted later in the held-out
+    window would see it stale, while a served query sees it fresh (computed now). Here every problem
+    solved before the query (in ``order``, the time order of the problems that may be evidence,
+    held-out ones included) counts ``0.5 ** (problems posted in between / half_life)``.
+
+    Examples
+    --------
+    >>> import types
+    >>> proj = types.SimpleNamespace(matrix=lambda *a: sp.csr_matrix(np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])))
+    >>> [a.round(3).tolist() for a in fresh_activity(proj, np.arange(3), np.array([2]), [np.array([0, 1])], 1.0)]
+    [[0.916, 0.0]]
+    """
+    solved = sp.csr_matrix(proj.matrix("SOLVED", "Worker", "Problem"))
+    position = np.full(solved.shape[1], -1, dtype=np.int64)
+    position[order] = np.arange(len(order))
+    out = []
+    for q, cand in zip(queries, candidates, strict=True):
+        t = position[int(q)]
+        values = np.zeros(len(cand))
+        for j, w in enumerate(cand):
+            pos = position[solved.indices[solved.indptr[w]:solved.indptr[w + 1]]]
+            pos = pos[(pos >= 0) & (pos < t)]
+            values[j] = np.log1p(np.exp2(-(t - 1 - pos) / max(half_life, 1.0)).sum())
+        out.append(values)
+    return out
+
+
+def choose_fusion(default_rr: np.ndarray, learned_rr: np.ndarray, *, mode: str = "auto", confidence: float = 0.95,
+                  seed: int = 0) -> tuple[str, dict[str, float], str]:
+    """``("default" | "learned", bootstrap of the gain, why)`` from per-query reciprocal ranks of both fusions
+    on the same pseudo-queries: in ``"auto"`` mode the learned correction serves only when the one-sided
+    ``confidence`` lower bound of its mean gain is above 0; ``"default"``/``"learned"`` force the choice.
+
+    Examples
+    --------
+    >>> choose_fusion(np.full(100, 0.5), np.full(100, 0.4))[0]
+    'default'
+    >>> choose_fusion(np.full(100, 0.5), np.full(100, 0.6))[0]
+    'learned'
+    """
+    gain = paired_bootstrap(np.asarray(learned_rr) - np.asarray(default_rr), confidence=confidence, seed=seed)
+    if mode == "auto":
+        chosen = "learned" if gain["low"] > 0 else "default"
+        why = (f"learned correction's MRR gain over the default {gain['mean']:+.4f} on {int(gain['queries'])} "
+               f"pseudo-queries, one-sided {confidence:.0%} lower bound {gain['low']:+.4f} "
+               f"({'> 0: learned' if chosen == 'learned' else '<= 0: the default serves'})")
+    else:
+        chosen = "default" if mode in ("default", "weights") else "learned"
+        why = f"forced ({mode}); the learned correction's gain {gain['mean']:+.4f} (lower bound {gain['low']:+.4f})"
+    return chosen, gain, why
+
+
 def _pseudo_features(proj: Projection, order: np.ndarray, base: np.ndarray, *, encoder: Encoder | None,
                      holdout: float, target_queries: int, max_queries: int, folds: int, n_negatives: int, seed: int,
                      reference_popularity: np.ndarray | None,
@@ -333,8 +422,14 @@ def _pseudo_features(proj: Projection, order: np.ndarray, base: np.ndarray, *, e
         if len(pseudo):
             say(f"pseudo-queries: the newest {holdout:.0%} of solved problems ({len(pseudo)}) against "
                 f"{int(history.sum())} older problems")
-            feats, _ = compute_features(RankingIndex(proj, history=history, encoder=encoder), pseudo.queries,
-                                        pseudo.candidates)
+            index = RankingIndex(proj, history=history, encoder=encoder,
+                                 hidden_declared=future_only_skills(proj, history, held))
+            feats, _ = compute_features(index, pseudo.queries, pseudo.candidates)
+            at = proj.index["Problem"]
+            posted = np.array([at[q.problem_id or ""] for q in pseudo.queries], dtype=np.int64)
+            fresh = fresh_activity(proj, order, posted, pseudo.candidates, ACTIVITY_HALF_LIFE * len(index.hp))
+            for row, values in zip(feats, fresh, strict=True):
+                row[:, FEATURES.index("activity")] = values
         return pseudo, feats, {"protocol": "time-split", "holdout": holdout, "history_problems": int(history.sum())}
     chosen = solved_order[-max_queries:]
     fold_of = np.random.default_rng(seed).integers(0, folds, size=len(chosen))
@@ -346,8 +441,9 @@ def _pseudo_features(proj: Projection, order: np.ndarray, base: np.ndarray, *, e
                                    reference_popularity=reference_popularity)
         if not len(fold):
             continue
-        fold_feats, _ = compute_features(RankingIndex(proj, history=history, encoder=encoder), fold.queries,
-                                         fold.candidates)
+        fold_index = RankingIndex(proj, history=history, encoder=encoder,
+                                  hidden_declared=future_only_skills(proj, history, part))
+        fold_feats, _ = compute_features(fold_index, fold.queries, fold.candidates)
         pseudo.queries += fold.queries
         pseudo.candidates += fold.candidates
         pseudo.labels += fold.labels
@@ -414,20 +510,11 @@ def train_ranker(
         x, y, g = _stack([feats[i] for i in train], [pseudo.labels[i] for i in train])
         fold_model = CorrectedFusion(weights=weights, random_state=seed).fit(x, y, g)
         learned_rr[lo:hi] = reciprocal_ranks(score_groups(fold_model, feats[lo:hi]), pseudo.labels[lo:hi])
-    gain = paired_bootstrap(learned_rr - default_rr, confidence=confidence, seed=seed)
+    chosen, gain, meta["why"] = choose_fusion(default_rr, learned_rr, mode=mode, confidence=confidence, seed=seed)
     validation = {"default": {"MRR": float(default_rr.mean())}, "learned": {"MRR": float(learned_rr.mean())},
                   "gain": gain}
     say(f"  out-of-fold MRR on {len(feats)} pseudo-queries: default {default_rr.mean():.4f}, "
-        f"learned correction {learned_rr.mean():.4f}; gain {gain['mean']:+.4f}, "
-        f"{confidence:.0%} lower bound {gain['low']:+.4f}")
-    if mode == "auto":
-        chosen = "learned" if gain["low"] > 0 else "default"
-        meta["why"] = (f"learned correction's MRR gain over the default {gain['mean']:+.4f}, one-sided "
-                       f"{confidence:.0%} lower bound {gain['low']:+.4f} "
-                       f"({'> 0: learned' if chosen == 'learned' else '<= 0: the default serves'})")
-    else:
-        chosen = mode
-        meta["why"] = f"forced ({mode})"
+        f"learned correction {learned_rr.mean():.4f}")
     say(f"chosen fusion: {chosen} ({meta['why']})")
     n_valid = len(feats)
     if chosen == "default":
