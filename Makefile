@@ -9,7 +9,7 @@ export JIANGLIAN_DATA_DIR ?= $(abspath $(DATA_DIR))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: serve test lint typecheck pytest venv system-deps demo encoder notebooks clean
+.PHONY: serve test lint typecheck pytest venv system-deps demo encoder ranker notebooks clean
 
 include mk/neo4j.mk
 include mk/web.mk
@@ -38,7 +38,11 @@ demo: $(STAMP)
 encoder: $(STAMP)
 	$(VENV)/bin/jianglian build-encoder --if-missing
 
-serve: $(STAMP) web-assets demo encoder
+# the fusion the served ranking uses, chosen on the store's own history (docs/ranking.md)
+ranker: $(STAMP) demo
+	$(VENV)/bin/jianglian train-ranker --if-missing
+
+serve: $(STAMP) web-assets demo encoder ranker
 	$(VENV)/bin/jianglian serve --host 127.0.0.1 --port 5000
 
 lint: $(STAMP)

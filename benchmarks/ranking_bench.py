@@ -201,6 +201,18 @@ def replay(proj: Projection, history: np.ndarray, test: np.ndarray, *, seed: int
         table[name] = m
         print(f"{name:45s} {m['MRR']:7.4f} {m['P@1']:7.4f} {m['P@3']:7.4f} {m['nDCG@10']:8.4f}")
 
+    # cold start and sparse history: the test problems whose every solver had solved at most 2 problems before
+    n_before = np.asarray(solved[:, np.flatnonzero(history)].sum(axis=1)).ravel()
+    sparse = [i for i, rel in enumerate(relevant) if rel and all(n_before[w] <= 2 for w in rel)]
+    if sparse:
+        print(f"\nsparse history: {len(sparse)} test problems whose solvers had solved <= 2 problems before "
+              f"({sum(all(n_before[w] == 0 for w in relevant[i]) for i in sparse)} with none)")
+        print(f"{'ranker':45s} {'MRR':>7s} {'P@1':>7s} {'P@3':>7s} {'nDCG@10':>8s}")
+        for name, scores in rankers.items():
+            m = _metrics([scores[i] for i in sparse], [relevant[i] for i in sparse], n_workers)
+            table[f"sparse: {name}"] = m
+            print(f"{name:45s} {m['MRR']:7.4f} {m['P@1']:7.4f} {m['P@3']:7.4f} {m['nDCG@10']:8.4f}")
+
     by_type: dict[str, list[int]] = defaultdict(list)
     for i, st in enumerate(service):
         by_type[st].append(i)

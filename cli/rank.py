@@ -98,10 +98,16 @@ def _models_dir() -> Path:
 @click.option("--encoder", "encoder_name", default=None,
               help="Dense text encoder (name or path) [default: JIANGLIAN_EMBEDDING_MODEL, else "
                    "use-multilingual-v3]; 'none' for TF-IDF only.")
-def train_ranker_cmd(seed: int, holdout: float, encoder_name: str | None) -> None:
-    """Learn the fusion from the configured store's history (time split); save it under JIANGLIAN_DATA_DIR/models."""
+@click.option("--if-missing", is_flag=True, help="Do nothing when a ranking model is already saved.")
+def train_ranker_cmd(seed: int, holdout: float, encoder_name: str | None, if_missing: bool) -> None:
+    """Choose the fusion on the configured store's history (the default, or a learned correction that beats it
+    with confidence); save it under JIANGLIAN_DATA_DIR/models, where `serve` picks it up."""
     from graph.projection import Projection
     from recommender.training import train_ranker
+
+    if if_missing and (_models_dir() / "ranker.json").is_file():
+        click.echo(f"ranking model already saved at {_models_dir() / 'ranker.json'}")
+        return
 
     encoder = _load_encoder(_ranking_encoder_name(encoder_name))
     with configured_store() as store:
