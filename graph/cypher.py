@@ -48,6 +48,7 @@ __all__ = [
     "GET_NODE",
     "LIST_NODES",
     "LIST_NODES_BY",
+    "LOCK_NODE",
     "MERGE_NODES",
     "MERGE_RELS",
     "META_LABEL",
@@ -152,6 +153,13 @@ SHOW_VECTOR_INDEXES: Final = (
 MERGE_NODES: Final = _per_label("UNWIND $rows AS row MERGE (n:__L__ {id: row[0]}) SET n += row[1]")
 CREATE_NODE: Final = _per_label("CREATE (n:__L__ {id: $id}) SET n += $props RETURN " + _N_PROPS)
 UPDATE_NODE: Final = _per_label("MATCH (n:__L__ {id: $id}) SET n += $props RETURN " + _N_PROPS)
+#: Takes the node's write lock for the rest of the transaction, then reads it. Under read committed a plain
+#: ``MATCH (m:Match {id: $id}) WHERE m.state = $expected SET ...`` reads before it locks, so two transactions can
+#: both see the old state and both write (the second waits for the first, then overwrites it): the Neo4j manual's
+#: "lost updates in Cypher". Setting and removing a property locks first, so the read sees the last commit and
+#: every other writer of the node waits until this transaction ends; the write's preconditions are checked on
+#: what this returns (``graph.store.WriteBatch.expect``). The property never outlives the statement.
+LOCK_NODE: Final = _per_label("MATCH (n:__L__ {id: $id}) SET n._lock = true REMOVE n._lock RETURN " + _N_PROPS)
 DELETE_NODE: Final = _per_label("MATCH (n:__L__ {id: $id}) DETACH DELETE n RETURN count(*) AS deleted")
 #: Deletes everything in batches; an implicit (auto-commit) transaction is required by ``IN TRANSACTIONS``.
 CLEAR: Final = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"

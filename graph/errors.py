@@ -17,9 +17,12 @@ __all__ = [
     "StoreLocked",
     "StoreUnavailable",
     "UnknownLabel",
+    "WriteConflict",
 ]
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 class GraphError(Exception):
@@ -53,6 +56,31 @@ class DuplicateNode(ConstraintViolation):
         super().__init__(f"{label} {node_id!r} already exists")
         self.label = label
         self.node_id = node_id
+
+
+class WriteConflict(GraphError):
+    """A conditional write found a node other than it expected (:attr:`graph.store.WriteBatch.expect`).
+
+    Another writer got there first; nothing of the batch was written.
+
+    Attributes
+    ----------
+    label, node_id
+        The node whose expectation failed.
+    expected
+        The properties the write expected.
+    actual
+        Those properties as the store holds them now, or ``None`` when the node does not exist.
+    """
+
+    def __init__(self, label: str, node_id: str, expected: Mapping[str, Any],
+                 actual: Mapping[str, Any] | None) -> None:
+        now = "it does not exist" if actual is None else f"it has {dict(actual)!r}"
+        super().__init__(f"{label} {node_id!r} changed meanwhile: expected {dict(expected)!r}, {now}")
+        self.label = label
+        self.node_id = node_id
+        self.expected = dict(expected)
+        self.actual = None if actual is None else dict(actual)
 
 
 class NodeNotFound(GraphError, KeyError):

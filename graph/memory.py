@@ -73,7 +73,17 @@ from graph.model import (
     check_rel,
     check_rel_filter,
 )
-from graph.store import Change, ChangeJournal, GraphStore, NodeRow, Progress, RelRow, WriteBatch, check_props
+from graph.store import (
+    Change,
+    ChangeJournal,
+    GraphStore,
+    NodeRow,
+    Progress,
+    RelRow,
+    WriteBatch,
+    check_expect,
+    check_props,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -631,6 +641,12 @@ class MemoryStore(GraphStore):
     def apply(self, batch: WriteBatch, *, progress: Progress | None = None) -> None:
         with self._lock:
             self._check_open()
+            # the store's lock is the lock of every node: the preconditions and the write are one step
+            for expect in sorted(batch.expect, key=lambda e: (e.label, e.id)):
+                check_label(expect.label)
+                check_expect(expect, self._nodes[expect.label].get(expect.id))
+            if batch.check is not None:
+                batch.check(self)
             nodes = [(check_label(n.label), n.id, check_props(n.props, where=f"{n.label} {n.id}: "))
                      for n in batch.nodes]
             pending = {(label, node_id) for label, node_id, _ in nodes}

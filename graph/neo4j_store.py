@@ -54,7 +54,17 @@ from graph.errors import (
     StoreUnavailable,
 )
 from graph.model import DOMAIN_LABELS, LABELS, REL_ENDPOINTS, check_label, check_rel, check_rel_filter
-from graph.store import Change, ChangeJournal, GraphStore, NodeRow, Progress, RelRow, WriteBatch, check_props
+from graph.store import (
+    Change,
+    ChangeJournal,
+    GraphStore,
+    NodeRow,
+    Progress,
+    RelRow,
+    WriteBatch,
+    check_expect,
+    check_props,
+)
 
 __all__ = ["Neo4jStore", "escape_lucene"]
 
@@ -109,6 +119,46 @@ def _chunks(rows: list[Any], size: int) -> Iterator[list[Any]]:
 
 def _props(pairs: list[list[Any]]) -> dict[str, Any]:
     return {k: v for k, v in pairs}
+
+
+def _indexed(label: str, where: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """A range-indexed property of ``where`` the planner can seek on."""
+    for prop in cypher.RANGE_INDEXED.get(label, ()):
+        if where.get(prop) is not None:
+            return prop, where[prop]
+    return None
+
+
+def _list_query(label: str, where: Mapping[str, Any] | None, offset: int,
+                limit: int | None) -> tuple[str, dict[str, Any]]:
+    """The statement and parameters of :meth:`Neo4jStore.list_nodes`."""
+    check_label(label)
+    if offset < 0 or (limit is not None and limit < 0):
+        raise ValueError("offset and limit must be non-negative")
+    params: dict[str, Any] = {"where": dict(where or {}), "offset": offset,
+                              "limit": _NO_LIMIT - offset if limit is None else limit}
+    query = cypher.LIST_NODES[label]
+    seek = _indexed(label, params["where"])
+    if seek is not None:
+        query = cypher.LIST_NODES_BY[(label, seek[0])]
+        params["value"] = seek[1]
+    return query, params
+
+
+class _TxReader:
+    """The reads of :attr:`WriteBatch.check`, run inside the write transaction (they see the latest commits)."""
+
+    def __init__(self, tx: ManagedTransaction) -> None:
+        self._tx = tx
+
+    def get_node(self, label: str, node_id: str) -> dict[str, Any] | None:
+        record = self._tx.run(cypher.GET_NODE[check_label(label)], {"id": node_id}).single()
+        return None if record is None else _props(record["props"])
+
+    def list_nodes(self, label: str, *, where: Mapping[str, Any] | None = None, offset: int = 0,
+                   limit: int | None = None) -> list[dict[str, Any]]:
+        query, params = _list_query(label, where, offset, limit)
+        return [_props(r["props"]) for r in self._tx.run(query, params)]
 
 
 class Neo4jStore(GraphStore):
@@ -214,10 +264,15 @@ class Neo4jStore(GraphStore):
         """Run a write transaction; ``changes`` are the domain keys it touches (``None``: unlistable)."""
         with self._translate(), self._session(write=True) as s:
             try:
-                return s.execute_write(work)
-            finally:
-                # the transaction may have committed even if reading its outcome failed
-                self._bump(changes)
+                result = s.execute_write(work)
+            except BaseException as err:
+                # a driver error may come after the commit; an error of our own (a failed precondition, a
+                # dangling endpoint) is raised inside the transaction function, which rolls it back
+                if isinstance(err, Neo4jError | DriverError) or not isinstance(err, Exception):
+                    self._bump(changes)
+                raise
+            self._bump(changes)
+            return result
 
     def _write(self, query: str, params: Mapping[str, Any] | None, changes: list[Change] | None) -> list[Record]:
         def work(tx: ManagedTransaction) -> list[Record]:
@@ -287,7 +342,8 @@ class Neo4jStore(GraphStore):
 
     # -- writes --------------------------------------------------------------------------------
     def apply(self, batch: WriteBatch, *, progress: Progress | None = None) -> None:
-        """One write transaction: merge nodes, then relationships (refusing dangling endpoints), then deletions."""
+        """One write transaction: lock and check the preconditions, merge nodes, then relationships (refusing
+        dangling endpoints), then deletions."""
         nodes: dict[str, list[list[Any]]] = defaultdict(list)
         for n in batch.nodes:
             label = check_label(n.label)
@@ -303,8 +359,15 @@ class Neo4jStore(GraphStore):
             check_rel(r.type, r.start_label, r.end_label)
             deletes[(r.type, r.start_label, r.end_label)].append([r.start_id, r.end_id])
         size = self.batch_size
+        expects = sorted(batch.expect, key=lambda e: (check_label(e.label), e.id))
 
         def work(tx: ManagedTransaction) -> None:
+            # preconditions first, each after taking the node's lock (see cypher.LOCK_NODE); raising rolls back
+            for expect in expects:
+                record = tx.run(cypher.LOCK_NODE[expect.label], {"id": expect.id}).single()
+                check_expect(expect, None if record is None else _props(record["props"]))
+            if batch.check is not None:
+                batch.check(_TxReader(tx))
             for label, rows in nodes.items():
                 for chunk in _chunks(rows, size):
                     tx.run(cypher.MERGE_NODES[label], {"rows": chunk}).consume()
@@ -328,7 +391,7 @@ class Neo4jStore(GraphStore):
             changes += [Change(rel=r.key) for r in batch.delete_rels]
         elif not batch.rels and not batch.delete_rels and all(n.label not in DOMAIN_LABELS for n in batch.nodes):
             changes = []
-        if len(batch):
+        if len(batch) or expects or batch.check is not None:
             self._write_tx(work, changes)
 
     @staticmethod
@@ -390,11 +453,7 @@ class Neo4jStore(GraphStore):
 
     @staticmethod
     def _indexed(label: str, where: Mapping[str, Any]) -> tuple[str, Any] | None:
-        """A range-indexed property of ``where`` the planner can seek on."""
-        for prop in cypher.RANGE_INDEXED.get(label, ()):
-            if where.get(prop) is not None:
-                return prop, where[prop]
-        return None
+        return _indexed(label, where)
 
     def list_nodes(
         self,
@@ -404,16 +463,7 @@ class Neo4jStore(GraphStore):
         offset: int = 0,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        check_label(label)
-        if offset < 0 or (limit is not None and limit < 0):
-            raise ValueError("offset and limit must be non-negative")
-        params: dict[str, Any] = {"where": dict(where or {}), "offset": offset,
-                                  "limit": _NO_LIMIT - offset if limit is None else limit}
-        query = cypher.LIST_NODES[label]
-        seek = self._indexed(label, params["where"])
-        if seek is not None:
-            query = cypher.LIST_NODES_BY[(label, seek[0])]
-            params["value"] = seek[1]
+        query, params = _list_query(label, where, offset, limit)
         return [_props(r["props"]) for r in self._read(query, params)]
 
     def iter_nodes(self, label: str, *, batch: int = 5000) -> Iterator[dict[str, Any]]:

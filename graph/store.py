@@ -15,20 +15,23 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from graph.errors import ConstraintViolation
+from graph.errors import ConstraintViolation, WriteConflict
 
 __all__ = [
     "Change",
     "ChangeJournal",
+    "Expect",
+    "GraphReader",
     "GraphStore",
     "NodeRow",
     "Progress",
     "RelRow",
     "WriteBatch",
+    "check_expect",
     "check_props",
 ]
 
@@ -60,6 +63,52 @@ class RelRow:
     def key(self) -> tuple[str, str, str, str, str]:
         """The identity of the relationship."""
         return (self.type, self.start_label, self.start_id, self.end_label, self.end_id)
+
+
+@dataclass(frozen=True)
+class Expect:
+    """A precondition of a :class:`WriteBatch`: the node exists and each of ``props`` has the given value.
+
+    ``None`` expects the property to be absent; empty ``props`` only require the node to exist (and lock it).
+    """
+
+    label: str
+    id: str
+    props: Mapping[str, Any] = field(default_factory=dict)
+
+
+class GraphReader(Protocol):
+    """The reads :attr:`WriteBatch.check` may make, inside the write's transaction."""
+
+    def get_node(self, label: str, node_id: str) -> dict[str, Any] | None: ...
+
+    def list_nodes(
+        self,
+        label: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+
+def check_expect(expect: Expect, node: Mapping[str, Any] | None) -> None:
+    """Raise :class:`~graph.errors.WriteConflict` unless ``node`` (its properties, or ``None``) meets ``expect``.
+
+    Examples
+    --------
+    >>> check_expect(Expect("Match", "m1", {"state": "invited", "reason": None}), {"id": "m1", "state": "invited"})
+    >>> try:
+    ...     check_expect(Expect("Match", "m1", {"state": "invited"}), {"id": "m1", "state": "accepted"})
+    ... except WriteConflict as err:
+    ...     print(err.actual)
+    {'state': 'accepted'}
+    """
+    if node is None:
+        raise WriteConflict(expect.label, expect.id, expect.props, None)
+    actual = {key: node.get(key) for key in expect.props}
+    if actual != dict(expect.props):
+        raise WriteConflict(expect.label, expect.id, expect.props, actual)
 
 
 @dataclass(frozen=True)
@@ -118,11 +167,23 @@ class WriteBatch:
 
     Nodes are merged first, then relationships (whose endpoints must exist in the store or in
     the batch), then relationship deletions.
+
+    A batch can be conditional (compare-and-set). In the write's own transaction, before anything is
+    written, the store locks every node named in :attr:`expect` (in ``(label, id)`` order, so two batches
+    never wait on each other in a cycle) and holds the locks until it commits or rolls back; it then
+    compares each node with its expectation, raising :class:`~graph.errors.WriteConflict` on the first
+    that fails, and calls :attr:`check` with a reader of the store as it is under those locks. Anything
+    ``check`` raises propagates unchanged, and nothing of the batch is written. Writers of a locked node
+    wait, so of two batches expecting the same state of one node and changing it, exactly one commits.
+    Reads in ``check`` of nodes that are not locked see the latest committed state, which another
+    writer may change before this batch commits: lock what the decision depends on.
     """
 
     nodes: list[NodeRow] = field(default_factory=list)
     rels: list[RelRow] = field(default_factory=list)
     delete_rels: list[RelRow] = field(default_factory=list)
+    expect: list[Expect] = field(default_factory=list)
+    check: Callable[[GraphReader], None] | None = None
 
     def __len__(self) -> int:
         return len(self.nodes) + len(self.rels) + len(self.delete_rels)
@@ -229,7 +290,8 @@ class GraphStore(ABC):
     @abstractmethod
     def apply(self, batch: WriteBatch, *, progress: Progress | None = None) -> None:
         """Apply a batch atomically. Raises :class:`ConstraintViolation` and writes nothing on
-        a dangling relationship endpoint or an invalid property."""
+        a dangling relationship endpoint or an invalid property, :class:`~graph.errors.WriteConflict`
+        (or whatever :attr:`WriteBatch.check` raises) and writes nothing when a precondition fails."""
 
     @abstractmethod
     def create_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:

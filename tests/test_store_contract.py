@@ -28,12 +28,13 @@ from graph.errors import (
     StoreLocked,
     StoreUnavailable,
     UnknownLabel,
+    WriteConflict,
 )
 from graph.memory import MemoryStore
 from graph.model import LABELS, REL_ENDPOINTS
 from graph.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer, find_free_port
 from graph.neo4j_store import Neo4jStore, escape_lucene
-from graph.store import GraphStore, NodeRow, RelRow, WriteBatch
+from graph.store import Expect, GraphReader, GraphStore, NodeRow, RelRow, WriteBatch
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -305,6 +306,59 @@ def test_apply_is_atomic(store: GraphStore) -> None:
     with pytest.raises(ConstraintViolation, match="W404"):
         store.apply(WriteBatch(rels=[RelRow("MENTORS", "Worker", "W404", "Worker", "W1")]))
     assert store.counts() == before
+
+
+def test_conditional_apply_commits_only_when_the_expectation_holds(store: GraphStore) -> None:
+    store.apply(WriteBatch(nodes=[NodeRow("Match", "M1", {"state": "invited", "problem_id": "P1"})]))
+    accept = WriteBatch(nodes=[NodeRow("Match", "M1", {"state": "accepted"}),
+                               NodeRow("AuditEvent", "A1", {"kind": "accept"})],
+                        expect=[Expect("Match", "M1", {"state": "invited", "reason": None})])
+    store.apply(accept)
+    assert store.get_node("Match", "M1") == {"id": "M1", "state": "accepted", "problem_id": "P1"}
+    decline = WriteBatch(nodes=[NodeRow("Match", "M1", {"state": "declined"}),
+                                NodeRow("AuditEvent", "A2", {"kind": "decline"})],
+                         rels=[RelRow("MENTORS", "Worker", "W1", "Worker", "W2")],
+                         expect=[Expect("Match", "M1", {"state": "invited"})])
+    store.apply(WriteBatch(nodes=[NodeRow("Worker", "W1"), NodeRow("Worker", "W2")]))
+    before = store.counts()
+    with pytest.raises(WriteConflict) as err:  # a stale read: the accept above moved the match on
+        store.apply(decline)
+    assert (err.value.label, err.value.node_id) == ("Match", "M1")
+    assert err.value.expected == {"state": "invited"} and err.value.actual == {"state": "accepted"}
+    assert store.get_node("Match", "M1")["state"] == "accepted"
+    assert store.get_node("AuditEvent", "A2") is None and store.counts() == before
+    with pytest.raises(WriteConflict) as err:
+        store.apply(WriteBatch(nodes=[NodeRow("Match", "M2", {"state": "x"})], expect=[Expect("Match", "M404")]))
+    assert err.value.actual is None and store.get_node("Match", "M2") is None
+    store.apply(WriteBatch(expect=[Expect("Match", "M1", {"state": "accepted"})]))  # preconditions alone
+    with pytest.raises(WriteConflict):
+        store.apply(WriteBatch(expect=[Expect("Match", "M1", {"state": "invited"})]))
+
+
+class _Full(Exception):
+    pass
+
+
+def test_conditional_apply_check_reads_inside_the_write(store: GraphStore) -> None:
+    store.apply(WriteBatch(nodes=[NodeRow("Worker", "W1", {"capacity": 1}),
+                                  NodeRow("Match", "M1", {"worker_id": "W1", "state": "invited"})]))
+    seen: list[Any] = []
+
+    def at_most_one(reader: GraphReader) -> None:
+        live = reader.list_nodes("Match", where={"worker_id": "W1", "state": "invited"})
+        seen.append((reader.get_node("Worker", "W1"), [m["id"] for m in live]))
+        if len(live) >= 1:
+            raise _Full
+
+    with pytest.raises(_Full):  # what the check raises propagates and nothing is written
+        store.apply(WriteBatch(nodes=[NodeRow("Match", "M2", {"worker_id": "W1", "state": "invited"})],
+                               expect=[Expect("Worker", "W1")], check=at_most_one))
+    assert seen == [({"id": "W1", "capacity": 1}, ["M1"])]
+    assert store.get_node("Match", "M2") is None
+    store.apply(WriteBatch(nodes=[NodeRow("Match", "M1", {"state": "withdrawn"})]))
+    store.apply(WriteBatch(nodes=[NodeRow("Match", "M2", {"worker_id": "W1", "state": "invited"})],
+                           expect=[Expect("Worker", "W1")], check=at_most_one))
+    assert store.get_node("Match", "M2") == {"id": "M2", "worker_id": "W1", "state": "invited"}
 
 
 def test_apply_large_batch_with_progress(store: GraphStore) -> None:
