@@ -21,6 +21,7 @@ __all__ = [
     "RankingError",
     "RecommenderError",
     "SelectionError",
+    "TransitionConflict",
     "UnknownProblem",
     "UnknownWorker",
     "WorkerUnavailable",
@@ -56,6 +57,26 @@ class IllegalTransition(SelectionError):
         super().__init__(message)
         self.current = current
         self.requested = requested
+
+
+class TransitionConflict(IllegalTransition):
+    """Another request changed the match between this one reading it and writing it; nothing was written.
+
+    The other request (another web process, the CLI) answered first: of two requests moving the same
+    match from the same state, exactly one commits and the other gets this.
+
+    Attributes
+    ----------
+    expected
+        The state the match was read in.
+    current, requested
+        The state it has now (``None`` if unknown) and the state that was asked for.
+    """
+
+    def __init__(self, message: str, *, expected: str | None, current: str | None,
+                 requested: str | None) -> None:
+        super().__init__(message, current=current, requested=requested)
+        self.expected = expected
 
 
 class DuplicateInvitation(IllegalTransition):

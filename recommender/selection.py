@@ -19,12 +19,15 @@ row and the outcome to its ``outcomes`` (kept JSON-encoded in ``extra_json``, th
 :func:`graph.dataset.export_dataset` writes the new history and a re-load derives the same
 relationships. ``on_change`` is then called so the recommender refreshes its projection.
 
-Concurrency: transitions of one store are serialised by a lock shared by every :class:`Selection`
-on that store instance, and the state is re-read under the lock, so of two threads accepting and
-declining the same match exactly one wins. With Neo4j and *several processes* this is best effort:
-the store interface has no compare-and-set, so two processes could both read ``invited`` and both
-write; run one web process per database (as the deployment does) or put a Cypher conditional
-update behind the store if that changes.
+Concurrency: every write is conditional (:attr:`graph.store.WriteBatch.expect`). A transition commits
+only if the match is still in the state it was read in, so of two processes accepting and declining
+the same invitation exactly one wins and the other gets :class:`~recommender.errors.TransitionConflict`.
+The write also locks the problem (its status and outcomes are read-modify-write) and an invitation
+locks the worker, whose load is recounted against the capacity inside the write's transaction, so
+concurrent invitations cannot exceed it. When only the problem or the worker's other matches changed
+meanwhile, the step is re-read and retried (up to :data:`ATTEMPTS` times). Within one process a lock
+shared by every :class:`Selection` on a store instance also serialises the steps, so threads rarely
+conflict at all.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final, Literal
 
-from graph.store import GraphStore, NodeRow, RelRow, WriteBatch
+from graph.errors import WriteConflict
+from graph.store import Expect, GraphReader, GraphStore, NodeRow, RelRow, WriteBatch
 from recommender.errors import (
     CapacityExceeded,
     ConflictOfInterest,
@@ -47,12 +51,14 @@ from recommender.errors import (
     IllegalTransition,
     InvalidSelection,
     MatchNotFound,
+    TransitionConflict,
     UnknownProblem,
     UnknownWorker,
     WorkerUnavailable,
 )
 
 __all__ = [
+    "ATTEMPTS",
     "capacity_of",
     "counts_against_capacity",
     "current_month",
@@ -110,6 +116,14 @@ DEFAULT_CAPACITY: Final = 2
 TIMEZONE: Final = timezone(timedelta(hours=8), "CST")
 
 _OPEN_PROBLEM_STATUSES: Final = frozenset({"open", "matched"})
+#: Tries of one step when only what surrounds the match changed meanwhile (the problem, the worker's load).
+ATTEMPTS: Final = 5
+#: The problem properties a transition reads and rewrites (a compare-and-set guards all of them).
+_PROBLEM_GUARD: Final = ("status", "solved_by", "solved_at", "extra_json")
+
+
+class _Stale(Exception):
+    """Raised inside a write's transaction when something the step decided on changed: re-read, retry."""
 
 
 # -- ids and clocks ---------------------------------------------------------------------------
@@ -365,22 +379,33 @@ class Selection:
         A later :meth:`invite` of the same pair moves this match on instead of creating another.
         """
         with self._lock:
-            problem, worker = self._problem(problem_id), self._worker(worker_id)
-            for match in self.matches(problem_id=problem_id, worker_id=worker_id):
-                if match["state"] == "suggested":
-                    return match
-                if match["state"] in LIVE_STATES:
-                    raise DuplicateInvitation(
-                        f"worker {worker_id} already has a {match['state']} match {match['id']} for {problem_id}",
-                        current=match["state"], requested="suggested")
-            now = self._clock()
-            match_id = new_id("M", now)
-            props = self._new_match_props(problem, worker, "suggested", now, actor=actor, note="",
-                                          model_version=model_version, score=score)
-            self.store.apply(WriteBatch(nodes=[
-                NodeRow("Match", match_id, props),
-                self._event("suggested", now, actor, match_id, props, {"from": None, "to": "suggested"}),
-            ]))
+            for attempt in range(ATTEMPTS):
+                problem, worker = self._problem(problem_id), self._worker(worker_id)
+                for match in self.matches(problem_id=problem_id, worker_id=worker_id):
+                    if match["state"] == "suggested":
+                        return match
+                    if match["state"] in LIVE_STATES:
+                        raise DuplicateInvitation(
+                            f"worker {worker_id} already has a {match['state']} match {match['id']} for "
+                            f"{problem_id}", current=match["state"], requested="suggested")
+                now = self._clock()
+                match_id = new_id("M", now)
+                props = self._new_match_props(problem, worker, "suggested", now, actor=actor, note="",
+                                              model_version=model_version, score=score)
+
+                def check(reader: GraphReader) -> None:
+                    # the worker is locked: no other suggestion or invitation of the pair can land meanwhile
+                    if any(m.get("state") == "suggested" or m.get("state") in LIVE_STATES
+                           for m in reader.list_nodes("Match", where={"worker_id": worker_id,
+                                                                      "problem_id": problem_id})):
+                        raise _Stale
+
+                batch = WriteBatch(
+                    nodes=[NodeRow("Match", match_id, props),
+                           self._event("suggested", now, actor, match_id, props, {"from": None, "to": "suggested"})],
+                    expect=[Expect("Worker", worker_id), Expect("Problem", problem_id)], check=check)
+                if self._apply(batch, attempt):
+                    break
         self._changed()
         return self.get(match_id)
 
@@ -419,58 +444,93 @@ class Selection:
         ConflictOfInterest, CapacityExceeded, WorkerUnavailable
             Unless overridden (conflict, capacity); inactive workers cannot be invited.
         """
+        match_id: str | None = None
         with self._lock:
-            problem, worker = self._problem(problem_id), self._worker(worker_id)
-            status = problem_status(problem)
-            if status not in _OPEN_PROBLEM_STATUSES:
-                raise IllegalTransition(f"problem {problem_id} is {status}; only open or matched problems "
-                                        "take invitations", current=status, requested="invited")
-            suggested = None
-            for match in self.matches(problem_id=problem_id, worker_id=worker_id):
-                if match["state"] in LIVE_STATES:
-                    raise DuplicateInvitation(
-                        f"worker {worker_id} already has a {match['state']} match {match['id']} for {problem_id}",
-                        current=match["state"], requested="invited")
-                if match["state"] == "suggested":
-                    suggested = match
-            if worker.get("active") is False:
-                raise WorkerUnavailable(f"worker {worker_id} is inactive")
-            employer = worker.get("employer_id")
-            if employer and employer == problem.get("enterprise_id") and not allow_conflict:
-                raise ConflictOfInterest(
-                    f"worker {worker_id} is employed by {employer}, which posted {problem_id} "
-                    "(pass allow_conflict to invite anyway)")
-            load, capacity = self.worker_load(worker_id), capacity_of(worker)
-            if load >= capacity and not override_capacity:
-                raise CapacityExceeded(
-                    f"worker {worker_id} is at capacity: {load} engagement(s) this month, capacity {capacity} "
-                    "(pass override_capacity to invite anyway)")
-            if model_version is None or score is None:
-                shown_version, shown_score = self._shown(problem_id, worker_id)
-                model_version = shown_version if model_version is None else model_version
-                score = shown_score if score is None else score
-            now = self._clock()
-            detail = {"from": "suggested" if suggested else None, "to": "invited", "note": note or None,
-                      "allow_conflict": allow_conflict or None, "override_capacity": override_capacity or None,
-                      "load": load, "capacity": capacity}
-            if suggested is not None:
-                match_id = suggested["id"]
-                props = {"state": "invited", "updated_at": _iso(now), "invited_at": _iso(now),
-                         "invited_by": actor, "note": note,
-                         "history_json": self._history(suggested, "invited", now, actor, "")}
-                props.update(_no_none({"model_version": model_version or None, "score": score}))
-                event_props = {**suggested, **props}
-            else:
-                match_id = new_id("M", now)
-                props = self._new_match_props(problem, worker, "invited", now, actor=actor, note=note,
-                                              model_version=model_version or "", score=score)
-                event_props = props
-            self.store.apply(WriteBatch(nodes=[
-                NodeRow("Match", match_id, props),
-                self._event("invited", now, actor, match_id, event_props, detail),
-            ]))
+            for attempt in range(ATTEMPTS):
+                match_id = self._try_invite(problem_id, worker_id, actor=actor, note=note,
+                                            allow_conflict=allow_conflict, override_capacity=override_capacity,
+                                            model_version=model_version, score=score, attempt=attempt)
+                if match_id is not None:
+                    break
+        assert match_id is not None  # the last attempt lands or raises
         self._changed()
         return self.get(match_id)
+
+    def _try_invite(self, problem_id: str, worker_id: str, *, actor: str, note: str, allow_conflict: bool,
+                    override_capacity: bool, model_version: str | None, score: float | None,
+                    attempt: int) -> str | None:
+        """One attempt of :meth:`invite`: the new match's id, or ``None`` to re-read and try again."""
+        problem, worker = self._problem(problem_id), self._worker(worker_id)
+        status = problem_status(problem)
+        if status not in _OPEN_PROBLEM_STATUSES:
+            raise IllegalTransition(f"problem {problem_id} is {status}; only open or matched problems "
+                                    "take invitations", current=status, requested="invited")
+        suggested = None
+        for match in self.matches(problem_id=problem_id, worker_id=worker_id):
+            if match["state"] in LIVE_STATES:
+                raise DuplicateInvitation(
+                    f"worker {worker_id} already has a {match['state']} match {match['id']} for {problem_id}",
+                    current=match["state"], requested="invited")
+            if match["state"] == "suggested":
+                suggested = match
+        if worker.get("active") is False:
+            raise WorkerUnavailable(f"worker {worker_id} is inactive")
+        employer = worker.get("employer_id")
+        if employer and employer == problem.get("enterprise_id") and not allow_conflict:
+            raise ConflictOfInterest(
+                f"worker {worker_id} is employed by {employer}, which posted {problem_id} "
+                "(pass allow_conflict to invite anyway)")
+        load, capacity = self.worker_load(worker_id), capacity_of(worker)
+        if load >= capacity and not override_capacity:
+            raise CapacityExceeded(
+                f"worker {worker_id} is at capacity: {load} engagement(s) this month, capacity {capacity} "
+                "(pass override_capacity to invite anyway)")
+        if model_version is None or score is None:
+            shown_version, shown_score = self._shown(problem_id, worker_id)
+            model_version = shown_version if model_version is None else model_version
+            score = shown_score if score is None else score
+        now = self._clock()
+        month = current_month(now)
+        detail = {"from": "suggested" if suggested else None, "to": "invited", "note": note or None,
+                  "allow_conflict": allow_conflict or None, "override_capacity": override_capacity or None,
+                  "load": load, "capacity": capacity}
+        # the worker's row as decided on; the lock on it serialises every invitation of the worker
+        expect = [Expect("Worker", worker_id, {k: worker.get(k) for k in ("active", "capacity", "employer_id")}),
+                  Expect("Problem", problem_id, {k: problem.get(k) for k in ("status", "enterprise_id")})]
+        if suggested is not None:
+            match_id = suggested["id"]
+            props = {"state": "invited", "updated_at": _iso(now), "invited_at": _iso(now),
+                     "invited_by": actor, "note": note,
+                     "history_json": self._history(suggested, "invited", now, actor, "")}
+            props.update(_no_none({"model_version": model_version or None, "score": score}))
+            event_props = {**suggested, **props}
+            expect.append(Expect("Match", match_id, {"state": "suggested"}))
+        else:
+            match_id = new_id("M", now)
+            props = self._new_match_props(problem, worker, "invited", now, actor=actor, note=note,
+                                          model_version=model_version or "", score=score)
+            event_props = props
+
+        def check(reader: GraphReader) -> None:
+            # recount under the worker's lock: invitations committed since the read above are visible now
+            matches = reader.list_nodes("Match", where={"worker_id": worker_id})
+            live = [m for m in matches if m.get("problem_id") == problem_id and m.get("state") in LIVE_STATES]
+            if live:
+                raise DuplicateInvitation(
+                    f"worker {worker_id} already has a {live[0]['state']} match {live[0]['id']} for {problem_id}",
+                    current=str(live[0]["state"]), requested="invited")
+            now_load = sum(1 for m in matches if counts_against_capacity(m, month))
+            if now_load >= capacity and not override_capacity:
+                raise CapacityExceeded(
+                    f"worker {worker_id} is at capacity: {now_load} engagement(s) this month, capacity {capacity} "
+                    "(pass override_capacity to invite anyway)")
+            if now_load != load:
+                raise _Stale  # the audit event would record a stale load
+
+        batch = WriteBatch(nodes=[NodeRow("Match", match_id, props),
+                                  self._event("invited", now, actor, match_id, event_props, detail)],
+                           expect=expect, check=check)
+        return match_id if self._apply(batch, attempt) else None
 
     def accept(self, match_id: str, *, actor: str) -> dict[str, Any]:
         """The worker accepts: ``invited -> accepted``; an open problem becomes ``matched``."""
@@ -592,49 +652,101 @@ class Selection:
         return any(m["id"] != match_id and m.get("state") == "accepted"
                    for m in self.store.list_nodes("Match", where={"problem_id": problem_id}))
 
+    def _apply(self, batch: WriteBatch, attempt: int, *, match_id: str | None = None) -> bool:
+        """Apply a conditional batch: ``True`` when it landed, ``False`` when the caller should re-read and try
+        again because something around the step changed; raises once :data:`ATTEMPTS` tries are used up.
+        A conflict on the match ``match_id`` itself is not retried: it propagates as :class:`WriteConflict`."""
+        try:
+            self.store.apply(batch)
+        except (WriteConflict, _Stale) as err:
+            if isinstance(err, WriteConflict) and err.label == "Match" and err.node_id == match_id:
+                raise
+            if attempt + 1 < ATTEMPTS:
+                log.info("selection write retried after a concurrent change: %s", err or "stale read")
+                return False
+            raise TransitionConflict(f"the selection step kept conflicting with other writers ({ATTEMPTS} tries): "
+                                     f"{err or 'stale read'}", expected=None, current=None, requested=None) from err
+        return True
+
     def _transition(self, match_id: str, to: str, *, actor: str, reason: str = "",
                     outcome: Mapping[str, Any] | None = None) -> dict[str, Any]:
         with self._lock:
-            match = self.get(match_id)  # re-read under the lock: the state may have just changed
-            current = str(match.get("state"))
-            if to not in TRANSITIONS.get(current, frozenset()):
-                raise IllegalTransition(f"match {match_id} is {current}; it cannot become {to}",
-                                        current=current, requested=to)
-            now = self._clock()
-            stamp = _iso(now)
-            props: dict[str, Any] = {"state": to, "updated_at": stamp, f"{to}_at": stamp,
-                                     "history_json": self._history(match, to, now, actor, reason)}
-            if to in ("declined", "withdrawn") and reason:
-                props["reason"] = reason
-            problem_id = str(match["problem_id"])
-            problem = self.store.get_node("Problem", problem_id)
-            batch = WriteBatch()
-            problem_props: dict[str, Any] = {}
-            status = problem_status(problem) if problem is not None else None
-            if to == "accepted" and status == "open":
-                problem_props["status"] = "matched"
-            elif to in ("declined", "withdrawn") and status == "matched" \
-                    and not self._others_accepted(problem_id, match_id):
-                problem_props["status"] = "open"
-            detail: dict[str, Any] = {"from": current, "to": to, "reason": reason or None}
-            if to == "completed":
-                assert outcome is not None
-                props.update(outcome)
-                if reason:
-                    props["outcome_note"] = reason
-                detail.update(outcome)
-                if problem is not None:
-                    problem_props.update(self._completion(problem, match, outcome, stamp, reason, batch))
-            if problem_props and problem is not None:
-                batch.nodes.append(NodeRow("Problem", problem_id, problem_props))
-            batch.nodes.insert(0, NodeRow("Match", match_id, props))
-            batch.nodes.append(self._event(to, now, actor, match_id, match, detail))
-            self.store.apply(batch)
+            for attempt in range(ATTEMPTS):
+                match = self.get(match_id)  # re-read under the lock: the state may have just changed
+                current = str(match.get("state"))
+                if to not in TRANSITIONS.get(current, frozenset()):
+                    raise IllegalTransition(f"match {match_id} is {current}; it cannot become {to}",
+                                            current=current, requested=to)
+                batch = self._transition_batch(match, to, actor=actor, reason=reason, outcome=outcome)
+                try:
+                    if self._apply(batch, attempt, match_id=match_id):
+                        break
+                except WriteConflict as err:
+                    if err.label != "Match" or err.node_id != match_id:
+                        raise
+                    # the match itself moved on since it was read: another request answered first
+                    if err.actual is None:
+                        raise MatchNotFound(f"match {match_id!r} not found") from err
+                    now_state = err.actual.get("state")
+                    raise TransitionConflict(
+                        f"match {match_id} was {current} when read and is {now_state} now: another request "
+                        f"changed it first, so it was not made {to}",
+                        expected=current, current=None if now_state is None else str(now_state),
+                        requested=to) from err
         self._changed()
         return self.get(match_id)
 
+    def _transition_batch(self, match: Mapping[str, Any], to: str, *, actor: str, reason: str,
+                          outcome: Mapping[str, Any] | None) -> WriteBatch:
+        """The conditional write of one transition of ``match`` (as read) to ``to``."""
+        match_id, current = str(match["id"]), str(match.get("state"))
+        now = self._clock()
+        stamp = _iso(now)
+        props: dict[str, Any] = {"state": to, "updated_at": stamp, f"{to}_at": stamp,
+                                 "history_json": self._history(match, to, now, actor, reason)}
+        if to in ("declined", "withdrawn") and reason:
+            props["reason"] = reason
+        problem_id = str(match["problem_id"])
+        problem = self.store.get_node("Problem", problem_id)
+        # the match must still be in the state it was read in; a conflict there is the caller's to see
+        batch = WriteBatch(expect=[Expect("Match", match_id, {"state": current})])
+        problem_props: dict[str, Any] = {}
+        status = problem_status(problem) if problem is not None else None
+        others: bool | None = None  # whether another accepted match keeps the problem matched, if that mattered
+        if status == "matched" and (to in ("declined", "withdrawn")
+                                    or (to == "completed" and outcome is not None and not outcome["solved"])):
+            others = self._others_accepted(problem_id, match_id)
+        if to == "accepted" and status == "open":
+            problem_props["status"] = "matched"
+        elif to in ("declined", "withdrawn") and status == "matched" and not others:
+            problem_props["status"] = "open"
+        detail: dict[str, Any] = {"from": current, "to": to, "reason": reason or None}
+        if to == "completed":
+            assert outcome is not None
+            props.update(outcome)
+            if reason:
+                props["outcome_note"] = reason
+            detail.update(outcome)
+            if problem is not None:
+                problem_props.update(self._completion(problem, match, outcome, stamp, reason, batch, others))
+        if problem is not None:
+            # the problem's status and outcomes are read-modify-write: lock it and require what was read
+            batch.expect.append(Expect("Problem", problem_id, {k: problem.get(k) for k in _PROBLEM_GUARD}))
+            if problem_props:
+                batch.nodes.append(NodeRow("Problem", problem_id, problem_props))
+        if others is not None:
+            def check(reader: GraphReader) -> None:
+                accepted = reader.list_nodes("Match", where={"problem_id": problem_id, "state": "accepted"})
+                if any(m["id"] != match_id for m in accepted) != others:
+                    raise _Stale
+
+            batch.check = check
+        batch.nodes.insert(0, NodeRow("Match", match_id, props))
+        batch.nodes.append(self._event(to, now, actor, match_id, match, detail))
+        return batch
+
     def _completion(self, problem: Mapping[str, Any], match: Mapping[str, Any], outcome: Mapping[str, Any],
-                    stamp: str, note: str, batch: WriteBatch) -> dict[str, Any]:
+                    stamp: str, note: str, batch: WriteBatch, others: bool | None) -> dict[str, Any]:
         """Problem properties (and the SOLVED relationship, added to ``batch``) for a completion."""
         worker_id = str(match["worker_id"])
         extra = _extra(problem)
@@ -663,7 +775,7 @@ class Selection:
                 "rating": outcome["satisfaction"], "hours": outcome["hours"], "trainees": outcome["trainees"],
                 "at": solved_at,
             }))
-        elif problem_status(problem) == "matched" and not self._others_accepted(str(problem["id"]), match["id"]):
+        elif problem_status(problem) == "matched" and not others:
             props["status"] = "open"
         return props
 

@@ -196,3 +196,32 @@ def test_audit_log_for_admins(api_app: Any, keys: dict, store: GraphStore) -> No
     assert events["total"] == 1 and events["items"][0]["kind"] == "invite"
     assert events["items"][0]["actor"].startswith("apikey:")
     assert isinstance(events["items"][0]["detail"], dict)
+
+
+def test_a_transition_that_lost_a_race_is_a_409_conflict_in_both_languages(
+        api_app: Any, keys: dict, store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommender.selection import Selection
+    from tests.test_selection_concurrency import StaleView
+    from web.extensions import get_state
+
+    client = api_app.test_client()
+    problem, (worker,) = _pair(store)
+    match = _invite(client, keys["write"], problem, worker)
+    with api_app.app_context():
+        served = get_state().selection
+    view = StaleView(store)
+    view.freeze()  # this web process read the invitation before another process answered it
+    monkeypatch.setattr(served, "store", view)
+    Selection(store).accept(match["id"], actor=worker["id"])
+    lost = client.post(f"/api/v1/matches/{match['id']}/decline", headers=keys["write"], json={"reason": "本月在外地"})
+    body = assert_problem(lost, 409, slug="transition-conflict")
+    assert "已邀请" in body["detail"] and "已接受" in body["detail"] and "已婉拒" in body["detail"], body
+    assert store.get_node("Match", match["id"])["state"] == "accepted"
+    view.freeze()  # and once more, answered in English
+    Selection(store).withdraw(match["id"], actor="c")
+    lost = client.post(f"/api/v1/matches/{match['id']}/complete?lang=en", headers=keys["write"], json={
+        "solved": True, "hours": 1, "trainees": 0, "satisfaction": 3})
+    body = assert_problem(lost, 409, slug="transition-conflict")
+    assert body["detail"] == ("Another request changed the match first: it was accepted when read and is withdrawn "
+                              "now, so it was not made completed; reload to see it")
+    assert store.get_node("Match", match["id"])["state"] == "withdrawn"

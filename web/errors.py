@@ -77,6 +77,11 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
     "constraint": ("Constraint Violation", "写入违反数据约束：{reason}", "The write breaks a constraint: {reason}"),
     "illegal-transition": ("Illegal Transition", "邀请当前状态为“{current}”，不能执行“{requested}”",
                            "The match is {current}; it cannot become {requested}"),
+    "transition-conflict": ("Transition Conflict",
+                            "该邀请已被另一请求抢先处理：读取时为“{expected_zh}”，现在为“{current_zh}”，"
+                            "本次“{requested_zh}”未执行，请刷新后查看",
+                            "Another request changed the match first: it was {expected} when read and is {current} "
+                            "now, so it was not made {requested}; reload to see it"),
     "duplicate-invitation": ("Duplicate Invitation", "该劳模工匠对此问题已有进行中的邀请",
                              "The worker already has a live invitation for this problem"),
     "conflict-of-interest": ("Conflict Of Interest", "该劳模工匠受雇于提出问题的企业，不能受邀",
@@ -104,6 +109,9 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
     "http": ("{name}", "{description}", "{description}"),
 }
 
+#: Match states as the UI names them (web.ui.i18n), for messages of the API.
+_STATE_ZH = {"suggested": "已推荐", "invited": "已邀请", "accepted": "已接受", "declined": "已婉拒",
+             "completed": "已完成", "withdrawn": "已撤回"}
 _LABEL_ZH = {"Worker": "劳模工匠", "Enterprise": "企业", "Problem": "问题", "Skill": "技能",
              "IndustryChain": "产业链", "District": "地区", "Match": "邀请", "User": "用户", "ApiKey": "API 密钥"}
 
@@ -328,6 +336,14 @@ def _illegal(err: rec_errors.IllegalTransition) -> Response:
     return problem_response(409, "conflict", reason=str(err), reason_en=str(err))
 
 
+def _transition_conflict(err: rec_errors.TransitionConflict) -> Response:
+    if not (err.expected and err.current and err.requested):  # retries used up: no single state to name
+        return problem_response(409, "conflict", reason=f"并发修改冲突，请稍后重试：{err}", reason_en=str(err))
+    states: dict[str, Any] = {"expected": err.expected, "current": err.current, "requested": err.requested}
+    states.update({f"{k}_zh": _STATE_ZH.get(v, v) for k, v in list(states.items())})
+    return problem_response(409, "transition-conflict", **states)
+
+
 def _conflict_of_interest(err: rec_errors.ConflictOfInterest) -> Response:
     return problem_response(409, "conflict-of-interest")
 
@@ -397,6 +413,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(UnknownLabel, _unknown_label)
     app.register_error_handler(rec_errors.MatchNotFound, _match_not_found)
     app.register_error_handler(rec_errors.IllegalTransition, _illegal)
+    app.register_error_handler(rec_errors.TransitionConflict, _transition_conflict)
     app.register_error_handler(rec_errors.ConflictOfInterest, _conflict_of_interest)
     app.register_error_handler(rec_errors.CapacityExceeded, _capacity)
     app.register_error_handler(rec_errors.SelectionError, _selection)
