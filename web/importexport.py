@@ -4,13 +4,20 @@ Coordinators keep their lists in Excel, so this module speaks their format:
 
 * **Templates** (:func:`template_workbook`): one header row of Chinese column names (a ``*`` marks a
   required column), an example row, every text column formatted as text so Excel keeps phone numbers
-  and credit codes as typed.
+  and credit codes as typed. The example row's id is one of :data:`SAMPLE_IDS` (``示例-W0001``...),
+  which validation skips with a message, so uploading the template unchanged writes nothing.
+* **Labels**: levels, team roles, the city team and problem statuses are stored as codes (``national``,
+  ``vice_captain``, ``city``, ``open``); sheets show and accept the labels (全国, 副队长, 市级服务队,
+  待对接) and imports also accept the codes.
 * **Reading** (:func:`read_table`): ``.xlsx`` with openpyxl or ``.csv`` (UTF-8 with or without BOM,
   else GB18030, which is what Excel on a Chinese Windows writes). Headers may be the Chinese names or
   the dataset keys. Phone numbers and credit codes are read as text, never numbers.
 * **Validation** (:func:`validate`): sheet rows become dataset rows, which are checked by
   :func:`graph.dataset.read_dataset` itself, so an import accepts exactly what the dataset loader
-  accepts; every bad row is reported with its spreadsheet row number and a Chinese reason.
+  accepts; every bad row is reported with its spreadsheet row number and a Chinese reason. A row whose
+  id is stored is an update: the preview lists the fields it changes (:class:`FieldChange`), and it is
+  written over the stored row, so columns the sheet lacks and blank cells keep their values, and so do
+  the relationships derived from them (skills, a solved problem's ``solved_by`` history and status).
 * **Applying** (:func:`apply_rows`): valid rows are written with :func:`graph.dataset.load_dataset`
   in chunks (each chunk atomic), reporting progress after each chunk. Rows are keyed by ``编号`` so
   a re-run after an interruption is harmless.
@@ -44,7 +51,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils.datetime import from_excel
 
 from graph.dataset import FILES, load_dataset, props_to_row, read_dataset
-from graph.model import PROBLEM_STATUSES, SERVICE_TYPES
+from graph.model import SERVICE_TYPES
 from graph.store import GraphStore
 from web.limits import CODE_MAX, ID_MAX, ITEMS_MAX, NAME_MAX, TEXT_MAX, TITLE_MAX
 
@@ -52,9 +59,11 @@ __all__ = [
     "COLUMNS",
     "KINDS",
     "Column",
+    "FieldChange",
     "Kind",
     "Preview",
     "RowProblem",
+    "SAMPLE_IDS",
     "UploadError",
     "apply_rows",
     "export_csv",
@@ -113,22 +122,46 @@ class Column:
     example: str = ""
     private: bool = False  # exported only to users who may see it (worker contacts)
     limit: int = NAME_MAX  # characters (of each item, for lists), as the JSON API allows
+    #: ``(stored code, spreadsheet label)`` pairs: exports write the label, imports accept either
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def title(self) -> str:
         return f"{self.header}*" if self.required else self.header
 
+    def label(self, value: Any) -> Any:
+        """The spreadsheet label of a stored value (the value itself when it has none)."""
+        return dict(self.labels).get(value, value) if isinstance(value, str) else value
+
+    def code(self, text: str) -> str:
+        """The stored code of a label or code typed in a cell (the text itself when it is neither)."""
+        for code, label in self.labels:
+            if text in (label, code) or text.lower() == code.lower():
+                return code
+        return text
+
+
+#: Worker levels, team roles, the city team and problem statuses: what the data stores and what a
+#: coordinator reads and types.
+LEVEL_LABELS: Final = (("national", "全国"), ("provincial", "省级"), ("city", "市级"))
+ROLE_LABELS: Final = (("captain", "队长"), ("vice_captain", "副队长"), ("member", "队员"))
+TEAM_LABELS: Final = (("city", "市级服务队"),)
+STATUS_LABELS: Final = (("open", "待对接"), ("matched", "已对接"), ("solved", "已解决"), ("closed", "已关闭"))
+#: The template's example rows use these ids. An uploaded row with one of them is skipped with a
+#: message, so uploading the template unchanged writes nothing (and never overwrites a real W0001).
+SAMPLE_IDS: Final[dict[str, str]] = {"workers": "示例-W0001", "enterprises": "示例-E0001", "problems": "示例-P0001"}
+
 
 COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
     "workers": (
-        Column("id", "编号", "text", True, "W0001", limit=ID_MAX),
+        Column("id", "编号", "text", True, SAMPLE_IDS["workers"], limit=ID_MAX),
         Column("name", "姓名", "str", True, "王建国"),
         Column("district", "区县", "str", True, "亭湖区"),
         Column("skills", "技能", "list", False, "数控编程、PLC"),
         Column("honours", "荣誉", "list", False, "全国劳动模范、江苏工匠"),
-        Column("level", "级别", "str", False, "全国"),
-        Column("team", "服务队", "str", False, "亭湖区"),
-        Column("role", "队内职务", "str", False, "副队长"),
+        Column("level", "级别", "str", False, "全国", labels=LEVEL_LABELS),
+        Column("team", "服务队", "str", False, "亭湖区", labels=TEAM_LABELS),
+        Column("role", "队内职务", "str", False, "副队长", labels=ROLE_LABELS),
         Column("capacity", "每月服务容量", "int", False, "2"),
         Column("active", "在岗", "bool", False, "是"),
         Column("employer_id", "工作单位编号", "text", False, "", limit=ID_MAX),
@@ -138,7 +171,7 @@ COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
         Column("studio", "创新工作室", "str", False, "王建国劳模创新工作室"),
     ),
     "enterprises": (
-        Column("id", "编号", "text", True, "E0001", limit=ID_MAX),
+        Column("id", "编号", "text", True, SAMPLE_IDS["enterprises"], limit=ID_MAX),
         Column("name", "企业名称", "str", True, "盐城某某机械有限公司"),
         Column("district", "区县", "str", True, "盐都区"),
         Column("industry_chain", "产业链", "str", False, "新能源汽车及核心零部件"),
@@ -147,14 +180,14 @@ COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
         Column("credit_code", "统一社会信用代码", "text", False, "91320900MA1XXXXXXX", limit=CODE_MAX),
     ),
     "problems": (
-        Column("id", "编号", "text", True, "P0001", limit=ID_MAX),
+        Column("id", "编号", "text", True, SAMPLE_IDS["problems"], limit=ID_MAX),
         Column("title", "标题", "str", True, "数控机床主轴异响", limit=TITLE_MAX),
         Column("description", "描述", "str", False, "加工中心主轴高速运转时异响,精度下降", limit=TEXT_MAX),
-        Column("enterprise_id", "企业编号", "text", True, "E0001", limit=ID_MAX),
+        Column("enterprise_id", "企业编号", "text", True, SAMPLE_IDS["enterprises"], limit=ID_MAX),
         Column("district", "区县", "str", True, "盐都区"),
         Column("service_type", "服务类型", "str", True, "技术帮扶"),
         Column("skills", "所需技能", "list", False, "数控维修、机械装调"),
-        Column("status", "状态", "str", False, "open"),
+        Column("status", "状态", "str", False, "待对接", labels=STATUS_LABELS),
         Column("posted_at", "发布日期", "date", False, "2026-11-20"),
         Column("demand", "需要人数", "int", False, "1"),
     ),
@@ -162,7 +195,7 @@ COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
 
 _TRUE = {"是", "有", "已建会", "已建", "true", "yes", "y", "1", "√", "✓", "在岗"}
 _FALSE = {"否", "无", "未建会", "未建", "false", "no", "n", "0", "×", "不在岗"}
-_STATUS_ZH = {"待对接": "open", "已对接": "matched", "已解决": "solved", "已关闭": "closed"}
+_STATUS_ZH = {label: code for code, label in STATUS_LABELS}
 
 
 #: Text a spreadsheet would run as a formula (after any quotes that an export added): prefix one more ``'``.
@@ -213,19 +246,46 @@ class RowProblem:
     column: str = ""
 
 
+@dataclass(frozen=True)
+class FieldChange:
+    """One field an imported row changes in a stored node: the column header, the old and the new value as
+    the spreadsheet shows them."""
+
+    column: str
+    old: str
+    new: str
+
+
 @dataclass
 class Preview:
-    """The outcome of :func:`validate`: rows ready to write and every problem found."""
+    """The outcome of :func:`validate`: rows ready to write and every problem found.
+
+    ``changes`` runs parallel to ``rows``: ``None`` for a row that creates a node, else the fields it
+    changes in the stored node (empty when it changes nothing).
+    """
 
     kind: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     row_numbers: list[int] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     total: int = 0
+    changes: list[list[FieldChange] | None] = field(default_factory=list)
 
     @property
     def bad_rows(self) -> int:
         return len({p.row for p in self.problems})
+
+    @property
+    def new_rows(self) -> int:
+        return sum(1 for c in self.changes if c is None)
+
+    @property
+    def updated_rows(self) -> int:
+        return sum(1 for c in self.changes if c)
+
+    @property
+    def unchanged_rows(self) -> int:
+        return sum(1 for c in self.changes if c is not None and not c)
 
 
 def split_list(text: str | None) -> list[str]:
@@ -419,7 +479,8 @@ def _convert(column: Column, value: Any) -> tuple[Any, str | None]:
             return _text(value), "统一社会信用代码被 Excel 存成了数字(末几位可能已丢失),请把该列设为文本后重新填写"
         return _text(value), None
     if column.type == "str":
-        return _text(value), None
+        text = _text(value)
+        return (column.code(text) if text is not None and column.labels else text), None
     if column.type == "int":
         if isinstance(value, bool):
             return value, None
@@ -583,6 +644,7 @@ def validate(
     if records and missing:
         raise UploadError("缺少必填列:" + "、".join(missing) + "(请使用下载的模板)")
     known_districts = set(districts)
+    stored = {n["id"]: n for n in store.iter_nodes(label)}
     converted: list[tuple[int, dict[str, Any]]] = []
     for number, record in records:
         row: dict[str, Any] = {}
@@ -597,14 +659,16 @@ def validate(
                 problems.append(RowProblem(number, problem, column.header))
             if converted_value is not None and converted_value != []:
                 row[column.key] = converted_value
+        if row.get("id") in SAMPLE_IDS.values():
+            preview.problems.append(RowProblem(number, f"这是模板的示例行(编号 {row['id']}),已跳过,不会导入;"
+                                                       "请删除该行,或改成真实的编号和内容", "编号"))
+            continue
         for column in COLUMNS[kind]:
             if column.required and row.get(column.key) in (None, ""):
                 problems.append(RowProblem(number, f"“{column.header}”不能为空", column.header))
         if kind == "problems":
-            status = row.get("status")
-            if isinstance(status, str) and status in _STATUS_ZH:
-                row["status"] = _STATUS_ZH[status]
-            row.setdefault("status", "open")
+            if row.get("id") not in stored:  # an update without a status keeps the stored one
+                row.setdefault("status", "open")
             if row.get("service_type") and row["service_type"] not in SERVICE_TYPES:
                 problems.append(RowProblem(number, "“服务类型”只能是 " + "、".join(SERVICE_TYPES), "服务类型"))
         row_district = row.get("district")
@@ -631,10 +695,44 @@ def validate(
     good = {row["id"] for row in data.rows.get(label, [])}
     for i, (number, row) in enumerate(converted, 1):
         if i not in bad_lines and row["id"] in good:
-            preview.rows.append(row)
             preview.row_numbers.append(number)
+            node = stored.get(row["id"])
+            if node is None:
+                preview.changes.append(None)
+                preview.rows.append(row)
+                continue
+            # an update writes the stored row with the sheet's cells over it: columns the sheet lacks and
+            # blank cells keep their values, and so do the relationships derived from them (skills, the
+            # solved_by history), which a partial row would otherwise drop
+            old = props_to_row(label, node)
+            preview.changes.append(_changes(kind, old, row))
+            preview.rows.append({**old, **row})
     preview.problems.sort(key=lambda p: p.row)
     return preview
+
+
+def _shown(column: Column, value: Any) -> str:
+    """A value as the spreadsheet shows it (labels, 是/否, lists joined with 、)."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "、".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return str(column.label(value))
+
+
+def _changes(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[FieldChange]:
+    """The fields of ``new`` (the columns the sheet has) whose value differs from the stored row ``old``;
+    columns the sheet does not have keep their stored values (the write merges)."""
+    out = []
+    for column in COLUMNS[kind]:
+        if column.key == "id" or column.key not in new:
+            continue
+        before, after = _shown(column, old.get(column.key)), _shown(column, new[column.key])
+        if before != after:
+            out.append(FieldChange(column.header, before, after))
+    return out
 
 
 def _write_dataset(directory: Path, label: str, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -684,7 +782,7 @@ def _cell(column: Column, value: Any) -> Any:
         return "是" if value else "否"
     if column.type == "text":
         return spreadsheet_text(str(value))
-    return spreadsheet_text(value)
+    return spreadsheet_text(column.label(value))
 
 
 def export_rows(store: GraphStore, kind: str, *, include_private: bool = False) -> tuple[list[str], list[list[Any]]]:
@@ -757,8 +855,12 @@ def template_workbook(kind: str) -> bytes:
         notes.append([column.title, _HELP[column.type] + ("(必填)" if column.required else "")])
     if kind == "problems":
         notes.append(["服务类型", "、".join(SERVICE_TYPES)])
-        notes.append(["状态", "、".join(f"{s}({zh})" for zh, s in _STATUS_ZH.items() if s in PROBLEM_STATUSES)])
-    notes.append(["", "示例行可以删除;编号相同的行会更新已有数据。"])
+    for column in columns:
+        if column.labels:
+            notes.append([column.header, "、".join(label for _code, label in column.labels)])
+    notes.append(["", f"第 2 行是示例(编号 {SAMPLE_IDS[kind]}),导入时会被跳过;请在它下面填写,或删除它。"])
+    notes.append(["", "编号与已有数据相同的行会更新该数据(导入前的检查页列出每一项改动);"
+                      "表中没有的列和留空的单元格保持原值。"])
     notes.column_dimensions["A"].width = 18
     notes.column_dimensions["B"].width = 70
     return _workbook_bytes(book)

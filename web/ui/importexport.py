@@ -44,6 +44,8 @@ JOB_TTL_SECONDS = 2 * 3600
 #: Import jobs kept per user and in all (each holds a parsed file); beyond them the oldest are dropped.
 JOBS_PER_USER = 3
 JOBS_IN_ALL = 12
+#: Rows of each kind (new, updated) the preview lists.
+SHOWN = 50
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -150,9 +152,11 @@ def import_page() -> str | Response:
 def import_preview(job_id: str) -> str:
     job = _own_job(job_id)
     columns = COLUMNS[job.kind]
+    rows = list(zip(job.preview.row_numbers, job.preview.rows, job.preview.changes, strict=True))
     return render_template("ui/import_preview.html", job=job, columns=columns, kind_label=KIND_LABELS[job.kind],
-                           sample=list(zip(job.preview.row_numbers, job.preview.rows, strict=True))[:20],
-                           form=ActionForm())
+                           sample=[(n, row) for n, row, changes in rows if changes is None][:SHOWN],
+                           updates=[(n, row, changes) for n, row, changes in rows if changes][:SHOWN],
+                           shown=SHOWN, form=ActionForm())
 
 
 def _run(job: ImportJob, target: GraphStore, rec: Any) -> None:
