@@ -69,9 +69,22 @@ class ExpertiseModel:
         return np.asarray(self.workers[np.asarray(workers, dtype=np.int64)] @ z, dtype=np.float64)
 
 
+def _select_terms(word: sp.csr_matrix, terms: np.ndarray) -> sp.csr_matrix:
+    """``word[:, terms]`` by remapping the stored column indices (no scan of the selected columns)."""
+    position = np.full(word.shape[1], -1, dtype=np.int64)
+    position[terms] = np.arange(len(terms))
+    mapped = position[word.indices]
+    keep = mapped >= 0
+    counts = np.add.reduceat(keep.astype(np.int64), word.indptr[:-1]) if word.nnz else np.zeros(word.shape[0])
+    counts[np.diff(word.indptr) == 0] = 0
+    indptr = np.zeros(word.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return sp.csr_matrix((word.data[keep].astype(np.float32), mapped[keep], indptr), shape=(word.shape[0], len(terms)))
+
+
 def _design(word: sp.csr_matrix, skills: sp.csr_matrix | None, terms: np.ndarray, skill_weight: float,
             skill_idf: np.ndarray) -> sp.csr_matrix:
-    x = sp.csr_matrix(word[:, terms], dtype=np.float32)
+    x = _select_terms(sp.csr_matrix(word), terms)
     if skill_weight <= 0:
         return x
     n_skills = len(skill_idf)
@@ -96,6 +109,7 @@ def fit_expertise(
     max_terms: int = 50_000,
     max_fit_docs: int = 50_000,
     seed: int = 0,
+    block: int = 65_536,
 ) -> ExpertiseModel | None:
     """Fit the expertise model on history problems.
 
@@ -117,6 +131,8 @@ def fit_expertise(
         problems (a term of one problem cannot generalise).
     max_fit_docs
         The SVD is fitted on at most this many problems (a seeded sample); all of them enter the ridge.
+    block
+        Problems projected at a time when accumulating the ridge's ``Z'Z`` and ``Z'Y``.
 
     Returns
     -------
@@ -148,10 +164,15 @@ def fit_expertise(
     fit_rows = x if n_docs <= max_fit_docs else x[np.sort(rng.choice(n_docs, max_fit_docs, replace=False))]
     svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=seed).fit(fit_rows)
     components = np.asarray(svd.components_, dtype=np.float32)
-    z = np.asarray(x @ components.T, dtype=np.float64)
-    gram = z.T @ z
+    # Z'Z and Z'Y in blocks of problems: Z itself (problems x k) is never held whole
+    solved_csc = sp.csc_matrix(solved, dtype=np.float64)
+    gram = np.zeros((k, k))
+    target = np.zeros((solved_csc.shape[0], k))  # (workers, k) = (Z'Y)'
+    for lo in range(0, n_docs, block):
+        z = np.asarray(x[lo:lo + block] @ components.T, dtype=np.float64)
+        gram += z.T @ z
+        target += np.asarray(solved_csc[:, lo:lo + block] @ z)
     lam = alpha * float(np.trace(gram)) / k
-    target = np.asarray(sp.csr_matrix(solved, dtype=np.float64) @ z)  # (workers, k) = (Z'Y)'
     workers = np.linalg.solve(gram + max(lam, 1e-9) * np.eye(k), target.T).T
     return ExpertiseModel(terms=common, components=components, skill_weight=weight,
                           skill_idf=idf.astype(np.float32), workers=np.ascontiguousarray(workers, dtype=np.float32))
