@@ -358,3 +358,32 @@ def test_admin_creates_and_revokes_an_api_key_in_the_running_app(app: Any, store
     assert revoked.status_code == 302
     assert authenticate_api_key(store, raw.group(1)) is None
     assert admin.post("/apikeys/nope/revoke", data={"csrf_token": _form_token(admin, "/apikeys")}).status_code == 404
+
+
+def test_an_answer_that_lost_a_race_says_so_in_both_languages(app: Any, store: GraphStore,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommender.selection import Selection
+    from tests.test_selection_concurrency import StaleView
+    from web.extensions import get_state
+
+    problem = _open_problem(store)
+    worker = next(w for w in store.iter_nodes("Worker") if _invitable(store, w["id"], problem.get("enterprise_id")))
+    match_id = Selection(store).invite(problem["id"], worker["id"], actor="c")["id"]
+    client = _client(app, store, "worker", worker_id=worker["id"])
+    token = _form_token(client, "/me/problems")
+    with app.app_context():
+        served = get_state().selection
+    view = StaleView(store)
+    view.freeze()  # this web process read the invitation before another process withdrew it
+    monkeypatch.setattr(served, "store", view)
+    Selection(store).withdraw(match_id, actor="c")
+    page = client.post(f"/matches/{match_id}/accept", data={"csrf_token": token},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "该邀请刚被他人抢先处理，本次操作未执行，请查看最新状态。" in page
+    assert store.get_node("Match", match_id)["state"] == "withdrawn"
+    new_id = Selection(store).invite(problem["id"], worker["id"], actor="c")["id"]  # a new one, answered meanwhile
+    view.freeze()
+    Selection(store).decline(new_id, reason="本月在外地", actor=worker["id"])
+    page = client.post(f"/matches/{new_id}/accept?lang=en", data={"csrf_token": token},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "Someone else acted on this invitation first; your action was not applied." in page, page[:2000]

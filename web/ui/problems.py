@@ -64,6 +64,8 @@ def selection_error_message(err: Exception) -> str:
     """A Chinese (or English) sentence for a refused selection step."""
     if isinstance(err, rec_errors.DuplicateInvitation):
         return _("该劳模工匠对此问题已有进行中的邀请。")
+    if isinstance(err, rec_errors.TransitionConflict):
+        return _("该邀请刚被他人抢先处理，本次操作未执行，请查看最新状态。")
     if isinstance(err, rec_errors.IllegalTransition):
         return _("当前状态下不能执行此操作。")
     if isinstance(err, rec_errors.ConflictOfInterest):
