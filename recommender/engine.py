@@ -212,7 +212,7 @@ class Recommender:
         Campaign assignment (:meth:`score_pairs`) needs scores comparable across problems: it uses
         the configured weights over globally calibrated features instead (or a saved pairwise model).
         """
-        self._weighted = self._calibrated_weights()
+        self._linear_fusion: WeightedFusion | PairwiseLogisticFusion | None = None
         default = QueryNormFusion(weights=self.config.weights).fit()
         fusion: Fusion = default
         version = f"fused-default@{fingerprint(default.to_dict())}"
@@ -227,7 +227,15 @@ class Recommender:
                 pass
         self.fusion = fusion
         self.model_version = version
-        self._linear = fusion if isinstance(fusion, WeightedFusion | PairwiseLogisticFusion) else self._weighted
+        if isinstance(fusion, WeightedFusion | PairwiseLogisticFusion):
+            self._linear_fusion = fusion
+
+    @property
+    def _linear(self) -> WeightedFusion | PairwiseLogisticFusion:
+        """The fusion whose scores compare across problems (campaign assignment), calibrated on first use."""
+        if self._linear_fusion is None:
+            self._linear_fusion = self._calibrated_weights()
+        return self._linear_fusion
 
     def _calibrated_weights(self, sample: int = 200, seed: int = 0) -> WeightedFusion:
         """The configured weights with a feature scaler fitted on recent solved problems (self excluded)."""
