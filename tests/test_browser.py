@@ -292,6 +292,29 @@ def test_coordinator_invites_a_worker_found_by_search_and_accepts_for_them(
     coordinator.close()
 
 
+def test_intake_form_filters_enterprises_and_picks_skills(site: dict[str, Any]) -> None:
+    """Issue 14, item 4: the enterprise list narrows to what is typed; skills are added from the taxonomy."""
+    store: GraphStore = site["store"]
+    enterprise = sorted(store.iter_nodes("Enterprise"), key=lambda e: e["id"])[5]
+    coordinator = Page(site, "coordinator", viewport=(390, 844))
+    page = coordinator.page
+    coordinator.goto("/problems/new")
+    total = page.locator("#enterprise_id option").count()
+    page.fill("[data-testid=enterprise-filter]", enterprise["name"])
+    shown = page.eval_on_selector_all("#enterprise_id option", "os => os.filter(o => !o.hidden).map(o => o.value)")
+    assert enterprise["id"] in shown and len(shown) < total
+    assert page.eval_on_selector("#enterprise_id", "s => s.value") in shown
+    page.select_option("#enterprise_id", enterprise["id"])
+    assert page.eval_on_selector("#district", "s => s.value") == enterprise["district"]
+    page.fill("[data-testid=skill-pick]", "CNC")
+    page.click("[data-testid=skill-add]")
+    page.fill("[data-testid=skill-pick]", "焊接")
+    page.press("[data-testid=skill-pick]", "Enter")
+    assert page.input_value("#skills") == "CNC、焊接"
+    coordinator.shot("problem-intake-picker-390")
+    coordinator.close()
+
+
 def test_bad_spreadsheet_lists_row_errors_in_chinese(site: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "劳模工匠导入.xlsx"
     path.write_bytes(_bad_workbook())

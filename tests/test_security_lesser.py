@@ -102,7 +102,7 @@ def test_the_skills_field_keeps_slashes(app: Any, store: GraphStore) -> None:
     response = client.post("/problems/new", data={
         "csrf_token": _token(client, "/problems/new"), "title": "斜杠", "description": "技能里有斜杠",
         "enterprise_id": enterprise["id"], "service_type": "技术帮扶", "district": enterprise["district"],
-        "skills": "<b>bold</b>、CAD/CAM"})
+        "skills": "<b>bold</b>、CAD/CAM", "new_skills": "y"})
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     created = [p for p in store.iter_nodes("Problem") if p.get("title") == "斜杠"]
     assert len(created) == 1 and created[0]["skills"] == ["<b>bold</b>", "CAD/CAM"], created

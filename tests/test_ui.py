@@ -154,7 +154,7 @@ def test_intake_suggestions_invite_accept_complete_moves_dashboard(app: Any, sto
     response = coordinator.post("/problems/new", data={
         "csrf_token": token, "title": "数控机床主轴异响", "description": "加工中心主轴高速运转时异响,需要现场诊断",
         "enterprise_id": enterprise["id"], "district": "亭湖区", "service_type": "技术帮扶",
-        "skills": "机床维修、数控编程",
+        "skills": "机床维修、数控编程", "new_skills": "y",  # 机床维修 is new to the taxonomy: a city user adds it
     })
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     detail_url = response.headers["Location"]
@@ -268,7 +268,7 @@ def test_user_text_is_escaped_everywhere(app: Any, store: GraphStore) -> None:
     response = client.post("/problems/new", data={
         "csrf_token": _form_token(client, "/problems/new"), "title": INJECTION, "description": INJECTION,
         "enterprise_id": enterprise["id"], "district": enterprise["district"], "service_type": "技术帮扶",
-        "skills": INJECTION})
+        "skills": INJECTION, "new_skills": "y"})
     problem_id = response.headers["Location"].rsplit("/", 1)[1]
     store.update_node("Worker", next(iter(store.iter_nodes("Worker")))["id"], {"name": INJECTION})
     for url in (f"/problems/{problem_id}", "/problems", "/workers", "/problems?q=%3Cscript%3E"):
@@ -276,6 +276,12 @@ def test_user_text_is_escaped_everywhere(app: Any, store: GraphStore) -> None:
         assert "<script>alert" not in html, url
         assert "<img src=x" not in html, url
     assert "&lt;script&gt;alert(" in client.get("/problems").get_data(as_text=True)
+    # the message refusing an unknown skill repeats it escaped
+    refused = client.post("/problems/new", data={
+        "csrf_token": _form_token(client, "/problems/new"), "title": "t", "description": "d",
+        "enterprise_id": enterprise["id"], "district": enterprise["district"], "service_type": "技术帮扶",
+        "skills": INJECTION + "x"}).get_data(as_text=True)
+    assert "技能库中没有" in refused and "<script>alert" not in refused
 
 
 def test_assignment_preview_and_apply(app: Any, store: GraphStore) -> None:

@@ -268,3 +268,51 @@ def test_district_lists_default_to_the_own_district(app: Any, store: GraphStore,
     # a city coordinator still sees every district
     city = _client(app, store, "city").get(path).get_data(as_text=True)
     assert len({store.get_node(label, i)["district"] for i in listed(city)}) > 1
+
+
+# -- skills from the taxonomy --------------------------------------------------------------------------
+def _new_problem(client: FlaskClient, store: GraphStore, skills: str, **extra: str) -> Any:
+    enterprise = next(e for e in store.iter_nodes("Enterprise") if e.get("district") == "亭湖区")
+    return client.post("/problems/new", data={
+        "csrf_token": _token(client, "/problems/new"), "title": "技能检查", "description": "技能检查",
+        "enterprise_id": enterprise["id"], "district": "亭湖区", "service_type": "技术帮扶", "skills": skills,
+        **extra})
+
+
+def test_problem_skills_come_from_the_taxonomy(app: Any, store: GraphStore) -> None:
+    client = _client(app, store, "district", district="亭湖区")
+    form = client.get("/problems/new").get_data(as_text=True)
+    assert '<datalist id="skill-options">' in form and '<option value="CNC">' in form
+    assert 'data-testid="new-skills"' not in form  # a district coordinator cannot grow the taxonomy
+    skills_before = store.count_nodes("Skill")
+    refused = _new_problem(client, store, "数空加工、焊接", new_skills="y")
+    assert refused.status_code == 200
+    page = refused.get_data(as_text=True)
+    assert "技能库中没有“数空加工”,您是不是要找:数控加工" in page
+    assert not [p for p in store.iter_nodes("Problem") if p.get("title") == "技能检查"]
+    # names and aliases are accepted (REQUIRES points at the skill an alias names)
+    assert _new_problem(client, store, "CNC、焊接").status_code == 302
+    problem = next(p for p in store.iter_nodes("Problem") if p.get("title") == "技能检查")
+    assert problem["skills"] == ["CNC", "焊接"]
+    assert {r.end_id for r in store.relationships("REQUIRES", start=("Problem", problem["id"]))} == {"数控加工", "焊接"}
+    assert store.count_nodes("Skill") == skills_before
+    # a city coordinator keeps the taxonomy: a new skill only when they say so
+    city = _client(app, store, "city")
+    assert 'data-testid="new-skills"' in city.get("/problems/new").get_data(as_text=True)
+    assert _new_problem(city, store, "氢能储运").status_code == 200
+    assert store.count_nodes("Skill") == skills_before
+    assert _new_problem(city, store, "氢能储运", new_skills="y").status_code == 302
+    assert store.get_node("Skill", "氢能储运") is not None
+
+
+def test_an_older_problem_with_an_unknown_skill_stays_editable(app: Any, store: GraphStore) -> None:
+    problem = _open_problem(store, "亭湖区")
+    store.update_node("Problem", problem["id"], {"skills": ["老技能写法"]})
+    client = _client(app, store, "district", district="亭湖区")
+    url = f"/problems/{problem['id']}/edit"
+    response = client.post(url, data={
+        "csrf_token": _token(client, url), "title": "只改标题", "description": problem.get("description") or "x",
+        "enterprise_id": problem["enterprise_id"], "district": "亭湖区",
+        "service_type": problem.get("service_type") or "技术帮扶", "skills": "老技能写法"})
+    assert response.status_code == 302
+    assert store.get_node("Problem", problem["id"])["title"] == "只改标题"

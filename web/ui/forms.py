@@ -65,6 +65,7 @@ class ProblemForm(FlaskForm):
     service_type = SelectField(_l("服务类型"), choices=[(s, s) for s in SERVICE_TYPES])
     skills = StringField(_l("所需技能"), validators=[Optional(), Length(max=500), _LINE],
                          description=_l("多个技能用顿号、逗号或分号分隔,例如:数控编程、PLC"))
+    new_skills = BooleanField(_l("技能库中没有的技能作为新技能加入技能库"))
     district = SelectField(_l("所在区县"), validators=[DataRequired()], choices=[])
 
 

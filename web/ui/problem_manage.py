@@ -3,6 +3,7 @@ or reopen it, and find any worker to invite beyond the ten suggestions."""
 
 from __future__ import annotations
 
+import difflib
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from recommender.selection import LIVE_STATES, TIMEZONE, capacity_of, problem_st
 from web.ui import bp
 from web.ui.access import (
     EDITORS,
+    can_edit_district,
     can_edit_problem,
     require_edit_district,
     role_required,
@@ -28,8 +30,8 @@ from web.ui.context import recommender, selection, store
 from web.ui.forms import ActionForm, CloseProblemForm, ProblemForm
 from web.ui.queries import districts, enterprise_names, filter_workers, split_list
 
-__all__ = ["SEARCH_LIMIT", "fill_problem_choices", "find_invitable", "problem_close", "problem_edit",
-           "problem_reopen"]
+__all__ = ["SEARCH_LIMIT", "check_skills", "fill_problem_choices", "find_invitable", "problem_close", "problem_edit",
+           "problem_reopen", "skill_options"]
 
 #: Workers one search on the problem page lists.
 SEARCH_LIMIT = 20
@@ -44,6 +46,37 @@ def fill_problem_choices(form: ProblemForm) -> dict[str, dict[str, Any]]:
                                   for e in sorted(enterprises.values(), key=lambda e: str(e.get("name")))
                                   if not mine or e.get("district") == mine]
     return enterprises
+
+
+def skill_options() -> list[dict[str, Any]]:
+    """The skill taxonomy for the picker: name, category and aliases, by category then name."""
+    skills = [{"name": str(n.get("name") or n["id"]), "category": str(n.get("category") or ""),
+               "aliases": [str(a) for a in n.get("aliases") or []]} for n in store().iter_nodes("Skill")]
+    return sorted(skills, key=lambda s: (s["category"], s["name"]))
+
+
+def check_skills(form: ProblemForm, keep: Any = ()) -> list[str] | None:
+    """The form's skills if the taxonomy knows each one (by name or alias, e.g. CNC), else None after adding
+    an error to the field for each unknown skill, with the closest names, so typos and free text do not
+    become skill nodes. Admins and city coordinators, who keep the taxonomy, may add a new skill by ticking
+    ``new_skills``; skills the problem already has (``keep``) stay allowed, so an older problem remains
+    editable. A store without a taxonomy takes the skills as typed."""
+    entered = split_list(form.skills.data)
+    skills = skill_options()
+    if not skills or (form.new_skills.data and can_edit_district(None, "Skill")):
+        return entered
+    names: dict[str, str] = {}
+    for skill in skills:
+        for key in (skill["name"], *skill["aliases"]):
+            names.setdefault(key.casefold(), skill["name"])
+    unknown = [t for t in entered if t.casefold() not in names and t not in (keep or ())]
+    for text in unknown:
+        close = difflib.get_close_matches(text.casefold(), list(names), n=3, cutoff=0.5)
+        hint = "、".join(dict.fromkeys(names[c] for c in close))
+        form.skills.errors = [*form.skills.errors, _("技能库中没有“%(skill)s”,您是不是要找:%(hint)s?", skill=text,
+                                                       hint=hint) if hint else
+                              _("技能库中没有“%(skill)s”,请从技能库中选择。", skill=text)]
+    return None if unknown else entered
 
 
 def _problem_or_404(problem_id: str) -> dict[str, Any]:
@@ -77,13 +110,14 @@ def problem_edit(problem_id: str) -> str | Response:
         form.district.data = problem.get("district")
         form.service_type.data = problem.get("service_type")
         form.skills.data = "、".join(str(s) for s in problem.get("skills") or [])
-    if form.validate_on_submit():
+    skills = check_skills(form, keep=problem.get("skills")) if form.validate_on_submit() else None
+    if skills is not None:
         require_edit_district(form.district.data)
         row = props_to_row("Problem", problem)
         row.update({
             "title": form.title.data.strip(),
             "description": form.description.data.strip(),
-            "skills": split_list(form.skills.data),
+            "skills": skills,
             "enterprise_id": form.enterprise_id.data,
             "service_type": form.service_type.data,
             "district": form.district.data,
@@ -95,7 +129,8 @@ def problem_edit(problem_id: str) -> str | Response:
             flash(_("问题已修改。"), "success")
             return redirect(url_for("ui.problem_detail", problem_id=problem_id))
         flash(_("问题未能保存:%(reason)s", reason=reason), "error")
-    return render_template("ui/problem_new.html", form=form, problem=problem)
+    return render_template("ui/problem_new.html", form=form, problem=problem, skills=skill_options(),
+                           may_add_skills=can_edit_district(None, "Skill"))
 
 
 @bp.route("/problems/<problem_id>/close", methods=["POST"])

@@ -19,6 +19,7 @@ from web.ui import bp
 from web.ui.access import (
     EDITORS,
     READERS,
+    can_edit_district,
     can_edit_problem,
     list_args,
     may_act,
@@ -42,8 +43,8 @@ from web.ui.forms import (
     WithdrawForm,
 )
 from web.ui.paging import paginate
-from web.ui.problem_manage import fill_problem_choices, find_invitable
-from web.ui.queries import chains, districts, filter_problems, split_list
+from web.ui.problem_manage import check_skills, fill_problem_choices, find_invitable, skill_options
+from web.ui.queries import chains, districts, filter_problems
 from web.ui.scores import match_scores
 
 __all__ = [
@@ -102,14 +103,15 @@ def problem_new() -> str | Response:
     if request.method == "GET" and request.args.get("enterprise_id"):
         form.enterprise_id.data = request.args["enterprise_id"]
         form.district.data = enterprises.get(request.args["enterprise_id"], {}).get("district")
-    if form.validate_on_submit():
+    skills = check_skills(form) if form.validate_on_submit() else None
+    if skills is not None:
         require_edit_district(form.district.data)
         now = datetime.now(TIMEZONE)
         row = {
             "id": new_id("P", now),
             "title": form.title.data.strip(),
             "description": form.description.data.strip(),
-            "skills": split_list(form.skills.data),
+            "skills": skills,
             "enterprise_id": form.enterprise_id.data,
             "service_type": form.service_type.data,
             "district": form.district.data,
@@ -120,11 +122,13 @@ def problem_new() -> str | Response:
             problem_id = str(save_row(store(), "Problem", row)["id"])
         except DatasetError as err:
             flash(_("问题未能保存:%(reason)s", reason="; ".join(e.reason for e in err.errors)), "error")
-            return render_template("ui/problem_new.html", form=form)
+            return render_template("ui/problem_new.html", form=form, skills=skill_options(),
+                                   may_add_skills=can_edit_district(None, "Skill"))
         recommender().refresh()
         flash(_("问题已登记,以下是推荐的劳模工匠。"), "success")
         return redirect(url_for("ui.problem_detail", problem_id=problem_id))
-    return render_template("ui/problem_new.html", form=form)
+    return render_template("ui/problem_new.html", form=form, skills=skill_options(),
+                           may_add_skills=can_edit_district(None, "Skill"))
 
 
 # -- detail -----------------------------------------------------------------------------------------
