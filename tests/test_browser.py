@@ -366,6 +366,26 @@ def test_graph_explorer_renders_and_expands(site: dict[str, Any]) -> None:
     coordinator.close()
 
 
+def test_graph_explorer_opens_on_the_coordinators_district(site: dict[str, Any]) -> None:
+    """Issue 14, item 4: a district coordinator's explorer opens on their district, without its problems
+    (ticking 问题 loads them)."""
+    store: GraphStore = site["store"]
+    if store.get_node("User", "district-b") is None:
+        create_user(store, "district-b", PASSWORD, role="district", district="亭湖区")
+    coordinator = Page(site, "district-b", viewport=(390, 844))
+    page = coordinator.page
+    coordinator.goto("/graph")
+    wait_js(page, "window.jianglianCy && window.jianglianCy.nodes().length > 1")
+    assert page.evaluate("window.jianglianCy.nodes('.focus').data('node_id')") == "亭湖区"
+    assert page.evaluate("window.jianglianCy.nodes('[type = \"Problem\"]').length") == 0
+    coordinator.shot("graph-explorer-district-390")
+    before = page.evaluate("window.jianglianCy.nodes().length")
+    page.check("input.type-filter[value=Problem]")
+    wait_js(page, "window.jianglianCy.nodes('[type = \"Problem\"]').length > 0")
+    assert page.evaluate("window.jianglianCy.nodes().length") > before
+    coordinator.close()
+
+
 def test_main_pages_render_in_both_languages(site: dict[str, Any]) -> None:
     store: GraphStore = site["store"]
     worker = next(iter(store.iter_nodes("Worker")))

@@ -8,6 +8,7 @@ Flask test client over the demo dataset (scale 0.1) in the real embedded store, 
 from __future__ import annotations
 
 import html
+import json
 import re
 from typing import Any
 
@@ -316,3 +317,17 @@ def test_an_older_problem_with_an_unknown_skill_stays_editable(app: Any, store: 
         "service_type": problem.get("service_type") or "技术帮扶", "skills": "老技能写法"})
     assert response.status_code == 302
     assert store.get_node("Problem", problem["id"])["title"] == "只改标题"
+
+
+# -- the graph explorer opens on the coordinator's district, without its problems ------------------------
+def test_graph_explorer_opens_on_the_own_district_without_its_problems(app: Any, store: GraphStore) -> None:
+    page = _client(app, store, "district", district="亭湖区").get("/graph").get_data(as_text=True)
+    config = json.loads(html.unescape(re.search(r'<script type="application/json" id="graph-config">(.*?)</script>',
+                                                page, re.S).group(1)))
+    assert config["start"]["data"]["id"] == "District:亭湖区"
+    checked = set(re.findall(r'class="type-filter" value="(\w+)" checked', page))
+    assert "Problem" not in checked and {"Worker", "Enterprise"} <= checked
+    # a worker start keeps every type
+    worker = next(iter(store.iter_nodes("Worker")))
+    page = _client(app, store, "city").get(f"/graph?label=Worker&id={worker['id']}").get_data(as_text=True)
+    assert "Problem" in set(re.findall(r'class="type-filter" value="(\w+)" checked', page))

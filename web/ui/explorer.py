@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from graph.model import DOMAIN_LABELS
 from web.ui import bp
-from web.ui.access import READERS, role_required
+from web.ui.access import READERS, role_required, user_district
 from web.ui.context import store
 
 __all__ = ["LABEL_NAMES", "graph_explorer", "graph_neighbours", "graph_search", "node_element"]
@@ -24,6 +24,8 @@ LABEL_NAMES = {
     "District": _l("区县"), "Problem": _l("问题"),
 }
 NEIGHBOUR_LIMIT = 200
+#: Node types not shown at first around a district (its problems).
+DISTRICT_HIDDEN = frozenset({"Problem"})
 
 
 def node_element(label: str, node_id: str, props: dict[str, Any]) -> dict[str, Any]:
@@ -47,13 +49,20 @@ def graph_explorer() -> str:
         node = store().get_node(label, node_id)
         if node is not None:
             start = node_element(label, node_id, node)
+    own = user_district()
+    if start is None and own and store().get_node("District", own) is not None:
+        start = node_element("District", own, store().get_node("District", own) or {})  # the user's district
     if start is None:  # open on something rather than an empty canvas
         for first_label in ("District", "IndustryChain", "Worker"):
             first = store().list_nodes(first_label, limit=1)
             if first:
                 start = node_element(first_label, first[0]["id"], first[0])
                 break
-    return render_template("ui/graph.html", start=start, label_names={k: str(v) for k, v in LABEL_NAMES.items()})
+    # a district links to every worker, enterprise and problem in it: open without its problems (hundreds
+    # of overlapping nodes otherwise); ticking 问题 loads them
+    types = [t for t in LABEL_NAMES if not (start and start["data"]["type"] == "District" and t in DISTRICT_HIDDEN)]
+    return render_template("ui/graph.html", start=start, label_names={k: str(v) for k, v in LABEL_NAMES.items()},
+                           start_types=types)
 
 
 @bp.route("/graph/search")

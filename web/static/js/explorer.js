@@ -49,7 +49,16 @@
     var url = config.detail[evt.target.data('type')];
     if (url) { window.location = url.replace('__ID__', encodeURIComponent(evt.target.data('node_id'))); }
   });
-  document.querySelectorAll('.type-filter').forEach(function (el) { el.addEventListener('change', applyFilter); });
+  document.querySelectorAll('.type-filter').forEach(function (el) {
+    el.addEventListener('change', function () {
+      if (el.checked) {  // a type ticked later: load it around the nodes already expanded
+        var again = Object.keys(expanded);
+        expanded = {};
+        again.forEach(function (id) { var n = cy.getElementById(id); if (n.nonempty()) { expand(n); } });
+      }
+      applyFilter();
+    });
+  });
   document.getElementById('graph-clear').addEventListener('click', function () { cy.elements().remove(); expanded = {}; });
 
   var results = document.getElementById('graph-results');
