@@ -184,8 +184,8 @@ class VectorIndex:
     --------
     >>> index = VectorIndex(np.eye(3, dtype=np.float32), ["a", "b", "c"])
     >>> ids, scores = index.search(np.array([[0.6, 0.8, 0.0]], dtype=np.float32), k=2)
-    >>> ids, scores.round(2).tolist()
-    ([['b', 'a']], [[0.8, 0.6]])
+    >>> ids, scores.dtype, scores.astype(float).round(2).tolist()
+    ([['b', 'a']], dtype('float32'), [[0.8, 0.6]])
     """
 
     def __init__(

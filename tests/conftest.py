@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# --doctest-modules imports every module of tests/ while collecting, api_support.py before the test
+# modules that register it: registered here, its asserts keep pytest's messages.
+pytest.register_assert_rewrite("tests.api_support")
+
 pytest_plugins = ["tests.conftest_neo4j"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
