@@ -54,74 +54,13 @@ def store(demo_dir: Path) -> Iterator[GraphStore]:
     s.close()
 
 
-class StandInRecommender:
-    """Used only while ``recommender.engine`` is not in the tree: ranks by skill overlap, same interface."""
-
-    model_version = "stand-in@0"
-
-    def __init__(self, store: GraphStore) -> None:
-        self.store = store
-
-    def _problem(self, problem: Any) -> dict[str, Any]:
-        from recommender.errors import InvalidQuery, UnknownProblem
-
-        if isinstance(problem, str):
-            node = self.store.get_node("Problem", problem)
-            if node is None:
-                raise UnknownProblem(f"problem {problem!r} not found")
-            return node
-        if not (problem.get("title") or problem.get("description")):
-            raise InvalidQuery("a problem needs a title or a description")
-        return dict(problem)
-
-    def recommend(self, problem: Any, n: int = 10, *, candidates: Any = None, exclude: Any = None,
-                  explain: bool = True) -> list[Any]:
-        from types import SimpleNamespace
-
-        row = self._problem(problem)
-        wanted = set(row.get("skills") or [])
-        out = []
-        for worker in self.store.iter_nodes("Worker"):
-            if (candidates and worker["id"] not in candidates) or (exclude and worker["id"] in exclude):
-                continue
-            overlap = sorted(wanted & set(worker.get("skills") or []))
-            score = len(overlap) + (0.5 if worker.get("district") == row.get("district") else 0.0)
-            data = {"worker_id": worker["id"], "score": score,
-                    "components": {"skills": float(len(overlap)), "district": score - len(overlap)},
-                    "explanation": {"matched_skills": overlap, "similar_problems": [], "paths": [],
-                                    "reasons": [f"掌握{s}" for s in overlap]} if explain else None}
-            out.append(SimpleNamespace(to_dict=lambda d=data: d, worker_id=worker["id"], score=score))
-        out.sort(key=lambda r: (-r.score, r.worker_id))
-        return out[:n]
-
-    def recommended_problems(self, worker_id: str, n: int = 10) -> list[dict[str, Any]]:
-        worker = self.store.get_node("Worker", worker_id) or {}
-        skills = set(worker.get("skills") or [])
-        rows = [{"problem_id": p["id"], "title": p.get("title", ""), "score": float(len(skills & set(p.get("skills")
-                 or []))), "components": {}} for p in self.store.iter_nodes("Problem") if p.get("status") == "open"]
-        rows.sort(key=lambda r: (-r["score"], r["problem_id"]))
-        return rows[:n]
-
-    def score_pairs(self, problem_ids: Any) -> dict[str, dict[str, float]]:
-        return {p: {r.worker_id: r.score for r in self.recommend(p, 20, explain=False)} for p in problem_ids}
-
-    def refresh(self) -> None:
-        pass
-
-
-def real_recommender_available() -> bool:
-    try:
-        import recommender.engine  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def make_app(store: GraphStore | None, **config: Any) -> Any:
-    """An app over ``store`` with a test route that hands out CSRF tokens for session calls."""
+    """An app over ``store`` with a test route that hands out CSRF tokens for session calls.
+
+    The app ranks with the real :class:`recommender.engine.Recommender` (built on first use); there is no
+    stand-in to fall back on, so an engine that fails to import fails every test that ranks.
+    """
     settings = {"STORE": store, "TESTING": True, "SECRET_KEY": "test-secret", "API_RATE_LIMIT": "100000 per minute"}
-    if not real_recommender_available():
-        settings["RECOMMENDER_FACTORY"] = StandInRecommender
     settings.update(config)
     app = create_app(settings)
     app.add_url_rule("/_test/csrf", "test_csrf", lambda: generate_csrf())

@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
+from embeddings.encoder import RANKING_DEFAULT
 from graph.store import GraphStore
+from recommender.engine import Recommender
+from web.extensions import get_state
 
 pytest.register_assert_rewrite("tests.api_support")
 
@@ -23,6 +26,9 @@ def _new_problem(store: GraphStore) -> dict[str, Any]:
 
 
 def test_post_recommendations_ranks_explains_and_audits(api_app: Any, keys: dict, store: GraphStore) -> None:
+    ranker = get_state(api_app).recommender
+    assert isinstance(ranker, Recommender)  # the product ranker, not a test double
+    assert ranker.encoder is not None and ranker.encoder.identity.startswith(RANKING_DEFAULT)  # unset: the default
     client = api_app.test_client()
     problem = _new_problem(store)
     response = client.post("/api/v1/recommendations", headers=keys["read"],
@@ -116,7 +122,7 @@ def test_a_configured_embedding_model_adds_the_dense_signals(store: GraphStore, 
     services = app.extensions["jianglian"]
     assert services.recommender.encoder is not None
     assert services.recommender.encoder.identity.startswith("all-MiniLM-L6-v2")
-    plain = make_app(store).extensions["jianglian"].recommender  # unset: TF-IDF only, no model loaded
+    plain = make_app(store, EMBEDDING_MODEL="none").extensions["jianglian"].recommender  # TF-IDF only, no model
     assert plain.encoder is None
 
 
