@@ -263,7 +263,7 @@ def _refresh_costs(store: MemoryStore, rec: Recommender, query: dict[str, Any]) 
 
 
 def bench(scale: float, n_queries: int, n_naive: int, n_naive_store: int, n_matches: int, seed: int,
-          cache_dir: Path, refresh: bool, n_stages: int = 0, n_profile: int = 0) -> None:
+          cache_dir: Path, refresh: bool, n_stages: int = 0, n_profile: int = 0, encoder: Any = None) -> None:
     print(f"\n=== scale {scale:g} ({_load()}) ===", flush=True)
     directory, t_gen, c_gen = _timed(lambda: _dataset(cache_dir, scale, seed))
     store = MemoryStore(None)
@@ -271,7 +271,7 @@ def bench(scale: float, n_queries: int, n_naive: int, n_naive_store: int, n_matc
     _add_matches(store, n_matches, seed)
     counts = store.counts()
     model_dir = Path(tempfile.mkdtemp(prefix="jianglian-lat-models-"))  # empty: configured weights
-    rec, t_build, c_build = _timed(lambda: Recommender(store, config=RankConfig(model_dir=model_dir)))
+    rec, t_build, c_build = _timed(lambda: Recommender(store, encoder=encoder, config=RankConfig(model_dir=model_dir)))
     print(f"workers {counts.get('Worker', 0):,}, problems {counts.get('Problem', 0):,}, "
           f"SOLVED {counts.get('SOLVED', 0):,}, matches {counts.get('Match', 0):,}; dataset {t_gen:.1f} s, "
           f"load {t_load:.1f} s wall / {c_load:.1f} s CPU, build {t_build:.1f} s wall / {c_build:.1f} s CPU "
@@ -350,14 +350,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-refresh", action="store_true", help="skip the refresh measurements")
     parser.add_argument("--stages", type=int, default=0, help="time the stages of recommend on this many queries")
     parser.add_argument("--profile", type=int, default=0, help="cProfile this many queries (with --stages)")
+    parser.add_argument("--encoder", default="none",
+                        help="dense encoder of the ranking (use-multilingual-v3 is served by default); none: TF-IDF")
     args = parser.parse_args(argv)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
+    encoder = None
+    if args.encoder.lower() != "none":
+        from embeddings.encoder import load_encoder
+
+        encoder = load_encoder(args.encoder)
     machine = platform.processor() or platform.machine()
     print(f"{datetime.now().isoformat(timespec='seconds')} {platform.node()} {machine}, {os.cpu_count()} CPUs, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {_load()}", flush=True)
     for scale in args.scales:
         bench(scale, args.queries, args.naive_queries, args.naive_store_queries, args.matches, args.seed,
-              args.cache_dir, not args.no_refresh, args.stages, args.profile)
+              args.cache_dir, not args.no_refresh, args.stages, args.profile, encoder)
     return 0
 
 
