@@ -81,16 +81,20 @@ def build_encoder_cmd(out_dir: Path | None, if_missing: bool, seed: int, epochs:
 
 
 @click.command("embed")
-@click.option("--model", "model", default=None, help="Encoder name or path [default: JIANGLIAN_EMBEDDING_MODEL].")
+@click.option("--model", "model", default=None,
+              help="Encoder name or path [default: JIANGLIAN_EMBEDDING_MODEL, else the ranking's use-multilingual-v3].")
 def embed_cmd(model: str | None) -> None:
-    """Embed every problem and worker profile not yet cached in the configured store."""
+    """Embed every problem and worker profile not yet cached in the configured store (the vectors the served
+    ranking reads: the same encoder by default, so the two never replace each other's vectors)."""
+    import os
+
     from embeddings.cache import EmbeddingCache
-    from embeddings.encoder import load_encoder
+    from embeddings.encoder import ENV_MODEL, RANKING_DEFAULT, load_encoder
     from embeddings.errors import EmbeddingError
     from embeddings.texts import problem_text, worker_text
 
     try:
-        encoder = load_encoder(model)
+        encoder = load_encoder(model or (os.environ.get(ENV_MODEL) or "").strip() or RANKING_DEFAULT)
     except EmbeddingError as err:
         raise click.ClickException(str(err)) from err
     with configured_store() as store:
