@@ -9,7 +9,6 @@ first use (see :mod:`web.extensions`).
 
 from __future__ import annotations
 
-import importlib
 import os
 import secrets
 from collections.abc import Mapping
@@ -127,6 +126,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> APIFlask:
 
     from web.api import bp as api_bp
     from web.health import bp as health_bp
+    from web.ui import init_app as init_ui
 
     csrf.exempt(api_bp)  # session-authenticated API writes are checked in web.auth.require (X-CSRFToken)
     limiter.shared_limit(lambda: str(current_app.config["API_RATE_LIMIT"]), scope="api")(api_bp)
@@ -134,12 +134,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> APIFlask:
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
 
-    ui = importlib.import_module("web.ui")
-    init_ui = getattr(ui, "init_app", None)
-    if callable(init_ui):
-        init_ui(app)
-    if "ui" not in app.blueprints:
-        app.register_blueprint(ui.bp)
+    init_ui(app)  # language selection (Flask-Babel) and the pages' blueprint
 
     app.after_request(_security_headers)
     return app

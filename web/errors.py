@@ -10,7 +10,7 @@ Chinese or English, chosen by the ``lang`` query parameter, then by ``Accept-Lan
 (Chinese when neither asks for English). Validation problems add ``errors``: one entry per bad
 field, ``{"field": "body.top_k", "message": ...}``.
 
-Handlers are registered per exception type (domain errors of :mod:`graph` and
+Handlers are registered per exception type (domain errors of :mod:`graph`, :mod:`embeddings` and
 :mod:`recommender`, the web layer's own errors, werkzeug's HTTP errors) and never for
 ``Exception``: an unexpected bug still becomes a 500 through werkzeug's ``InternalServerError``,
 whose handler answers with a problem document that hides the traceback.
@@ -24,6 +24,7 @@ from typing import Any, Literal, cast
 from flask import Flask, Response, current_app, has_request_context, json, request
 from werkzeug.exceptions import HTTPException, default_exceptions
 
+from embeddings.errors import ModelNotFound as EncoderMissing
 from graph.errors import (
     ConstraintViolation,
     DatasetError,
@@ -418,32 +419,18 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(rec_errors.CapacityExceeded, _capacity)
     app.register_error_handler(rec_errors.SelectionError, _selection)
     app.register_error_handler(rec_errors.AssignmentError, _assignment)
-    for name, status, slug in _OPTIONAL_RECOMMENDER_ERRORS:
-        exc = getattr(rec_errors, name, None)
-        if isinstance(exc, type) and issubclass(exc, Exception):
-            app.register_error_handler(exc, _recommender_handler(status, slug))
-    try:
-        from embeddings.errors import ModelNotFound as EncoderMissing
-    except ImportError:  # pragma: no cover - the embeddings package is part of the install
-        pass
-    else:
-        app.register_error_handler(EncoderMissing, _recommender_handler(503, "model-unavailable"))
+    app.register_error_handler(rec_errors.UnknownProblem, _recommender_handler(404, "not-found"))
+    app.register_error_handler(rec_errors.UnknownWorker, _recommender_handler(404, "not-found"))
+    app.register_error_handler(rec_errors.InvalidQuery, _recommender_handler(422, "invalid-query"))
+    app.register_error_handler(rec_errors.InvalidSelection, _recommender_handler(422, "invalid-selection"))
+    app.register_error_handler(rec_errors.WorkerUnavailable, _recommender_handler(409, "worker-unavailable"))
+    app.register_error_handler(rec_errors.ModelNotFound, _recommender_handler(503, "model-unavailable"))
+    app.register_error_handler(EncoderMissing, _recommender_handler(503, "model-unavailable"))
     app.register_error_handler(HTTPException, _http_exception)
     if hasattr(app, "error_callback"):
         # APIFlask's HTTPError handler calls ``app.error_callback``; ``app.error_processor`` would also
         # turn every werkzeug error of the HTML pages into JSON, so the attribute is set directly.
         app.error_callback = _apiflask_error
-
-
-#: Errors of :mod:`recommender.errors` mapped by name (the module grows as the recommender lands).
-_OPTIONAL_RECOMMENDER_ERRORS: tuple[tuple[str, int, str], ...] = (
-    ("UnknownProblem", 404, "not-found"),
-    ("UnknownWorker", 404, "not-found"),
-    ("InvalidQuery", 422, "invalid-query"),
-    ("InvalidSelection", 422, "invalid-selection"),
-    ("WorkerUnavailable", 409, "worker-unavailable"),
-    ("ModelNotFound", 503, "model-unavailable"),
-)
 
 
 def _recommender_handler(status: int, slug: str) -> Any:
