@@ -18,6 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 
+# the text signals and the dense encoder compare the same text of a problem: one definition, in embeddings
+from embeddings.texts import problem_text
+
 __all__ = ["TextModel", "TextViews", "cjk_spaced", "problem_text", "profile_text"]
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -36,19 +39,6 @@ def cjk_spaced(text: str) -> str:
     'plc 程 序  debug'
     """
     return _CJK_RUN.sub(_space_run, text.lower())
-
-
-def problem_text(row: Mapping[str, Any]) -> str:
-    """The text of a problem that the text signals compare: title, description and skills.
-
-    Examples
-    --------
-    >>> problem_text({"title": "主轴异响", "skills": ["数控"]})
-    '主轴异响 数控'
-    """
-    parts = [str(row.get("title") or ""), str(row.get("description") or "")]
-    parts.extend(str(s) for s in row.get("skills") or [])
-    return " ".join(p for p in parts if p)
 
 
 def profile_text(row: Mapping[str, Any], skill_aliases: Mapping[str, Sequence[str]] | None = None) -> str:

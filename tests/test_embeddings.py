@@ -354,3 +354,11 @@ def test_texts_of_nodes() -> None:
     assert problem_text({"title": "标题", "description": None, "skills": ["焊接"]}) == "标题 焊接"
     assert worker_text({"name": "李四", "skills": ["焊接"], "honours": [], "service_menu": ["焊接培训"],
                         "studio": "李四劳模创新工作室"}) == "焊接 焊接培训 劳模创新工作室"
+
+
+def test_the_ranking_and_the_encoders_read_one_problem_text() -> None:
+    from recommender import text as ranking_text
+
+    assert ranking_text.problem_text is problem_text  # one definition (embeddings.texts), imported by the ranking
+    row = {"title": " 主轴异响 ", "description": "", "skills": ["数控", None, " "], "district": "亭湖区"}
+    assert ranking_text.problem_text(row) == problem_text(row) == "主轴异响 数控"
