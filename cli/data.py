@@ -93,11 +93,9 @@ def demo_cmd(out: Path | None, scale: float, seed: int, if_empty: bool) -> None:
 
 
 def _ensure_demo_users(store: GraphStore) -> None:
-    """Create the demo logins when the web package provides them (printed by ``jianglian serve``)."""
-    try:
-        from web.auth import ensure_demo_users
-    except ImportError:  # the web package is optional for data work
-        return
+    """Create the demo logins (printed by ``jianglian serve``); Flask is loaded only here, not for every command."""
+    from web.auth import ensure_demo_users
+
     ensure_demo_users(store)
 
 

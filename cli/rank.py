@@ -26,10 +26,8 @@ RANKING_DEFAULT = "use-multilingual-v3"
 def _load_encoder(name: str | None) -> Any:
     if not name or name.strip().lower() in ("none", "off", "tfidf"):
         return None
-    try:
-        from embeddings.encoder import load_encoder
-    except ImportError as err:  # the embeddings package is optional for ranking
-        raise click.ClickException(f"cannot load an encoder: {err}") from err
+    from embeddings.encoder import load_encoder
+
     try:
         return load_encoder(name)
     except Exception as err:  # noqa: BLE001 - any loading failure is a user-facing error here

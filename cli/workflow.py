@@ -78,10 +78,8 @@ def _errors() -> Iterator[None]:
 
 
 def _recommender(store: GraphStore) -> Any:
-    try:
-        from recommender.engine import Recommender
-    except ImportError as err:  # the ranking engine is a separate part of the package
-        raise click.ClickException(f"the ranking engine is not available: {err}") from err
+    from recommender.engine import Recommender
+
     return Recommender(store)
 
 
