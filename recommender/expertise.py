@@ -61,8 +61,27 @@ class ExpertiseModel:
 
     def embed(self, word: sp.csr_matrix, skills: sp.csr_matrix | None = None) -> np.ndarray:
         """Problem-tower vectors ``(n, dim)`` of word TF-IDF rows (and skill indicator rows)."""
-        x = _design(sp.csr_matrix(word), skills, self.terms, self.skill_weight, self.skill_idf)
+        word = sp.csr_matrix(word)
+        if self.skill_weight <= 0:  # the common case: read the rows' terms straight into the tower
+            out = np.zeros((word.shape[0], self.dim), dtype=np.float32)
+            position = self._position(word.shape[1])
+            for i in range(word.shape[0]):
+                a, b = word.indptr[i], word.indptr[i + 1]
+                at = position[word.indices[a:b]]
+                keep = at >= 0
+                if keep.any():
+                    out[i] = self.components[:, at[keep]] @ word.data[a:b][keep].astype(np.float32)
+            return out
+        x = _design(word, skills, self.terms, self.skill_weight, self.skill_idf)
         return np.asarray(x @ self.components.T, dtype=np.float32)
+
+    def _position(self, n_columns: int) -> np.ndarray:
+        cached = self.__dict__.get("_position_cache")
+        if cached is None or len(cached) != n_columns:
+            cached = np.full(n_columns, -1, dtype=np.int64)
+            cached[self.terms] = np.arange(len(self.terms))
+            object.__setattr__(self, "_position_cache", cached)
+        return cached
 
     def scores(self, z: np.ndarray, workers: np.ndarray) -> np.ndarray:
         """Scores of some workers for one problem-tower vector ``z``."""
