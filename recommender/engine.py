@@ -35,6 +35,7 @@ from recommender.explain import explain as build_explanation
 from recommender.features import FEATURES, ONSITE_TYPES, Query, compute_features
 from recommender.fusion import Fusion, PairwiseLogisticFusion, QueryNormFusion, WeightedFusion, fingerprint
 from recommender.index import Encoder, RankingIndex
+from recommender.open_problems import OpenProblems
 from recommender.selection import counts_against_capacity, current_month
 from recommender.text import problem_text
 from recommender.training import TrainedRanker, make_pseudo_queries, skill_aliases, time_order
@@ -174,6 +175,7 @@ class Recommender:
             self._aliases = skill_aliases(self.projection)
             self._workflow_key: tuple[int | None, str] = (None, "")
             self._declined_cache: tuple[Any, dict[str, int]] | None = None
+            self._open: OpenProblems | None = None  # a new text model: nothing of the old rows is reusable
             self._current_workflow()
             self._set_fusion()
             self.last_refresh = "build"
@@ -562,11 +564,54 @@ class Recommender:
         return out
 
     def recommended_problems(self, worker_id: str, n: int = 10) -> list[ProblemSuggestion]:
-        """Open problems ranked for a worker (conflicts of interest left out)."""
+        """Open problems ranked for a worker (conflicts of interest left out).
+
+        The open problems' query rows are kept between calls (:class:`recommender.open_problems.OpenProblems`,
+        rebuilt when the store's revision moves), so a call costs a few products over the worker's own
+        rows; :meth:`_recommended_problems_direct` computes the same from scratch.
+        """
         if n < 1:
             raise InvalidQuery("n must be at least 1")
         if self.config.auto_refresh:
             self.refresh()
+        with self._lock:
+            w = self.projection.index["Worker"].get(worker_id)
+            if w is None:
+                raise UnknownWorker(f"worker {worker_id!r} not found")
+            opened = self._open_problems()
+            keep = np.ones(len(opened), dtype=bool)
+            employer = self.index.worker_employer[w]
+            if not self.config.allow_conflicts and employer:
+                keep = opened.enterprises != employer
+            if not keep.any():
+                return []
+            f = opened.features(self.index, w)[keep]
+            ids = [pid for pid, k in zip(opened.ids, keep, strict=True) if k]
+            return self._suggestions(ids, f, n)
+
+    def _open_problems(self) -> OpenProblems:
+        """The open problems' query rows for the current index and store revision (rebuilt when stale)."""
+        opened = self._open
+        if opened is not None and opened.describes(self.index, self._revision):
+            return opened
+        ids = [pid for pid, p in zip(self.projection.ids["Problem"], self.projection.props["Problem"], strict=True)
+               if p.get("status") == "open"]
+        queries = [self._query(pid) for pid in ids]
+        enterprises = [self.projection.prop("Problem", pid, "enterprise_id") for pid in ids]
+        self._open = None  # the rows of an older index are dropped before the new ones are made
+        self._open = OpenProblems(self.index, ids, queries, enterprises, revision=self._revision, reuse=opened)
+        return self._open
+
+    def _suggestions(self, ids: Sequence[str], f: np.ndarray, n: int) -> list[ProblemSuggestion]:
+        scores = self._linear.decision_function(f)
+        order = np.lexsort((np.arange(len(scores)), -scores))[:n]
+        return [ProblemSuggestion(ids[j], str(self.projection.prop("Problem", ids[j], "title") or ""),
+                                  float(scores[j]), {name: float(f[j, k]) for k, name in enumerate(FEATURES)
+                                                     if f[j, k] != 0.0}) for j in order]
+
+    def _recommended_problems_direct(self, worker_id: str, n: int = 10) -> list[ProblemSuggestion]:
+        """:meth:`recommended_problems` computed from scratch: every open problem's features for the worker
+        by :func:`compute_features` (the oracle of the kept rows, in tests and ``benchmarks/``)."""
         with self._lock:
             w = self.projection.index["Worker"].get(worker_id)
             if w is None:
@@ -580,12 +625,7 @@ class Recommender:
                 return []
             queries = [self._query(pid) for pid in open_ids]
             feats, _ = compute_features(self.index, queries, [np.array([w])] * len(queries), ppr=False)
-            f = np.vstack(feats)
-            scores = self._linear.decision_function(f)
-            order = np.lexsort((np.arange(len(scores)), -scores))[:n]
-            return [ProblemSuggestion(open_ids[j], str(self.projection.prop("Problem", open_ids[j], "title") or ""),
-                                      float(scores[j]), {name: float(f[j, k]) for k, name in enumerate(FEATURES)
-                                                         if f[j, k] != 0.0}) for j in order]
+            return self._suggestions(open_ids, np.vstack(feats), n)
 
     def score_pairs(self, problem_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         """Fused scores of the eligible workers per problem (campaign assignment input).
