@@ -55,8 +55,10 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_FAILURES_PER_ADDRESS": "30 per 15 minutes",
     # security headers
     "CONTENT_SECURITY_POLICY": DEFAULT_CSP,
-    # rate limiting of the API, per API key (or per user, or per address when anonymous)
+    # rate limiting of the API, per API key (or per user, or per address when anonymous): a budget of
+    # which the ranking routes spend more than 1 per call (web.api.costs, merged over its DEFAULT_COSTS)
     "API_RATE_LIMIT": "600 per minute",
+    "API_RATE_COSTS": {},
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_HEADERS_ENABLED": True,
     # OpenAPI document and the interactive docs (assets served locally by `make web-assets`)
@@ -125,11 +127,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> APIFlask:
     throttle.init_throttle(app, limiter)
 
     from web.api import bp as api_bp
+    from web.api import costs
     from web.health import bp as health_bp
     from web.ui import init_app as init_ui
 
     csrf.exempt(api_bp)  # session-authenticated API writes are checked in web.auth.require (X-CSRFToken)
-    limiter.shared_limit(lambda: str(current_app.config["API_RATE_LIMIT"]), scope="api")(api_bp)
+    app.extensions["jianglian_rate_costs"] = costs.check_costs(app.config.get("API_RATE_COSTS"))
+    limiter.shared_limit(lambda: str(current_app.config["API_RATE_LIMIT"]), scope="api",
+                         cost=costs.request_cost)(api_bp)
     limiter.exempt(health_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)

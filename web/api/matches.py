@@ -17,6 +17,7 @@ from recommender.assign import assignment_inputs, greedy_assignment, plan_assign
 from recommender.errors import SelectionError, UnknownProblem, UnknownWorker
 from web import auth
 from web.api import bp, schemas
+from web.api.costs import rate_cost
 from web.api.paging import page_response, paginate
 from web.errors import Forbidden, NotFound, ValidationFailed
 from web.extensions import get_state
@@ -155,6 +156,7 @@ def _district_scope(problem_ids: list[str], districts: dict[str, str]) -> None:
 
 
 @bp.post("/assignments/plan")
+@rate_cost("assignment_plan")
 @auth.require("write")
 @bp.input(schemas.PlanIn, arg_name="data")
 @bp.doc(summary="Propose an assignment of workers to open problems", security="ApiKeyAuth",

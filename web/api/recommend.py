@@ -15,6 +15,7 @@ from flask import Response, jsonify
 from graph.store import GraphStore
 from web import auth
 from web.api import bp, schemas
+from web.api.costs import rate_cost
 from web.errors import Forbidden, NotFound, ValidationFailed
 from web.extensions import get_state
 
@@ -56,6 +57,7 @@ def _ranked(problem: dict[str, Any] | str, *, top_k: int, explain: bool, candida
 
 
 @bp.post("/recommendations")
+@rate_cost("recommend")
 @auth.require("read")
 @bp.input(schemas.RecommendIn, arg_name="data")
 @bp.doc(summary="Rank workers for a new problem", security="ApiKeyAuth", tags=["recommendations"],
@@ -81,6 +83,7 @@ def recommend_new(data: dict[str, Any]) -> Response:
 
 
 @bp.get("/problems/<problem_id>/recommendations")
+@rate_cost("recommend")
 @auth.require("read")
 @bp.input(schemas.RecommendQuery, location="query", arg_name="query")
 @bp.doc(summary="Rank workers for a stored problem", security="ApiKeyAuth", tags=["recommendations"],
@@ -99,6 +102,7 @@ def recommend_stored(problem_id: str, query: dict[str, Any]) -> Response:
 
 
 @bp.get("/workers/<worker_id>/recommended-problems")
+@rate_cost("recommended_problems")
 @auth.require("read")
 @bp.input(schemas.SuggestionQuery, location="query", arg_name="query")
 @bp.doc(summary="Open problems that fit a worker", security="ApiKeyAuth", tags=["recommendations"],
