@@ -309,7 +309,7 @@ class Selection:
             raise InvalidSelection("limit and offset must be non-negative")
         where = _no_none({"actor": actor, "kind": kind, "problem_id": problem_id, "match_id": match_id})
         events = self.store.list_nodes("AuditEvent", where=where or None)
-        events.reverse()  # ids sort by time
+        events.sort(key=lambda e: str(e.get("id") or ""), reverse=True)  # ids sort by time
         return [_decode_event(e) for e in events[offset : offset + limit]]
 
     # -- reads ----------------------------------------------------------------------------------
