@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 
-__all__ = ["ExpertiseModel", "fit_expertise"]
+__all__ = ["ExpertiseModel", "fit_expertise", "refit_workers"]
 
 
 @dataclass(frozen=True)
@@ -183,15 +183,36 @@ def fit_expertise(
     fit_rows = x if n_docs <= max_fit_docs else x[np.sort(rng.choice(n_docs, max_fit_docs, replace=False))]
     svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=seed).fit(fit_rows)
     components = np.asarray(svd.components_, dtype=np.float32)
-    # Z'Z and Z'Y in blocks of problems: Z itself (problems x k) is never held whole
+    workers = _worker_tower(x, components, solved, alpha=alpha, block=block)
+    return ExpertiseModel(terms=common, components=components, skill_weight=weight,
+                          skill_idf=idf.astype(np.float32), workers=workers)
+
+
+def _worker_tower(x: sp.csr_matrix, components: np.ndarray, solved: sp.spmatrix, *, alpha: float,
+                  block: int) -> np.ndarray:
+    """The ridge solution for every worker; ``Z'Z`` and ``Z'Y`` are accumulated in blocks of problems, so the
+    problem tower's output (problems x k) is never held whole."""
+    k = components.shape[0]
     solved_csc = sp.csc_matrix(solved, dtype=np.float64)
     gram = np.zeros((k, k))
     target = np.zeros((solved_csc.shape[0], k))  # (workers, k) = (Z'Y)'
-    for lo in range(0, n_docs, block):
+    for lo in range(0, x.shape[0], block):
         z = np.asarray(x[lo:lo + block] @ components.T, dtype=np.float64)
         gram += z.T @ z
         target += np.asarray(solved_csc[:, lo:lo + block] @ z)
     lam = alpha * float(np.trace(gram)) / k
     workers = np.linalg.solve(gram + max(lam, 1e-9) * np.eye(k), target.T).T
-    return ExpertiseModel(terms=common, components=components, skill_weight=weight,
-                          skill_idf=idf.astype(np.float32), workers=np.ascontiguousarray(workers, dtype=np.float32))
+    return np.ascontiguousarray(workers, dtype=np.float32)
+
+
+def refit_workers(model: ExpertiseModel, docs_word: sp.csr_matrix, solved: sp.csr_matrix, *,
+                  skills: sp.csr_matrix | None = None, alpha: float = 2.0, block: int = 65_536) -> ExpertiseModel:
+    """The same problem tower, the worker tower fitted again on a changed history (new solves, new workers).
+
+    The cheap part of :func:`fit_expertise` (no SVD): what an incremental index update runs; the next full
+    build refits both towers.
+    """
+    x = _design(sp.csr_matrix(docs_word), skills, model.terms, model.skill_weight, model.skill_idf)
+    workers = _worker_tower(x, model.components, solved, alpha=alpha, block=block)
+    return ExpertiseModel(terms=model.terms, components=model.components, skill_weight=model.skill_weight,
+                          skill_idf=model.skill_idf, workers=workers)

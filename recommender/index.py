@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.projection import Projection
-from recommender.expertise import ExpertiseModel, fit_expertise
+from recommender.expertise import ExpertiseModel, fit_expertise, refit_workers
 from recommender.selection import capacity_of
 from recommender.signals import bm25_weights, personalized_pagerank, rating_weight, transition_matrix
 from recommender.text import TextModel, TextViews, problem_text, profile_text
@@ -354,21 +354,15 @@ class RankingIndex:
         self.read_worker_flags()
 
         # --- the learned expertise model --------------------------------------------------------
-        same_evidence = (reuse is not None and changed is not None and np.array_equal(reuse.hp, hp)
-                         and reuse.solved.shape == self.solved.shape and (reuse.solved != self.solved).nnz == 0
-                         and not any(key[0] == "Problem" for key in changed if len(key) == 2))
-        self.expertise: ExpertiseModel | None
-        if same_evidence:
-            assert reuse is not None
-            self.expertise = reuse.expertise
-            if self.expertise is not None and len(self.expertise.workers) < self.n_workers:
-                grown = np.zeros((self.n_workers, self.expertise.dim), dtype=np.float32)
-                grown[:len(self.expertise.workers)] = self.expertise.workers
-                self.expertise = ExpertiseModel(self.expertise.terms, self.expertise.components,
-                                                self.expertise.skill_weight, self.expertise.skill_idf, grown)
-        else:
+        self.expertise: ExpertiseModel | None = None
+        if reuse is None or reuse.expertise is None:
             self.expertise = fit_expertise(self.docs.word, self.solved, skills=self.problem_skills,
                                            skill_idf=self.skill_idf, skill_weight=self.expertise_skill_weight)
+        elif (changed is not None and np.array_equal(reuse.hp, hp) and reuse.solved.shape == self.solved.shape
+              and (reuse.solved != self.solved).nnz == 0 and not self._history_text_changed(changed)):
+            self.expertise = reuse.expertise  # same evidence: nothing to refit
+        else:  # new solves, workers or edited history texts: the worker tower again, the problem tower kept
+            self.expertise = refit_workers(reuse.expertise, self.docs.word, self.solved, skills=self.problem_skills)
 
         # --- the random-walk graph ------------------------------------------------------------
         self._build_walk()
@@ -410,6 +404,12 @@ class RankingIndex:
                 grown = np.zeros((self.n_workers, old.shape[1]), dtype=np.float32)
                 grown[:min(self.n_workers, len(old))] = old[:self.n_workers]
                 self._hub_vectors[damping] = grown
+
+    def _history_text_changed(self, changed: Collection[tuple[str, ...]]) -> bool:
+        """Whether ``changed`` names a problem of the history (its text may have been edited)."""
+        at = self.projection.index["Problem"]
+        return any(len(key) == 2 and key[0] == "Problem" and int(at.get(key[1], -1)) in self.hp_pos
+                   for key in changed)
 
     def _worker_row(self, i: int) -> dict[str, Any]:
         row = dict(self.projection.props["Worker"][i])

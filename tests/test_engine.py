@@ -6,6 +6,7 @@ import re
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from graph.dataset import load_dataset
@@ -253,3 +254,21 @@ def test_a_large_build_moves_the_graph_out_of_the_collectors_generations(
             r.worker_id for r in small.recommend({"title": "数控 主轴", "skills": []}, n=3)]
     finally:
         gc.unfreeze()
+
+
+def test_an_incremental_update_refits_the_expertise_worker_tower_only(store: MemoryStore, tmp_path: Path) -> None:
+    rec = _rec(store, tmp_path, refit_share=1.0)
+    first = rec.index.expertise
+    assert first is not None
+    store.apply(WriteBatch(nodes=[NodeRow("Problem", "p7", {"status": "solved"})],
+                           rels=[RelRow("SOLVED", "Worker", "w6", "Problem", "p7", {"rating": 5})]))
+    rec.recommend("p8")
+    assert rec.last_refresh == "index"
+    second = rec.index.expertise
+    assert second is not None and second is not first
+    assert second.components is first.components  # the problem tower (the SVD) is kept
+    w6 = rec.projection.index["Worker"]["w6"]
+    assert not np.array_equal(second.workers[w6], first.workers[w6])  # w6's record changed
+    store.update_node("Worker", "w3", {"capacity": 5})  # no evidence changes: the model is kept as it is
+    rec.recommend("p8")
+    assert rec.index.expertise is second
