@@ -249,7 +249,9 @@ def test_a_large_build_moves_the_graph_out_of_the_collectors_generations(
         frozen = gc.get_freeze_count()
         # at least every node's property dict of the projection (tracked containers) is frozen
         assert frozen >= sum(len(props) for props in big.projection.props.values())
-        assert gc.collect() >= 0 and gc.get_freeze_count() == frozen  # collections leave them alone
+        # collections leave them alone (a frozen object whose last reference goes, e.g. a temporary of an earlier
+        # test in this process, still leaves the permanent generation: a few may go, none come back)
+        assert gc.collect() >= 0 and frozen - 1000 <= gc.get_freeze_count() <= frozen
         assert [r.worker_id for r in big.recommend({"title": "数控 主轴", "skills": []}, n=3)] == [
             r.worker_id for r in small.recommend({"title": "数控 主轴", "skills": []}, n=3)]
     finally:
