@@ -21,8 +21,8 @@
 #
 # 1. **time-split replay** of the graph's own history: the newest 20% of solved problems (by `posted_at`) are
 #    ranked over *all* workers using only what was posted before them; every solver counts as relevant;
-# 2. **ablation**: the fused ranker against each single signal, and the learned fusion against the configured
-#    weights;
+# 2. **ablation**: the fused ranker against each single signal, and the learned correction against the
+#    query-normalised default fusion;
 # 3. **breakdowns** per service type and per industry chain;
 # 4. the **gis-stackexchange** benchmark (real StackExchange experts) as measured in `docs/ranking.md`.
 #
@@ -95,11 +95,13 @@ print(f"history: {len(history)} problems posted before {test[0].get('posted_at')
       f"test: {len(test)} solved problems posted {test[0].get('posted_at')} .. {test[-1].get('posted_at')}")
 
 # %% [markdown]
-# ## 2. Replay: the chosen fusion, the configured weights and every single signal
+# ## 2. Replay: the chosen fusion, the default fusion and every single signal
 #
-# Two runs of `evaluate_dataset`: `fusion="auto"` (a learned fusion when it beats the weights on the validation
-# slice of the history's pseudo-queries; the run's choice is printed) and `fusion="weights"` (the configured
-# prior weights). `ablation=True` also scores each single signal on the same queries.
+# Two runs of `evaluate_dataset`: `fusion="auto"` (the learned correction when it beats the query-normalised
+# default with confidence, a paired bootstrap over the history's pseudo-queries; the run's choice and its reason
+# are printed) and `fusion="default"` (every signal z-scored within the query, the signal families weighted
+# equally, nothing fitted). `ablation=True` also scores each single signal on the same queries. The dense signals
+# are off here (`encoder=None`) to keep the notebook fast; `docs/ranking.md` has the ablation with them.
 
 # %%
 def replay(fusion: str):
@@ -113,14 +115,14 @@ def replay(fusion: str):
 
 
 auto, ranked_auto = replay("auto")
-weights, ranked_weights = replay("weights")
-print(f"chosen by auto: {auto.chosen} ({auto.model_version}); "
+weights, ranked_weights = replay("default")
+print(f"chosen by auto: {auto.chosen} ({auto.model_version}): {auto.why}; "
       f"{auto.timings['total']:.0f} s + {weights.timings['total']:.0f} s")
 display(pd.DataFrame(auto.validation).T.round(4).rename_axis("validation on the history's pseudo-queries"))
 
 # %%
 METRICS = ["MRR", "P@1", "P@3", "nDCG@10"]
-table = {f"fused: {auto.chosen} (auto)": auto.metrics, "fused: configured weights": weights.metrics}
+table = {f"fused: {auto.chosen} (auto)": auto.metrics, "fused: query-normalised default": weights.metrics}
 table.update({f"single: {name}": m for name, m in auto.ablation.items()})
 ablation = pd.DataFrame(table).T[METRICS].sort_values("nDCG@10", ascending=False)
 display(ablation.round(4))
@@ -135,11 +137,11 @@ ax.set_title(f"ablation: {len(test)} test problems ranked over all workers (red:
 # %% [markdown]
 # Reading the table: the graph signals (`ppr`, the personalised PageRank from the problem's skills, similar
 # problems, enterprise, chain and district; `skill_*`) carry more than the text signals (`text_*`, `char_*`,
-# `bm25`), and the learned fusion beats every single signal. Compare the two fused rows: the configured weights
-# are general priors, not fitted to this data, and on the demo replay they do no better than `ppr` alone; the
-# learned fusion picks up that district and prior work for the same enterprise matter more here (see
-# `docs/ranking.md`). `popularity` and `district` alone are weak: `district` has three values, so most workers
-# tie and ties are broken against the relevant worker.
+# `bm25`), and the learned correction beats every single signal. Compare the two fused rows: the default weighs
+# the signal families equally, a prior not fitted to this data; the learned correction picks up that district
+# and prior work for the same enterprise matter more here (see `docs/ranking.md`). `popularity` and `district`
+# alone are weak: `district` has three values, so most workers tie and ties are broken against the relevant
+# worker.
 #
 # Where does the relevant worker land? The share of test problems with a solver in the top *k*:
 
@@ -150,7 +152,7 @@ def ranks_of(ranked):
 
 
 best_rank = {name: pd.Series({pid: min(r) for pid, r in ranks_of(ranked).items()})
-             for name, ranked in ((f"fused: {auto.chosen}", ranked_auto), ("fused: weights", ranked_weights))}
+             for name, ranked in ((f"fused: {auto.chosen}", ranked_auto), ("fused: default", ranked_weights))}
 ks = list(range(1, 51))
 fig, ax = plt.subplots(figsize=(7, 4))
 for name, ranks in best_rank.items():
@@ -173,7 +175,7 @@ def breakdown(key):
     for p in test:
         groups.setdefault(key(p), []).append(p["id"])
     out = []
-    for name, ranked in ((f"fused: {auto.chosen}", ranked_auto), ("fused: weights", ranked_weights)):
+    for name, ranked in ((f"fused: {auto.chosen}", ranked_auto), ("fused: default", ranked_weights)):
         ranks = ranks_of(ranked)
         for group, ids in groups.items():
             m = summarise(QueryResult(pid, tuple(ranks[pid])) for pid in ids)
