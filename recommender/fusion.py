@@ -47,6 +47,7 @@ __all__ = [
     "family_weights",
     "fingerprint",
     "fusion_from_dict",
+    "pair_differences",
     "within_group_z",
 ]
 
@@ -121,6 +122,36 @@ def family_weights(families: Mapping[str, tuple[float, Sequence[str]]] | None = 
         for name in members:
             out[name] = out.get(name, 0.0) + float(weight) / len(members)
     return out
+
+
+def pair_differences(z: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Rows ``z[relevant] - z[other]`` for every (relevant, irrelevant) pair of rows within each group.
+
+    Examples
+    --------
+    >>> pair_differences(np.array([[3.0], [1.0], [0.0]]), np.array([True, False, False]), np.zeros(3)).ravel().tolist()
+    [2.0, 3.0]
+    """
+    diffs = []
+    for grp in np.unique(groups):
+        rows = np.flatnonzero(groups == grp)
+        pos, neg = rows[y[rows]], rows[~y[rows]]
+        for p in pos:
+            if len(neg):
+                diffs.append(z[p] - z[neg])
+    if not diffs:
+        raise ValueError("no (relevant, irrelevant) pairs to learn from")
+    return np.vstack(diffs)
+
+
+def _labelled(x: Any, y: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x`` checked, ``y`` as booleans and ``groups`` as an array, all of the same length."""
+    arr = _check_x(x)
+    yy = np.asarray(y).astype(bool)
+    g = np.asarray(groups)
+    if len(yy) != len(arr) or len(g) != len(arr):
+        raise ValueError("x, y and groups must have the same length")
+    return arr, yy, g
 
 
 class _Scaled:
@@ -202,23 +233,10 @@ class PairwiseLogisticFusion(_Scaled):
 
     def fit(self, x: Any, y: Any, groups: Any) -> PairwiseLogisticFusion:
         """Fit from rows ``x`` with relevance ``y`` (1 for the expected worker) grouped by problem."""
-        arr = _check_x(x)
-        yy = np.asarray(y).astype(bool)
-        g = np.asarray(groups)
-        if len(yy) != len(arr) or len(g) != len(arr):
-            raise ValueError("x, y and groups must have the same length")
+        arr, yy, g = _labelled(x, y, groups)
         self._fit_scaler(arr)
         z = self._z(arr)
-        diffs = []
-        for grp in np.unique(g):
-            rows = np.flatnonzero(g == grp)
-            pos, neg = rows[yy[rows]], rows[~yy[rows]]
-            for p in pos:
-                if len(neg):
-                    diffs.append(z[p] - z[neg])
-        if not diffs:
-            raise ValueError("no (relevant, irrelevant) pairs to learn from")
-        d = np.vstack(diffs)
+        d = pair_differences(z, yy, g)
         rng = np.random.default_rng(self.random_state)
         if len(d) > self.max_pairs:
             d = d[rng.choice(len(d), self.max_pairs, replace=False)]
@@ -374,22 +392,9 @@ class CorrectedFusion(QueryNormFusion):
         """Fit the correction from rows ``x`` with relevance ``y`` grouped by query."""
         from scipy.optimize import minimize
 
-        arr = _check_x(x)
-        yy = np.asarray(y).astype(bool)
-        g = np.asarray(groups)
-        if len(yy) != len(arr) or len(g) != len(arr):
-            raise ValueError("x, y and groups must have the same length")
+        arr, yy, g = _labelled(x, y, groups)
         z = self.transform(arr, g)
-        diffs = []
-        for grp in np.unique(g):
-            rows = np.flatnonzero(g == grp)
-            pos, neg = rows[yy[rows]], rows[~yy[rows]]
-            for p in pos:
-                if len(neg):
-                    diffs.append(z[p] - z[neg])
-        if not diffs:
-            raise ValueError("no (relevant, irrelevant) pairs to learn from")
-        d = np.vstack(diffs)
+        d = pair_differences(z, yy, g)
         if len(d) > self.max_pairs:
             d = d[np.random.default_rng(self.random_state).choice(len(d), self.max_pairs, replace=False)]
         prior = self._prior()
