@@ -204,14 +204,16 @@ def make_pseudo_queries(proj: Projection, problems: np.ndarray, history: np.ndar
     return out
 
 
+def _ranks(scores: np.ndarray, labels: np.ndarray) -> list[int]:
+    """Pessimistic ranks of one query's relevant candidates (:func:`recommender.metrics.pessimistic_ranks`)."""
+    keys = [str(j) for j in range(len(scores))]
+    return pessimistic_ranks(dict(zip(keys, scores, strict=True)), [keys[j] for j in np.flatnonzero(labels)])
+
+
 def mrr_of(scores: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]:
     """Metrics of per-query score vectors against 0/1 labels (pessimistic ties)."""
-    results = []
-    for i, (s, y) in enumerate(zip(scores, labels, strict=True)):
-        keys = [str(j) for j in range(len(s))]
-        expected = [keys[j] for j in np.flatnonzero(y)]
-        results.append(QueryResult(str(i), tuple(pessimistic_ranks(dict(zip(keys, s, strict=True)), expected))))
-    return summarise(results)
+    return summarise([QueryResult(str(i), tuple(_ranks(s, y)))
+                      for i, (s, y) in enumerate(zip(scores, labels, strict=True))])
 
 
 def _stack(feats: list[np.ndarray], labels: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -292,14 +294,7 @@ def reciprocal_ranks(scores: list[np.ndarray], labels: list[np.ndarray]) -> np.n
     >>> reciprocal_ranks([np.array([0.2, 0.9, 0.9])], [np.array([False, True, False])]).tolist()
     [0.5]
     """
-    out = np.zeros(len(scores))
-    for i, (s, y) in enumerate(zip(scores, labels, strict=True)):
-        s = np.asarray(s, dtype=np.float64)
-        pos = np.flatnonzero(y)
-        if len(pos):
-            best = s[pos].max()
-            out[i] = 1.0 / (1 + int(np.sum(s[~np.asarray(y, dtype=bool)] >= best)))
-    return out
+    return np.array([1.0 / min(_ranks(s, y)) if np.any(y) else 0.0 for s, y in zip(scores, labels, strict=True)])
 
 
 def paired_bootstrap(gain: np.ndarray, *, resamples: int = 2000, confidence: float = 0.95,
