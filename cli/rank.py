@@ -19,14 +19,11 @@ def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
-#: The ranking's default dense encoder (kept in step with ``embeddings.encoder.RANKING_DEFAULT``).
-RANKING_DEFAULT = "use-multilingual-v3"
-
-
 def _load_encoder(name: str | None) -> Any:
-    if not name or name.strip().lower() in ("none", "off", "tfidf"):
+    from embeddings.encoder import NO_ENCODER, load_encoder
+
+    if not name or name.strip().lower() in NO_ENCODER:
         return None
-    from embeddings.encoder import load_encoder
 
     try:
         return load_encoder(name)
@@ -36,7 +33,9 @@ def _load_encoder(name: str | None) -> Any:
 
 def _ranking_encoder_name(option: str | None) -> str:
     """The option, else ``JIANGLIAN_EMBEDDING_MODEL``, else the ranking's default encoder."""
-    return option or os.environ.get("JIANGLIAN_EMBEDDING_MODEL", "").strip() or RANKING_DEFAULT
+    from embeddings.encoder import ENV_MODEL, RANKING_DEFAULT
+
+    return option or os.environ.get(ENV_MODEL, "").strip() or RANKING_DEFAULT
 
 
 @click.command("evaluate")
@@ -57,6 +56,7 @@ def _ranking_encoder_name(option: str | None) -> str:
 def evaluate_cmd(dataset_dir: Path, queries_path: Path, out_path: Path, seed: int, fusion: str,
                  encoder_name: str | None, ablation: bool, as_json: bool) -> None:
     """Rank each query's candidates against DATASET_DIR loaded into a fresh store; print MRR, P@1, P@3, nDCG@10."""
+    from embeddings.encoder import RANKING_DEFAULT
     from graph.errors import GraphError
     from recommender.errors import RecommenderError
     from recommender.evaluate import evaluate_dataset
