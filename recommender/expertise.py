@@ -46,6 +46,8 @@ class ExpertiseModel:
         Idf of each skill (the skill block's weights).
     workers
         ``(n_workers, dim)`` float32: the worker tower.
+    position
+        Vocabulary column -> its place in ``terms`` (-1: not read), so a query row is mapped without a search.
     """
 
     terms: np.ndarray
@@ -53,6 +55,7 @@ class ExpertiseModel:
     skill_weight: float
     skill_idf: np.ndarray
     workers: np.ndarray
+    position: np.ndarray
 
     @property
     def dim(self) -> int:
@@ -61,49 +64,35 @@ class ExpertiseModel:
 
     def embed(self, word: sp.csr_matrix, skills: sp.csr_matrix | None = None) -> np.ndarray:
         """Problem-tower vectors ``(n, dim)`` of word TF-IDF rows (and skill indicator rows)."""
-        word = sp.csr_matrix(word)
-        if self.skill_weight <= 0:  # the common case: read the rows' terms straight into the tower
-            out = np.zeros((word.shape[0], self.dim), dtype=np.float32)
-            position = self._position(word.shape[1])
-            for i in range(word.shape[0]):
-                a, b = word.indptr[i], word.indptr[i + 1]
-                at = position[word.indices[a:b]]
-                keep = at >= 0
-                if keep.any():
-                    out[i] = self.components[:, at[keep]] @ word.data[a:b][keep].astype(np.float32)
-            return out
-        x = _design(word, skills, self.terms, self.skill_weight, self.skill_idf)
+        x = _design(sp.csr_matrix(word), skills, self.position, len(self.terms), self.skill_weight, self.skill_idf)
         return np.asarray(x @ self.components.T, dtype=np.float32)
-
-    def _position(self, n_columns: int) -> np.ndarray:
-        cached = self.__dict__.get("_position_cache")
-        if cached is None or len(cached) != n_columns:
-            cached = np.full(n_columns, -1, dtype=np.int64)
-            cached[self.terms] = np.arange(len(self.terms))
-            object.__setattr__(self, "_position_cache", cached)
-        return cached
 
     def scores(self, z: np.ndarray, workers: np.ndarray) -> np.ndarray:
         """Scores of some workers for one problem-tower vector ``z``."""
         return np.asarray(self.workers[np.asarray(workers, dtype=np.int64)] @ z, dtype=np.float64)
 
 
-def _select_terms(word: sp.csr_matrix, terms: np.ndarray) -> sp.csr_matrix:
-    """``word[:, terms]`` by remapping the stored column indices (no scan of the selected columns)."""
-    position = np.full(word.shape[1], -1, dtype=np.int64)
-    position[terms] = np.arange(len(terms))
+def _positions(n_columns: int, terms: np.ndarray) -> np.ndarray:
+    """Column -> place in ``terms`` (-1 for the columns left out)."""
+    position = np.full(n_columns, -1, dtype=np.int32)
+    position[terms] = np.arange(len(terms), dtype=np.int32)
+    return position
+
+
+def _select_terms(word: sp.csr_matrix, position: np.ndarray, n_terms: int) -> sp.csr_matrix:
+    """``word[:, terms]`` by remapping the stored column indices through ``position`` (no scan of the columns)."""
     mapped = position[word.indices]
     keep = mapped >= 0
     counts = np.add.reduceat(keep.astype(np.int64), word.indptr[:-1]) if word.nnz else np.zeros(word.shape[0])
     counts[np.diff(word.indptr) == 0] = 0
     indptr = np.zeros(word.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    return sp.csr_matrix((word.data[keep].astype(np.float32), mapped[keep], indptr), shape=(word.shape[0], len(terms)))
+    return sp.csr_matrix((word.data[keep].astype(np.float32), mapped[keep], indptr), shape=(word.shape[0], n_terms))
 
 
-def _design(word: sp.csr_matrix, skills: sp.csr_matrix | None, terms: np.ndarray, skill_weight: float,
-            skill_idf: np.ndarray) -> sp.csr_matrix:
-    x = _select_terms(sp.csr_matrix(word), terms)
+def _design(word: sp.csr_matrix, skills: sp.csr_matrix | None, position: np.ndarray, n_terms: int,
+            skill_weight: float, skill_idf: np.ndarray) -> sp.csr_matrix:
+    x = _select_terms(word, position, n_terms)
     if skill_weight <= 0:
         return x
     n_skills = len(skill_idf)
@@ -175,7 +164,8 @@ def fit_expertise(
         common = np.sort(common[np.argsort(-df[common], kind="stable")[:max_terms]])
     idf = np.ones(0) if skill_idf is None else np.asarray(skill_idf, dtype=np.float64)
     weight = float(skill_weight) if skills is not None and len(idf) else 0.0
-    x = _design(docs_word, skills, common, weight, idf)
+    position = _positions(docs_word.shape[1], common)
+    x = _design(docs_word, skills, position, len(common), weight, idf)
     k = min(dim, n_docs - 1, x.shape[1] - 1)
     if k < 2:
         return None
@@ -185,7 +175,7 @@ def fit_expertise(
     components = np.asarray(svd.components_, dtype=np.float32)
     workers = _worker_tower(x, components, solved, alpha=alpha, block=block)
     return ExpertiseModel(terms=common, components=components, skill_weight=weight,
-                          skill_idf=idf.astype(np.float32), workers=workers)
+                          skill_idf=idf.astype(np.float32), workers=workers, position=position)
 
 
 def _worker_tower(x: sp.csr_matrix, components: np.ndarray, solved: sp.spmatrix, *, alpha: float,
@@ -212,7 +202,8 @@ def refit_workers(model: ExpertiseModel, docs_word: sp.csr_matrix, solved: sp.cs
     The cheap part of :func:`fit_expertise` (no SVD): what an incremental index update runs; the next full
     build refits both towers.
     """
-    x = _design(sp.csr_matrix(docs_word), skills, model.terms, model.skill_weight, model.skill_idf)
+    x = _design(sp.csr_matrix(docs_word), skills, model.position, len(model.terms), model.skill_weight,
+                model.skill_idf)
     workers = _worker_tower(x, model.components, solved, alpha=alpha, block=block)
     return ExpertiseModel(terms=model.terms, components=model.components, skill_weight=model.skill_weight,
-                          skill_idf=model.skill_idf, workers=workers)
+                          skill_idf=model.skill_idf, workers=workers, position=model.position)
