@@ -24,11 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.ranking_bench import time_split  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
 from graph.demo import generate  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
 from graph.projection import Projection  # noqa: E402
-from recommender.training import time_order, worker_priors  # noqa: E402
+from recommender.training import worker_priors  # noqa: E402
 
 __all__ = ["main"]
 
@@ -50,16 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         store = MemoryStore(None)
         load_dataset(store, Path(tmp) / "demo")
         proj = Projection.from_store(store)
-        order = time_order(proj)
+        test, history = time_split(proj, args.test_share)
         solved = proj.matrix("SOLVED", "Worker", "Problem").tocsc()
-        solved_order = order[(np.diff(solved.indptr) > 0)[order]]
-        n_test = int(round(len(solved_order) * args.test_share))
-        test = solved_order[len(solved_order) - n_test:]
-        first = int(np.flatnonzero(order == test[0])[0])
-        history = np.zeros(proj.n("Problem"), dtype=bool)
-        history[order[:first]] = True
         test_ids = {proj.ids["Problem"][int(p)] for p in test}
-        later = {proj.ids["Problem"][int(p)] for p in order[first:]}
+        later = {proj.ids["Problem"][int(p)] for p in np.flatnonzero(~history)}
         for path in sorted((Path(tmp) / "demo").glob("*.jsonl")):
             with open(path, encoding="utf-8") as src, open(out / path.name, "w", encoding="utf-8") as dst:
                 for line in src:

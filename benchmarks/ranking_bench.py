@@ -52,12 +52,26 @@ from recommender.index import Encoder, RankingIndex  # noqa: E402
 from recommender.metrics import QueryResult, pessimistic_ranks, summarise  # noqa: E402
 from recommender.training import score_groups, skill_aliases, time_order, train_ranker  # noqa: E402
 
-__all__ = ["main"]
+__all__ = ["main", "time_split"]
 
 # the dense columns are constant (so 0) without an encoder
 TEXT = ("text_top3", "text_max", "text_hits", "char_top3", "char_max", "bm25", "profile",
         "dense_top3", "dense_max", "dense_profile", "expertise")
 GRAPH = ("ppr", "skill_hist", "skill_count", "skill_declared", "enterprise", "chain", "district_work", "district")
+
+
+def time_split(proj: Projection, test_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """The newest ``test_share`` of the solved problems (oldest first) and the history mask: every problem posted
+    before the first of them."""
+    order = time_order(proj)
+    solved = proj.matrix("SOLVED", "Worker", "Problem").tocsc()
+    solved_order = order[(np.diff(solved.indptr) > 0)[order]]
+    n_test = int(round(len(solved_order) * test_share))
+    test = solved_order[len(solved_order) - n_test:]
+    first = int(np.flatnonzero(order == test[0])[0])
+    history = np.zeros(proj.n("Problem"), dtype=bool)
+    history[order[:first]] = True
+    return test, history
 
 
 def _metrics(scores: list[np.ndarray], relevant: list[set[int]], n_workers: int) -> dict[str, float]:
@@ -254,15 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         store = MemoryStore(None)
         load_dataset(store, Path(tmp) / "demo")
         proj = Projection.from_store(store)
-        order = time_order(proj)
-        solved = proj.matrix("SOLVED", "Worker", "Problem").tocsc()
-        is_solved = np.diff(solved.indptr) > 0
-        solved_order = order[is_solved[order]]
-        n_test = int(round(len(solved_order) * args.test_share))
-        test = solved_order[len(solved_order) - n_test:]
-        first = int(np.flatnonzero(order == test[0])[0])
-        history = np.zeros(proj.n("Problem"), dtype=bool)
-        history[order[:first]] = True
+        test, history = time_split(proj, args.test_share)
         print(f"demo scale {args.scale} seed {args.seed}: {proj.n('Worker')} workers, {proj.n('Problem')} problems; "
               f"history {int(history.sum())} problems, test {len(test)} solved problems "
               f"(posted from {proj.props['Problem'][int(test[0])].get('posted_at')})")
