@@ -18,17 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from graph.dataset import load_dataset  # noqa: E402
-from graph.memory import MemoryStore  # noqa: E402
-from graph.projection import Projection  # noqa: E402
-from recommender.evaluate import read_queries  # noqa: E402
+from recommender.evaluate import load_projection, read_queries  # noqa: E402
 from recommender.training import worker_priors  # noqa: E402
 
 __all__ = ["main"]
@@ -43,13 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="jianglian-hard-") as tmp:
-        store = MemoryStore(Path(tmp) / "store")
-        try:
-            load_dataset(store, args.dataset, skip_invalid=True)
-            proj = Projection.from_store(store)
-        finally:
-            store.close()
+    proj, _ = load_projection(args.dataset)
     priors = worker_priors(proj)
     z = (priors - priors.mean(axis=0)) / np.maximum(priors.std(axis=0), 1e-9)
     ids = proj.ids["Worker"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from graph.dataset import load_dataset
+from graph.dataset import LoadReport, load_dataset
 from graph.memory import MemoryStore
 from graph.projection import Projection
 from recommender.errors import InvalidQuery
@@ -26,7 +26,7 @@ from recommender.index import Encoder, RankingIndex
 from recommender.metrics import QueryResult, pessimistic_ranks, summarise
 from recommender.training import score_groups, skill_aliases, train_ranker, worker_priors
 
-__all__ = ["EvalReport", "evaluate_dataset", "read_queries", "score_table"]
+__all__ = ["EvalReport", "candidate_popularity", "evaluate_dataset", "load_projection", "read_queries", "score_table"]
 
 
 @dataclass
@@ -87,6 +87,18 @@ def score_table(scores: Sequence[np.ndarray], rows: Sequence[Mapping[str, Any]],
     return summarise(results)
 
 
+def load_projection(dataset_dir: str | Path) -> tuple[Projection, LoadReport]:
+    """A dataset directory loaded into a fresh, temporary embedded store: its projection and the load report
+    (rows skipped as invalid are listed there, not raised)."""
+    with tempfile.TemporaryDirectory(prefix="jianglian-eval-") as tmp:
+        store = MemoryStore(Path(tmp) / "store")
+        try:
+            report = load_dataset(store, dataset_dir, skip_invalid=True)
+            return Projection.from_store(store), report
+        finally:
+            store.close()
+
+
 def candidate_popularity(proj: Projection, rows: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
     """Popularity and activity (:func:`~recommender.training.worker_priors`) of each listed candidate of the
     queries (label-free; ``None`` without candidate lists).
@@ -130,15 +142,9 @@ def evaluate_dataset(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     rows = read_queries(queries_path)
-    with tempfile.TemporaryDirectory(prefix="jianglian-eval-") as tmp:
-        store = MemoryStore(Path(tmp) / "store")
-        try:
-            report = load_dataset(store, dataset_dir, skip_invalid=True)
-            for err in report.skipped[:20]:
-                say(f"skipped {err}")
-            proj = Projection.from_store(store)
-        finally:
-            store.close()
+    proj, report = load_projection(dataset_dir)
+    for err in report.skipped[:20]:
+        say(f"skipped {err}")
     timings["load"] = time.perf_counter() - t0
     say(f"loaded {', '.join(f'{k} {v}' for k, v in report.rows.items())}; {len(report.skipped)} row(s) skipped")
 
