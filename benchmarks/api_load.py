@@ -1,7 +1,7 @@
 """The JSON API under concurrent load: ``jianglian serve`` (waitress) on 127.0.0.1 and a bounded load generator.
 
 Steps (all in a temporary ``JIANGLIAN_DATA_DIR``; the embedded store, or with ``--store neo4j`` a throwaway
-Neo4j 5.26 started with the project's launcher, ``graph.neo4j_server.Neo4jServer``, on a free port with a temporary
+Neo4j 5.26 started with the project's launcher, ``ops.neo4j_server.Neo4jServer``, on a free port with a temporary
 data directory, and ``JIANGLIAN_STORE=neo4j``, ``NEO4J_URI=bolt://127.0.0.1:<port>``, ``NEO4J_DATABASE=neo4j``,
 no authentication, for every command below):
 
@@ -56,7 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.bulk_load_bench import machine, source_state  # noqa: E402
-from graph.neo4j_server import Neo4jServer  # noqa: E402
+from ops.neo4j_server import Neo4jServer  # noqa: E402
 
 __all__ = ["main"]
 

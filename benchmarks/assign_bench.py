@@ -6,10 +6,10 @@ Usage::
     .venv/bin/python benchmarks/assign_bench.py --scale 3       # a bigger demo
     .venv/bin/python benchmarks/assign_bench.py --synthetic 2000x5000   # workers x open problems, no engine
 
-The demo run generates ``graph.demo.generate(out_dir, scale, seed)``, loads it into a fresh
+The demo run generates ``demo.generator.generate(out_dir, scale, seed)``, loads it into a fresh
 embedded store, scores every open problem against every eligible worker with
 ``recommender.engine.Recommender.score_pairs`` and plans with the store's remaining capacities,
-demands, teams and conflicts (``recommender.assign.assignment_inputs``). The synthetic run draws
+demands, teams and conflicts (``workflow.assign.assignment_inputs``). The synthetic run draws
 scores at random (district teams, a city team, skewed quality) to time the solver at scale.
 """
 
@@ -27,13 +27,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from graph.memory import MemoryStore  # noqa: E402
-from recommender.assign import Plan, assignment_inputs, greedy_assignment, plan_assignment  # noqa: E402
-from recommender.targets import DEFAULT_DISTRICTS  # noqa: E402
+from workflow.assign import Plan, assignment_inputs, greedy_assignment, plan_assignment  # noqa: E402
+from workflow.targets import DEFAULT_DISTRICTS  # noqa: E402
 
 
 def demo_instance(scale: float, seed: int) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, float]]:
+    from demo.generator import generate
     from graph.dataset import load_dataset
-    from graph.demo import generate
     from recommender.engine import Recommender
 
     timings: dict[str, float] = {}

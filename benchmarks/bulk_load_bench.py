@@ -2,7 +2,7 @@
 
 The rows are exactly those ``jianglian load`` writes for the demo dataset (``graph.dataset.load_dataset``
 builds the :class:`~graph.store.WriteBatch`; a recording store catches it without writing). They are written
-into a fresh Neo4j 5.26 (``graph.neo4j_server.Neo4jServer``, its own temporary data directory, schema from
+into a fresh Neo4j 5.26 (``ops.neo4j_server.Neo4jServer``, its own temporary data directory, schema from
 ``Neo4jStore.ensure_schema``: uniqueness constraints, range indexes and the ``cjk`` full-text index) by:
 
 * **naive, auto-commit**: one parameterised statement per row, each its own transaction, in a plain loop over
@@ -41,14 +41,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from demo.generator import generate  # noqa: E402
 from graph import cypher  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
-from graph.demo import generate  # noqa: E402
 from graph.errors import GraphError  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
-from graph.neo4j_server import Neo4jServer  # noqa: E402
 from graph.neo4j_store import Neo4jStore, _storable  # noqa: E402
 from graph.store import Progress, WriteBatch  # noqa: E402
+from ops.neo4j_server import Neo4jServer  # noqa: E402
 
 __all__ = ["main"]
 

@@ -1,6 +1,6 @@
 """A Chinese benchmark in the shared benchmarks' format, cut from the demo data by time.
 
-The demo dataset (``graph.demo.generate``) is split by ``posted_at``: the newest ``--test-share`` of the solved
+The demo dataset (``demo.generator.generate``) is split by ``posted_at``: the newest ``--test-share`` of the solved
 problems become queries (their solvers are the expected workers, their ``solved_by`` and outcomes removed),
 everything older stays in the dataset. Each query gets ``--candidates`` candidates: its solvers plus workers
 drawn at random from those with history (``--negatives random``, like the public benchmarks) or the workers
@@ -25,8 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.ranking_bench import time_split  # noqa: E402
+from demo.generator import generate  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
-from graph.demo import generate  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
 from graph.projection import Projection  # noqa: E402
 from recommender.training import worker_priors  # noqa: E402

@@ -211,7 +211,7 @@ def read_dataset(directory: Path) -> Dataset:
 
 def demo_dataset(scale: float, seed: int) -> Dataset | None:
     try:
-        from graph.demo import generate
+        from demo.generator import generate
     except ImportError:
         return None
     out = Path(tempfile.mkdtemp(prefix="jianglian-demo-"))
@@ -374,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sections & {"quality", "encode", "method"}:
         demo = demo_dataset(args.demo_scale, 7)
         if demo is None:
-            print("\n(graph.demo is not available: the demo rows are skipped)")
+            print("\n(demo.generator is not available: the demo rows are skipped)")
         else:
             datasets[f"demo (scale {args.demo_scale:g})"] = (demo, "char")
         if not args.no_gis and GIS.is_dir():

@@ -34,8 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bulk_load_bench import machine, source_state  # noqa: E402
+from demo.generator import generate  # noqa: E402
 from graph.dataset import load_dataset, save_row  # noqa: E402
-from graph.demo import generate  # noqa: E402
 from graph.memory import JOURNAL, SNAPSHOT, MemoryStore  # noqa: E402
 
 __all__ = ["main"]

@@ -58,8 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import recommender.engine as engine_module  # noqa: E402
 import recommender.features as features_module  # noqa: E402
 from benchmarks.bulk_load_bench import peak_mb  # noqa: E402
+from demo.generator import generate  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
-from graph.demo import generate  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
 from graph.store import NodeRow, RelRow, WriteBatch  # noqa: E402
 from recommender.engine import RankConfig, Recommendation, Recommender  # noqa: E402

@@ -1,6 +1,6 @@
 """Time-split replay on the demo data: ablation table and per-service-type breakdown.
 
-The demo dataset is generated (``graph.demo.generate``), loaded into a fresh in-memory store, and
+The demo dataset is generated (``demo.generator.generate``), loaded into a fresh in-memory store, and
 its solved problems ordered by ``posted_at``. The newest ``--test-share`` of them are the test
 queries; each is ranked over *all* workers using only the history posted before the test window
 (the learned fusion is trained inside that history too, by :func:`recommender.training.train_ranker`).
@@ -42,8 +42,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from demo.generator import generate  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
-from graph.demo import generate  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
 from graph.projection import Projection  # noqa: E402
 from recommender.features import FEATURES, Query, compute_features  # noqa: E402

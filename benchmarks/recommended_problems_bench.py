@@ -35,8 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from demo.generator import generate  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
-from graph.demo import generate  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
 from graph.store import NodeRow, WriteBatch  # noqa: E402
 from recommender.engine import RankConfig, Recommender  # noqa: E402

@@ -7,7 +7,7 @@ relationship: paged ``iter_nodes`` and one ``relationships`` read per type from 
 walks in-process for the embedded store); the per-query latency should be the same. This script measures both,
 per scale:
 
-* load the demo dataset into a fresh Neo4j 5.26 (``graph.neo4j_server.Neo4jServer``, one server per scale,
+* load the demo dataset into a fresh Neo4j 5.26 (``ops.neo4j_server.Neo4jServer``, one server per scale,
   the rows ``load_dataset`` builds committed every ``--commit-every`` rows) and into an embedded
   :class:`~graph.memory.MemoryStore` persisted to a temporary data directory (as ``jianglian serve`` runs it);
 * time ``Projection.from_store`` and the full ``Recommender(store)`` build on each store;
@@ -52,13 +52,13 @@ from benchmarks.bulk_load_bench import (  # noqa: E402
     rss_mb,
     source_state,
 )
+from demo.generator import generate  # noqa: E402
 from graph.dataset import load_dataset, save_row  # noqa: E402
-from graph.demo import generate  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
-from graph.neo4j_server import Neo4jServer  # noqa: E402
 from graph.neo4j_store import Neo4jStore  # noqa: E402
 from graph.projection import Projection  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
+from ops.neo4j_server import Neo4jServer  # noqa: E402
 from recommender.engine import RankConfig, Recommender  # noqa: E402
 
 __all__ = ["main"]

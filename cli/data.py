@@ -70,7 +70,7 @@ def demo_cmd(out: Path | None, scale: float, seed: int, if_empty: bool) -> None:
     with ``--if-empty`` on a store that already holds data, neither happens: a store loaded with a
     real dataset must not get logins whose password is published.
     """
-    from graph.demo import generate
+    from demo.generator import generate
 
     if scale <= 0:
         raise click.BadParameter("must be positive", param_hint="--scale")
@@ -105,7 +105,7 @@ def _ensure_demo_users(store: GraphStore) -> None:
               show_default=True)
 def neo4j_cmd(port: int, data_dir: Path) -> None:
     """Run the development Neo4j 5.26 server on 127.0.0.1 (Ctrl-C or closing stdin stops it)."""
-    from graph.neo4j_server import serve_forever
+    from ops.neo4j_server import serve_forever
 
     serve_forever(port, data_dir)
 

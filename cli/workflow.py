@@ -16,7 +16,8 @@ import click
 from cli.common import configured_store
 from graph.errors import GraphError
 from graph.store import GraphStore
-from recommender.assign import (
+from recommender.errors import RecommenderError
+from workflow.assign import (
     AssignmentInputs,
     Plan,
     apply_plan,
@@ -24,10 +25,10 @@ from recommender.assign import (
     greedy_assignment,
     plan_assignment,
 )
-from recommender.errors import RecommenderError
-from recommender.progress import programme_progress
-from recommender.selection import Selection
-from recommender.targets import load_targets
+from workflow.errors import WorkflowError
+from workflow.progress import programme_progress
+from workflow.selection import Selection
+from workflow.targets import load_targets
 
 __all__ = ["commands", "format_table"]
 
@@ -73,7 +74,7 @@ def _errors() -> Iterator[None]:
     """Domain errors become one-line messages (exit status 1), never tracebacks."""
     try:
         yield
-    except (RecommenderError, GraphError, ValueError) as err:
+    except (RecommenderError, WorkflowError, GraphError, ValueError) as err:
         raise click.ClickException(str(err)) from err
 
 

@@ -1,5 +1,5 @@
 # Neo4j 5.26 for development and tests (included by the Makefile). The server is the Java launcher in
-# neo4j-launcher/ (Neo4j Community embedded, Bolt only, on 127.0.0.1, no auth); graph/neo4j_server.py starts
+# neo4j-launcher/ (Neo4j Community embedded, Bolt only, on 127.0.0.1, no auth); ops/neo4j_server.py starts
 # the same launcher with the same JVM flags (neo4j-launcher/jvm.args) for the tests and `jianglian neo4j`.
 #
 #   make neo4j-build   build neo4j-launcher/target (mvn; only when missing or older than its sources)

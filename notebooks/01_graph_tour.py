@@ -26,7 +26,7 @@
 # 4. one district's neighbourhood, drawn;
 # 5. Cypher queries a researcher can adapt (run only when `NEO4J_URI` points at a Neo4j server).
 #
-# By default the notebook explores the deterministic demo dataset (`graph.demo`, scale 1, seed 7) in a private
+# By default the notebook explores the deterministic demo dataset (`demo.generator`, scale 1, seed 7) in a private
 # in-memory store; with `NEO4J_URI` set it reads that Neo4j database instead (an empty database gets the demo
 # data first). Everything below goes through the store interface (`graph.store.GraphStore`), so both behave the
 # same.
@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
+from demo.research import configure_cjk_matplotlib, neo4j_requested, open_research_store, research_cypher
 from graph.model import REL_TYPES
-from graph.research import configure_cjk_matplotlib, neo4j_requested, open_research_store, research_cypher
 
 font = configure_cjk_matplotlib()
 store = open_research_store()
@@ -205,7 +205,7 @@ print(f"{sub.number_of_nodes()} nodes, {sub.number_of_edges()} edges")
 # RETURN s.name AS skill, count(*) AS problems ORDER BY problems DESC LIMIT 10;
 # ```
 #
-# The next cell runs them through `graph.research.research_cypher` when `NEO4J_URI` is set. On the embedded
+# The next cell runs them through `demo.research.research_cypher` when `NEO4J_URI` is set. On the embedded
 # store it runs the equivalent full-text search through the store interface instead.
 
 # %%

@@ -44,12 +44,12 @@ from IPython.display import display
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
+from demo.research import configure_cjk_matplotlib, open_research_store
 from embeddings.builder import build_encoder, mine_grouped_pairs
 from embeddings.encoder import load_encoder
 from embeddings.index import exact_top_k
 from embeddings.quality import Split, hit_at_k, holdout_split, tfidf_vectors
 from embeddings.texts import problem_text, worker_text
-from graph.research import configure_cjk_matplotlib, open_research_store
 
 font = configure_cjk_matplotlib()
 store = open_research_store()

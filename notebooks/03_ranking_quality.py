@@ -48,8 +48,8 @@ import pandas as pd
 from IPython.display import display
 
 import graph
+from demo.research import configure_cjk_matplotlib, open_research_store
 from graph.dataset import export_dataset
-from graph.research import configure_cjk_matplotlib, open_research_store
 from recommender.evaluate import evaluate_dataset
 from recommender.metrics import QueryResult, pessimistic_ranks, summarise
 

@@ -22,16 +22,16 @@
 # the city team (市劳模工匠技术服务队) anywhere at a penalty. This notebook:
 #
 # 1. sets capacity against demand per district;
-# 2. compares the optimal plan (`recommender.assign.plan_assignment`, an exact min-cost flow / LP) with the
+# 2. compares the optimal plan (`workflow.assign.plan_assignment`, an exact min-cost flow / LP) with the
 #    greedy baseline (`greedy_assignment`) on total score and coverage;
 # 3. shows how coverage degrades when fewer workers are available, where the optimum and greedy part ways;
 # 4. asks *what if* the plan were carried out: simulates its invitations and outcomes on a scratch copy of the
-#    graph and reads programme progress (`recommender.progress.programme_progress`) against the default targets
+#    graph and reads programme progress (`workflow.progress.programme_progress`) against the default targets
 #    (an even split across districts) and against targets split in proportion to each district's demand.
 #
 # Scores come from the product ranker (`Recommender.score_pairs`, the linear fusion with the configured weights,
 # comparable across problems). Nothing is written to the research store: the what-if runs on
-# `graph.research.scratch_copy`.
+# `demo.research.scratch_copy`.
 
 # %%
 from collections import Counter, defaultdict
@@ -42,8 +42,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from graph.research import configure_cjk_matplotlib, open_research_store, scratch_copy
-from recommender.assign import (
+from demo.research import configure_cjk_matplotlib, open_research_store, scratch_copy
+from graph.rules import TIMEZONE
+from recommender.engine import RankConfig, Recommender
+from workflow.assign import (
     CITY_TEAM,
     apply_plan,
     assignment_inputs,
@@ -51,10 +53,9 @@ from recommender.assign import (
     greedy_assignment,
     plan_assignment,
 )
-from recommender.engine import RankConfig, Recommender
-from recommender.progress import programme_progress
-from recommender.selection import TIMEZONE, Selection
-from recommender.targets import METRICS, Targets, apportion
+from workflow.progress import programme_progress
+from workflow.selection import Selection
+from workflow.targets import METRICS, Targets, apportion
 
 font = configure_cjk_matplotlib()
 store = open_research_store()
@@ -186,9 +187,9 @@ by_team.plot.bar(stacked=True, figsize=(11, 4), rot=30, color=["#4c72b0", "#dd84
 #
 # Two target scenarios with the same city totals (200 visits, 200 problems solved, 800 people trained):
 #
-# - **even split** (the default, `recommender.targets.Targets()`): every district gets the same share;
+# - **even split** (the default, `workflow.targets.Targets()`): every district gets the same share;
 # - **by demand**: each district's share follows its number of open problems
-#   (`recommender.targets.apportion`), passed as `district_targets` overrides.
+#   (`workflow.targets.apportion`), passed as `district_targets` overrides.
 
 # %%
 TRAINEES = {"技能培训": 20, "名师带徒": 3}

@@ -1,4 +1,4 @@
-"""Ranking of workers for a problem, its evaluation, and the campaign workflow built on the ranking.
+"""Ranking of workers for a problem, its explanation and its evaluation.
 
 Modules (import what you need; this package imports none of them, so importing
 :mod:`recommender.errors` does not load the ranking, scikit-learn or the store):
@@ -11,10 +11,8 @@ Modules (import what you need; this package imports none of them, so importing
   choosing the fusion on a graph's own history (``docs/ranking.md``);
 - :mod:`recommender.explain`: reasons a coordinator can check;
 - :mod:`recommender.evaluate`, :mod:`recommender.metrics`: offline evaluation on benchmark queries;
-- :mod:`recommender.selection`, :mod:`recommender.assign`, :mod:`recommender.targets`,
-  :mod:`recommender.progress`: two-way selection, campaign assignment, targets and progress
-  (``docs/workflow.md``);
 - :mod:`recommender.errors`: the exceptions.
 
-This package may import :mod:`graph` and :mod:`embeddings`, never :mod:`web` (nor Flask).
+This package may import :mod:`graph` and :mod:`embeddings`, never :mod:`workflow` or :mod:`web` (nor Flask).
+The campaign workflow built on the ranking is :mod:`workflow`.
 """

@@ -8,7 +8,7 @@ from the store's projection:
    profile text is closest (cold start), workers declaring or having solved the required skills,
    and workers of the problem's district for on-site help;
 2. **hard filters**: inactive workers, workers at capacity (the rule of
-   :func:`recommender.selection.counts_against_capacity`, shared with invitations and assignment),
+   :func:`graph.rules.counts_against_capacity`, shared with invitations and assignment),
    conflicts of interest (a worker is not suggested to their own employer);
 3. **full scoring** of the survivors (every signal of :mod:`recommender.features`), fusion, then
    adjustments for declines of similar requests and current load, and explanations for the top n.
@@ -28,6 +28,7 @@ from typing import Any, cast
 import numpy as np
 
 from graph.projection import Projection
+from graph.rules import counts_against_capacity, current_month
 from graph.store import Change, GraphStore
 from recommender.errors import InvalidQuery, ModelNotFound, UnknownProblem, UnknownWorker
 from recommender.explain import Explanation
@@ -36,7 +37,6 @@ from recommender.features import FEATURES, ONSITE_TYPES, Query, compute_features
 from recommender.fusion import Fusion, PairwiseLogisticFusion, QueryNormFusion, WeightedFusion, fingerprint
 from recommender.index import Encoder, RankingIndex
 from recommender.open_problems import OpenProblems
-from recommender.selection import counts_against_capacity, current_month
 from recommender.text import problem_text
 from recommender.training import TrainedRanker, make_pseudo_queries, skill_aliases, time_order
 

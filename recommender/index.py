@@ -17,8 +17,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.projection import Projection
+from graph.rules import capacity_of
 from recommender.expertise import ExpertiseModel, fit_expertise, refit_workers
-from recommender.selection import capacity_of
 from recommender.signals import bm25_weights, personalized_pagerank, rating_weight, transition_matrix
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 

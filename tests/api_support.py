@@ -16,8 +16,8 @@ import pytest
 from flask.testing import FlaskClient
 from flask_wtf.csrf import generate_csrf
 
+from demo.generator import generate
 from graph.dataset import load_dataset
-from graph.demo import generate
 from graph.memory import MemoryStore
 from graph.store import GraphStore
 from web import create_app

@@ -1,6 +1,6 @@
 """Pytest plugin: a real Neo4j 5.26 for the tests (register with ``pytest_plugins = ["tests.conftest_neo4j"]``).
 
-``neo4j_uri`` is ``$NEO4J_URI`` when that is set; otherwise one development server (``graph.neo4j_server``) is
+``neo4j_uri`` is ``$NEO4J_URI`` when that is set; otherwise one development server (``ops.neo4j_server``) is
 started for the whole session on a free port with a fresh data directory, and stopped at the end. Tests that
 use it always run: a server that cannot start fails them, it never skips them.
 
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from neo4j import Driver, GraphDatabase
 
-from graph.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer
+from ops.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer
 
 __all__ = ["neo4j_driver", "neo4j_server", "neo4j_uri"]
 

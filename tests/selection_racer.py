@@ -17,8 +17,8 @@ def race(uri: str, user: str, password: str, name: str, commands: Queue[Any], re
          barrier: Barrier) -> None:
     """Serve commands ``(action, arg, arg)`` until ``None``; put ``(name, outcome, detail)`` for each."""
     from graph.neo4j_store import Neo4jStore
-    from recommender.errors import CapacityExceeded, IllegalTransition, TransitionConflict
-    from recommender.selection import Selection
+    from workflow.errors import CapacityExceeded, IllegalTransition, TransitionConflict
+    from workflow.selection import Selection
 
     store = Neo4jStore.connect(uri, user=user, password=password)
     selection = Selection(store)

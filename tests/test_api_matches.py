@@ -200,9 +200,9 @@ def test_audit_log_for_admins(api_app: Any, keys: dict, store: GraphStore) -> No
 
 def test_a_transition_that_lost_a_race_is_a_409_conflict_in_both_languages(
         api_app: Any, keys: dict, store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    from recommender.selection import Selection
     from tests.test_selection_concurrency import StaleView
     from web.extensions import get_state
+    from workflow.selection import Selection
 
     client = api_app.test_client()
     problem, (worker,) = _pair(store)

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from graph.memory import MemoryStore
-from graph.neo4j_server import find_free_port
+from ops.neo4j_server import find_free_port
 from web.auth import DEMO_PASSWORD, create_api_key, ensure_demo_users
 
 

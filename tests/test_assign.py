@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graph.memory import MemoryStore
-from recommender.assign import (
+from graph.rules import TIMEZONE
+from workflow.assign import (
     Plan,
     apply_plan,
     assignment_inputs,
@@ -22,8 +23,8 @@ from recommender.assign import (
     open_problem_ids,
     plan_assignment,
 )
-from recommender.errors import AssignmentError
-from recommender.selection import TIMEZONE, Selection
+from workflow.errors import AssignmentError
+from workflow.selection import Selection
 
 CITY_PENALTY, CROSS_PENALTY = 0.2, 0.4
 
@@ -46,7 +47,7 @@ class Instance:
                 "city_team_penalty": CITY_PENALTY, "cross_district_penalty": CROSS_PENALTY}
 
 
-# An independent statement of the rules (not recommender.assign.eligible_pairs): the value of a pair,
+# An independent statement of the rules (not workflow.assign.eligible_pairs): the value of a pair,
 # or None when the plan may not use it.
 def value(inst: Instance, problem: str, worker: str) -> float | None:
     score = inst.scores[problem][worker]

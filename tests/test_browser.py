@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
+from demo.generator import generate
 from graph.dataset import load_dataset
-from graph.demo import generate
 from graph.memory import MemoryStore
 from graph.store import GraphStore
-from recommender.targets import Phase, Targets
 from web import create_app
 from web.auth import create_user
+from workflow.targets import Phase, Targets
 
 pytestmark = pytest.mark.browser
 

@@ -1,4 +1,4 @@
-"""Tests of the deterministic demo-data generator (:mod:`graph.demo`)."""
+"""Tests of the deterministic demo-data generator (:mod:`demo.generator`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from graph.demo import END, FILES, OPEN_FROM, START, DemoWorld, credit_code_valid, generate, generate_rows
+from demo.generator import END, FILES, OPEN_FROM, START, DemoWorld, credit_code_valid, generate, generate_rows
 from graph.model import SERVICE_TYPES
 
 YANCHENG = {

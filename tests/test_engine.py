@@ -11,11 +11,12 @@ import pytest
 
 from graph.dataset import load_dataset
 from graph.memory import MemoryStore
+from graph.rules import DEFAULT_CAPACITY, current_month
 from graph.store import NodeRow, RelRow, WriteBatch
 from recommender.engine import RankConfig, Recommender
 from recommender.errors import InvalidQuery, UnknownProblem, UnknownWorker
-from recommender.selection import DEFAULT_CAPACITY, Selection, current_month
 from tests.ranking_fixtures import write_dataset
+from workflow.selection import Selection
 
 WELDING = {"title": "风电法兰焊接裂纹", "description": "法兰焊缝出现裂纹", "skills": ["电焊"], "enterprise_id": "e2",
            "service_type": "技术帮扶"}

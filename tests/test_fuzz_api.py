@@ -16,8 +16,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
+from demo.generator import generate
 from graph.dataset import load_dataset
-from graph.demo import generate
 from graph.memory import MemoryStore
 from web.auth import create_api_key
 

@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+from demo.generator import generate
 from graph.dataset import load_dataset
-from graph.demo import generate
 from graph.memory import MemoryStore
 from web.api.bodies import MAX_JSON_DEPTH
 from web.auth import create_api_key

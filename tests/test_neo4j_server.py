@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from neo4j import Driver
 
-from graph.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer, Neo4jServerError, java_command, jvm_flags
+from ops.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer, Neo4jServerError, java_command, jvm_flags
 
 DB = "neo4j"
 

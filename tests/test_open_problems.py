@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import recommender.open_problems as open_module
+from demo.generator import generate
 from graph.dataset import load_dataset
-from graph.demo import generate
 from graph.memory import MemoryStore
 from graph.store import NodeRow, RelRow, WriteBatch
 from recommender.engine import ProblemSuggestion, RankConfig, Recommender

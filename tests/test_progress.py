@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from graph.memory import MemoryStore
-from recommender.progress import programme_progress
-from recommender.selection import TIMEZONE, Selection
-from recommender.targets import DEFAULT_DISTRICTS, METRICS, Phase, Targets, apportion, load_targets
+from graph.rules import TIMEZONE
+from workflow.progress import programme_progress
+from workflow.selection import Selection
+from workflow.targets import DEFAULT_DISTRICTS, METRICS, Phase, Targets, apportion, load_targets
 
 
 # -- targets ---------------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 from neo4j import Driver
 
+from demo.generator import generate
 from graph.dataset import FILES, export_dataset, load_dataset
-from graph.demo import generate
 from graph.errors import ConstraintViolation
 from graph.memory import MemoryStore
 from graph.neo4j_store import Neo4jStore

@@ -1,7 +1,7 @@
 """Reliability of the web app when the store goes away: 503 problem+json on the API, ``/readyz`` not
 ready, recovery without a restart and no accepted write lost.
 
-The main test stops and restarts a real Neo4j 5.26 server of its own (``graph.neo4j_server``) under
+The main test stops and restarts a real Neo4j 5.26 server of its own (``ops.neo4j_server``) under
 a running app; a fast variant covers every API route with an embedded store whose backend is cut.
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 from graph.errors import StoreUnavailable
 from graph.memory import MemoryStore
-from graph.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer, find_free_port
+from ops.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer, find_free_port
 from web.auth import create_api_key
 from web.extensions import get_state
 

@@ -13,19 +13,19 @@ import pytest
 from graph.dataset import export_dataset, load_dataset
 from graph.errors import ConstraintViolation
 from graph.memory import MemoryStore
+from graph.rules import TIMEZONE, new_id
 from graph.store import GraphStore
-from recommender.errors import (
+from recommender.errors import UnknownProblem, UnknownWorker
+from workflow.errors import (
     CapacityExceeded,
     ConflictOfInterest,
     DuplicateInvitation,
     IllegalTransition,
     InvalidSelection,
     MatchNotFound,
-    UnknownProblem,
-    UnknownWorker,
     WorkerUnavailable,
 )
-from recommender.selection import TIMEZONE, TRANSITIONS, Selection, new_id, problem_outcomes
+from workflow.selection import TRANSITIONS, Selection, problem_outcomes
 
 
 class Clock:

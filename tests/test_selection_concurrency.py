@@ -23,17 +23,13 @@ from typing import Any
 
 import pytest
 
-import recommender.selection as selection_module
+import graph.rules as rules_module
 from graph.memory import MemoryStore
+from graph.rules import TIMEZONE
 from graph.store import GraphStore, NodeRow, WriteBatch
-from recommender.errors import (
-    CapacityExceeded,
-    DuplicateInvitation,
-    IllegalTransition,
-    TransitionConflict,
-)
-from recommender.selection import TIMEZONE, Selection, problem_outcomes
 from tests import selection_racer
+from workflow.errors import CapacityExceeded, DuplicateInvitation, IllegalTransition, TransitionConflict
+from workflow.selection import Selection, problem_outcomes
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=TIMEZONE)
 SEED = [
@@ -193,7 +189,7 @@ def test_processes_racing_on_one_invitation_exactly_one_wins(neo4j_uri: str, neo
     # ids sort by creation time and never go backwards within a process: earlier tests in this process ran
     # Selections on fixed clocks in 2027 (test_progress), which left this process's ids ahead of the racers'
     # real clocks and made the audit order depend on the test order; start again from the real clock
-    selection_module._last_stamp[0] = 0
+    rules_module._last_stamp[0] = 0
     sel = Selection(store)
     external = bool(os.environ.get("NEO4J_URI"))
     user = os.environ.get("NEO4J_USER", "neo4j") if external else "neo4j"

@@ -32,9 +32,9 @@ from graph.errors import (
 )
 from graph.memory import MemoryStore
 from graph.model import LABELS, REL_ENDPOINTS
-from graph.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer, find_free_port
 from graph.neo4j_store import Neo4jStore, escape_lucene
 from graph.store import Expect, GraphReader, GraphStore, NodeRow, RelRow, WriteBatch
+from ops.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer, find_free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -368,9 +368,9 @@ def test_admin_creates_and_revokes_an_api_key_in_the_running_app(app: Any, store
 
 def test_an_answer_that_lost_a_race_says_so_in_both_languages(app: Any, store: GraphStore,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from recommender.selection import Selection
     from tests.test_selection_concurrency import StaleView
     from web.extensions import get_state
+    from workflow.selection import Selection
 
     problem = _open_problem(store)
     worker = next(w for w in store.iter_nodes("Worker") if _invitable(store, w["id"], problem.get("enterprise_id")))

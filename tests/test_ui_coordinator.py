@@ -16,9 +16,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from graph.store import GraphStore
-from recommender.selection import Selection
 from tests import api_support
 from tests.api_support import login_as, make_app
+from workflow.selection import Selection
 
 demo_dir = api_support.demo_dir
 store = api_support.store

@@ -14,6 +14,7 @@ from embeddings.errors import ModelNotFound as EncoderMissing
 from graph.errors import DuplicateNode, NodeNotFound, StoreFull, StoreUnavailable
 from graph.memory import MemoryStore
 from recommender import errors as rec
+from workflow import errors as wf_errors
 
 pytest.register_assert_rewrite("tests.api_support")
 
@@ -27,17 +28,17 @@ CASES: list[tuple[Exception, int, str]] = [
     (rec.UnknownProblem("problem 'P9' not found"), 404, "not-found"),
     (rec.UnknownWorker("worker 'W9' not found"), 404, "not-found"),
     (rec.InvalidQuery("a problem needs a title or a description"), 422, "invalid-query"),
-    (rec.InvalidSelection("a decline needs a reason"), 422, "invalid-selection"),
-    (rec.WorkerUnavailable("W1 is inactive"), 409, "worker-unavailable"),
+    (wf_errors.InvalidSelection("a decline needs a reason"), 422, "invalid-selection"),
+    (wf_errors.WorkerUnavailable("W1 is inactive"), 409, "worker-unavailable"),
     (rec.ModelNotFound("no saved fusion"), 503, "model-unavailable"),
     (EncoderMissing("no encoder at data/models/x"), 503, "model-unavailable"),
-    (rec.MatchNotFound("match 'M9' not found"), 404, "not-found"),
-    (rec.DuplicateInvitation("already invited"), 409, "duplicate-invitation"),
-    (rec.IllegalTransition("no", current="declined", requested="completed"), 409, "illegal-transition"),
-    (rec.ConflictOfInterest("employer"), 409, "conflict-of-interest"),
-    (rec.CapacityExceeded("full"), 409, "capacity-exceeded"),
-    (rec.SelectionError("other"), 409, "conflict"),
-    (rec.AssignmentError("negative capacity"), 422, "assignment"),
+    (wf_errors.MatchNotFound("match 'M9' not found"), 404, "not-found"),
+    (wf_errors.DuplicateInvitation("already invited"), 409, "duplicate-invitation"),
+    (wf_errors.IllegalTransition("no", current="declined", requested="completed"), 409, "illegal-transition"),
+    (wf_errors.ConflictOfInterest("employer"), 409, "conflict-of-interest"),
+    (wf_errors.CapacityExceeded("full"), 409, "capacity-exceeded"),
+    (wf_errors.SelectionError("other"), 409, "conflict"),
+    (wf_errors.AssignmentError("negative capacity"), 422, "assignment"),
 ]
 
 
@@ -50,5 +51,5 @@ def test_a_domain_error_gets_its_status_and_type(error: Exception, status: int, 
 
     app.add_url_rule("/api/v1/_test/fail", "test_fail", fail)
     body = assert_problem(app.test_client().get("/api/v1/_test/fail"), status, slug=slug)
-    if isinstance(error, rec.RankingError | rec.InvalidSelection | rec.WorkerUnavailable | EncoderMissing):
+    if isinstance(error, rec.RankingError | wf_errors.InvalidSelection | wf_errors.WorkerUnavailable | EncoderMissing):
         assert str(error) in body["detail"]  # these pass the error's own message on

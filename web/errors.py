@@ -36,6 +36,7 @@ from graph.errors import (
     UnknownLabel,
 )
 from recommender import errors as rec_errors
+from workflow import errors as wf_errors
 
 __all__ = [
     "PROBLEM_JSON",
@@ -324,20 +325,20 @@ def _unknown_label(err: UnknownLabel) -> Response:
     return problem_response(400, "bad-request", reason=str(err))
 
 
-def _match_not_found(err: rec_errors.MatchNotFound) -> Response:
+def _match_not_found(err: wf_errors.MatchNotFound) -> Response:
     text = str(err)
     return problem_response(404, "not-found", what=text, what_en=text)
 
 
-def _illegal(err: rec_errors.IllegalTransition) -> Response:
-    if isinstance(err, rec_errors.DuplicateInvitation):
+def _illegal(err: wf_errors.IllegalTransition) -> Response:
+    if isinstance(err, wf_errors.DuplicateInvitation):
         return problem_response(409, "duplicate-invitation")
     if err.current and err.requested:
         return problem_response(409, "illegal-transition", current=err.current, requested=err.requested)
     return problem_response(409, "conflict", reason=str(err), reason_en=str(err))
 
 
-def _transition_conflict(err: rec_errors.TransitionConflict) -> Response:
+def _transition_conflict(err: wf_errors.TransitionConflict) -> Response:
     if not (err.expected and err.current and err.requested):  # retries used up: no single state to name
         return problem_response(409, "conflict", reason=f"并发修改冲突，请稍后重试：{err}", reason_en=str(err))
     states: dict[str, Any] = {"expected": err.expected, "current": err.current, "requested": err.requested}
@@ -345,19 +346,19 @@ def _transition_conflict(err: rec_errors.TransitionConflict) -> Response:
     return problem_response(409, "transition-conflict", **states)
 
 
-def _conflict_of_interest(err: rec_errors.ConflictOfInterest) -> Response:
+def _conflict_of_interest(err: wf_errors.ConflictOfInterest) -> Response:
     return problem_response(409, "conflict-of-interest")
 
 
-def _capacity(err: rec_errors.CapacityExceeded) -> Response:
+def _capacity(err: wf_errors.CapacityExceeded) -> Response:
     return problem_response(409, "capacity-exceeded")
 
 
-def _selection(err: rec_errors.SelectionError) -> Response:
+def _selection(err: wf_errors.SelectionError) -> Response:
     return problem_response(409, "conflict", reason=str(err), reason_en=str(err))
 
 
-def _assignment(err: rec_errors.AssignmentError) -> Response:
+def _assignment(err: wf_errors.AssignmentError) -> Response:
     return problem_response(422, "assignment", reason=str(err))
 
 
@@ -412,18 +413,18 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ConstraintViolation, _constraint)
     app.register_error_handler(DatasetError, _dataset)
     app.register_error_handler(UnknownLabel, _unknown_label)
-    app.register_error_handler(rec_errors.MatchNotFound, _match_not_found)
-    app.register_error_handler(rec_errors.IllegalTransition, _illegal)
-    app.register_error_handler(rec_errors.TransitionConflict, _transition_conflict)
-    app.register_error_handler(rec_errors.ConflictOfInterest, _conflict_of_interest)
-    app.register_error_handler(rec_errors.CapacityExceeded, _capacity)
-    app.register_error_handler(rec_errors.SelectionError, _selection)
-    app.register_error_handler(rec_errors.AssignmentError, _assignment)
+    app.register_error_handler(wf_errors.MatchNotFound, _match_not_found)
+    app.register_error_handler(wf_errors.IllegalTransition, _illegal)
+    app.register_error_handler(wf_errors.TransitionConflict, _transition_conflict)
+    app.register_error_handler(wf_errors.ConflictOfInterest, _conflict_of_interest)
+    app.register_error_handler(wf_errors.CapacityExceeded, _capacity)
+    app.register_error_handler(wf_errors.SelectionError, _selection)
+    app.register_error_handler(wf_errors.AssignmentError, _assignment)
     app.register_error_handler(rec_errors.UnknownProblem, _recommender_handler(404, "not-found"))
     app.register_error_handler(rec_errors.UnknownWorker, _recommender_handler(404, "not-found"))
     app.register_error_handler(rec_errors.InvalidQuery, _recommender_handler(422, "invalid-query"))
-    app.register_error_handler(rec_errors.InvalidSelection, _recommender_handler(422, "invalid-selection"))
-    app.register_error_handler(rec_errors.WorkerUnavailable, _recommender_handler(409, "worker-unavailable"))
+    app.register_error_handler(wf_errors.InvalidSelection, _recommender_handler(422, "invalid-selection"))
+    app.register_error_handler(wf_errors.WorkerUnavailable, _recommender_handler(409, "worker-unavailable"))
     app.register_error_handler(rec_errors.ModelNotFound, _recommender_handler(503, "model-unavailable"))
     app.register_error_handler(EncoderMissing, _recommender_handler(503, "model-unavailable"))
     app.register_error_handler(HTTPException, _http_exception)

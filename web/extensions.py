@@ -129,12 +129,12 @@ class AppState:
 
     @property
     def selection(self) -> Any:
-        """The :class:`recommender.selection.Selection` (two-way selection and audit)."""
+        """The :class:`workflow.selection.Selection` (two-way selection and audit)."""
         if self._selection is not None:
             return self._selection
         with self._lock:
             if self._selection is None:
-                from recommender.selection import Selection
+                from workflow.selection import Selection
 
                 self._selection = Selection(self.store, on_change=self._on_change)
             return self._selection

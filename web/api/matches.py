@@ -13,14 +13,15 @@ from typing import Any
 
 from flask import Response, jsonify, url_for
 
-from recommender.assign import assignment_inputs, greedy_assignment, plan_assignment
-from recommender.errors import SelectionError, UnknownProblem, UnknownWorker
+from recommender.errors import UnknownProblem, UnknownWorker
 from web import auth
 from web.api import bp, schemas
 from web.api.costs import rate_cost
 from web.api.paging import page_response, paginate
 from web.errors import Forbidden, NotFound, ValidationFailed
 from web.extensions import get_state
+from workflow.assign import assignment_inputs, greedy_assignment, plan_assignment
+from workflow.errors import SelectionError
 
 __all__: list[str] = []
 

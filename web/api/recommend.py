@@ -1,7 +1,7 @@
 """Rankings: workers for a new or stored problem, problems for a worker.
 
 Every ranked list shown is recorded as a ``recommendations_shown`` audit event (who asked, which
-model version, the ranking) through :class:`recommender.selection.Selection`.
+model version, the ranking) through :class:`workflow.selection.Selection`.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from flask import Response, jsonify, url_for
 
 from graph.dataset import props_to_row, save_row
 from graph.errors import DuplicateNode
+from graph.rules import problem_status
 from graph.store import GraphStore
-from recommender.selection import problem_status
 from web import auth
 from web.api import bp, schemas
 from web.api.paging import page_response, paginate

@@ -25,8 +25,8 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import RAISE, ValidationError, validates_schema
 
 from graph.model import PROBLEM_STATUSES, SERVICE_TYPES, is_safe_id, is_safe_name_id
-from recommender.selection import MATCH_STATES
 from web.limits import CODE_MAX, ID_MAX, ITEMS_MAX, NAME_MAX, TEXT_MAX, TITLE_MAX
+from workflow.selection import MATCH_STATES
 
 __all__ = [
     "AuditQuery",

@@ -7,12 +7,12 @@ from typing import Any
 
 from flask import Response, jsonify
 
-from recommender.progress import programme_progress
 from web import auth
 from web.api import bp, schemas
 from web.api.paging import page_response
 from web.errors import ValidationFailed
 from web.extensions import get_state
+from workflow.progress import programme_progress
 
 __all__: list[str] = []
 

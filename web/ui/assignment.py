@@ -1,6 +1,6 @@
 """Campaign assignment: preview the optimal plan against the greedy baseline, untick pairs, apply.
 
-Applying creates one invitation per ticked pair through :func:`recommender.assign.apply_plan`, so
+Applying creates one invitation per ticked pair through :func:`workflow.assign.apply_plan`, so
 every invitation is re-checked (capacity, conflicts, duplicates) and lands in the audit log.
 """
 
@@ -13,12 +13,12 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from recommender.assign import Plan, apply_plan, assignment_inputs, greedy_assignment, plan_assignment
 from web.ui import bp
 from web.ui.access import EDITORS, can_edit_district, role_required, user_district, user_name, user_role
 from web.ui.context import recommender, selection, store
 from web.ui.forms import ActionForm
 from web.ui.queries import districts
+from workflow.assign import Plan, apply_plan, assignment_inputs, greedy_assignment, plan_assignment
 
 __all__ = ["MAX_PROBLEMS", "assignment", "assignment_apply"]
 

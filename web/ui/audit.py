@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import render_template, request
 from flask_babel import lazy_gettext as _l
 
-from recommender.selection import AUDIT_KINDS
 from web.ui import bp
 from web.ui.access import role_required, split_actor
 from web.ui.context import selection
+from workflow.selection import AUDIT_KINDS
 
 __all__ = ["KIND_LABELS", "audit_log"]
 

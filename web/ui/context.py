@@ -31,5 +31,5 @@ def recommender() -> Any:
 
 
 def selection() -> Any:
-    """The process's :class:`recommender.selection.Selection`."""
+    """The process's :class:`workflow.selection.Selection`."""
     return services().selection

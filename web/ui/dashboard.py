@@ -10,11 +10,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from recommender.progress import programme_progress
-from recommender.targets import Targets, load_targets
 from web.ui import bp
 from web.ui.access import READERS, role_required
 from web.ui.context import store
+from workflow.progress import programme_progress
+from workflow.targets import Targets, load_targets
 
 __all__ = ["METRIC_LABELS", "dashboard", "index", "targets"]
 

@@ -13,8 +13,7 @@ from werkzeug.wrappers import Response
 
 from graph.dataset import props_to_row, save_row
 from graph.errors import DatasetError
-from recommender import errors as rec_errors
-from recommender.selection import LIVE_STATES, TIMEZONE, capacity_of, problem_status
+from graph.rules import LIVE_STATES, TIMEZONE, capacity_of, problem_status
 from web.ui import bp
 from web.ui.access import (
     EDITORS,
@@ -29,6 +28,7 @@ from web.ui.access import (
 from web.ui.context import recommender, selection, store
 from web.ui.forms import ActionForm, CloseProblemForm, ProblemForm
 from web.ui.queries import districts, enterprise_names, filter_workers, split_list
+from workflow import errors as wf_errors
 
 __all__ = ["SEARCH_LIMIT", "check_skills", "fill_problem_choices", "find_invitable", "problem_close", "problem_edit",
            "problem_reopen", "skill_options"]
@@ -155,7 +155,7 @@ def problem_close(problem_id: str) -> Response:
         try:
             selection().withdraw(match["id"], actor=user_name(), reason=_("问题已关闭:%(reason)s", reason=reason))
             withdrawn += 1
-        except rec_errors.IllegalTransition:  # answered meanwhile: nothing left to withdraw
+        except wf_errors.IllegalTransition:  # answered meanwhile: nothing left to withdraw
             pass
     row = props_to_row("Problem", store().get_node("Problem", problem_id) or problem)
     row.update({"status": "closed", "closed_at": datetime.now(TIMEZONE).isoformat(timespec="seconds"),
@@ -193,7 +193,7 @@ def problem_reopen(problem_id: str) -> Response:
 
 def find_invitable(problem: dict[str, Any], query: str) -> list[dict[str, Any]]:
     """Workers matching ``query`` (name, id, skill, honour...) with whether they can be invited now and why
-    not, by the rules :meth:`recommender.selection.Selection.invite` enforces (active, monthly capacity,
+    not, by the rules :meth:`workflow.selection.Selection.invite` enforces (active, monthly capacity,
     not employed by the posting enterprise, no open invitation for this problem)."""
     query = query.strip()
     if not query or not can_edit_problem(problem):

@@ -13,8 +13,8 @@ from werkzeug.wrappers import Response
 from graph.dataset import save_row
 from graph.errors import DatasetError
 from graph.model import PROBLEM_STATUSES, SERVICE_TYPES
+from graph.rules import TIMEZONE, new_id
 from recommender import errors as rec_errors
-from recommender.selection import TIMEZONE, new_id
 from web.ui import bp
 from web.ui.access import (
     EDITORS,
@@ -46,6 +46,7 @@ from web.ui.paging import paginate
 from web.ui.problem_manage import check_skills, fill_problem_choices, find_invitable, skill_options
 from web.ui.queries import chains, districts, filter_problems
 from web.ui.scores import match_scores
+from workflow import errors as wf_errors
 
 __all__ = [
     "match_accept",
@@ -63,21 +64,21 @@ __all__ = [
 
 def selection_error_message(err: Exception) -> str:
     """A Chinese (or English) sentence for a refused selection step."""
-    if isinstance(err, rec_errors.DuplicateInvitation):
+    if isinstance(err, wf_errors.DuplicateInvitation):
         return _("该劳模工匠对此问题已有进行中的邀请。")
-    if isinstance(err, rec_errors.TransitionConflict):
+    if isinstance(err, wf_errors.TransitionConflict):
         return _("该邀请刚被他人抢先处理，本次操作未执行，请查看最新状态。")
-    if isinstance(err, rec_errors.IllegalTransition):
+    if isinstance(err, wf_errors.IllegalTransition):
         return _("当前状态下不能执行此操作。")
-    if isinstance(err, rec_errors.ConflictOfInterest):
+    if isinstance(err, wf_errors.ConflictOfInterest):
         return _("该劳模工匠受雇于提出问题的企业,不能邀请(利益回避)。")
-    if isinstance(err, rec_errors.CapacityExceeded):
+    if isinstance(err, wf_errors.CapacityExceeded):
         return _("该劳模工匠本月服务容量已满。")
-    if isinstance(err, rec_errors.WorkerUnavailable):
+    if isinstance(err, wf_errors.WorkerUnavailable):
         return _("该劳模工匠目前不在岗,不能邀请。")
-    if isinstance(err, rec_errors.UnknownWorker | rec_errors.UnknownProblem | rec_errors.MatchNotFound):
+    if isinstance(err, rec_errors.UnknownWorker | rec_errors.UnknownProblem | wf_errors.MatchNotFound):
         return _("找不到对应的劳模工匠、问题或邀请。")
-    if isinstance(err, rec_errors.InvalidSelection):
+    if isinstance(err, wf_errors.InvalidSelection):
         return _("填写的内容不完整或超出范围。")
     return _("操作未能完成。")
 
@@ -177,7 +178,7 @@ def problem_invite(problem_id: str) -> Response:
     worker_id = request.form.get("worker_id", "")
     try:
         match = selection().invite(problem_id, worker_id, actor=user_name(), note=(form.note.data or "").strip())
-    except rec_errors.RecommenderError as err:
+    except (rec_errors.RecommenderError, wf_errors.WorkflowError) as err:
         flash(selection_error_message(err), "error")
         return redirect(url_for("ui.problem_detail", problem_id=problem_id))
     worker = store().get_node("Worker", worker_id) or {}
@@ -189,7 +190,7 @@ def problem_invite(problem_id: str) -> Response:
 def _match_or_404(match_id: str) -> dict[str, Any]:
     try:
         return dict(selection().get(match_id))
-    except rec_errors.MatchNotFound:
+    except wf_errors.MatchNotFound:
         abort(404)
 
 
@@ -253,7 +254,7 @@ def _transition(match_id: str, action: str, form_cls: type, step: Any, done: str
         done = _("%(done)s(由您代 %(name)s 答复)", done=done, name=worker.get("name") or match["worker_id"])
     try:
         step(match, form, actor)
-    except rec_errors.RecommenderError as err:
+    except (rec_errors.RecommenderError, wf_errors.WorkflowError) as err:
         flash(selection_error_message(err), "error")
         return _back(match)
     flash(done, "success")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from graph.rules import problem_status
 from graph.store import GraphStore
-from recommender.selection import problem_status
 from web.importexport import split_list
 
 __all__ = [
@@ -33,7 +33,7 @@ def districts(store: GraphStore) -> list[str]:
     names = sorted(n["id"] for n in store.iter_nodes("District"))
     if names:
         return names
-    from recommender.targets import DEFAULT_DISTRICTS
+    from workflow.targets import DEFAULT_DISTRICTS
 
     return list(DEFAULT_DISTRICTS)
 
