@@ -45,8 +45,10 @@ ranker: $(STAMP) demo
 serve: $(STAMP) web-assets demo encoder ranker
 	$(VENV)/bin/jianglian serve --host 127.0.0.1 --port 5000
 
+# ruff, and the import direction of docs/architecture.md (import-linter contracts in pyproject.toml)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
