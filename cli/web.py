@@ -1,19 +1,22 @@
-"""Web commands: ``serve`` (waitress), ``apikey create|revoke|list``, ``user create|list|passwd|disable|enable``.
+"""Web commands: ``serve`` (gunicorn workers, or waitress for one), ``apikey create|revoke|list``,
+``user create|list|passwd|disable|enable``.
 
-With the embedded store, the data directory is held by one process at a time: create keys and
-users while the server is stopped (or use the Neo4j store, which any number of processes share).
+Whether these commands can run while the site is up depends on the store: the Neo4j store is shared by any
+number of processes; an embedded store that admits one process needs the server stopped.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
-from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from cli.common import configured_store, fail
-from graph.errors import DuplicateNode, GraphError, NodeNotFound
+from graph.errors import DuplicateNode, GraphError, NodeNotFound, StoreLocked
+
+if TYPE_CHECKING:
+    from web.extensions import AppState
 
 __all__ = ["commands"]
 
@@ -21,16 +24,23 @@ __all__ = ["commands"]
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Worker processes (gunicorn; default: the number of cores). 1 serves with waitress in this "
+                   "process.")
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="Worker threads of the WSGI server.")
-def serve_cmd(host: str, port: int, threads: int) -> None:
-    """Serve the coordinator UI and the JSON API with waitress (a production WSGI server)."""
-    from waitress import create_server
+              help="Request threads per worker process.")
+def serve_cmd(host: str, port: int, workers: int | None, threads: int) -> None:
+    """Serve the coordinator UI and the JSON API: gunicorn with several worker processes, or waitress for one.
 
+    Each gunicorn worker opens its own store (one Neo4j driver per process). SIGHUP restarts the workers
+    gracefully with fresh settings, SIGTERM stops after the requests in flight. An embedded store that admits
+    one process only is served by one worker, with a warning.
+    """
     from embeddings.errors import EmbeddingError
     from web import create_app
     from web.auth import demo_logins
     from web.extensions import get_state
+    from web.server import default_workers, run_gunicorn, run_waitress
 
     try:
         app = create_app()
@@ -42,32 +52,60 @@ def serve_cmd(host: str, port: int, threads: int) -> None:
     except GraphError as err:  # e.g. Neo4j not up yet: serve anyway, /readyz reports it
         click.echo(f"warning: the store is not reachable yet ({err}); requests answer 503 until it is", err=True)
         logins = []
+    wanted = default_workers() if workers is None else workers
+    if wanted > 1:
+        refusal = _second_process_refused(state)
+        if refusal is not None:
+            click.echo(f"warning: the embedded store admits one process ({refusal}); serving with 1 worker "
+                       f"instead of {wanted}", err=True)
+            wanted = 1
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
-    try:
-        server = create_server(app, host=host, port=port, threads=threads)
-    except OSError as err:
-        state.close()
-        fail(f"cannot listen on {host}:{port}: {err}")
-    click.echo(f"Jianglian (匠联) serving on {url}")
-    click.echo(f"  API: {url}api/v1/  docs: {url}api/v1/docs  health: {url}readyz")
-    if logins:
-        click.echo("  demo logins (password unchanged since `jianglian demo`):")
-        for login in logins:
-            where = f" {login['district'] or login['worker_id']}" if login["district"] or login["worker_id"] else ""
-            click.echo(f"    {login['username']:<10} {login['password']}  ({login['role']}{where})")
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
+    def banner() -> None:
+        click.echo(f"Jianglian (匠联) serving on {url}" + (f" with {wanted} worker processes" if wanted > 1 else ""))
+        click.echo(f"  API: {url}api/v1/  docs: {url}api/v1/docs  health: {url}readyz")
+        if logins:
+            click.echo("  demo logins (password unchanged since `jianglian demo`):")
+            for login in logins:
+                where = f" {login['district'] or login['worker_id']}" if login["district"] or login["worker_id"] else ""
+                click.echo(f"    {login['username']:<10} {login['password']}  ({login['role']}{where})")
 
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-        state.close()
+    if wanted == 1:
+        try:
+            run_waitress(app, host, port, threads, on_listening=banner)
+        except OSError as err:
+            state.close()
+            fail(f"cannot listen on {host}:{port}: {err}")
+        finally:
+            state.close()
         click.echo("stopped")
+        return
+    state.close()  # the workers open their own store after the fork; nothing of this process is shared
+    banner()
+    code = run_gunicorn(host, port, workers=wanted, threads=threads)
+    click.echo("stopped")
+    if code:
+        sys.exit(code)
+
+
+def _second_process_refused(state: AppState) -> str | None:
+    """Why a second process cannot open this app's store (the embedded store's lock), or None if it can."""
+    from graph.config import open_store
+
+    try:
+        store = state.store
+    except GraphError:
+        return None  # Neo4j not up yet: any number of processes may connect once it is
+    if store.kind != "memory":
+        return None
+    try:
+        other = open_store(state.settings)
+    except StoreLocked as err:
+        return str(err)
+    except GraphError:
+        return None
+    other.close()
+    return None
 
 
 # -- API keys -------------------------------------------------------------------------------------

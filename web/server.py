@@ -1,0 +1,162 @@
+"""Running the app: waitress in this process (one worker), or gunicorn with several worker processes.
+
+``jianglian serve --workers N`` (default: the cores this process may use) runs gunicorn's arbiter in the
+calling process with ``N`` forked workers of the ``gthread`` class (``--threads`` request threads each). The
+application is **not** preloaded: each worker calls :func:`web.create_app` after the fork and so opens its
+own store (one Neo4j driver, or one embedded store handle, per process; a driver must never be shared across
+a fork), builds its own ranking and closes its store when it exits. ``--workers 1`` keeps the single waitress
+process of before.
+
+Why gunicorn rather than waitress per process behind a supervisor of our own: gunicorn's arbiter already does
+what a supervisor must (restart a dead worker, ``SIGHUP`` = start new workers with freshly loaded settings and
+then stop the old ones gracefully, ``SIGTERM`` = stop accepting, finish the requests in flight within
+``graceful_timeout``, exit; ``SIGTTIN``/``SIGTTOU`` add or remove a worker), the workers share one listening
+socket (the kernel spreads the connections), and it is what a union's IT department already runs behind
+systemd. It is Unix only, which the deployment is; waitress stays for one worker (and would be the way on
+Windows).
+
+Every response carries ``X-Jianglian-Worker: <pid>`` when several workers serve, so an operator (and the tests)
+can tell which process answered.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+__all__ = ["WORKER_HEADER", "default_workers", "run_gunicorn", "run_waitress", "worker_header"]
+
+#: The response header naming the worker process that answered (several workers only).
+WORKER_HEADER = "X-Jianglian-Worker"
+
+_WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def default_workers() -> int:
+    """The number of cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_header(wsgi_app: _WsgiApp) -> _WsgiApp:
+    """Wrap a WSGI app so every response names this worker's pid in :data:`WORKER_HEADER`."""
+    pid = str(os.getpid())
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers.append((WORKER_HEADER, pid))
+            return start_response(status, headers, exc_info)
+
+        return wsgi_app(environ, start)
+
+    return app
+
+
+def run_waitress(app: Flask, host: str, port: int, threads: int, *, on_listening: Callable[[], None]) -> None:
+    """Serve ``app`` with waitress in this process until ``SIGTERM`` or ``Ctrl-C``.
+
+    Raises
+    ------
+    OSError
+        If the address cannot be bound (before anything is served).
+    """
+    from waitress import create_server
+
+    server = create_server(app, host=host, port=port, threads=threads)
+    on_listening()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+def run_gunicorn(
+    host: str,
+    port: int,
+    *,
+    workers: int,
+    threads: int,
+    timeout: int = 120,
+    graceful_timeout: int = 30,
+    create_app: Callable[[], Flask] | None = None,
+) -> int:
+    """Run gunicorn's arbiter in this process with ``workers`` forked workers; returns its exit status.
+
+    Parameters
+    ----------
+    create_app
+        The app factory each worker calls after the fork (default :func:`web.create_app`).
+    timeout
+        Seconds a worker may stay silent before the arbiter replaces it (a worker building a large ranking
+        projection still answers its heartbeat: the ``gthread`` worker's main loop does not run requests).
+    graceful_timeout
+        Seconds the requests in flight get after ``SIGTERM`` or a ``SIGHUP`` restart.
+    """
+    from gunicorn.app.base import BaseApplication
+
+    def load() -> Flask:
+        if create_app is None:
+            from web import create_app as default_factory
+
+            app: Flask = default_factory()
+        else:
+            app = create_app()
+        app.wsgi_app = worker_header(app.wsgi_app)  # type: ignore[method-assign,assignment]
+        return app
+
+    def worker_exit(server: Any, worker: Any) -> None:
+        # close this worker's store (the Neo4j driver, the embedded store's handle) before the process ends
+        app = getattr(worker, "wsgi", None)
+        if app is not None and hasattr(app, "extensions"):
+            from web.extensions import get_state
+
+            get_state(app).close()
+
+    options: dict[str, Any] = {
+        "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "preload_app": False,  # each worker opens its own store and driver after the fork
+        "timeout": timeout,
+        "graceful_timeout": graceful_timeout,
+        "keepalive": 5,
+        "worker_exit": worker_exit,
+        "control_socket_disable": True,  # no socket under $HOME; signals are the control interface
+        "errorlog": "-",
+        "accesslog": None,
+        "loglevel": "info",
+        "proc_name": "jianglian",
+    }
+
+    class _Application(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            return load()
+
+    arbiter = os.getpid()
+    try:
+        _Application().run()
+    except SystemExit as done:  # the arbiter exits through sys.exit once every worker has stopped
+        if os.getpid() != arbiter:
+            raise  # a forked worker leaving: its exit is gunicorn's business, not the caller's
+        return int(done.code or 0) if not isinstance(done.code, str) else 1
+    return 0
