@@ -1,4 +1,4 @@
-"""Helpers shared by the command modules: opening the configured store, progress bars, errors."""
+"""Helpers shared by the command modules: the settings, opening the configured store, errors."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from contextlib import contextmanager
 
 import click
 
-from graph.config import StoreSettings, open_store
+from graph.config import Settings, open_store
 from graph.errors import GraphError
 from graph.store import GraphStore
 
-__all__ = ["configured_store", "fail"]
+__all__ = ["configured_store", "fail", "settings"]
 
 
 def fail(message: str) -> None:
@@ -19,12 +19,28 @@ def fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+def settings() -> Settings:
+    """The settings of this command, read from the environment (:meth:`graph.config.Settings.from_env`).
+
+    Not cached: one process may run several commands (tests drive the CLI in-process with different
+    environments).
+
+    Raises
+    ------
+    click.ClickException
+        If a setting has a value it cannot take.
+    """
+    try:
+        return Settings.from_env()
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+
+
 @contextmanager
 def configured_store() -> Iterator[GraphStore]:
     """Open the store chosen by the environment and close it afterwards, translating errors."""
     try:
-        settings = StoreSettings.from_env()
-        store = open_store(settings)
+        store = open_store(settings())
     except (ValueError, GraphError) as err:
         raise click.ClickException(str(err)) from err
     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cli.common import configured_store
+from cli.common import configured_store, settings
 
 __all__ = ["commands", "corpus_from_store"]
 
@@ -49,7 +49,7 @@ def build_encoder_cmd(out_dir: Path | None, if_missing: bool, seed: int, epochs:
     from embeddings.encoder import clear_loaded, default_model_dir
     from embeddings.errors import BuildError
 
-    target = out_dir if out_dir is not None else default_model_dir()
+    target = out_dir if out_dir is not None else default_model_dir(settings().data_dir)
     if if_missing and (target / "modules.json").is_file():
         click.echo(f"text encoder already built at {target}")
         return
@@ -86,15 +86,14 @@ def build_encoder_cmd(out_dir: Path | None, if_missing: bool, seed: int, epochs:
 def embed_cmd(model: str | None) -> None:
     """Embed every problem and worker profile not yet cached in the configured store (the vectors the served
     ranking reads: the same encoder by default, so the two never replace each other's vectors)."""
-    import os
 
     from embeddings.cache import EmbeddingCache
-    from embeddings.encoder import ENV_MODEL, RANKING_DEFAULT, load_encoder
+    from embeddings.encoder import RANKING_DEFAULT, load_encoder
     from embeddings.errors import EmbeddingError
     from embeddings.texts import problem_text, worker_text
 
     try:
-        encoder = load_encoder(model or (os.environ.get(ENV_MODEL) or "").strip() or RANKING_DEFAULT)
+        encoder = load_encoder(model or settings().embedding_model or RANKING_DEFAULT, data_dir=settings().data_dir)
     except EmbeddingError as err:
         raise click.ClickException(str(err)) from err
     with configured_store() as store:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from cli.common import configured_store
+from cli.common import configured_store, settings
 
 __all__ = ["commands"]
 
@@ -26,16 +25,16 @@ def _load_encoder(name: str | None) -> Any:
         return None
 
     try:
-        return load_encoder(name)
+        return load_encoder(name, data_dir=settings().data_dir)
     except Exception as err:  # noqa: BLE001 - any loading failure is a user-facing error here
         raise click.ClickException(f"cannot load encoder {name!r}: {err}") from err
 
 
 def _ranking_encoder_name(option: str | None) -> str:
     """The option, else ``JIANGLIAN_EMBEDDING_MODEL``, else the ranking's default encoder."""
-    from embeddings.encoder import ENV_MODEL, RANKING_DEFAULT
+    from embeddings.encoder import RANKING_DEFAULT
 
-    return option or os.environ.get(ENV_MODEL, "").strip() or RANKING_DEFAULT
+    return option or settings().embedding_model or RANKING_DEFAULT
 
 
 @click.command("evaluate")
@@ -61,7 +60,7 @@ def evaluate_cmd(dataset_dir: Path, queries_path: Path, out_path: Path, seed: in
     from recommender.errors import RecommenderError
     from recommender.evaluate import evaluate_dataset
 
-    encoder = _load_encoder(encoder_name or os.environ.get("JIANGLIAN_EVAL_ENCODER") or RANKING_DEFAULT)
+    encoder = _load_encoder(encoder_name or settings().eval_encoder or RANKING_DEFAULT)
     try:
         report = evaluate_dataset(dataset_dir, queries_path, out_path, seed=seed, encoder=encoder, fusion=fusion,
                                   ablation=ablation, log=_echo_err)
@@ -85,9 +84,7 @@ def evaluate_cmd(dataset_dir: Path, queries_path: Path, out_path: Path, seed: in
 
 
 def _models_dir() -> Path:
-    from graph.config import StoreSettings
-
-    return StoreSettings.from_env().data_dir / "models"
+    return settings().models_dir
 
 
 @click.command("train-ranker")

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cli.common import configured_store
+from cli.common import configured_store, settings
 from graph.errors import GraphError
 from graph.store import GraphStore
 from recommender.errors import RecommenderError
@@ -168,7 +168,7 @@ def progress_cmd(today: Any, targets_file: Path | None, as_json: bool) -> None:
     """Progress against the programme targets per district and phase (at-risk cells marked !)."""
     day: date | None = today.date() if today is not None else None
     with configured_store() as store, _errors():
-        report = programme_progress(store, targets=load_targets(targets_file), today=day)
+        report = programme_progress(store, targets=load_targets(targets_file or settings().targets_file), today=day)
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return

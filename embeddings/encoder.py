@@ -2,9 +2,9 @@
 
 Which model
 -----------
-:func:`load_encoder` takes a name or path; ``None`` means the setting ``JIANGLIAN_EMBEDDING_MODEL``, and
-when that is unset the project's own model built by ``jianglian build-encoder`` at
-``<JIANGLIAN_DATA_DIR or data>/models/jianglian-zh``. Also accepted:
+:func:`load_encoder` takes a name or path (the caller passes the setting ``JIANGLIAN_EMBEDDING_MODEL``,
+:attr:`graph.config.Settings.embedding_model`); ``None`` means the project's own model built by
+``jianglian build-encoder`` at ``<data_dir>/models/jianglian-zh``. Also accepted:
 
 - any local sentence-transformers directory (e.g. a copy of ``BAAI/bge-small-zh-v1.5``);
 - a Hugging Face model name already in the local cache (``HF_HUB_OFFLINE=1`` is honoured: nothing is
@@ -89,10 +89,15 @@ class Encoder(Protocol):
         ...
 
 
-def default_model_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``<JIANGLIAN_DATA_DIR or data>/models/jianglian-zh``: where ``jianglian build-encoder`` saves by default."""
-    env = os.environ if env is None else env
-    return Path(env.get("JIANGLIAN_DATA_DIR") or "data") / "models" / DEFAULT_MODEL_NAME
+def default_model_dir(data_dir: str | os.PathLike[str] = "data") -> Path:
+    """``<data_dir>/models/jianglian-zh``: where ``jianglian build-encoder`` saves by default.
+
+    Examples
+    --------
+    >>> default_model_dir("/srv/jl").as_posix()
+    '/srv/jl/models/jianglian-zh'
+    """
+    return Path(data_dir) / "models" / DEFAULT_MODEL_NAME
 
 
 def _packaged(module_name: str) -> Path | None:
@@ -104,7 +109,7 @@ def _packaged(module_name: str) -> Path | None:
     return path if path is not None and (path / "modules.json").is_file() else None
 
 
-def resolve_model(name_or_path: str | None = None, env: Mapping[str, str] | None = None) -> str:
+def resolve_model(name_or_path: str | None = None, *, data_dir: str | os.PathLike[str] = "data") -> str:
     """The path (or hub name) that :func:`load_encoder` would load, without loading it.
 
     Local paths are returned absolute and resolved; a hub name comes back unchanged.
@@ -114,13 +119,11 @@ def resolve_model(name_or_path: str | None = None, env: Mapping[str, str] | None
     ModelNotFound
         If the default model or a path-like name does not exist on disk.
     """
-    env = os.environ if env is None else env
-    explicit = name_or_path is not None
-    name = name_or_path if explicit else (env.get(ENV_MODEL) or "").strip() or None
+    name = (name_or_path or "").strip() or None
     if name in MULTILINGUAL_ALIASES:
         return MULTILINGUAL_NAME
     if name is None:
-        path = default_model_dir(env)
+        path = default_model_dir(data_dir)
         if not (path / "modules.json").is_file():
             raise ModelNotFound(
                 f"no text encoder at {path}: build the project's own model with `jianglian build-encoder` "
@@ -147,9 +150,8 @@ def resolve_model(name_or_path: str | None = None, env: Mapping[str, str] | None
         return str(path.resolve())
     # a hub id is "name" or "org/name"; anything else that does not exist is a missing local path
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
-        source = "" if explicit else f" (from {ENV_MODEL})"
         raise ModelNotFound(
-            f"text encoder {name!r}{source} not found on disk: check {ENV_MODEL}, "
+            f"text encoder {name!r} not found on disk: check {ENV_MODEL} (or the command's --model), "
             "or build the project's own model with `jianglian build-encoder`"
         )
     return name
@@ -233,14 +235,17 @@ _LOADED: dict[str, SentenceTransformerEncoder] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_encoder(name_or_path: str | None = None) -> SentenceTransformerEncoder | MultilingualEncoder:
+def load_encoder(name_or_path: str | None = None, *,
+                 data_dir: str | os.PathLike[str] = "data") -> SentenceTransformerEncoder | MultilingualEncoder:
     """Load an encoder once per process (cached by resolved path or name).
 
     Parameters
     ----------
     name_or_path
         A model directory, a Hugging Face name in the local cache, or ``"all-MiniLM-L6-v2"``; ``None``
-        reads ``JIANGLIAN_EMBEDDING_MODEL`` and falls back to the project's own built model.
+        is the project's own built model under ``data_dir``.
+    data_dir
+        The data directory holding ``models/jianglian-zh``.
 
     Raises
     ------
@@ -250,7 +255,7 @@ def load_encoder(name_or_path: str | None = None) -> SentenceTransformerEncoder 
     EmbeddingError
         If the files are there but do not load.
     """
-    resolved = resolve_model(name_or_path)
+    resolved = resolve_model(name_or_path, data_dir=data_dir)
     if resolved == MULTILINGUAL_NAME:
         return load_multilingual()
     with _LOAD_LOCK:
@@ -268,7 +273,9 @@ def _load(resolved: str) -> SentenceTransformerEncoder:
         from sentence_transformers import SentenceTransformer
     except ImportError as err:  # pragma: no cover - a dependency of the project
         raise EmbeddingError(f"sentence-transformers is not installed: {err}") from err
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    from huggingface_hub import constants as hub_constants  # the hub's own reading of HF_HUB_OFFLINE
+
+    offline = bool(hub_constants.HF_HUB_OFFLINE)
     try:
         model = SentenceTransformer(resolved, local_files_only=local or offline)
     except (OSError, ValueError) as err:
@@ -276,7 +283,7 @@ def _load(resolved: str) -> SentenceTransformerEncoder:
             raise EmbeddingError(f"cannot load the text encoder at {resolved}: {err}") from err
         raise ModelNotFound(
             f"text encoder {resolved!r} is not in the local Hugging Face cache and cannot be downloaded "
-            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}): copy the model directory to this "
+            f"({'HF_HUB_OFFLINE is set' if offline else 'no network'}): copy the model directory to this "
             f"machine and set {ENV_MODEL} to its path, or build the project's own model with "
             "`jianglian build-encoder`"
         ) from err

@@ -1,4 +1,9 @@
-"""Store selection from settings (environment variables, see the README)."""
+"""The product's settings, read once, and the store they select.
+
+:meth:`Settings.from_env` is the one place the product reads its environment variables (the README lists
+them); the command line and the web app build one :class:`Settings` at start and pass what each part needs
+down as arguments, so library code never reads ``os.environ``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Literal
 
 from graph.store import GraphStore
 
-__all__ = ["StoreSettings", "open_store"]
+__all__ = ["Settings", "StoreSettings", "open_store"]
 
 
 @dataclass(frozen=True)
@@ -47,12 +52,82 @@ class StoreSettings:
         )
 
 
-def open_store(settings: StoreSettings) -> GraphStore:
-    """Open the configured store and make sure its schema exists.
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the product (``JIANGLIAN_*`` and ``NEO4J_*`` environment variables).
+
+    Attributes
+    ----------
+    store
+        Which store, where (``JIANGLIAN_STORE``, ``JIANGLIAN_DATA_DIR``, ``NEO4J_*``).
+    embedding_model
+        ``JIANGLIAN_EMBEDDING_MODEL``: the dense encoder's name or path (``None``: the ranking's default;
+        ``"none"`` switches the dense signals off).
+    eval_encoder
+        ``JIANGLIAN_EVAL_ENCODER``: the encoder ``jianglian evaluate`` uses by default.
+    targets_file
+        ``JIANGLIAN_TARGETS``: a JSON or TOML file of programme targets (``None``: the built-in ones).
+    research_cache
+        ``JIANGLIAN_RESEARCH_CACHE``: where the notebooks cache generated demo datasets.
+    """
+
+    store: StoreSettings = StoreSettings()
+    embedding_model: str | None = None
+    eval_encoder: str | None = None
+    targets_file: Path | None = None
+    research_cache: Path | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory (the embedded store, models and caches live under it)."""
+        return self.store.data_dir
+
+    @property
+    def models_dir(self) -> Path:
+        """Where the text encoder and the trained ranker are saved: ``<data_dir>/models``."""
+        return self.store.data_dir / "models"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``env`` (default: the process environment); empty values are unset.
+
+        Raises
+        ------
+        ValueError
+            If a setting has a value it cannot take (see :meth:`StoreSettings.from_env`).
+
+        Examples
+        --------
+        >>> s = Settings.from_env({"JIANGLIAN_DATA_DIR": "/srv/jl", "JIANGLIAN_TARGETS": ""})
+        >>> str(s.models_dir), s.targets_file, s.store.store
+        ('/srv/jl/models', None, 'memory')
+        """
+        env = os.environ if env is None else env
+
+        def text(name: str) -> str | None:
+            return (env.get(name) or "").strip() or None
+
+        def path(name: str) -> Path | None:
+            value = text(name)
+            return Path(value) if value else None
+
+        return cls(
+            store=StoreSettings.from_env(env),
+            embedding_model=text("JIANGLIAN_EMBEDDING_MODEL"),
+            eval_encoder=text("JIANGLIAN_EVAL_ENCODER"),
+            targets_file=path("JIANGLIAN_TARGETS"),
+            research_cache=path("JIANGLIAN_RESEARCH_CACHE"),
+        )
+
+
+def open_store(settings: StoreSettings | Settings) -> GraphStore:
+    """Open the configured store (``settings`` or ``settings.store``) and make sure its schema exists.
 
     The embedded store persists under ``<data_dir>/store``; the Neo4j store creates one driver,
     which the store owns and closes.
     """
+    if isinstance(settings, Settings):
+        settings = settings.store
     store: GraphStore
     if settings.store == "memory":
         from graph.memory import MemoryStore

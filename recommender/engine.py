@@ -17,8 +17,9 @@ from the store's projection:
 from __future__ import annotations
 
 import gc
-import os
+import logging
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,6 +37,9 @@ from recommender.explain import explain as build_explanation
 from recommender.features import FEATURES, ONSITE_TYPES, Query, compute_features
 from recommender.fusion import Fusion, PairwiseLogisticFusion, QueryNormFusion, WeightedFusion, fingerprint
 from recommender.index import Encoder, RankingIndex
+from recommender.index_files import load as load_index_files
+from recommender.index_files import save as save_index_files
+from recommender.index_files import store_identity
 from recommender.open_problems import OpenProblems
 from recommender.text import problem_text
 from recommender.training import TrainedRanker, make_pseudo_queries, skill_aliases, time_order
@@ -43,6 +47,8 @@ from recommender.training import TrainedRanker, make_pseudo_queries, skill_alias
 __all__ = ["Explanation", "ProblemSuggestion", "RankConfig", "Recommendation", "Recommender"]
 
 _NEED = ("none", "flags", "index")
+
+_log = logging.getLogger(__name__)
 
 
 class _Rebuild(Exception):
@@ -62,8 +68,8 @@ class RankConfig:
     use_learned
         Use a model saved by ``jianglian train-ranker`` when one is present in ``model_dir``.
     model_dir
-        Where ``ranker.json`` lives; ``None``: ``<JIANGLIAN_DATA_DIR>/models`` (for the embedded store,
-        beside its data directory).
+        Where ``ranker.json`` lives; ``None``: beside the embedded store's data directory (``<data_dir>/models``),
+        and no saved model for a store without one (Neo4j: the caller passes ``Settings.models_dir``).
     max_candidates
         Above this many workers, candidates are generated instead of scoring everybody.
     similar_problems
@@ -82,6 +88,14 @@ class RankConfig:
     refit_share
         Rebuild from scratch (refitting the text model and hub vectors) once incremental updates
         have added this share of the history of the last full build.
+    index_dir
+        Where the built index is stored (:mod:`recommender.index_files`): a new recommender maps the files
+        there and replays the store's changes since they were written instead of building, and every full
+        build writes a new version. ``None``: nothing is stored or read.
+    background_rebuild
+        Run full rebuilds (the change feed cannot list what changed, or too much did) in a background
+        thread and keep serving the current index until the new one is swapped in. Without a current index
+        (the first build) the build always runs in the caller.
     """
 
     weights: dict[str, float] | None = None
@@ -96,6 +110,8 @@ class RankConfig:
     auto_refresh: bool = True
     max_incremental: int = 1000
     refit_share: float = 0.02
+    index_dir: Path | None = None
+    background_rebuild: bool = False
 
 
 @dataclass
@@ -161,39 +177,156 @@ class Recommender:
         self.config = config or RankConfig()
         self._lock = threading.RLock()
         self.model_version = ""
-        self._build()
+        #: Where the current index came from (``"files"``, ``"build"``), its files and timings: :meth:`index_state`.
+        self._state: dict[str, Any] = {}
+        self._rebuilding: threading.Thread | None = None
+        if self.config.index_dir is None or not self._load_files():
+            self._build()
 
     # -- life cycle -------------------------------------------------------------------------
+    def _fresh(self) -> tuple[int, Projection, RankingIndex, float]:
+        """A full build from the store (no lock held: the store is safe to read from any thread)."""
+        started = time.perf_counter()
+        revision = self.store.revision
+        projection = Projection.from_store(self.store)
+        index = RankingIndex(projection, encoder=self.encoder, vectors=self._cached_vectors(projection))
+        index.hub_worker_scores(self.config.damping)  # what the first query would compute: part of the build
+        return revision, projection, index, time.perf_counter() - started
+
     def _build(self) -> None:
+        revision, projection, index, seconds = self._fresh()
         with self._lock:
-            self._revision = self.store.revision
-            self.projection = Projection.from_store(self.store)
-            vectors = self._cached_vectors()
-            self.index = RankingIndex(self.projection, encoder=self.encoder, vectors=vectors)
-            self._fitted_history = len(self.index.hp)
-            self._added_history = 0
+            self._install(revision, projection, index, fitted=len(index.hp), added=0, source="build")
+            self._state.update(build_seconds=round(seconds, 3))
+            self.save_index()
+
+    def _load_files(self) -> bool:
+        """Map the stored index and replay the changes since it was written; ``False``: build instead."""
+        assert self.config.index_dir is not None
+        started = time.perf_counter()
+        got = load_index_files(self.config.index_dir, store_id=store_identity(self.store),
+                               revision=self.store.revision, encoder=self.encoder)
+        if isinstance(got, str):
+            _log.warning("ranking index: building from the store, the stored files are not used: %s", got)
+            return False
+        extra = got.manifest.get("extra") or {}
+        with self._lock:
+            self._install(got.revision, got.projection, got.index, fitted=int(extra.get("fitted_history", 0)),
+                          added=int(extra.get("added_history", 0)), source="files")
+            self._state.update(version=str(got.version), files_revision=got.revision,
+                               load_seconds=round(time.perf_counter() - started, 3))
+            changes = self.store.changes_since(got.revision)
+            if changes is None or len(changes) > self.config.max_incremental:
+                why = "the change feed cannot list the changes" if changes is None else f"{len(changes)} changes"
+                if not self.config.background_rebuild:
+                    _log.warning("ranking index: files at feed position %s are too far behind (%s): rebuilding",
+                                 got.revision, why)
+                    return False
+                _log.warning("ranking index: files at feed position %s are too far behind (%s): serving them "
+                             "while a rebuild runs in the background", got.revision, why)
+                self._rebuild_async()
+                return True
+            replay = time.perf_counter()
+            self.refresh()
+            self._state.update(replayed=len(changes), replay_seconds=round(time.perf_counter() - replay, 3))
+        _log.info("ranking index: mapped %s (feed position %s), replayed %d changes in %.2f s", got.version.name,
+                  got.revision, len(changes), time.perf_counter() - started)
+        return True
+
+    def _full_rebuild(self) -> None:
+        """A rebuild after changes the incremental update cannot follow: in the background when configured."""
+        if self.config.background_rebuild:
+            self._rebuild_async()
+        else:
+            self._build()
+
+    def _rebuild_async(self) -> None:
+        with self._lock:
+            if self._rebuilding is not None and self._rebuilding.is_alive():
+                return
+            self._rebuilding = threading.Thread(target=self._background_build, name="ranking-index-rebuild",
+                                                daemon=True)
+            self._rebuilding.start()
+
+    def _background_build(self) -> None:
+        try:
+            revision, projection, index, seconds = self._fresh()
+            with self._lock:
+                self._install(revision, projection, index, fitted=len(index.hp), added=0, source="build")
+                self._state.update(build_seconds=round(seconds, 3), background=True)
+                self.save_index()
+            _log.info("ranking index: rebuilt in the background in %.1f s (feed position %s)", seconds, revision)
+            self.refresh()  # the writes made while it was built
+        except Exception:  # noqa: BLE001 - the old index keeps serving; the next refresh tries again
+            _log.exception("ranking index: the background rebuild failed")
+
+    @property
+    def rebuilding(self) -> bool:
+        """Whether a background rebuild is running."""
+        thread = self._rebuilding
+        return thread is not None and thread.is_alive()
+
+    def save_index(self) -> Path | None:
+        """Write the current projection and index to :attr:`RankConfig.index_dir` (``None`` when not configured,
+        or when the store has no ``store_id`` to tie the files to)."""
+        if self.config.index_dir is None:
+            return None
+        store_id = store_identity(self.store)
+        if store_id is None:
+            _log.warning("ranking index: not stored, the store has no store_id")
+            return None
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                path = save_index_files(self.config.index_dir, self.projection, self.index, store_id=store_id,
+                                        revision=self._revision, encoder=self.encoder,
+                                        extra={"fitted_history": self._fitted_history,
+                                               "added_history": self._added_history, "fusion": self.model_version})
+            except OSError as err:  # a full or read-only disk: serve from memory, build again next start
+                _log.warning("ranking index: cannot store the index in %s: %s", self.config.index_dir, err)
+                return None
+            self._state.update(version=str(path), files_revision=self._revision,
+                               save_seconds=round(time.perf_counter() - started, 3))
+            return path
+
+    def index_state(self) -> dict[str, Any]:
+        """Where the current index came from and what it cost (for ``/readyz`` and ``jianglian index status``)."""
+        with self._lock:
+            return {**self._state, "revision": self._revision, "rebuilding": self.rebuilding,
+                    "last_refresh": self.last_refresh, **self.index.describe()}
+
+    def _install(self, revision: int, projection: Projection, index: RankingIndex, *, fitted: int, added: int,
+                 source: str) -> None:
+        """Serve ``projection`` and ``index`` (at feed position ``revision``) from now on (caller holds the lock)."""
+        with self._lock:
+            self._revision = revision
+            self.projection = projection
+            self.index = index
+            self._state = {"source": source}
+            self._fitted_history = fitted
+            self._added_history = added
             self._aliases = skill_aliases(self.projection)
             self._workflow_key: tuple[int | None, str] = (None, "")
             self._declined_cache: tuple[Any, dict[str, int]] | None = None
             self._open: OpenProblems | None = None  # a new text model: nothing of the old rows is reusable
             self._current_workflow()
             self._set_fusion()
-            self.last_refresh = "build"
+            self.last_refresh = source
             size = sum(self.projection.n(label) for label in self.projection.ids)
             size += sum(len(edges) for edges in self.projection.edges.values())
             if size >= self.freeze_gc_above:
                 gc.collect()  # what is garbage now is collected, not frozen
                 gc.freeze()
 
-    def _cached_vectors(self) -> dict[str, np.ndarray] | None:
+    def _cached_vectors(self, projection: Projection | None = None) -> dict[str, np.ndarray] | None:
         if self.encoder is None:
             return None
+        proj = self.projection if projection is None else projection
         try:
             from embeddings.cache import EmbeddingCache
 
             cache = EmbeddingCache(self.store, cast(Any, self.encoder), "Problem", "embedding")
-            texts = {pid: problem_text(p) for pid, p in zip(self.projection.ids["Problem"],
-                                                            self.projection.props["Problem"], strict=True)}
+            texts = {pid: problem_text(p) for pid, p in zip(proj.ids["Problem"], proj.props["Problem"], strict=True)}
             ids, matrix = cache.vectors(texts)
             return dict(zip(ids, np.asarray(matrix, dtype=np.float32), strict=True))
         except Exception:  # noqa: BLE001 - the cache is an optimisation; encode directly instead
@@ -203,10 +336,7 @@ class Recommender:
         if self.config.model_dir is not None:
             return Path(self.config.model_dir)
         data_dir = getattr(self.store, "data_dir", None)
-        if data_dir is not None:
-            return Path(data_dir).parent / "models"
-        env = os.environ.get("JIANGLIAN_DATA_DIR")
-        return Path(env) / "models" if env else None
+        return Path(data_dir).parent / "models" if data_dir is not None else None
 
     def _set_fusion(self) -> None:
         """Use the saved model when present and compatible, else the query-normalised default fusion.
@@ -285,12 +415,12 @@ class Recommender:
                 return
             changes = self.store.changes_since(self._revision)
             if changes is None or len(changes) > self.config.max_incremental:
-                self._build()
+                self._full_rebuild()
                 return
             try:
                 self.last_refresh = self._apply_changes(changes)
             except _Rebuild:
-                self._build()
+                self._full_rebuild()
                 return
             self._revision = revision
 

@@ -18,6 +18,7 @@ from embeddings.errors import EmbeddingMismatch, ModelNotFound
 from embeddings.index import VectorIndex, exact_top_k
 from embeddings.quality import Split, hit_at_k, holdout_split
 from embeddings.texts import problem_text, worker_text
+from graph.config import Settings
 from graph.memory import MemoryStore
 from graph.store import NodeRow, WriteBatch
 
@@ -175,31 +176,35 @@ def test_hit_at_k_by_hand() -> None:
 
 def test_model_not_found_names_the_setting_and_the_build_command(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV_MODEL, raising=False)
-    monkeypatch.setenv("JIANGLIAN_DATA_DIR", str(tmp_path))
     with pytest.raises(ModelNotFound) as default_missing:
-        load_encoder()
+        load_encoder(data_dir=tmp_path)
     message = str(default_missing.value)
     assert ENV_MODEL in message and "jianglian build-encoder" in message
     assert str(tmp_path / "models" / "jianglian-zh") in message
 
-    monkeypatch.setenv(ENV_MODEL, str(tmp_path / "nowhere" / "bge-small-zh-v1.5"))
     with pytest.raises(ModelNotFound) as setting_missing:
-        load_encoder()
+        load_encoder(str(tmp_path / "nowhere" / "bge-small-zh-v1.5"))
     assert ENV_MODEL in str(setting_missing.value) and "jianglian build-encoder" in str(setting_missing.value)
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(ModelNotFound) as hub_missing:
         load_encoder("BAAI/bge-small-zh-v1.5")  # a hub name not in the (empty) local cache
     assert ENV_MODEL in str(hub_missing.value)
 
 
-def test_setting_selects_the_model(monkeypatch: pytest.MonkeyPatch, zh_model: Path) -> None:
-    monkeypatch.setenv(ENV_MODEL, str(zh_model))
-    assert resolve_model() == str(zh_model.resolve())
-    assert load_encoder() is load_encoder(str(zh_model))
+def test_setting_selects_the_model(zh_model: Path) -> None:
+    settings = Settings.from_env({ENV_MODEL: str(zh_model)})
+    assert resolve_model(settings.embedding_model) == str(zh_model.resolve())
+    assert load_encoder(settings.embedding_model) is load_encoder(str(zh_model))
     clear_loaded()
-    assert load_encoder().dim == 32
+    assert load_encoder(settings.embedding_model).dim == 32
+
+
+def test_the_default_model_is_the_one_built_under_the_data_directory(zh_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(zh_model, tmp_path / "models" / "jianglian-zh")
+    assert resolve_model(data_dir=tmp_path) == str((tmp_path / "models" / "jianglian-zh").resolve())
 
 
 # -- vector index ----------------------------------------------------------------------------------

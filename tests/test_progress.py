@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from graph.config import Settings
 from graph.memory import MemoryStore
 from graph.rules import TIMEZONE
 from workflow.progress import programme_progress
@@ -50,7 +51,7 @@ def test_targets_load_from_json_and_toml(tmp_path: Path) -> None:
            "phases": [{"name": "一", "start": "2027-01-01", "end": "2027-01-31", "weight": 1},
                       {"name": "二", "start": "2027-02-01", "end": "2027-02-28", "weight": 3}]}
     (tmp_path / "t.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    targets = load_targets(env={"JIANGLIAN_TARGETS": str(tmp_path / "t.json")})
+    targets = load_targets(Settings.from_env({"JIANGLIAN_TARGETS": str(tmp_path / "t.json")}).targets_file)
     assert targets.city == {"visits": 10, "problems_solved": 200, "people_trained": 800}
     assert targets.districts == ("甲区", "乙区") and targets.margin == 0.25
     assert targets.phase_targets("甲区", "visits") == [1, 4]  # 5 split 1:3
@@ -61,7 +62,7 @@ def test_targets_load_from_json_and_toml(tmp_path: Path) -> None:
     assert toml.phases == (Phase("一", date(2027, 1, 1), date(2027, 1, 31)),)
     assert toml.district_target("甲区", "people_trained") == 9
     assert Targets.from_mapping(targets.to_dict()) == targets
-    assert load_targets(env={}) == Targets()
+    assert load_targets(Settings.from_env({}).targets_file) == Targets() == load_targets(None)
     (tmp_path / "bad.json").write_text('{"phases": [{"name": "x", "start": "2027-02-01", "end": "2027-01-01"}]}')
     with pytest.raises(ValueError):
         load_targets(tmp_path / "bad.json")

@@ -7,14 +7,15 @@ while Neo4j is down: requests then answer 503 and the next request after Neo4j c
 the Neo4j driver reconnects by itself. The recommender and the selection are built on top of the
 store the first time a request needs them.
 
-Settings (``app.config``, all optional; ``JIANGLIAN_*`` environment variables are read by
-:func:`web.app.create_app` through ``from_prefixed_env``):
+Settings: one :class:`graph.config.Settings` per app (:attr:`AppState.settings`), read from the environment
+once (:meth:`~graph.config.Settings.from_env`) and overridden by ``app.config`` (all optional; ``JIANGLIAN_*``
+environment variables also reach ``app.config`` through ``from_prefixed_env`` in :func:`web.app.create_app`):
 
 ``STORE``
     a :class:`~graph.store.GraphStore` instance (tests inject one; it is not closed by the app) or
     ``"memory"`` / ``"neo4j"``.
 ``DATA_DIR``, ``NEO4J_URI``, ``NEO4J_USER``, ``NEO4J_PASSWORD``, ``NEO4J_DATABASE``
-    override :meth:`graph.config.StoreSettings.from_env`.
+    where the store is; ``EMBEDDING_MODEL`` the dense encoder; ``TARGETS`` the targets file.
 ``RECOMMENDER``
     a ready recommender instance, or ``RECOMMENDER_FACTORY`` (called with the store once it is
     open), else a :class:`recommender.engine.Recommender` built with ``RECOMMENDER_OPTIONS``.
@@ -31,7 +32,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from graph.config import StoreSettings, open_store
+from graph.config import Settings, open_store
 from graph.errors import GraphError, StoreUnavailable
 from graph.store import GraphStore
 
@@ -54,7 +55,7 @@ class AppState:
         injected = config.get("STORE")
         self._owns_store = not isinstance(injected, GraphStore)
         self._store: GraphStore | None = None if self._owns_store else injected
-        self.settings = _settings_from(config)
+        self.settings: Settings = _settings_from(config)
         self._retry_seconds = float(config.get("STORE_RETRY_SECONDS", 2.0))
         self._last_failure: tuple[float, str] | None = None
         self._recommender: Any = config.get("RECOMMENDER")
@@ -64,12 +65,13 @@ class AppState:
         # encoder (docs/ranking.md, "The dense leg"); "none" switches the dense signals off
         from embeddings.encoder import NO_ENCODER, RANKING_DEFAULT
 
-        named = str(config.get("EMBEDDING_MODEL") or "").strip() or RANKING_DEFAULT
+        named = self.settings.embedding_model or RANKING_DEFAULT
         self._embedding_model = None if named.lower() in NO_ENCODER else named
         if self._embedding_model and "encoder" not in self._recommender_options:
             from embeddings.encoder import resolve_model
 
-            resolve_model(self._embedding_model)  # a missing model fails at start-up, naming the setting
+            # a missing model fails at start-up, naming the setting
+            resolve_model(self._embedding_model, data_dir=self.settings.data_dir)
         self._selection: Any = None
         self._closed = False
 
@@ -117,13 +119,16 @@ class AppState:
                 if self._recommender_factory is not None:
                     self._recommender = self._recommender_factory(self.store)
                 else:
-                    from recommender.engine import Recommender
+                    from recommender.engine import RankConfig, Recommender
 
                     options = dict(self._recommender_options)
                     if self._embedding_model and "encoder" not in options:
                         from embeddings.encoder import load_encoder
 
-                        options["encoder"] = load_encoder(self._embedding_model)
+                        options["encoder"] = load_encoder(self._embedding_model, data_dir=self.settings.data_dir)
+                    config = options.get("config") or RankConfig()
+                    if config.model_dir is None:  # the trained ranker lives beside the data
+                        options["config"] = dataclasses.replace(config, model_dir=self.settings.models_dir)
                     self._recommender = Recommender(self.store, **options)
             return self._recommender
 
@@ -155,8 +160,9 @@ class AppState:
                 store.close()
 
 
-def _settings_from(config: dict[str, Any]) -> StoreSettings:
-    base = StoreSettings.from_env()
+def _settings_from(config: dict[str, Any]) -> Settings:
+    settings = Settings.from_env()
+    base = settings.store
     overrides: dict[str, Any] = {}
     kind = config.get("STORE")
     if isinstance(kind, str) and kind:
@@ -169,7 +175,12 @@ def _settings_from(config: dict[str, Any]) -> StoreSettings:
         value = config.get(field.upper())
         if value is not None:
             overrides[field] = str(value)
-    return dataclasses.replace(base, **overrides)
+    extra: dict[str, Any] = {}
+    if config.get("EMBEDDING_MODEL") is not None:
+        extra["embedding_model"] = str(config["EMBEDDING_MODEL"]).strip() or None
+    if isinstance(config.get("TARGETS"), str | Path):
+        extra["targets_file"] = Path(config["TARGETS"]) if str(config["TARGETS"]).strip() else None
+    return dataclasses.replace(settings, store=dataclasses.replace(base, **overrides), **extra)
 
 
 def init_app(app: Flask) -> AppState:

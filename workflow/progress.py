@@ -26,7 +26,7 @@ from typing import Any
 
 from graph.rules import TIMEZONE
 from graph.store import GraphStore
-from workflow.targets import METRICS, Targets, load_targets
+from workflow.targets import METRICS, Targets
 
 __all__ = ["cell", "completions", "programme_progress"]
 
@@ -115,8 +115,7 @@ def programme_progress(
     Parameters
     ----------
     targets
-        Defaults to :func:`workflow.targets.load_targets` (``JIANGLIAN_TARGETS`` or the
-        built-in defaults).
+        Defaults to the built-in targets (callers pass ``load_targets(settings.targets_file)``).
     today
         The reporting date (default: today in China Standard Time).
 
@@ -135,7 +134,7 @@ def programme_progress(
 
         where a cell is ``{"target", "done", "ratio", "expected", "at_risk"}`` (see :func:`cell`).
     """
-    targets = targets or load_targets()
+    targets = targets or Targets()
     today = today or datetime.now(TIMEZONE).date()
     phases = targets.phases
     elapsed = [p.elapsed(today) for p in phases]

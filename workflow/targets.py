@@ -281,19 +281,18 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value))
 
 
-def load_targets(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> Targets:
-    """Targets from ``path``, else from the file named by ``JIANGLIAN_TARGETS``, else the defaults.
+def load_targets(path: str | os.PathLike[str] | None = None) -> Targets:
+    """Targets from the file ``path`` (the setting ``JIANGLIAN_TARGETS``, :attr:`graph.config.Settings.targets_file`),
+    else the built-in defaults.
 
     Raises
     ------
     ValueError
         If the file cannot be read or parsed, or describes inconsistent targets.
     """
-    env = os.environ if env is None else env
-    name = path if path is not None else env.get("JIANGLIAN_TARGETS") or None
-    if name is None:
+    if path is None or not str(path).strip():
         return Targets()
-    file = Path(name)
+    file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
         doc = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)

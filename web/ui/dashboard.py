@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from web.extensions import get_state
 from web.ui import bp
 from web.ui.access import READERS, role_required
 from web.ui.context import store
@@ -26,11 +27,11 @@ METRIC_LABELS = {
 
 
 def targets() -> Targets:
-    """``app.config["TARGETS"]`` (a :class:`Targets` or a file path), else ``JIANGLIAN_TARGETS``/defaults."""
+    """``app.config["TARGETS"]`` if it is a :class:`Targets`, else the settings' targets file, else the defaults."""
     configured = current_app.config.get("TARGETS")
     if isinstance(configured, Targets):
         return configured
-    return load_targets(configured or None)
+    return load_targets(get_state().settings.targets_file)
 
 
 @bp.route("/")
