@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from recommender.features import FEATURES, ONSITE_TYPES, RD_TYPES, TRAINING_TYPES, Query, gather_segments
-from recommender.index import RankingIndex
+from recommender.index import RATING_PRIOR, RankingIndex
 
 __all__ = ["Explanation", "explain"]
 
@@ -195,7 +195,7 @@ def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray
     n_solved = int(index.n_solved[worker])
     if n_solved:
         rated = abs(index.quality[worker]) > 1e-9
-        rating = f"，平均评价约 {index.quality[worker] + 3.5:.1f} 分" if rated else ""
+        rating = f"，平均评价约 {index.quality[worker] + RATING_PRIOR:.1f} 分" if rated else ""
         reasons.append(f"已解决 {n_solved} 个问题{rating}")
     else:
         reasons.append("新入库的劳模工匠，依据技能与个人简介推荐")

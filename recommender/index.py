@@ -22,10 +22,16 @@ from recommender.expertise import ExpertiseModel, fit_expertise, refit_workers
 from recommender.signals import bm25_weights, personalized_pagerank, rating_weight, transition_matrix
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 
-__all__ = ["ACTIVITY_HALF_LIFE", "Encoder", "RankingIndex", "day_number", "natural_key", "time_order"]
+__all__ = [
+    "ACTIVITY_HALF_LIFE", "RATING_PRIOR", "RATING_PRIOR_WEIGHT", "Encoder", "RankingIndex", "day_number", "natural_key",
+    "time_order",
+]
 
 #: Half-life of the ``activity`` prior, as a share of the history's problems (time order).
 ACTIVITY_HALF_LIFE = 0.1
+#: The outcome rating (1-5) a worker's mean is shrunk towards, and how many ratings that prior weighs.
+RATING_PRIOR = 3.5
+RATING_PRIOR_WEIGHT = 2
 
 _LEVEL_SCORE = {"国家级": 3.0, "全国": 3.0, "national": 3.0, "省级": 2.0, "provincial": 2.0, "市级": 1.0, "city": 1.0}
 
@@ -348,7 +354,9 @@ class RankingIndex:
         rows = np.repeat(np.arange(self.n_workers), np.diff(self.solved.indptr))
         rating_sum = np.bincount(rows[rated], weights=self.edges.rating[rated], minlength=self.n_workers)
         rating_n = np.bincount(rows[rated], minlength=self.n_workers)
-        self.quality = (rating_sum + 3.5 * 2) / (rating_n + 2) - 3.5  # shrunk towards a middling 3.5
+        # shrunk towards a middling rating, as if every worker had RATING_PRIOR_WEIGHT such ratings more
+        self.quality = ((rating_sum + RATING_PRIOR * RATING_PRIOR_WEIGHT) / (rating_n + RATING_PRIOR_WEIGHT)
+                        - RATING_PRIOR)
         trained = np.nan_to_num(self.edges.trainees)
         self.trainees = np.bincount(rows, weights=trained, minlength=self.n_workers)
         self.read_worker_flags()
