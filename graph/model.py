@@ -19,8 +19,9 @@ Problem        title, description, service_type, status, posted_at, solved_at,
                enterprise_id, district, skills (list)
 ============== ==========================================================================
 
-Workflow labels (not part of the matching graph): ``Match`` (an invitation moving through the
-two-way selection), ``AuditEvent``, ``User``, ``ApiKey``, ``Target``.
+Workflow labels (not part of the matching graph): ``Match`` (an invitation or a volunteer moving through
+the two-way selection), ``AuditEvent``, ``User``, ``ApiKey``, ``Target``, ``Notification`` (what a user is
+told in the app) and ``OutboxMessage`` (a message to send by e-mail or another channel, and its record).
 """
 
 from __future__ import annotations
@@ -57,10 +58,13 @@ Label = Literal[
     "User",
     "ApiKey",
     "Target",
+    "Notification",
+    "OutboxMessage",
 ]
 
 DOMAIN_LABELS: Final = ("Worker", "Skill", "Enterprise", "IndustryChain", "District", "Problem")
-LABELS: Final[tuple[str, ...]] = DOMAIN_LABELS + ("Match", "AuditEvent", "User", "ApiKey", "Target")
+LABELS: Final[tuple[str, ...]] = DOMAIN_LABELS + ("Match", "AuditEvent", "User", "ApiKey", "Target", "Notification",
+                                                  "OutboxMessage")
 
 RelType = Literal[
     "HAS_SKILL",

@@ -77,7 +77,8 @@ def counts_against_capacity(match: Mapping[str, Any], month: str) -> bool:
 
     Open invitations and accepted matches count whenever they started (they still occupy the
     worker); completed matches count in the month they were invited (finishing quickly does not
-    free the month's budget). The one rule shared by :class:`workflow.selection.Selection`, the recommender's hard
+    free the month's budget; a confirmed volunteer counts from its confirmation). The one rule shared
+    by :class:`workflow.selection.Selection`, the recommender's hard
     filter and the campaign assignment.
 
     Examples
@@ -88,7 +89,8 @@ def counts_against_capacity(match: Mapping[str, Any], month: str) -> bool:
     False
     """
     state = match.get("state")
-    return state in LIVE_STATES or (state == "completed" and str(match.get("invited_at", ""))[:7] == month)
+    started = match.get("invited_at") or match.get("confirmed_at") or ""  # a confirmed volunteer was never invited
+    return state in LIVE_STATES or (state == "completed" and str(started)[:7] == month)
 
 
 def current_month(at: datetime | None = None) -> str:

@@ -38,6 +38,10 @@ def race(uri: str, user: str, password: str, name: str, commands: Queue[Any], re
                     detail = selection.decline(args[0], reason="本月在外地", actor=name)["state"]
                 elif action == "withdraw":
                     detail = selection.withdraw(args[0], actor=name)["state"]
+                elif action == "confirm":
+                    detail = selection.confirm(args[0], actor=name)["state"]
+                elif action == "decline_volunteer":
+                    detail = selection.decline_volunteer(args[0], reason="已有人对接", actor=name)["state"]
                 elif action == "invite":
                     detail = selection.invite(args[0], args[1], actor=name, allow_conflict=True)["id"]
                 else:

@@ -3,9 +3,16 @@
 A *match* pairs one worker with one problem and moves through these states::
 
     suggested ──> invited ──> accepted ──> completed (outcome)
-                     │            │
-                     ├──> declined (a reason is required)
-                     └──────────-─┴──> withdrawn
+        │            │            ^  │
+        │            ├──> declined (a reason is required)
+        │            └──────────-─┼──┴──> withdrawn
+        └──> volunteered ─────────┘ (a coordinator confirms; or declines with a reason; or the worker withdraws)
+
+Both sides choose (双向选择): a coordinator *invites* a worker, who accepts or declines; or a worker
+*volunteers* (「我想接」) for an open problem and a coordinator of the problem's district *confirms*
+(the same checks as an invitation: problem still open, worker active, no conflict of interest, capacity
+recounted under the worker's lock) or declines with a reason. A volunteer does not occupy capacity
+until it is confirmed.
 
 Any other move raises :class:`~recommender.errors.IllegalTransition` (a declined invitation cannot
 complete, a match cannot complete twice). Matches are ``Match`` nodes and every recommendation shown
@@ -56,6 +63,7 @@ from workflow.errors import (
     TransitionConflict,
     WorkerUnavailable,
 )
+from workflow.notifications import notification_rows
 
 __all__ = [
     "ATTEMPTS",
@@ -69,13 +77,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MatchState = Literal["suggested", "invited", "accepted", "declined", "completed", "withdrawn"]
-MATCH_STATES: Final[tuple[str, ...]] = ("suggested", "invited", "accepted", "declined", "completed", "withdrawn")
+MatchState = Literal["suggested", "invited", "volunteered", "accepted", "declined", "completed", "withdrawn"]
+MATCH_STATES: Final[tuple[str, ...]] = ("suggested", "invited", "volunteered", "accepted", "declined", "completed",
+                                        "withdrawn")
 
 #: Allowed moves: state -> states it may move to.
 TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
-    "suggested": frozenset({"invited"}),
+    "suggested": frozenset({"invited", "volunteered"}),
     "invited": frozenset({"accepted", "declined", "withdrawn"}),
+    "volunteered": frozenset({"accepted", "declined", "withdrawn"}),
     "accepted": frozenset({"completed", "withdrawn"}),
     "declined": frozenset(),
     "completed": frozenset(),
@@ -85,7 +95,9 @@ AUDIT_KINDS: Final[tuple[str, ...]] = (
     "recommendations_shown",
     "suggest",
     "invite",
+    "volunteer",
     "accept",
+    "confirm",
     "decline",
     "complete",
     "withdraw",
@@ -93,6 +105,7 @@ AUDIT_KINDS: Final[tuple[str, ...]] = (
 _KIND_OF: Final[dict[str, str]] = {
     "suggested": "suggest",
     "invited": "invite",
+    "volunteered": "volunteer",
     "accepted": "accept",
     "declined": "decline",
     "completed": "complete",
@@ -100,6 +113,8 @@ _KIND_OF: Final[dict[str, str]] = {
 }
 
 _OPEN_PROBLEM_STATUSES: Final = frozenset({"open", "matched"})
+#: States in which a pair (problem, worker) is taken: no second invitation or volunteer of the pair.
+_PENDING_STATES: Final = LIVE_STATES | {"volunteered"}
 #: Tries of one step when only what surrounds the match changed meanwhile (the problem, the worker's load).
 ATTEMPTS: Final = 5
 #: The problem properties a transition reads and rewrites (a compare-and-set guards all of them).
@@ -159,6 +174,16 @@ def _no_none(props: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in props.items() if v is not None}
 
 
+_INVITED: Final = frozenset({"invited"})
+_VOLUNTEERED: Final = frozenset({"volunteered"})
+
+
+def _reason(reason: object) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidSelection("a decline needs a reason")
+    return reason.strip()
+
+
 def _rec_pair(rec: Any) -> list[Any]:
     """``[worker_id, score]`` from a Recommendation, a mapping or a ``(worker_id, score)`` pair."""
     if isinstance(rec, Mapping):
@@ -180,6 +205,9 @@ class Selection:
         so the next ranking sees the new load, declines and solved problems.
     clock
         Returns the current time (an aware datetime); tests inject a fixed clock.
+    notify
+        Write the step's notifications and outbox messages (:mod:`workflow.notifications`) in the
+        step's own batch (default).
 
     Examples
     --------
@@ -201,11 +229,13 @@ class Selection:
         *,
         on_change: Callable[[], None] | None = None,
         clock: Callable[[], datetime] | None = None,
+        notify: bool = True,
     ) -> None:
         self.store = store
         self.on_change = on_change
         self._clock = clock or _now
         self._lock = _lock_for(store)
+        self._notify = notify
 
     # -- audit ----------------------------------------------------------------------------------
     def record_recommendations(
@@ -327,7 +357,7 @@ class Selection:
                 for match in self.matches(problem_id=problem_id, worker_id=worker_id):
                     if match["state"] == "suggested":
                         return match
-                    if match["state"] in LIVE_STATES:
+                    if match["state"] in _PENDING_STATES:
                         raise DuplicateInvitation(
                             f"worker {worker_id} already has a {match['state']} match {match['id']} for "
                             f"{problem_id}", current=match["state"], requested="suggested")
@@ -338,7 +368,7 @@ class Selection:
 
                 def check(reader: GraphReader) -> None:
                     # the worker is locked: no other suggestion or invitation of the pair can land meanwhile
-                    if any(m.get("state") == "suggested" or m.get("state") in LIVE_STATES
+                    if any(m.get("state") == "suggested" or m.get("state") in _PENDING_STATES
                            for m in reader.list_nodes("Match", where={"worker_id": worker_id,
                                                                       "problem_id": problem_id})):
                         raise _Stale
@@ -410,7 +440,7 @@ class Selection:
                                     "take invitations", current=status, requested="invited")
         suggested = None
         for match in self.matches(problem_id=problem_id, worker_id=worker_id):
-            if match["state"] in LIVE_STATES:
+            if match["state"] in _PENDING_STATES:
                 raise DuplicateInvitation(
                     f"worker {worker_id} already has a {match['state']} match {match['id']} for {problem_id}",
                     current=match["state"], requested="invited")
@@ -457,7 +487,7 @@ class Selection:
         def check(reader: GraphReader) -> None:
             # recount under the worker's lock: invitations committed since the read above are visible now
             matches = reader.list_nodes("Match", where={"worker_id": worker_id})
-            live = [m for m in matches if m.get("problem_id") == problem_id and m.get("state") in LIVE_STATES]
+            live = [m for m in matches if m.get("problem_id") == problem_id and m.get("state") in _PENDING_STATES]
             if live:
                 raise DuplicateInvitation(
                     f"worker {worker_id} already has a {live[0]['state']} match {live[0]['id']} for {problem_id}",
@@ -473,17 +503,163 @@ class Selection:
         batch = WriteBatch(nodes=[NodeRow("Match", match_id, props),
                                   self._event("invited", now, actor, match_id, event_props, detail)],
                            expect=expect, check=check)
+        batch.nodes.extend(self._notes({**event_props, "id": match_id}, "invited", actor, now,
+                                       previous="suggested" if suggested else None))
         return match_id if self._apply(batch, attempt) else None
 
     def accept(self, match_id: str, *, actor: str) -> dict[str, Any]:
         """The worker accepts: ``invited -> accepted``; an open problem becomes ``matched``."""
-        return self._transition(match_id, "accepted", actor=actor)
+        return self._transition(match_id, "accepted", actor=actor, from_states=_INVITED)
 
     def decline(self, match_id: str, *, reason: str, actor: str) -> dict[str, Any]:
         """The worker declines with a reason: ``invited -> declined``."""
-        if not isinstance(reason, str) or not reason.strip():
-            raise InvalidSelection("a decline needs a reason")
-        return self._transition(match_id, "declined", actor=actor, reason=reason.strip())
+        return self._transition(match_id, "declined", actor=actor, reason=_reason(reason), from_states=_INVITED)
+
+    # -- the worker's side: volunteering ----------------------------------------------------------
+    def volunteer(self, problem_id: str, worker_id: str, *, actor: str, note: str = "") -> dict[str, Any]:
+        r"""The worker volunteers for an open problem (「我想接」): a ``volunteered`` match a coordinator of the
+        problem's district then :meth:`confirm`\ s or declines (:meth:`decline_volunteer`).
+
+        A ``suggested`` match of the pair moves on instead of a new one being made. Capacity is not checked
+        here (a volunteer does not occupy the worker until confirmed; :meth:`confirm` recounts it).
+
+        Raises
+        ------
+        UnknownProblem, UnknownWorker
+            If either does not exist.
+        IllegalTransition
+            If the problem is solved or closed.
+        DuplicateInvitation
+            If the pair already has an invitation, a volunteer or an accepted match.
+        WorkerUnavailable, ConflictOfInterest
+            An inactive worker, or one employed by the enterprise that posted the problem.
+        """
+        match_id: str | None = None
+        with self._lock:
+            for attempt in range(ATTEMPTS):
+                match_id = self._try_volunteer(problem_id, worker_id, actor=actor, note=note.strip(), attempt=attempt)
+                if match_id is not None:
+                    break
+        assert match_id is not None  # the last attempt lands or raises
+        self._changed()
+        return self.get(match_id)
+
+    def _try_volunteer(self, problem_id: str, worker_id: str, *, actor: str, note: str, attempt: int) -> str | None:
+        problem, worker = self._problem(problem_id), self._worker(worker_id)
+        status = problem_status(problem)
+        if status not in _OPEN_PROBLEM_STATUSES:
+            raise IllegalTransition(f"problem {problem_id} is {status}; only open or matched problems take "
+                                    "volunteers", current=status, requested="volunteered")
+        suggested = None
+        for match in self.matches(problem_id=problem_id, worker_id=worker_id):
+            if match["state"] in _PENDING_STATES:
+                raise DuplicateInvitation(
+                    f"worker {worker_id} already has a {match['state']} match {match['id']} for {problem_id}",
+                    current=match["state"], requested="volunteered")
+            if match["state"] == "suggested":
+                suggested = match
+        if worker.get("active") is False:
+            raise WorkerUnavailable(f"worker {worker_id} is inactive")
+        employer = worker.get("employer_id")
+        if employer and employer == problem.get("enterprise_id"):
+            raise ConflictOfInterest(f"worker {worker_id} is employed by {employer}, which posted {problem_id}")
+        now = self._clock()
+        expect = [Expect("Worker", worker_id, {k: worker.get(k) for k in ("active", "employer_id")}),
+                  Expect("Problem", problem_id, {k: problem.get(k) for k in ("status", "enterprise_id")})]
+        if suggested is not None:
+            match_id = str(suggested["id"])
+            props = {"state": "volunteered", "updated_at": _iso(now), "volunteered_at": _iso(now),
+                     "volunteered_by": actor, "note": note,
+                     "history_json": self._history(suggested, "volunteered", now, actor, "")}
+            event_props = {**suggested, **props}
+            expect.append(Expect("Match", match_id, {"state": "suggested"}))
+        else:
+            match_id = new_id("M", now)
+            props = self._new_match_props(problem, worker, "volunteered", now, actor=actor, note=note,
+                                          model_version="", score=None)
+            props["volunteered_by"] = actor
+            event_props = props
+
+        def check(reader: GraphReader) -> None:
+            # under the worker's lock: no other invitation or volunteer of the pair landed meanwhile
+            if any(m.get("state") in _PENDING_STATES and m["id"] != match_id
+                   for m in reader.list_nodes("Match", where={"worker_id": worker_id, "problem_id": problem_id})):
+                raise _Stale
+
+        detail = {"from": "suggested" if suggested else None, "to": "volunteered", "note": note or None}
+        batch = WriteBatch(nodes=[NodeRow("Match", match_id, props),
+                                  self._event("volunteered", now, actor, match_id, event_props, detail)],
+                           expect=expect, check=check)
+        batch.nodes.extend(self._notes({**event_props, "id": match_id}, "volunteered", actor, now,
+                                       previous="suggested" if suggested else None))
+        return match_id if self._apply(batch, attempt) else None
+
+    def confirm(self, match_id: str, *, actor: str, allow_conflict: bool = False,
+                override_capacity: bool = False) -> dict[str, Any]:
+        """A coordinator confirms a volunteer: ``volunteered -> accepted``, with the checks of :meth:`invite`.
+
+        The problem must still be open or matched, the worker active, not employed by the posting enterprise
+        (unless ``allow_conflict``) and below capacity (unless ``override_capacity``), the load recounted under
+        the worker's lock inside the write, so concurrent confirmations and invitations cannot exceed it.
+        Of a confirmation and a decline (or the worker's withdrawal) racing, exactly one commits; the other
+        gets :class:`TransitionConflict`.
+        """
+        with self._lock:
+            for attempt in range(ATTEMPTS):
+                match = self.get(match_id)
+                current = str(match.get("state"))
+                if current != "volunteered":
+                    raise IllegalTransition(f"match {match_id} is {current}; only a volunteer can be confirmed",
+                                            current=current, requested="accepted")
+                problem_id, worker_id = str(match["problem_id"]), str(match["worker_id"])
+                problem, worker = self._problem(problem_id), self._worker(worker_id)
+                status = problem_status(problem)
+                if status not in _OPEN_PROBLEM_STATUSES:
+                    raise IllegalTransition(f"problem {problem_id} is {status}; it takes no more workers",
+                                            current=status, requested="accepted")
+                if worker.get("active") is False:
+                    raise WorkerUnavailable(f"worker {worker_id} is inactive")
+                employer = worker.get("employer_id")
+                if employer and employer == problem.get("enterprise_id") and not allow_conflict:
+                    raise ConflictOfInterest(f"worker {worker_id} is employed by {employer}, which posted "
+                                             f"{problem_id} (pass allow_conflict to confirm anyway)")
+                load, capacity = self.worker_load(worker_id), capacity_of(worker)
+                if load >= capacity and not override_capacity:
+                    raise CapacityExceeded(
+                        f"worker {worker_id} is at capacity: {load} engagement(s) this month, capacity {capacity} "
+                        "(pass override_capacity to confirm anyway)")
+                detail = {"load": load, "capacity": capacity, "allow_conflict": allow_conflict or None,
+                          "override_capacity": override_capacity or None}
+                batch = self._transition_batch(match, "accepted", actor=actor, reason="", outcome=None,
+                                               kind="confirm", extra=detail, match_props={"confirmed_by": actor})
+                batch.expect.append(Expect("Worker", worker_id,
+                                           {k: worker.get(k) for k in ("active", "capacity", "employer_id")}))
+                month = current_month(self._clock())
+
+                def check(reader: GraphReader, worker_id: str = worker_id, load: int = load,
+                          capacity: int = capacity, month: str = month) -> None:
+                    # recount under the worker's lock: invitations and confirmations committed meanwhile count
+                    matches = reader.list_nodes("Match", where={"worker_id": worker_id})
+                    now_load = sum(1 for m in matches if counts_against_capacity(m, month))
+                    if now_load >= capacity and not override_capacity:
+                        raise CapacityExceeded(
+                            f"worker {worker_id} is at capacity: {now_load} engagement(s) this month, "
+                            f"capacity {capacity} (pass override_capacity to confirm anyway)")
+                    if now_load != load:
+                        raise _Stale
+
+                batch.check = check
+                try:
+                    if self._apply(batch, attempt, match_id=match_id):
+                        break
+                except WriteConflict as err:
+                    raise self._lost_race(err, match_id, current, "accepted") from err
+        self._changed()
+        return self.get(match_id)
+
+    def decline_volunteer(self, match_id: str, *, reason: str, actor: str) -> dict[str, Any]:
+        """A coordinator declines a volunteer with a reason the worker sees: ``volunteered -> declined``."""
+        return self._transition(match_id, "declined", actor=actor, reason=_reason(reason), from_states=_VOLUNTEERED)
 
     def withdraw(self, match_id: str, *, actor: str, reason: str = "") -> dict[str, Any]:
         """Either side withdraws an invited or accepted match."""
@@ -520,6 +696,13 @@ class Selection:
         return self._transition(match_id, "completed", actor=actor, reason=note.strip(), outcome=outcome)
 
     # -- internals --------------------------------------------------------------------------------
+    def _notes(self, match: Mapping[str, Any], to: str, actor: str, now: datetime, *,
+               previous: str | None = None) -> list[NodeRow]:
+        """The notifications (and outbox messages) of a step, written in the step's own batch."""
+        if not self._notify:
+            return []
+        return notification_rows(self.store, match, to, actor, now, previous=previous)
+
     def _changed(self) -> None:
         if self.on_change is None:
             return
@@ -579,11 +762,11 @@ class Selection:
 
     @staticmethod
     def _event(state: str, now: datetime, actor: str, match_id: str, match: Mapping[str, Any],
-               detail: Mapping[str, Any]) -> NodeRow:
+               detail: Mapping[str, Any], *, kind: str | None = None) -> NodeRow:
         return NodeRow("AuditEvent", new_id("A", now), _no_none({
             "at": _iso(now),
             "actor": actor,
-            "kind": _KIND_OF[state],
+            "kind": kind or _KIND_OF[state],
             "problem_id": match.get("problem_id"),
             "worker_id": match.get("worker_id"),
             "match_id": match_id,
@@ -612,35 +795,42 @@ class Selection:
         return True
 
     def _transition(self, match_id: str, to: str, *, actor: str, reason: str = "",
-                    outcome: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    outcome: Mapping[str, Any] | None = None,
+                    from_states: frozenset[str] | None = None) -> dict[str, Any]:
         with self._lock:
             for attempt in range(ATTEMPTS):
                 match = self.get(match_id)  # re-read under the lock: the state may have just changed
                 current = str(match.get("state"))
-                if to not in TRANSITIONS.get(current, frozenset()):
-                    raise IllegalTransition(f"match {match_id} is {current}; it cannot become {to}",
+                if to not in TRANSITIONS.get(current, frozenset()) or (
+                        from_states is not None and current not in from_states):
+                    raise IllegalTransition(f"match {match_id} is {current}; it cannot become {to} this way",
                                             current=current, requested=to)
                 batch = self._transition_batch(match, to, actor=actor, reason=reason, outcome=outcome)
                 try:
                     if self._apply(batch, attempt, match_id=match_id):
                         break
                 except WriteConflict as err:
-                    if err.label != "Match" or err.node_id != match_id:
-                        raise
-                    # the match itself moved on since it was read: another request answered first
-                    if err.actual is None:
-                        raise MatchNotFound(f"match {match_id!r} not found") from err
-                    now_state = err.actual.get("state")
-                    raise TransitionConflict(
-                        f"match {match_id} was {current} when read and is {now_state} now: another request "
-                        f"changed it first, so it was not made {to}",
-                        expected=current, current=None if now_state is None else str(now_state),
-                        requested=to) from err
+                    raise self._lost_race(err, match_id, current, to) from err
         self._changed()
         return self.get(match_id)
 
+    @staticmethod
+    def _lost_race(err: WriteConflict, match_id: str, current: str, to: str) -> Exception:
+        """The error for a conditional write refused because ``match_id`` moved on since it was read."""
+        if err.label != "Match" or err.node_id != match_id:
+            return err
+        if err.actual is None:
+            return MatchNotFound(f"match {match_id!r} not found")
+        now_state = err.actual.get("state")
+        return TransitionConflict(
+            f"match {match_id} was {current} when read and is {now_state} now: another request "
+            f"changed it first, so it was not made {to}",
+            expected=current, current=None if now_state is None else str(now_state), requested=to)
+
     def _transition_batch(self, match: Mapping[str, Any], to: str, *, actor: str, reason: str,
-                          outcome: Mapping[str, Any] | None) -> WriteBatch:
+                          outcome: Mapping[str, Any] | None, kind: str | None = None,
+                          extra: Mapping[str, Any] | None = None,
+                          match_props: Mapping[str, Any] | None = None) -> WriteBatch:
         """The conditional write of one transition of ``match`` (as read) to ``to``."""
         match_id, current = str(match["id"]), str(match.get("state"))
         now = self._clock()
@@ -649,6 +839,10 @@ class Selection:
                                  "history_json": self._history(match, to, now, actor, reason)}
         if to in ("declined", "withdrawn") and reason:
             props["reason"] = reason
+        if match_props:
+            props.update(match_props)
+        if kind == "confirm":
+            props["confirmed_at"] = stamp
         problem_id = str(match["problem_id"])
         problem = self.store.get_node("Problem", problem_id)
         # the match must still be in the state it was read in; a conflict there is the caller's to see
@@ -685,7 +879,9 @@ class Selection:
 
             batch.check = check
         batch.nodes.insert(0, NodeRow("Match", match_id, props))
-        batch.nodes.append(self._event(to, now, actor, match_id, match, detail))
+        detail.update(extra or {})
+        batch.nodes.append(self._event(to, now, actor, match_id, match, detail, kind=kind))
+        batch.nodes.extend(self._notes({**match, **props}, to, actor, now, previous=current))
         return batch
 
     def _completion(self, problem: Mapping[str, Any], match: Mapping[str, Any], outcome: Mapping[str, Any],
