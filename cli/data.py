@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -17,26 +18,58 @@ __all__ = ["commands"]
 
 
 @click.command("load")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--skip-invalid", is_flag=True, help="Load the good rows and report the bad ones.")
-def load_cmd(directory: Path, skip_invalid: bool) -> None:
-    """Validate and import a dataset directory into the configured store (idempotent)."""
+@click.option("--undo", is_flag=True,
+              help="Neo4j: undo a load that did not finish (killed halfway), or finish one killed while committing.")
+def load_cmd(directory: Path | None, skip_invalid: bool, undo: bool) -> None:
+    """Validate and import a dataset directory into the configured store (idempotent, all or nothing).
+
+    Into Neo4j a large dataset is written in chunks tagged with a load id and committed at the end; a load
+    killed halfway is undone by the next load, or by ``jianglian load --undo``.
+    """
+    from graph.neo4j_load import LoadInProgress
+
+    def say(message: str) -> None:
+        click.echo(message, err=True)
+
+    if undo == (directory is not None):
+        raise click.UsageError("give a DIRECTORY to load, or --undo alone")
     with configured_store() as store:
+        if undo:
+            _undo_load(store, say)
+            return
+        assert directory is not None
         with tqdm(desc="loading", unit="row", disable=None) as bar:
             try:
-                report = load_dataset(store, directory, skip_invalid=skip_invalid, progress=bar.update)
+                report = load_dataset(store, directory, skip_invalid=skip_invalid, progress=bar.update, log=say)
             except DatasetError as err:
                 for row_error in err.errors:
                     click.echo(str(row_error), err=True)
                 raise click.ClickException(
                     f"{len(err.errors)} invalid row(s); nothing was written (use --skip-invalid to load the rest)"
                 ) from err
-            except GraphError as err:
+            except LoadInProgress as err:
                 raise click.ClickException(str(err)) from err
+            except GraphError as err:
+                raise click.ClickException(f"{err}; nothing of this load was kept") from err
     for row_error in report.skipped:
         click.echo(f"skipped {row_error}", err=True)
     rows = ", ".join(f"{label} {n}" for label, n in report.rows.items())
     click.echo(f"loaded {rows}; {report.relationships} relationships; {len(report.skipped)} row(s) skipped")
+
+
+def _undo_load(store: GraphStore, say: Callable[[str], None]) -> None:
+    from graph.neo4j_load import recover
+    from graph.neo4j_store import Neo4jStore
+
+    if not isinstance(store, Neo4jStore):
+        raise click.ClickException("--undo is for Neo4j; a load into the embedded store is one transaction")
+    try:
+        outcome = recover(store, log=say)
+    except GraphError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo("no unfinished load" if outcome is None else f"the unfinished load was {outcome}")
 
 
 @click.command("export")

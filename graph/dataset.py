@@ -25,6 +25,7 @@ from graph.store import GraphStore, NodeRow, RelRow, WriteBatch
 
 __all__ = [
     "FILES",
+    "STAGED_ABOVE",
     "Dataset",
     "LoadReport",
     "export_dataset",
@@ -370,20 +371,50 @@ def _implicit_nodes(rels: Iterable[RelRow]) -> list[NodeRow]:
     return list(seen.values())
 
 
+#: Above this many rows (nodes, relationships, deletions) a load into Neo4j is staged in chunks
+#: (:mod:`graph.neo4j_load`) instead of one transaction, whose heap grows with the dataset.
+STAGED_ABOVE = 20_000
+
+
 def load_dataset(
     store: GraphStore,
     directory: str | Path,
     *,
     skip_invalid: bool = False,
     progress: Callable[[int], object] | None = None,
+    log: Callable[[str], object] | None = None,
+    staged_above: int = STAGED_ABOVE,
+    fail_after: int | None = None,
 ) -> LoadReport:
-    """Validate then import a dataset in one atomic write; idempotent.
+    """Validate then import a dataset, all or nothing; idempotent.
+
+    The write is one atomic batch, except into Neo4j above ``staged_above`` rows, where it is staged in chunks
+    by :func:`graph.neo4j_load.staged_apply` (all or nothing too; a load killed halfway is finished or undone
+    by the next load). Into Neo4j, a previous load that did not finish is recovered first.
+
+    Parameters
+    ----------
+    log
+        Told about the recovery, commit or undo of a staged load.
+    fail_after
+        Tests only: a staged load fails after this many rows.
 
     Raises
     ------
     DatasetError
         If any row is invalid and ``skip_invalid`` is false; nothing is written then.
+    graph.neo4j_load.LoadInProgress
+        If another process is loading into the same Neo4j database.
     """
+    say: Callable[[str], object] = log or (lambda message: None)
+    staged = None
+    if store.kind == "neo4j":
+        from graph.neo4j_load import recover, staged_apply
+        from graph.neo4j_store import Neo4jStore
+
+        if isinstance(store, Neo4jStore):
+            recover(store, log=say)
+            staged = store
     known = {label: {n["id"] for n in store.iter_nodes(label)} for label in ("Enterprise", "Worker")}
     data = read_dataset(directory, known=known)
     if data.errors and not skip_invalid:
@@ -425,7 +456,10 @@ def load_dataset(
     # the parsed rows are not needed any more: free them before the store builds its own copies, which
     # then reuse their memory (at a million problems they are gigabytes)
     del data, derived, implicit
-    store.apply(batch, progress=progress)
+    if staged is not None and len(batch) > staged_above:
+        staged_apply(staged, batch, progress=progress, log=say, fail_after=fail_after)
+    else:
+        store.apply(batch, progress=progress)
     return LoadReport(rows=counts, skipped=skipped, relationships=len(batch.rels))
 
 
