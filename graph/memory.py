@@ -1,57 +1,53 @@
-"""The embedded default store: an in-process graph persisted to a data directory.
+"""The embedded default store: the graph in one SQLite database, ``jianglian.sqlite`` in the data directory.
 
-Nodes live in per-label dictionaries and relationships in a :class:`networkx.MultiDiGraph`-free
-index of our own (two dictionaries keyed by node), which is what the projection and the
-neighbour queries need; :meth:`MemoryStore.to_networkx` gives researchers a networkx view.
+The class keeps its historical name, :class:`MemoryStore`, and kind ``"memory"`` (``--store memory``,
+``JIANGLIAN_STORE=memory``): what changed is where it keeps the graph, not what it is to its callers.
 
-Durability: the data directory holds a snapshot, ``graph.json``, and an append-only journal beside it,
-``graph.journal.jsonl``. Every committed write (an :meth:`~MemoryStore.apply` batch, a node created, updated or
-deleted, :meth:`~MemoryStore.clear`, a metadata value) is appended to the journal as one line, fsynced before
-the call returns, so a write costs the size of the write, not of the graph. Each line is
-``<crc32 as 8 hex digits> <JSON>`` where the JSON is ``{"seq": n, "ops": [...]}``: a sequence number one
-above the previous write's and the write's effect as idempotent operations (the node's or relationship's
-properties after the write, a deletion). Vectors are stored apart, one ``.npz`` per label and key, each
-written atomically.
+Tables (see :data:`_SCHEMA`): ``nodes`` (label, id, properties as JSON; primary key ``(label, id)``), ``rels``
+(type, both endpoints, properties; primary key the relationship's identity, indexes by start and by end node),
+``vectors`` (one float32 BLOB per ``(label, key, id)``), ``meta`` (:meth:`MemoryStore.set_meta`), ``store_info``
+(schema version and :attr:`MemoryStore.store_id`, a random UUID made with the schema) and the change feed:
+``changes`` (an ``AUTOINCREMENT`` sequence: one row per write to the matching graph, with the keys it touched
+or ``NULL`` when it is unlistable, pruned to the last :data:`FEED_WINDOW` rows) and ``label_revisions`` (a
+counter per label). Every write (an :meth:`~MemoryStore.apply` batch, a node created, updated or deleted,
+vectors, :meth:`~MemoryStore.clear`) is one transaction that writes its feed entry too, so the feed never
+disagrees with the data; the sequence never restarts (``AUTOINCREMENT`` never reuses a number, and
+:meth:`~MemoryStore.clear` is a feed entry, not a reset).
 
-Opening the directory loads the snapshot, then replays the journal entries whose sequence number is above the
-snapshot's ``seq``. A damaged *last* line is what a crash in the middle of an append leaves (the write was not
-acknowledged): it is ignored and cut off. A damaged line *followed by* valid ones, or a gap in the sequence
-numbers, is corruption: the store refuses to open (:class:`~graph.errors.StoreUnavailable`) rather than
-silently drop acknowledged writes.
+Concurrency: WAL mode, so readers never wait for the writer and see the last committed state; a write
+starts with ``BEGIN IMMEDIATE``, which takes the database's write lock, so a :class:`~graph.store.WriteBatch`'s
+preconditions (``expect``, ``check``) and its writes are one step across every process and thread
+(``busy_timeout`` makes a writer wait for the lock rather than fail). Any number of processes may open one
+data directory at once: web workers, the CLI, a notebook. Each thread of a process has its own connection.
+Reads go to the database every time (there is no cache in front of it): the caches are above the store
+(the ranking projection and index, keyed on :attr:`~MemoryStore.revision`, which follows the feed).
 
-Compaction rewrites the snapshot atomically (write ``graph.json.tmp``, fsync, rename, fsync the directory)
-with the sequence number of the last write it contains, then truncates the journal. A crash between the two
-steps leaves journal entries the snapshot already holds; their sequence numbers are not above the
-snapshot's, so they are skipped, never replayed twice. It runs when a write would grow the journal beyond
-its threshold (``compact_ratio`` times the snapshot's size, at least ``compact_min_bytes``; the write is then
-persisted by the snapshot itself instead of the journal) and on :meth:`~MemoryStore.close`.
+Durability: ``synchronous=FULL``: a write returns once its transaction is in the WAL and fsynced, so a
+process killed (or a machine losing power) after the call returned keeps it; a write interrupted before its
+commit leaves nothing. A full disk (SQLite's ``SQLITE_FULL``) raises :class:`~graph.errors.StoreFull`; from
+then on every write is refused with it, and :meth:`~MemoryStore.ping` raises it too, until the disk has
+:data:`FULL_MARGIN` bytes free again, so writes fail consistently rather than by size. Reads keep working.
 
-A full disk (``ENOSPC``, or ``EDQUOT`` over quota) is reported as :class:`~graph.errors.StoreFull`, never as
-an unreachable store. From the first such failure every write is refused with it, whatever its size, and
-:meth:`~MemoryStore.ping` raises it too, until the disk has room for a whole snapshot again (what the next
-compaction needs) plus :data:`FULL_MARGIN`: otherwise small writes would still fit in the journal while a
-compaction or a larger write failed. Reads keep working; nothing acknowledged is lost.
+``MemoryStore()`` without a data directory keeps a private in-memory SQLite database (tests, evaluation).
 
-``journal=False`` restores the old behaviour, an atomic save of the whole snapshot after every write (kept for
-benchmarks comparing the two). A lock file held with ``flock`` refuses a second process on the same data
-directory.
+A data directory of the old format (``graph.json``, its journal ``graph.journal.jsonl``, ``vectors/*.npz``,
+``store.lock``) is migrated on first open: read by :func:`graph.legacy.read_legacy`, written in one
+transaction, and the old files moved into ``legacy-<UTC timestamp>/`` beside the database.
 """
 
 from __future__ import annotations
 
-import copy
-import errno
-import fcntl
-import json
+import contextlib
 import logging
 import os
-import sys
+import shutil
+import sqlite3
 import threading
-import zlib
-from collections import defaultdict
+import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import Any, Final
 
 import networkx as nx
 import numpy as np
@@ -60,11 +56,12 @@ import orjson
 from graph.errors import (
     ConstraintViolation,
     DuplicateNode,
+    GraphError,
     NodeNotFound,
     StoreFull,
-    StoreLocked,
     StoreUnavailable,
 )
+from graph.legacy import LEGACY_FILES, has_legacy, read_legacy
 from graph.model import (
     DOMAIN_LABELS,
     FULLTEXT_PROPERTIES,
@@ -75,7 +72,6 @@ from graph.model import (
 )
 from graph.store import (
     Change,
-    ChangeJournal,
     GraphStore,
     NodeRow,
     Progress,
@@ -85,411 +81,230 @@ from graph.store import (
     check_props,
 )
 
-__all__ = ["MemoryStore"]
+__all__ = ["DB_FILE", "FEED_WINDOW", "MemoryStore"]
 
 _log = logging.getLogger(__name__)
 
-_FORMAT = 1
-SNAPSHOT = "graph.json"
-#: Free bytes kept in hand beyond a whole snapshot before writes resume after the disk was full.
-FULL_MARGIN = 1 << 20
-JOURNAL = "graph.journal.jsonl"
-NodeKey = tuple[str, str]
-RelKey = tuple[str, str, str, str, str]
+#: The database file in the data directory.
+DB_FILE: Final = "jianglian.sqlite"
+SCHEMA_VERSION: Final = 1
+#: How many entries of the change feed are kept (older revisions answer ``changes_since`` with ``None``).
+FEED_WINDOW: Final = 1024
+#: A write touching more keys than this is recorded in the feed as unlistable.
+MAX_CHANGES: Final = 10_000
+#: Free bytes needed before writes resume after the disk was full.
+FULL_MARGIN: Final = 1 << 20
+#: How long a writer waits for another process's write transaction before giving up (ms).
+BUSY_TIMEOUT_MS: Final = 30_000
+#: Rows per ``executemany`` (and per progress report) in a bulk write.
+_CHUNK = 1000
 
-#: Strings up to this length are interned when stored: ids, labels, skill names and codes repeat across
-#: hundreds of thousands of rows, and one shared object instead of one per row is what keeps a
-#: province-sized graph in memory (see docs/benchmarks.md, memory).
-_SHARE_MAX = 64
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nodes (
+    label TEXT NOT NULL, id TEXT NOT NULL, props TEXT NOT NULL,
+    PRIMARY KEY (label, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rels (
+    type TEXT NOT NULL, start_label TEXT NOT NULL, start_id TEXT NOT NULL,
+    end_label TEXT NOT NULL, end_id TEXT NOT NULL, props TEXT NOT NULL,
+    PRIMARY KEY (type, start_label, start_id, end_label, end_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rels_by_start ON rels (start_label, start_id);
+CREATE INDEX IF NOT EXISTS rels_by_end ON rels (end_label, end_id);
+CREATE TABLE IF NOT EXISTS vectors (
+    label TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL,
+    PRIMARY KEY (label, key, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, keys TEXT);
+CREATE TABLE IF NOT EXISTS label_revisions (label TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID;
+"""
 
-
-def _share(value: Any) -> Any:
-    """``value`` with its short strings (and those of a list) interned."""
-    if isinstance(value, str):
-        return sys.intern(value) if len(value) <= _SHARE_MAX else value
-    if isinstance(value, list):
-        return [_share(v) for v in value]
-    return value
-
-
-def _shared(props: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``props`` with interned names and short string values (``None`` values dropped)."""
-    return {sys.intern(k): _share(v) for k, v in props.items() if v is not None}
-
-
-def _shared_key(key: Sequence[str]) -> RelKey:
-    return tuple(sys.intern(str(part)) for part in key)  # type: ignore[return-value]
-
-
-#: The properties of every relationship that has none (shared; stored values are never mutated in place).
-_NO_PROPS: dict[str, Any] = {}
-
-#: A node's relationships are kept in a list up to this many, in a set beyond (most nodes have a
-#: handful, and a list of four costs half of the smallest set; hubs need the set's fast removal).
-_LIST_MAX = 16
-
-Links = list[RelKey] | set[RelKey]
-
-
-def _link(index: dict[NodeKey, Links], node: NodeKey, key: RelKey) -> None:
-    links = index.get(node)
-    if links is None:
-        index[node] = [key]
-    elif isinstance(links, set):
-        links.add(key)
-    elif key not in links:
-        links.append(key)
-        if len(links) > _LIST_MAX:
-            index[node] = set(links)
+# merge semantics (given properties set, None removes, others kept) by JSON merge-patch (RFC 7396):
+# patching '{}' drops the null members of a new row
+_UPSERT_NODE = ("INSERT INTO nodes (label, id, props) VALUES (?1, ?2, json_patch('{}', ?3)) "
+                "ON CONFLICT (label, id) DO UPDATE SET props = json_patch(props, ?3)")
+_UPSERT_REL = ("INSERT INTO rels (type, start_label, start_id, end_label, end_id, props) "
+               "VALUES (?1, ?2, ?3, ?4, ?5, json_patch('{}', ?6)) "
+               "ON CONFLICT (type, start_label, start_id, end_label, end_id) "
+               "DO UPDATE SET props = json_patch(props, ?6)")
+_DELETE_REL = "DELETE FROM rels WHERE type = ? AND start_label = ? AND start_id = ? AND end_label = ? AND end_id = ?"
+_REL_COLUMNS = "type, start_label, start_id, end_label, end_id, props"
+_REVISION = "SELECT seq FROM sqlite_sequence WHERE name = 'changes'"
 
 
-def _unlink(index: dict[NodeKey, Links], node: NodeKey, key: RelKey) -> None:
-    links = index.get(node)
-    if isinstance(links, set):
-        links.discard(key)
-    elif links is not None and key in links:
-        links.remove(key)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same directory, fsync it, then rename over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename or a file creation in ``directory`` durable."""
-    dir_fd = os.open(directory, os.O_RDONLY)
+def _dumps(props: Mapping[str, Any]) -> str:
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        return orjson.dumps(props).decode()
+    except TypeError as err:  # e.g. an int beyond 64 bits, which Neo4j cannot hold either
+        raise ConstraintViolation(f"cannot store properties: {err}") from err
 
 
-def journal_line(seq: int, ops: list[list[Any]]) -> bytes:
-    """One journal line: the CRC-32 of the JSON payload (8 hex digits), a space, the payload, a newline.
-
-    Examples
-    --------
-    >>> journal_line(3, [["M", "k", "v"]])
-    b'61f12d78 {"seq":3,"ops":[["M","k","v"]]}\\n'
-    """
-    payload = orjson.dumps({"seq": seq, "ops": ops})
-    return b"%08x %s\n" % (zlib.crc32(payload), payload)
+def _loads(text: str) -> dict[str, Any]:
+    props: dict[str, Any] = orjson.loads(text)
+    return props
 
 
-def parse_journal_line(line: bytes) -> tuple[int, list[list[Any]]] | None:
-    """The ``(seq, ops)`` of a journal line (without its newline), or ``None`` if it is damaged."""
-    crc, sep, payload = line.partition(b" ")
-    if not sep or len(crc) != 8:
-        return None
-    try:
-        if int(crc, 16) != zlib.crc32(payload):
-            return None
-        doc = json.loads(payload)
-    except ValueError:
-        return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("seq"), int) or not isinstance(doc.get("ops"), list):
-        return None
-    return doc["seq"], doc["ops"]
+def _encode(change: Change) -> list[str]:
+    if change.rel is not None:
+        return ["r", *change.rel]
+    assert change.node is not None
+    return ["v" if change.vectors else "n", *change.node]
+
+
+def _decode(item: list[str]) -> Change:
+    if item[0] == "r":
+        return Change(rel=(item[1], item[2], item[3], item[4], item[5]))
+    return Change(node=(item[1], item[2]), vectors=item[0] == "v")
+
+
+def _sql_filterable(key: str, value: Any) -> bool:
+    """Whether ``where[key] == value`` can be a SQL condition with Python's equality (else filtered in Python)."""
+    return key.isidentifier() and key.isascii() and (value is None or isinstance(value, str | int | float))
+
+
+def _is_full(err: sqlite3.Error) -> bool:
+    return getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(err)
+
+
+class _Local(threading.local):
+    conn: sqlite3.Connection | None = None
+    pid: int = 0
+    depth: int = 0  # write transactions entered (a WriteBatch.check that writes joins the batch's)
 
 
 class MemoryStore(GraphStore):
-    """The embedded store.
+    """The embedded store (SQLite).
 
     Parameters
     ----------
     data_dir
-        Directory holding ``graph.json``, its journal, the vectors and the lock file; ``None`` keeps
-        everything in memory only (tests, evaluation).
-    journal
-        Persist each write by appending it to the journal (the default). ``False`` saves the whole
-        snapshot after every write instead, as the store did before the journal (for benchmarks).
-    compact_ratio
-        Compact when the journal would grow beyond this many times the snapshot's size...
-    compact_min_bytes
-        ...or beyond this many bytes, whichever is larger.
+        Directory holding ``jianglian.sqlite`` (created if needed; an old-format directory is migrated);
+        ``None`` keeps everything in a private in-memory database (tests, evaluation).
+    synchronous
+        SQLite's ``synchronous`` setting for a data directory: ``"FULL"`` (the default) fsyncs every commit;
+        ``"NORMAL"`` survives a killed process but may lose the last commits on a power loss (benchmarks).
 
     Notes
     -----
-    See the module documentation for the journal's format and crash safety.
+    See the module documentation for the tables, the change feed and the concurrency.
     """
 
     kind = "memory"
 
-    def __init__(
-        self,
-        data_dir: str | os.PathLike[str] | None = None,
-        *,
-        journal: bool = True,
-        compact_ratio: float = 1.0,
-        compact_min_bytes: int = 1 << 20,
-    ) -> None:
-        if compact_ratio < 0 or compact_min_bytes < 0:
-            raise ValueError("compact_ratio and compact_min_bytes must be non-negative")
-        self._lock = threading.RLock()
-        self._nodes: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        self._rels: dict[RelKey, dict[str, Any]] = {}
-        self._out: dict[NodeKey, Links] = {}
-        self._in: dict[NodeKey, Links] = {}
-        self._vectors: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-        self._meta: dict[str, str] = {}
-        self._revision = 0
-        self._journal = ChangeJournal()
-        self._label_revisions: dict[str, int] = defaultdict(int)
-        self._closed = False
-        self._lock_file: IO[bytes] | None = None
-        # persistence: the sequence number of the last write, the snapshot's, the journal file and its size
-        self._use_journal = journal
-        self._compact_ratio = compact_ratio
-        self._compact_min_bytes = compact_min_bytes
-        self._seq = 0
-        self._snapshot_seq = 0
-        self._snapshot_bytes = 0
-        self._wal: IO[bytes] | None = None
-        self._wal_bytes = 0
-        self._wal_entries = 0
-        self._wal_broken = False  # a failed append may have left a partial line: compact before appending again
-        # set when a write found the disk full: every write is refused, and ping() fails, until there is room
-        # for a whole snapshot again (a compaction needs that much), so writes fail consistently, not by size
-        self._full: str | None = None
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None, *, synchronous: str = "FULL") -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"bad synchronous setting {synchronous!r}")
+        self._synchronous = synchronous.upper()
         self._dir = Path(data_dir) if data_dir is not None else None
-        if self._dir is not None:
-            self._open_dir(self._dir)
-
-    # -- persistence ----------------------------------------------------------------------
-    def _open_dir(self, data_dir: Path) -> None:
-        try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            lock_file = open(data_dir / "store.lock", "wb")  # noqa: SIM115 - held for the store's life
-        except OSError as err:
-            raise StoreUnavailable(f"cannot open data directory {data_dir}: {err}") from err
-        try:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            lock_file.close()
-            raise StoreLocked(
-                f"data directory {data_dir} is in use by another Jianglian process; "
-                "stop it or set JIANGLIAN_DATA_DIR to another directory"
-            ) from err
-        self._lock_file = lock_file
-        try:
-            self._load()
-        except BaseException:
-            self._release()
-            raise
-
-    def _load(self) -> None:
-        assert self._dir is not None
-        path = self._dir / SNAPSHOT
-        if path.exists():
-            try:
-                raw = path.read_bytes()
-                doc = json.loads(raw)
-            except (OSError, ValueError) as err:
-                raise StoreUnavailable(f"cannot read {path}: {err}") from err
-            for label, nodes in doc.get("nodes", {}).items():
-                self._nodes[label] = {sys.intern(i): _shared(p) for i, p in nodes.items()}
-            del doc["nodes"]
-            for item in doc.get("rels", []):
-                self._index_rel(_shared_key(item[:5]), _shared(item[5]))
-            self._meta = dict(doc.get("meta", {}))
-            self._seq = self._snapshot_seq = int(doc.get("seq", 0))
-            self._snapshot_bytes = len(raw)
-        self._replay_journal()
-        vec_dir = self._dir / "vectors"
-        if vec_dir.is_dir():
-            for file in vec_dir.glob("*.npz"):
-                vec_label, _, vec_key = file.stem.partition("__")
-                with np.load(file, allow_pickle=False) as data:
-                    ids = [str(i) for i in data["ids"]]
-                    vecs = data["vectors"].astype(np.float32)
-                self._vectors[(vec_label, vec_key)] = dict(zip(ids, vecs, strict=True))
-
-    def _replay_journal(self) -> None:
-        """Apply the journal entries newer than the snapshot; cut off a torn last line; open it for appends."""
-        assert self._dir is not None
-        path = self._dir / JOURNAL
-        try:
-            raw = path.read_bytes() if path.exists() else b""
-        except OSError as err:
-            raise StoreUnavailable(f"cannot read {path}: {err}") from err
-        good_end = 0  # the offset just after the last valid line
-        damaged: int | None = None  # the line number of the first damaged line, if any
-        entries = 0
-        line_no = 0
-        pos = 0
-        while pos < len(raw):
-            newline = raw.find(b"\n", pos)
-            stop = len(raw) if newline < 0 else newline
-            line_no += 1
-            parsed = parse_journal_line(raw[pos:stop]) if newline >= 0 else None  # no newline: torn
-            pos = stop + 1
-            if parsed is None:
-                damaged = damaged or line_no
-                continue
-            if damaged is not None:
-                raise StoreUnavailable(
-                    f"{path} is corrupt: line {damaged} is damaged but line {line_no} after it is valid; "
-                    "refusing to open the store (restore the data directory from a backup, or remove the "
-                    "damaged line by hand to accept losing that write)")
-            seq, ops = parsed
-            if seq <= self._snapshot_seq:
-                pass  # already in the snapshot: a crash came between a compaction's rename and its truncation
-            elif seq == self._seq + 1:
-                try:
-                    for op in ops:
-                        self._replay(op)
-                except (KeyError, IndexError, TypeError, ValueError) as err:
-                    raise StoreUnavailable(f"{path} is corrupt: line {line_no} cannot be replayed: {err!r}") from err
-                self._seq = seq
-            else:
-                raise StoreUnavailable(
-                    f"{path} is corrupt: line {line_no} has sequence number {seq}, expected {self._seq + 1} "
-                    f"(the snapshot holds the writes up to {self._snapshot_seq})")
-            entries += 1
-            good_end = pos
-        if damaged is not None:
-            _log.warning("%s: ignoring a torn last write (line %d, %d bytes): the process died while "
-                         "appending it, before acknowledging it", path, damaged, len(raw) - good_end)
-        try:
-            wal = open(path, "ab")  # noqa: SIM115 - held for the store's life
-            if good_end < len(raw):
-                os.ftruncate(wal.fileno(), good_end)
-                os.fsync(wal.fileno())
-            elif not raw:
-                _fsync_dir(self._dir)  # the journal file may just have been created
-        except OSError as err:
-            raise StoreUnavailable(f"cannot open {path} for appending: {err}") from err
-        self._wal = wal
-        self._wal_bytes = good_end
-        self._wal_entries = entries
-
-    def _replay(self, op: list[Any]) -> None:
-        """Apply one journal operation to the in-memory graph (idempotent)."""
-        kind = op[0]
-        if kind == "N":  # a node's properties after the write
-            _, label, node_id, props = op
-            self._nodes[check_label(label)][sys.intern(node_id)] = _shared(props)
-        elif kind == "R":  # a relationship's properties after the write
-            self._index_rel(_shared_key(op[1:6]), _shared(op[6]))
-        elif kind == "r":  # a relationship deleted
-            self._unindex_rel(tuple(op[1:6]))  # type: ignore[arg-type]
-        elif kind == "D":  # a node deleted with its relationships
-            self._detach(op[1], op[2])
-        elif kind == "C":
-            self._nodes.clear()
-            self._rels.clear()
-            self._out.clear()
-            self._in.clear()
-            self._meta.clear()
-        elif kind == "M":
-            if op[2] is None:
-                self._meta.pop(op[1], None)
-            else:
-                self._meta[op[1]] = op[2]
+        self._closed = False
+        self._local = _Local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        # the in-memory database is one connection shared by the process's threads, one at a time
+        self._memory_lock: threading.RLock | None = None
+        self._memory_conn: sqlite3.Connection | None = None
+        self._full: str | None = None
+        self._store_id = ""
+        if self._dir is None:
+            self._memory_lock = threading.RLock()
+            self._memory_conn = self._connect(":memory:")
         else:
-            raise ValueError(f"unknown journal operation {kind!r}")
-
-    def _save_graph(self) -> None:
-        """Write the whole snapshot atomically (it holds every write up to :attr:`_seq`), then empty the journal."""
-        if self._dir is None:
-            return
-        doc = {
-            "format": _FORMAT,
-            "seq": self._seq,
-            "nodes": self._nodes,
-            "rels": [[*key, props] for key, props in self._rels.items()],
-            "meta": self._meta,
-        }
-        size = 0
-
-        def write(fh: IO[bytes]) -> None:
-            nonlocal size
-            data = orjson.dumps(doc)  # the same JSON as json.dumps(compact, ensure_ascii=False), 5-8x faster
-            size = len(data)
-            fh.write(data)
-
-        try:
-            _atomic_write(self._dir / SNAPSHOT, write)
-        except OSError as err:
-            self._os_error(err, f"cannot save to {self._dir}")
-        self._snapshot_seq = self._seq
-        self._snapshot_bytes = size
-        # the snapshot is durable: the journal's entries are all at or below its seq, so emptying the journal
-        # can be interrupted at any point without a write being lost or replayed twice
-        if self._wal is not None and (self._wal_bytes or self._wal_broken):
             try:
-                os.ftruncate(self._wal.fileno(), 0)
-                os.fsync(self._wal.fileno())
+                self._dir.mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                # the write is durable in the snapshot (the journal's entries are all at or below its seq and
-                # are skipped on replay): not an error for the caller, but the next write compacts again
-                _log.warning("cannot truncate %s: %s", self._dir / JOURNAL, err)
-                self._wal_broken = True
-                return
-            self._wal_bytes = 0
-            self._wal_entries = 0
-            self._wal_broken = False
-
-    def _compact_threshold(self) -> float:
-        return max(float(self._compact_min_bytes), self._compact_ratio * self._snapshot_bytes)
-
-    def _persist(self, ops: list[list[Any]]) -> None:
-        """Make one write durable: append it to the journal, or compact if the journal would grow too big."""
-        if self._dir is None:
-            return
-        self._check_space()
-        self._seq += 1
+                raise StoreUnavailable(f"cannot open data directory {self._dir}: {err}") from err
         try:
-            self._persist_seq(ops)
+            self._init_schema()
+            if self._dir is not None and has_legacy(self._dir):
+                self._migrate(self._dir)
         except BaseException:
-            self._seq -= 1  # the write did not happen: the next one takes its number (a gap reads as corruption)
+            self.close()
             raise
 
-    def _persist_seq(self, ops: list[list[Any]]) -> None:
-        assert self._dir is not None
-        if not self._use_journal or self._wal is None or self._wal_broken:
-            self._save_graph()
-            return
-        if len(ops) >= len(self._rels) + sum(len(nodes) for nodes in self._nodes.values()):
-            self._save_graph()  # the write is (nearly) the whole graph, e.g. a bulk load into an empty store
-            return
-        line = journal_line(self._seq, ops)
-        if self._wal_bytes + len(line) > self._compact_threshold():
-            self._save_graph()  # the snapshot holds this write too
-            return
-        fd = self._wal.fileno()
-        try:
-            written = 0
-            while written < len(line):
-                written += os.write(fd, line[written:])
-            os.fdatasync(fd)
-        except OSError as err:
-            try:  # take back a partial line so that the next append does not follow garbage
-                os.ftruncate(fd, self._wal_bytes)
-            except OSError:
-                self._wal_broken = True
-            self._os_error(err, f"cannot append to {self._dir / JOURNAL}")
-        self._wal_bytes += len(line)
-        self._wal_entries += 1
+    # -- connections and transactions -----------------------------------------------------
+    @property
+    def path(self) -> Path | None:
+        """The database file (``None`` for the in-memory store)."""
+        return None if self._dir is None else self._dir / DB_FILE
 
-    def _os_error(self, err: OSError, what: str) -> NoReturn:
-        """Raise the store's error for a failed write: :class:`StoreFull` (and refuse further writes) when the
-        disk is full or over quota, else :class:`StoreUnavailable`."""
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+    def _connect(self, target: str) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if target == ":memory:":
+                conn.execute("PRAGMA synchronous = OFF")
+            else:
+                if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                    raise StoreUnavailable(f"{target}: cannot switch to WAL mode")
+                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except sqlite3.Error as err:
+            raise self._failed(err, f"cannot open {target}") from err
+        with self._conns_lock:
+            self._conns.append(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._memory_conn is not None:
+            return self._memory_conn
+        local = self._local
+        if local.conn is None or local.pid != os.getpid():  # a forked child opens its own
+            assert self._dir is not None
+            local.conn = self._connect(str(self._dir / DB_FILE))
+            local.pid = os.getpid()
+            local.depth = 0
+        return local.conn
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection (holding the in-memory store's lock); SQLite errors become ours."""
+        self._check_open()
+        lock = self._memory_lock if self._memory_lock is not None else contextlib.nullcontext()
+        with lock:
+            try:
+                yield self._conn()
+            except sqlite3.Error as err:
+                raise self._failed(err, "the store failed") from err
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``: the database's write lock, across processes)."""
+        with self._session() as conn:
+            local = self._local
+            if local.depth:  # nested in this thread's open write: part of it
+                local.depth += 1
+                try:
+                    yield conn
+                finally:
+                    local.depth -= 1
+                return
+            self._check_space()
+            conn.execute("BEGIN IMMEDIATE")
+            local.depth = 1
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+            finally:
+                local.depth = 0
+
+    def _failed(self, err: sqlite3.Error, what: str) -> GraphError:
+        """The store's error for a SQLite error: :class:`StoreFull` (refusing writes from now on) or unavailable."""
+        if _is_full(err):
             self._full = f"{what}: {err}"
             _log.error("the disk of %s is full: writes are refused until space is freed (%s)", self._dir, err)
-            raise StoreFull(f"no space left on the disk of {self._dir}; {what}: {err}") from err
-        raise StoreUnavailable(f"{what}: {err}") from err
+            return StoreFull(f"no space left on the disk of {self._dir}; {what}: {err}")
+        where = self.path or "the in-memory store"
+        if "locked" in str(err) or "busy" in str(err):
+            return StoreUnavailable(f"{where}: another writer held the database for {BUSY_TIMEOUT_MS / 1000:g} s "
+                                    f"({what}: {err})")
+        return StoreUnavailable(f"{where}: {what}: {err}")
 
     def _check_space(self) -> None:
-        """After the disk was full: raise :class:`StoreFull` until a whole snapshot (and a margin) fits again."""
+        """After the disk was full: raise :class:`StoreFull` until :data:`FULL_MARGIN` bytes are free again."""
         if self._full is None or self._dir is None:
             return
         try:
@@ -497,318 +312,297 @@ class MemoryStore(GraphStore):
         except OSError as err:
             raise StoreUnavailable(f"cannot check the free space of {self._dir}: {err}") from err
         free = stat.f_bavail * stat.f_frsize
-        needed = self._snapshot_bytes + self._wal_bytes + FULL_MARGIN
-        if free < needed:
-            raise StoreFull(f"no space left on the disk of {self._dir} ({free} bytes free, {needed} needed); "
+        if free < FULL_MARGIN:
+            raise StoreFull(f"no space left on the disk of {self._dir} ({free} bytes free, {FULL_MARGIN} needed); "
                             f"the last write failed: {self._full}")
         _log.warning("the disk of %s has room again (%d bytes free): writes resume", self._dir, free)
         self._full = None
 
-    def compact(self) -> None:
-        """Rewrite the snapshot with every write so far and empty the journal (done automatically)."""
-        with self._lock:
-            self._check_open()
-            self._save_graph()
-
-    def _save_vectors(self, label: str, key: str) -> None:
-        if self._dir is None:
-            return
-        vec_dir = self._dir / "vectors"
-        vec_dir.mkdir(exist_ok=True)
-        path = vec_dir / f"{label}__{key}.npz"
-        store = self._vectors.get((label, key))
-        if not store:
-            path.unlink(missing_ok=True)
-            return
-        ids = np.array(list(store), dtype=str)
-        vecs = np.stack(list(store.values())).astype(np.float32)
-
-        def write(fh: IO[bytes]) -> None:
-            np.savez(fh, ids=ids, vectors=vecs)
-
-        try:
-            _atomic_write(path, write)
-        except OSError as err:
-            self._os_error(err, f"cannot save {path}")
-
-    def _committed(
-        self, changes: list[Change] | None, *, ops: list[list[Any]] | None = None, labels: Iterable[str] = ()
-    ) -> None:
-        """Persist a write; ``changes`` are the domain keys it touched (``[]``: none, ``None``: unlistable),
-        ``ops`` its journal operations (``None``: nothing in the graph changed, e.g. vectors, saved apart),
-        ``labels`` the labels of the nodes it wrote. Persisting comes first: when it fails, nothing is
-        recorded and the caller takes the write back."""
-        if ops is not None:
-            self._persist(ops)
-        for label in set(labels):
-            self._label_revisions[label] += 1
-        if changes is None or changes:
-            self._revision += 1
-            self._journal.record(self._revision, changes)
-
-    # -- helpers --------------------------------------------------------------------------
     def _check_open(self) -> None:
         if self._closed:
             raise StoreUnavailable("the store is closed")
 
-    def _index_rel(self, key: RelKey, props: dict[str, Any]) -> None:
-        """Store a relationship (``key`` and ``props`` as :func:`_shared_key` and :func:`_shared` make them)."""
-        self._rels[key] = props or _NO_PROPS
-        _link(self._out, (key[1], key[2]), key)
-        _link(self._in, (key[3], key[4]), key)
+    def _init_schema(self) -> None:
+        with self._write() as conn:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            info = dict(conn.execute("SELECT key, value FROM store_info").fetchall())
+            version = int(info.get("schema", SCHEMA_VERSION))
+            if version > SCHEMA_VERSION:
+                raise StoreUnavailable(f"{self.path} has schema version {version}; this Jianglian reads up to "
+                                       f"{SCHEMA_VERSION}: upgrade Jianglian")
+            if "store_id" not in info:
+                info["store_id"] = uuid.uuid4().hex
+                conn.execute("INSERT INTO store_info VALUES ('store_id', ?), ('schema', ?)",
+                             (info["store_id"], str(SCHEMA_VERSION)))
+            self._store_id = info["store_id"]
 
-    def _detach(self, label: str, node_id: str) -> tuple[dict[str, Any] | None, dict[RelKey, dict[str, Any]]]:
-        """Remove a node and its relationships; return what was removed (its props, the relationships' props)."""
-        node = (label, node_id)
-        rels = {key: self._rels[key] for key in {*self._out.get(node, ()), *self._in.get(node, ())}}
-        for key in rels:
-            self._unindex_rel(key)
-        self._out.pop(node, None)
-        self._in.pop(node, None)
-        return self._nodes[label].pop(node_id, None), rels
+    # -- migration of the old format ------------------------------------------------------
+    def _migrate(self, data_dir: Path) -> None:
+        """Write an old-format directory's graph into the database (once) and move the old files aside."""
+        with self._write() as conn:
+            done = conn.execute("SELECT value FROM store_info WHERE key = 'migrated_from'").fetchone()
+            if not has_legacy(data_dir):
+                return  # another process migrated it while this one waited for the lock
+            if done is None:
+                started = time.perf_counter()
+                legacy = read_legacy(data_dir)
+                if conn.execute("SELECT 1 FROM nodes LIMIT 1").fetchone() is not None:
+                    raise StoreUnavailable(f"{data_dir} holds both {DB_FILE} with data and an old-format graph; "
+                                           "move one of them away")
+                for label, nodes in legacy.nodes.items():
+                    conn.executemany("INSERT INTO nodes VALUES (?, ?, ?)",
+                                     ((label, i, _dumps(p)) for i, p in nodes.items()))
+                conn.executemany(f"INSERT INTO rels ({_REL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                                 ((*key, _dumps(p)) for key, p in legacy.rels.items()))
+                conn.executemany("INSERT INTO meta VALUES (?, ?)", legacy.meta.items())
+                for (label, key), (ids, matrix) in legacy.vectors.items():
+                    known = {row[0] for row in conn.execute("SELECT id FROM nodes WHERE label = ?", (label,))}
+                    conn.executemany("INSERT INTO vectors VALUES (?, ?, ?, ?, ?)",
+                                     ((label, key, i, int(v.shape[0]), v.astype(np.float32).tobytes())
+                                      for i, v in zip(ids, matrix, strict=True) if i in known))
+                self._record(conn, None, LABELS)
+                conn.execute("INSERT INTO store_info VALUES ('migrated_from', ?)",
+                             (f"graph.json seq {legacy.seq}",))
+                _log.warning("migrated the old-format store in %s to %s: %d nodes and relationships, %d vector "
+                             "sets, in %.1f s", data_dir, DB_FILE, legacy.n_rows(), len(legacy.vectors),
+                             time.perf_counter() - started)
+            # committed below; moving the old files aside while holding the write lock keeps other processes
+            # from reading them as not yet migrated (a crash before the move: the next open finishes it)
+        self._move_legacy(data_dir)
 
-    def _unindex_rel(self, key: RelKey) -> None:
-        self._rels.pop(key, None)
-        _unlink(self._out, (key[1], key[2]), key)
-        _unlink(self._in, (key[3], key[4]), key)
+    def _move_legacy(self, data_dir: Path) -> None:
+        with self._write():
+            aside = data_dir / time.strftime("legacy-%Y%m%dT%H%M%SZ", time.gmtime())
+            moved = []
+            for name in LEGACY_FILES:
+                if (data_dir / name).exists():
+                    aside.mkdir(exist_ok=True)
+                    shutil.move(str(data_dir / name), str(aside / name))
+                    moved.append(name)
+            if moved:
+                _log.warning("moved the old-format files %s of %s into %s (delete them once the migrated store "
+                             "is checked)", ", ".join(moved), data_dir, aside.name)
 
-    def _node_out(self, label: str, node_id: str) -> dict[str, Any]:
-        props = dict(self._nodes[label][node_id])
-        props["id"] = node_id
-        return props
-
-    @staticmethod
-    def _matches(node_id: str, props: Mapping[str, Any], where: Mapping[str, Any] | None) -> bool:
-        return not where or all((node_id if k == "id" else props.get(k)) == v for k, v in where.items())
-
-    # -- life cycle -----------------------------------------------------------------------
-    def ensure_schema(self) -> None:
-        """Nothing to create: uniqueness is enforced by the dictionaries themselves."""
-        self._check_open()
-
-    def ping(self) -> None:
-        """Raise while the store cannot serve: closed, its directory gone, or its disk full (:class:`StoreFull`)."""
-        self._check_open()
-        if self._dir is not None and not self._dir.is_dir():
-            raise StoreUnavailable(f"data directory {self._dir} has gone")
-        with self._lock:
-            self._check_space()
-
-    def close(self) -> None:
-        """Compact the journal into the snapshot (if it holds anything), then release the directory."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            if self._wal is not None and (self._wal_bytes or self._wal_broken):
-                try:
-                    self._save_graph()
-                except StoreUnavailable as err:  # the journal still holds every write: nothing is lost
-                    _log.warning("could not compact on close, the journal is kept: %s", err)
-            self._release()
-
-    def __enter__(self) -> MemoryStore:
-        return self
-
-    def _release(self) -> None:
-        if self._wal is not None:
-            self._wal.close()
-            self._wal = None
-        if self._lock_file is not None:
-            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
+    # -- the change feed ------------------------------------------------------------------
+    def _record(self, conn: sqlite3.Connection, changes: list[Change] | None, labels: Iterable[str]) -> None:
+        """Write a feed entry in the write's transaction: ``changes`` are the domain keys it touched
+        (``[]``: none, no entry; ``None``: unlistable) and ``labels`` the labels of the nodes it wrote."""
+        if changes is None or changes:
+            keys = None
+            if changes is not None and len(changes) <= MAX_CHANGES:
+                keys = orjson.dumps([_encode(c) for c in changes]).decode()
+            seq = conn.execute("INSERT INTO changes (keys) VALUES (?)", (keys,)).lastrowid
+            if seq is not None and seq > FEED_WINDOW:
+                conn.execute("DELETE FROM changes WHERE seq <= ?", (seq - FEED_WINDOW,))
+        for label in set(labels):
+            conn.execute("INSERT INTO label_revisions VALUES (?, 1) "
+                         "ON CONFLICT (label) DO UPDATE SET revision = revision + 1", (label,))
 
     @property
     def revision(self) -> int:
-        return self._revision
+        """The position of the change feed in the database (moved by this and every other process's writes)."""
+        with self._session() as conn:
+            row = conn.execute(_REVISION).fetchone()
+        return 0 if row is None else int(row[0])
 
     def label_revision(self, label: str) -> int | None:
+        """The durable counter of writes of nodes of ``label`` (by any process)."""
         check_label(label)
-        with self._lock:
-            return self._label_revisions[label]
+        with self._session() as conn:
+            row = conn.execute("SELECT revision FROM label_revisions WHERE label = ?", (label,)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def changes_since(self, revision: int) -> list[Change] | None:
-        with self._lock:
-            return self._journal.since(revision, self._revision)
+        with self._session() as conn:
+            row = conn.execute(_REVISION).fetchone()
+            current = 0 if row is None else int(row[0])
+            if revision == current:
+                return []
+            if revision > current or revision < 0:
+                return None
+            rows = conn.execute("SELECT seq, keys FROM changes WHERE seq > ? AND seq <= ? ORDER BY seq",
+                                (revision, current)).fetchall()
+        if not rows or rows[0][0] != revision + 1 or len(rows) != current - revision:
+            return None  # pruned
+        out: list[Change] = []
+        for _, keys in rows:
+            if keys is None:
+                return None
+            out.extend(_decode(item) for item in orjson.loads(keys))
+        return out
+
+    @property
+    def store_id(self) -> str:
+        """A random id made with the database's schema: tells one database from another (and from its copies'
+        later lives only as far as a copy keeps its id)."""
+        return self._store_id
 
     @property
     def data_dir(self) -> Path | None:
         """The directory this store persists to, if any."""
         return self._dir
 
+    # -- life cycle -----------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Nothing to create: the tables and keys are made when the store opens."""
+        self._check_open()
+
+    def ping(self) -> None:
+        """Raise while the store cannot serve: closed, its directory gone, or its disk full (:class:`StoreFull`)."""
+        self._check_open()
+        if self._dir is not None and not (self._dir / DB_FILE).is_file():
+            raise StoreUnavailable(f"data directory {self._dir} (or its {DB_FILE}) has gone")
+        with self._session() as conn:
+            conn.execute("SELECT 1").fetchone()
+        self._check_space()
+
+    def close(self) -> None:
+        """Close every connection of this instance. Idempotent."""
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._memory_conn = None
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
     # -- writes ---------------------------------------------------------------------------
     def apply(self, batch: WriteBatch, *, progress: Progress | None = None) -> None:
-        with self._lock:
-            self._check_open()
-            # the store's lock is the lock of every node: the preconditions and the write are one step
-            for expect in sorted(batch.expect, key=lambda e: (e.label, e.id)):
-                check_label(expect.label)
-                check_expect(expect, self._nodes[expect.label].get(expect.id))
+        expects = sorted(batch.expect, key=lambda e: (check_label(e.label), e.id))
+        nodes = []
+        for n in batch.nodes:
+            props = check_props(n.props, where=f"{n.label} {n.id}: ")
+            props.pop("id", None)
+            nodes.append((check_label(n.label), n.id, _dumps(props)))
+        rels = []
+        for r in batch.rels:
+            check_rel(r.type, r.start_label, r.end_label)
+            rels.append((*r.key, _dumps(check_props(r.props, where=f"{r.type}: "))))
+        deletes = [r.key for r in batch.delete_rels]
+        if not (nodes or rels or deletes or expects or batch.check is not None):
+            return
+        with self._write() as conn:
+            # the write lock is held: the preconditions and the write are one step for every process
+            for expect in expects:
+                check_expect(expect, self._get(conn, expect.label, expect.id))
             if batch.check is not None:
                 batch.check(self)
-            nodes = [(check_label(n.label), n.id, check_props(n.props, where=f"{n.label} {n.id}: "))
-                     for n in batch.nodes]
-            pending = {(label, node_id) for label, node_id, _ in nodes}
-            rels = []
-            for r in batch.rels:
-                check_rel(r.type, r.start_label, r.end_label)
-                for end in ((r.start_label, r.start_id), (r.end_label, r.end_id)):
-                    if end not in pending and end[1] not in self._nodes[end[0]]:
-                        raise ConstraintViolation(f"{r.type}: {end[0]} {end[1]!r} does not exist")
-                rels.append((r.key, check_props(r.props, where=f"{r.type}: ")))
-            # validated: from here on nothing can fail half-way but persisting, and that is taken back
-            durable = self._dir is not None  # the journal operations (and the undo) are needed only then
-            undo_nodes: dict[NodeKey, dict[str, Any] | None] = {}
-            undo_rels: dict[RelKey, dict[str, Any] | None] = {}
-            if durable:
-                for label, node_id, _ in nodes:
-                    if (label, node_id) not in undo_nodes:
-                        before = self._nodes[label].get(node_id)
-                        undo_nodes[(label, node_id)] = None if before is None else dict(before)
-                for key in [key for key, _ in rels] + [r.key for r in batch.delete_rels]:
-                    undo_rels.setdefault(key, self._rels.get(key))  # stored props are replaced, never mutated
-            for i, (label, node_id, props) in enumerate(nodes, 1):
-                current = self._nodes[label].setdefault(sys.intern(node_id), {})
-                for name, value in props.items():
-                    if name == "id":
-                        continue
-                    if value is None:  # as in update_node (and Neo4j's SET +=): None removes
-                        current.pop(name, None)
-                    else:
-                        current[sys.intern(name)] = _share(value)
-                if progress and i % 1000 == 0:
-                    progress(1000)
-            if progress and len(nodes) % 1000:
-                progress(len(nodes) % 1000)
-            ops: list[list[Any]] = [["N", label, node_id, self._nodes[label][node_id]]
-                                    for label, node_id, _ in nodes] if durable else []
-            for key, props in rels:
-                final = _shared({**self._rels[key], **props} if key in self._rels else props)
-                key = _shared_key(key)
-                self._index_rel(key, final)
-                if durable:
-                    ops.append(["R", *key, final])
-            if progress and rels:
-                progress(len(rels))
-            for r in batch.delete_rels:
-                self._unindex_rel(r.key)
-                if durable:
-                    ops.append(["r", *r.key])
+            known = {(label, node_id) for label, node_id, _ in nodes}
+            for key in [r[:5] for r in rels]:
+                for end in ((key[1], key[2]), (key[3], key[4])):
+                    if end not in known:
+                        if conn.execute("SELECT 1 FROM nodes WHERE label = ? AND id = ?", end).fetchone() is None:
+                            raise ConstraintViolation(f"{key[0]}: {end[0]} {end[1]!r} does not exist")
+                        known.add(end)
+            for rows in (nodes, rels):
+                statement = _UPSERT_NODE if rows is nodes else _UPSERT_REL
+                for start in range(0, len(rows), _CHUNK):
+                    chunk = rows[start:start + _CHUNK]
+                    conn.executemany(statement, chunk)
+                    if progress:
+                        progress(len(chunk))
+            if deletes:
+                conn.executemany(_DELETE_REL, deletes)
             changes: list[Change] | None = None
-            if len(batch) <= self._journal.max_changes:  # a bulk load is not worth listing
+            if len(batch) <= MAX_CHANGES:  # a bulk load is not worth listing
                 changes = [Change(node=(label, node_id)) for label, node_id, _ in nodes if label in DOMAIN_LABELS]
-                changes += [Change(rel=key) for key, _ in rels]
-                changes += [Change(rel=r.key) for r in batch.delete_rels]
-            elif not rels and not batch.delete_rels and all(label not in DOMAIN_LABELS for label, _, _ in nodes):
+                changes += [Change(rel=r[:5]) for r in rels]
+                changes += [Change(rel=key) for key in deletes]
+            elif not rels and not deletes and all(label not in DOMAIN_LABELS for label, _, _ in nodes):
                 changes = []
-            try:
-                self._committed(changes, ops=ops, labels=[label for label, _, _ in nodes])
-            except Exception:
-                self._take_back(undo_nodes, undo_rels)
-                raise
+            self._record(conn, changes, [label for label, _, _ in nodes])
 
-    def _take_back(self, nodes: Mapping[NodeKey, dict[str, Any] | None],
-                   rels: Mapping[RelKey, dict[str, Any] | None]) -> None:
-        """Restore nodes and relationships to what they were (``None``: absent) after a write failed to persist."""
-        for key, before in rels.items():
-            if before is None:
-                self._unindex_rel(key)
-            else:
-                self._index_rel(_shared_key(key), before)
-        for (label, node_id), props in nodes.items():
-            current = self._nodes[label].get(node_id)
-            if props is None:
-                self._nodes[label].pop(node_id, None)
-            elif current is None:
-                self._nodes[label][node_id] = props
-            else:
-                current.clear()
-                current.update(props)
+    @staticmethod
+    def _get(conn: sqlite3.Connection, label: str, node_id: str) -> dict[str, Any] | None:
+        row = conn.execute("SELECT props FROM nodes WHERE label = ? AND id = ?", (label, node_id)).fetchone()
+        if row is None:
+            return None
+        props = _loads(row[0])
+        props["id"] = node_id
+        return props
+
+    @staticmethod
+    def _domain(label: str, node_id: str) -> list[Change]:
+        return [Change(node=(label, node_id))] if label in DOMAIN_LABELS else []
 
     def create_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
         check_label(label)
-        clean = check_props(props)
-        clean.pop("id", None)
-        with self._lock:
-            self._check_open()
-            if node_id in self._nodes[label]:
-                raise DuplicateNode(label, node_id)
-            self._nodes[label][sys.intern(node_id)] = props_now = _shared(clean)
+        clean = {k: v for k, v in check_props(props).items() if v is not None and k != "id"}
+        text = _dumps(clean)
+        with self._write() as conn:
             try:
-                self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [],
-                                ops=[["N", label, node_id, props_now]], labels=[label])
-            except Exception:
-                self._take_back({(label, node_id): None}, {})
-                raise
-            return self._node_out(label, node_id)
+                conn.execute("INSERT INTO nodes VALUES (?, ?, ?)", (label, node_id, text))
+            except sqlite3.IntegrityError as err:
+                raise DuplicateNode(label, node_id) from err
+            self._record(conn, self._domain(label, node_id), [label])
+        return {**_loads(text), "id": node_id}
 
     def update_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
         check_label(label)
         clean = check_props(props)
         clean.pop("id", None)
-        with self._lock:
-            self._check_open()
-            current = self._nodes[label].get(node_id)
+        with self._write() as conn:
+            current = self._get(conn, label, node_id)
             if current is None:
                 raise NodeNotFound(label, node_id)
-            before = dict(current)
+            del current["id"]
             for key, value in clean.items():
                 if value is None:
                     current.pop(key, None)
                 else:
-                    current[sys.intern(key)] = _share(value)
-            try:
-                self._committed([Change(node=(label, node_id))] if label in DOMAIN_LABELS else [],
-                                ops=[["N", label, node_id, current]], labels=[label])
-            except Exception:
-                self._take_back({(label, node_id): before}, {})
-                raise
-            return self._node_out(label, node_id)
+                    current[key] = value
+            text = _dumps(current)
+            conn.execute("UPDATE nodes SET props = ? WHERE label = ? AND id = ?", (text, label, node_id))
+            self._record(conn, self._domain(label, node_id), [label])
+        return {**_loads(text), "id": node_id}
 
     def delete_node(self, label: str, node_id: str) -> None:
         check_label(label)
-        with self._lock:
-            self._check_open()
-            if node_id not in self._nodes[label]:
+        with self._write() as conn:
+            if conn.execute("DELETE FROM nodes WHERE label = ? AND id = ?", (label, node_id)).rowcount == 0:
                 raise NodeNotFound(label, node_id)
             node = (label, node_id)
-            props, detached = self._detach(label, node_id)
-            changes = [Change(rel=key) for key in detached]
-            if label in DOMAIN_LABELS:
-                changes.append(Change(node=node))
-            try:
-                self._committed(changes, ops=[["D", label, node_id]], labels=[label])
-            except Exception:
-                self._take_back({node: props}, detached)
-                raise
-            for (vec_label, vec_key), vecs in self._vectors.items():
-                if vec_label == label and vecs.pop(node_id, None) is not None:
-                    self._save_vectors(vec_label, vec_key)
+            detached = conn.execute(
+                f"SELECT {_REL_COLUMNS} FROM rels WHERE start_label = ?1 AND start_id = ?2 "
+                f"UNION SELECT {_REL_COLUMNS} FROM rels WHERE end_label = ?1 AND end_id = ?2", node).fetchall()
+            conn.executemany(_DELETE_REL, (row[:5] for row in detached))
+            conn.execute("DELETE FROM vectors WHERE label = ? AND id = ?", node)
+            changes = [Change(rel=tuple(row[:5])) for row in detached]  # type: ignore[arg-type]
+            self._record(conn, changes + self._domain(label, node_id), [label])
 
     def clear(self) -> None:
-        with self._lock:
-            self._check_open()
-            before = self._nodes, self._rels, self._out, self._in, self._meta
-            self._nodes, self._rels, self._out, self._in, self._meta = defaultdict(dict), {}, {}, {}, {}
-            try:
-                self._committed(None, ops=[["C"]], labels=LABELS)
-            except Exception:
-                self._nodes, self._rels, self._out, self._in, self._meta = before
-                raise
-            for label, key in list(self._vectors):
-                self._vectors[(label, key)] = {}
-                self._save_vectors(label, key)
-            self._vectors.clear()
+        with self._write() as conn:
+            for table in ("nodes", "rels", "vectors", "meta"):
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608 - a fixed table name
+            self._record(conn, None, LABELS)
 
     # -- reads ----------------------------------------------------------------------------
     def get_node(self, label: str, node_id: str) -> dict[str, Any] | None:
         check_label(label)
-        with self._lock:
-            self._check_open()
-            if node_id not in self._nodes[label]:
-                return None
-            return copy.deepcopy(self._node_out(label, node_id))
+        with self._session() as conn:
+            return self._get(conn, label, node_id)
+
+    def _select(self, label: str, where: Mapping[str, Any] | None,
+                columns: str) -> tuple[str, list[Any], dict[str, Any]]:
+        """A ``SELECT`` of a label's nodes with the SQL-expressible part of ``where``, and the rest of it."""
+        sql = [f"SELECT {columns} FROM nodes WHERE label = ?"]
+        params: list[Any] = [label]
+        rest: dict[str, Any] = {}
+        for key, value in (where or {}).items():
+            if key == "id":
+                sql.append("AND id IS ?")
+                params.append(value)
+            elif _sql_filterable(key, value):
+                sql.append(f"AND json_extract(props, '$.{key}') IS ?")
+                params.append(value)
+            else:
+                rest[key] = value
+        return " ".join(sql), params, rest
 
     def list_nodes(
         self,
@@ -821,26 +615,36 @@ class MemoryStore(GraphStore):
         check_label(label)
         if offset < 0 or (limit is not None and limit < 0):
             raise ValueError("offset and limit must be non-negative")
-        with self._lock:
-            self._check_open()
-            ids = sorted(i for i, p in self._nodes[label].items() if self._matches(i, p, where))
-            end = None if limit is None else offset + limit
-            return [copy.deepcopy(self._node_out(label, i)) for i in ids[offset:end]]
+        sql, params, rest = self._select(label, where, "id, props")
+        sql += " ORDER BY id"
+        if not rest:
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if limit is None else limit, offset]
+        with self._session() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        out = []
+        for node_id, text in rows:
+            props = _loads(text)
+            props["id"] = node_id
+            if all(props.get(k) == v for k, v in rest.items()):
+                out.append(props)
+        if rest:
+            out = out[offset:None if limit is None else offset + limit]
+        return out
 
     def iter_nodes(self, label: str, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
-        check_label(label)
-        with self._lock:
-            self._check_open()
-            snapshot = [self._node_out(label, i) for i in sorted(self._nodes[label])]
-        return iter(snapshot)
+        return iter(self.list_nodes(label))
 
     def count_nodes(self, label: str, *, where: Mapping[str, Any] | None = None) -> int:
         check_label(label)
-        with self._lock:
-            self._check_open()
-            if not where:
-                return len(self._nodes[label])
-            return sum(1 for i, p in self._nodes[label].items() if self._matches(i, p, where))
+        sql, params, rest = self._select(label, where, "count(*)" if not where else "id, props")
+        with self._session() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        if not where:
+            return int(rows[0][0])
+        if not rest:
+            return len(rows)
+        return sum(1 for _, text in rows if all(_loads(text).get(k) == v for k, v in rest.items()))
 
     def relationships(
         self,
@@ -850,118 +654,117 @@ class MemoryStore(GraphStore):
         end: tuple[str, str] | None = None,
     ) -> list[RelRow]:
         check_rel_filter(rel_type, start, end)
-        with self._lock:
-            self._check_open()
-            if start is not None:
-                keys: Iterable[RelKey] = self._out.get(start, ())
-            elif end is not None:
-                keys = self._in.get(end, ())
-            else:
-                keys = iter(list(self._rels))
-            rows = [
-                RelRow(k[0], k[1], k[2], k[3], k[4], dict(self._rels[k]))
-                for k in keys
-                if k[0] == rel_type and (end is None or (k[3], k[4]) == end)
-            ]
-        rows.sort(key=lambda r: r.key)
-        return rows
+        sql = f"SELECT {_REL_COLUMNS} FROM rels WHERE type = ?"
+        params: list[Any] = [rel_type]
+        if start is not None:
+            sql += " AND start_label = ? AND start_id = ?"
+            params += list(start)
+        if end is not None:
+            sql += " AND end_label = ? AND end_id = ?"
+            params += list(end)
+        sql += " ORDER BY type, start_label, start_id, end_label, end_id"
+        with self._session() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [RelRow(t, sl, si, el, ei, _loads(p)) for t, sl, si, el, ei, p in rows]
 
     def neighbours(self, label: str, node_id: str, *, limit: int = 200) -> list[tuple[RelRow, NodeRow]]:
         check_label(label)
-        with self._lock:
-            self._check_open()
-            node = (label, node_id)
+        node = (label, node_id)
+        with self._session() as conn:
+            rows = conn.execute(
+                f"SELECT {_REL_COLUMNS} FROM rels WHERE start_label = ?1 AND start_id = ?2 "
+                f"UNION SELECT {_REL_COLUMNS} FROM rels WHERE end_label = ?1 AND end_id = ?2 "
+                "ORDER BY 1, 2, 3, 4, 5 LIMIT ?3", (*node, max(limit, 0))).fetchall()
             out: list[tuple[RelRow, NodeRow]] = []
-            linked: set[RelKey] = {*self._out.get(node, ()), *self._in.get(node, ())}
-            for key in sorted(linked):
-                if len(out) >= limit:
-                    break
-                other = (key[3], key[4]) if (key[1], key[2]) == node else (key[1], key[2])
-                rel = RelRow(*key, props=dict(self._rels[key]))
-                out.append((rel, NodeRow(other[0], other[1], self._node_out(*other))))
-            return out
+            for t, sl, si, el, ei, p in rows:
+                other = (el, ei) if (sl, si) == node else (sl, si)
+                props = self._get(conn, *other) or {"id": other[1]}
+                out.append((RelRow(t, sl, si, el, ei, _loads(p)), NodeRow(other[0], other[1], props)))
+        return out
 
     def fulltext(
         self, query: str, *, labels: Sequence[str] | None = None, limit: int = 20
     ) -> list[tuple[str, str, float]]:
-        """Substring and character-bigram search, a stand-in for Lucene's ``cjk`` analyser."""
+        """Substring and character-bigram search, a stand-in for Lucene's ``cjk`` analyser.
+
+        A row scores the share of the query's character bigrams found in its text, plus one when the whole
+        query is. SQLite's FTS5 has no bigram tokenizer (its trigram one misses two-character Chinese words),
+        so the rows are scanned; a SQL pre-filter keeps only rows whose JSON holds one of the bigrams.
+        """
         query = query.strip().lower()  # Lucene's analysers lower-case too
-        wanted = None if labels is None else {check_label(label) for label in labels}
-        if not query:
+        wanted = list(FULLTEXT_PROPERTIES) if labels is None else [check_label(label) for label in labels]
+        wanted = [label for label in wanted if label in FULLTEXT_PROPERTIES]
+        if not query or not wanted:
             return []
-        grams = {query[i : i + 2] for i in range(max(1, len(query) - 1))}
+        grams = sorted({query[i : i + 2] for i in range(max(1, len(query) - 1))})
+        sql = f"SELECT label, id, props FROM nodes WHERE label IN ({', '.join('?' * len(wanted))})"
+        params: list[Any] = list(wanted)
+        # the pre-filter is exact only for text whose case SQLite's lower() folds like Python's (ASCII or
+        # caseless) and that JSON does not escape
+        if all((c.isascii() and c.isprintable() and c not in '"\\') or (c.lower() == c.upper() and c.isprintable())
+               for c in query):
+            sql += " AND (" + " OR ".join("instr(lower(props), ?) > 0" for _ in grams) + ")"
+            params += grams
         hits: list[tuple[str, str, float]] = []
-        with self._lock:
-            self._check_open()
-            for label, props_names in FULLTEXT_PROPERTIES.items():
-                if wanted is not None and label not in wanted:
-                    continue
-                for node_id, props in self._nodes[label].items():
-                    text = " ".join(str(props.get(p, "")) for p in props_names).lower()
-                    score = sum(1.0 for g in grams if g in text) / len(grams)
-                    if query in text:
-                        score += 1.0
-                    if score > 0:
-                        hits.append((label, node_id, score))
+        with self._session() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        for label, node_id, text in rows:
+            props = _loads(text)
+            body = " ".join(str(props.get(p, "")) for p in FULLTEXT_PROPERTIES[label]).lower()
+            score = sum(1.0 for g in grams if g in body) / len(grams)
+            if query in body:
+                score += 1.0
+            if score > 0:
+                hits.append((label, node_id, score))
         hits.sort(key=lambda h: (-h[2], h[0], h[1]))
         return hits[:limit]
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            self._check_open()
-            out = {label: len(nodes) for label, nodes in self._nodes.items() if nodes}
-            for key in self._rels:
-                out[key[0]] = out.get(key[0], 0) + 1
-            return out
+        with self._session() as conn:
+            out = dict(conn.execute("SELECT label, count(*) FROM nodes GROUP BY label").fetchall())
+            out.update(conn.execute("SELECT type, count(*) FROM rels GROUP BY type").fetchall())
+        return {k: int(v) for k, v in out.items() if v}
 
     # -- vectors and metadata ------------------------------------------------------------
     def write_vectors(self, label: str, key: str, ids: Sequence[str], vectors: np.ndarray) -> None:
         check_label(label)
         if not key.isidentifier():
             raise ValueError(f"bad vector key {key!r}")
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(ids):
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != len(ids):
             raise ValueError("vectors must be a (len(ids), dim) array")
-        with self._lock:
-            self._check_open()
-            self._check_space()
-            store = self._vectors.setdefault((label, key), {})
-            if store:
-                dim = next(iter(store.values())).shape[0]
-                if dim != vectors.shape[1]:
-                    raise ConstraintViolation(
-                        f"{label}.{key} holds {dim}-dimensional vectors, got {vectors.shape[1]}"
-                    )
+        dim = int(matrix.shape[1])
+        with self._write() as conn:
+            row = conn.execute("SELECT dim FROM vectors WHERE label = ? AND key = ? LIMIT 1", (label, key)).fetchone()
+            if row is not None and row[0] != dim:
+                raise ConstraintViolation(f"{label}.{key} holds {row[0]}-dimensional vectors, got {dim}")
             for node_id in ids:  # all or nothing
-                if node_id not in self._nodes[label]:
+                if conn.execute("SELECT 1 FROM nodes WHERE label = ? AND id = ?", (label, node_id)).fetchone() is None:
                     raise NodeNotFound(label, node_id)
-            for node_id, vec in zip(ids, vectors, strict=True):
-                store[node_id] = vec.copy()
-            self._save_vectors(label, key)
-            listed = len(ids) <= self._journal.max_changes
-            self._committed(([Change(node=(label, i), vectors=True) for i in ids] if listed else None)
-                            if label in DOMAIN_LABELS else [])
+            conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?)",
+                             ((label, key, i, dim, v.tobytes()) for i, v in zip(ids, matrix, strict=True)))
+            listed = len(ids) <= MAX_CHANGES
+            self._record(conn, ([Change(node=(label, i), vectors=True) for i in ids] if listed else None)
+                         if label in DOMAIN_LABELS else [], ())
 
     def read_vectors(self, label: str, key: str) -> tuple[list[str], np.ndarray]:
         check_label(label)
-        with self._lock:
-            self._check_open()
-            store = self._vectors.get((label, key), {})
-            ids = sorted(store)
-            if not ids:
-                return [], np.zeros((0, 0), dtype=np.float32)
-            return ids, np.stack([store[i] for i in ids]).astype(np.float32)
+        with self._session() as conn:
+            rows = conn.execute("SELECT id, vec FROM vectors WHERE label = ? AND key = ? ORDER BY id",
+                                (label, key)).fetchall()
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1).copy()
+        return [r[0] for r in rows], matrix
 
     def delete_vectors(self, label: str, key: str) -> None:
         check_label(label)
-        with self._lock:
-            self._check_open()
-            dropped = self._vectors.pop((label, key), None) or {}
-            if self._dir is not None:
-                (self._dir / "vectors" / f"{label}__{key}.npz").unlink(missing_ok=True)
-            listed = len(dropped) <= self._journal.max_changes
-            self._committed(([Change(node=(label, i), vectors=True) for i in dropped] if listed else None)
-                            if label in DOMAIN_LABELS else [])
+        with self._write() as conn:
+            dropped = [r[0] for r in conn.execute("DELETE FROM vectors WHERE label = ? AND key = ? RETURNING id",
+                                                  (label, key)).fetchall()]
+            listed = len(dropped) <= MAX_CHANGES
+            self._record(conn, ([Change(node=(label, i), vectors=True) for i in sorted(dropped)] if listed else None)
+                         if label in DOMAIN_LABELS and dropped else [], ())
 
     def vector_query(
         self, label: str, key: str, vector: Sequence[float] | np.ndarray, k: int = 10
@@ -981,35 +784,25 @@ class MemoryStore(GraphStore):
         return hits[:k]
 
     def get_meta(self, key: str) -> str | None:
-        with self._lock:
-            self._check_open()
-            return self._meta.get(key)
+        with self._session() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str | None) -> None:
-        with self._lock:
-            self._check_open()
-            before = self._meta.get(key)
+        with self._write() as conn:
             if value is None:
-                self._meta.pop(key, None)
+                conn.execute("DELETE FROM meta WHERE key = ?", (key,))
             else:
-                self._meta[key] = value
-            try:
-                self._committed([], ops=[["M", key, value]])
-            except Exception:
-                if before is None:
-                    self._meta.pop(key, None)
-                else:
-                    self._meta[key] = before
-                raise
+                conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             (key, value))
 
     # -- research helpers -----------------------------------------------------------------
     def to_networkx(self) -> nx.MultiDiGraph:
         """A networkx copy of the graph: nodes are ``(label, id)`` tuples."""
         graph = nx.MultiDiGraph()
-        with self._lock:
-            for label, nodes in self._nodes.items():
-                for node_id, props in nodes.items():
-                    graph.add_node((label, node_id), label=label, **props)
-            for key, props in self._rels.items():
-                graph.add_edge((key[1], key[2]), (key[3], key[4]), key=key[0], type=key[0], **props)
+        with self._session() as conn:
+            for label, node_id, text in conn.execute("SELECT label, id, props FROM nodes"):
+                graph.add_node((label, node_id), label=label, **_loads(text))
+            for t, sl, si, el, ei, p in conn.execute(f"SELECT {_REL_COLUMNS} FROM rels"):
+                graph.add_edge((sl, si), (el, ei), key=t, type=t, **_loads(p))
         return graph

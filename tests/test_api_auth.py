@@ -122,8 +122,8 @@ def test_api_keys_are_stored_hashed_and_never_logged(store: GraphStore, tmp_path
     everything = json.dumps([n for label in ("ApiKey", "AuditEvent", "Worker", "User")
                              for n in disk.iter_nodes(label)], ensure_ascii=False)
     assert created.key not in everything and secret not in everything
-    on_disk = "".join((tmp_path / "store" / name).read_text(encoding="utf-8")  # snapshot and journal
-                      for name in ("graph.json", "graph.journal.jsonl"))
+    on_disk = b"".join(path.read_bytes() for path in (tmp_path / "store").glob("jianglian.sqlite*")  # db and WAL
+                       ).decode("utf-8", "replace")
     assert secret not in on_disk and created.id in on_disk
     node = disk.get_node("ApiKey", created.id)
     assert node is not None and len(node["key_hash"]) == 64 and node["scope"] == "write"
@@ -259,4 +259,5 @@ def test_cli_apikey_and_user_commands(tmp_path: Any, monkeypatch: pytest.MonkeyP
     app = make_app(store)
     assert_problem(app.test_client().get("/api/v1/workers", headers={"X-API-Key": key}), 401)
     store.close()
-    assert key.split("_", 2)[2] not in (tmp_path / "store" / "graph.json").read_text(encoding="utf-8")
+    on_disk = b"".join(path.read_bytes() for path in (tmp_path / "store").glob("jianglian.sqlite*"))
+    assert key.split("_", 2)[2].encode() not in on_disk

@@ -2,27 +2,26 @@
 flips to 503 while it lasts, every write is refused whatever its size, reads keep working, and writes
 resume once space is freed, with nothing acknowledged lost.
 
-The disk is simulated at the operating-system calls the embedded store makes for its data directory
-(``os.write`` of the journal, the atomic snapshot write, ``os.statvfs``), which fail with ``ENOSPC`` once the
-free bytes run out; everything else is the real app over a real on-disk :class:`~graph.memory.MemoryStore`.
+The disk fills for real as far as SQLite can tell: ``PRAGMA max_page_count`` caps the database file of the
+store's connection (this thread's: the Flask test client runs the app in the test's thread) at its size, so
+the next write that needs a page fails inside SQLite with ``SQLITE_FULL``, exactly as on a full disk;
+``os.statvfs`` of the data directory (what the store checks before writes resume) reports the free bytes the
+test sets. Everything else is the real app over a real on-disk :class:`~graph.memory.MemoryStore`.
 """
 
 from __future__ import annotations
 
-import errno
-import io
 import os
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
-from graph import memory
 from graph.dataset import load_dataset
 from graph.errors import StoreFull
 from graph.memory import MemoryStore
+from graph.store import NodeRow, WriteBatch
 from tests import api_support
 from tests.api_support import assert_problem, make_app
 from web.auth import create_api_key
@@ -31,45 +30,38 @@ demo_dir = api_support.demo_dir
 
 
 class SimulatedDisk:
-    """The filesystem holding ``directory``, with ``free`` bytes left (writes past them fail with ENOSPC)."""
+    """The filesystem holding ``store``'s directory: ``fill()`` makes it full, ``free`` is what statvfs reports."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
-        self.directory = str(directory.resolve())
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, store: MemoryStore) -> None:
+        assert store.data_dir is not None
+        self.store = store
+        self.directory = str(store.data_dir.resolve())
         self.free = 1 << 40
-        real_write, real_statvfs, real_atomic = os.write, os.statvfs, memory._atomic_write
-
-        def ours(path: str) -> bool:
-            return path.startswith(self.directory)
-
-        def spend(size: int) -> None:
-            if size > self.free:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            self.free -= size
-
-        def write(fd: int, data: Any) -> int:
-            try:
-                path = os.readlink(f"/proc/self/fd/{fd}")
-            except OSError:
-                path = ""
-            if ours(path):
-                spend(len(data))
-            return real_write(fd, data)
-
-        def atomic_write(path: Path, fill: Callable[[IO[bytes]], None]) -> None:
-            buffer = io.BytesIO()
-            fill(buffer)
-            if ours(str(Path(path).resolve())) and len(buffer.getvalue()) > self.free:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            real_atomic(path, lambda fh: fh.write(buffer.getvalue()))
+        real_statvfs = os.statvfs
 
         def statvfs(path: Any) -> Any:
-            if ours(str(Path(path).resolve())):
+            if str(Path(path).resolve()).startswith(self.directory):
                 return SimpleNamespace(f_bavail=self.free // 4096, f_frsize=4096)
             return real_statvfs(path)
 
-        monkeypatch.setattr(os, "write", write)
         monkeypatch.setattr(os, "statvfs", statvfs)
-        monkeypatch.setattr(memory, "_atomic_write", atomic_write)
+
+    def fill(self) -> int:
+        """Cap the database at its size and write until SQLite reports the disk full; return the writes it took."""
+        self.free = 0
+        conn = self.store._conn()  # this thread's connection, the one the test client's requests use
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        for i in range(10_000):
+            try:
+                self.store.apply(WriteBatch(nodes=[NodeRow("AuditEvent", f"fill{i:05d}", {"pad": "x" * 2000})]))
+            except StoreFull:
+                return i
+        raise AssertionError("the capped database never filled")
+
+    def make_room(self) -> None:
+        self.free = 1 << 40
+        self.store._conn().execute("PRAGMA max_page_count = 1073741823")
 
 
 def test_a_full_disk_is_reported_flips_readiness_and_refuses_every_write(
@@ -80,14 +72,15 @@ def test_a_full_disk_is_reported_flips_readiness_and_refuses_every_write(
     headers = {"X-API-Key": create_api_key(store, name="platform", scope="write").key}
     district = next(iter(store.iter_nodes("District")))["id"]
     client = make_app(store).test_client()
-    disk = SimulatedDisk(monkeypatch, data)
+    disk = SimulatedDisk(monkeypatch, store)
 
     assert client.get("/readyz").status_code == 200
     created = client.post("/api/v1/workers", headers=headers,
                           json={"id": "W-before", "name": "甲", "district": district})
     assert created.status_code == 201, created.get_data(as_text=True)
 
-    disk.free = 0
+    filled = disk.fill()  # the acknowledged fill writes stay; the one that found the disk full is not written
+    assert store.get_node("AuditEvent", f"fill{filled:05d}") is None
     full = client.post("/api/v1/workers", headers=headers, json={"id": "W-full", "name": "乙", "district": district})
     body = assert_problem(full, 503, slug="store-full")
     assert "磁盘空间已满" in body["detail"] and "未保存" in body["detail"]
@@ -106,7 +99,7 @@ def test_a_full_disk_is_reported_flips_readiness_and_refuses_every_write(
     read = client.get("/api/v1/workers/W-before", headers=headers)
     assert read.status_code == 200 and read.get_json().get("capacity") != 1
 
-    disk.free = 1 << 40  # the administrator freed space
+    disk.make_room()  # the administrator freed space
     assert client.get("/readyz").status_code == 200
     after = client.post("/api/v1/workers", headers=headers, json={"id": "W-after", "name": "丙", "district": district})
     assert after.status_code == 201, after.get_data(as_text=True)
@@ -117,19 +110,25 @@ def test_a_full_disk_is_reported_flips_readiness_and_refuses_every_write(
         assert (reopened.get_node("Worker", "W-before") or {}).get("capacity") != 1
         assert reopened.get_node("Worker", "W-full") is None
         assert reopened.get_node("Worker", "W-after") is not None
+        assert reopened.count_nodes("AuditEvent", where={"pad": "x" * 2000}) == filled
 
 
-def test_a_full_disk_during_a_compaction_is_a_full_disk_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_during_a_bulk_write_writes_none_of_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "store"
-    store = MemoryStore(data, compact_min_bytes=0, compact_ratio=0.0)  # every write compacts
+    store = MemoryStore(data)
     store.create_node("Worker", "W1", {"name": "甲"})
-    disk = SimulatedDisk(monkeypatch, data)
-    disk.free = 10
-    with pytest.raises(StoreFull):
-        store.create_node("Worker", "W2", {"name": "乙"})
+    disk = SimulatedDisk(monkeypatch, store)
+    disk.free = 0
+    conn = store._conn()
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0] + 20}")
+    with pytest.raises(StoreFull):  # needs far more than 20 pages
+        store.apply(WriteBatch(nodes=[NodeRow("Worker", f"B{i:05d}", {"bio": "数控" * 200}) for i in range(2000)]))
+    assert store.count_nodes("Worker") == 1
     with pytest.raises(StoreFull):
         store.ping()
-    disk.free = 1 << 40
+    with pytest.raises(StoreFull):  # small writes too, until there is room
+        store.create_node("Worker", "W2", {"name": "乙"})
+    disk.make_room()
     store.ping()
     store.create_node("Worker", "W3", {"name": "丙"})
     store.close()

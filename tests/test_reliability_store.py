@@ -1,19 +1,18 @@
-"""Reliability of the stores under faults: a process killed in the middle of a save or an import, and a
+"""Reliability of the stores under faults: a process killed in the middle of a write or an import, and a
 write transaction that fails after most of its statements ran.
 
-* Embedded store: a child process writes big batches in a loop and is SIGKILLed at different moments
-  after it announced that a save of the snapshot started; every time, the reopened store holds exactly a
-  committed state. Most rounds are appended to the journal; a round that would grow it beyond its threshold
-  (a quarter of the snapshot here) is saved by a compaction instead, and those saves are where the kills land.
-  Kills in the middle of a journal append are ``tests/test_memory_journal.py``.
-* ``jianglian load`` (embedded) killed before and during its save writes nothing; the retried import
-  converges to the same export as an uninterrupted one, and loading again changes nothing.
+* Embedded store (SQLite): a child process writes big batches in a loop and is SIGKILLed at different
+  moments after it announced a batch (while its transaction is built, committed or fsynced); every time, the
+  reopened store holds exactly a committed state: whole batches only, every acknowledged one.
+  Small writes killed at random moments are ``tests/test_memory_journal.py``.
+* ``jianglian load`` (embedded) killed while it starts and while its transaction holds the database's write
+  lock writes nothing; the retried import converges to the same export as an uninterrupted one, and loading
+  again changes nothing.
 * Neo4j: a batch of many ``UNWIND`` statements whose last relationship has a dangling endpoint is rolled
   back as a whole; ``jianglian load`` killed while its transaction runs writes nothing; the retried import
   converges to the embedded store's export.
 
-Two processes on one data directory are covered by ``tests/test_store_contract.py``
-(``test_memory_store_lock_across_processes``).
+Several processes on one data directory are ``tests/test_store_processes.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -40,26 +40,13 @@ from graph.store import GraphStore, NodeRow, RelRow, WriteBatch
 REPO = Path(__file__).resolve().parent.parent
 JIANGLIAN = Path(sys.executable).parent / "jianglian"
 
-# The child announces each save of graph.json through a wrapper around the real atomic write, then keeps
-# adding rounds of workers (each round one WriteBatch) until it is killed.
+# The child announces each round before and after its one WriteBatch, and keeps going until it is killed.
 _WRITER = r"""
 import sys
-import graph.memory as memory
+from graph.memory import MemoryStore
 from graph.store import NodeRow, RelRow, WriteBatch
 
-real_write = memory._atomic_write
-
-
-def announced(path, write):
-    if path.name == "graph.json":
-        print("save-start", flush=True)
-    real_write(path, write)
-
-
-memory._atomic_write = announced
-# compact every few rounds (with the default, the interval doubles at each compaction and the test's
-# store grows to millions of workers before its seventh kill)
-store = memory.MemoryStore(sys.argv[1], compact_ratio=0.25)
+store = MemoryStore(sys.argv[1])
 per_round = int(sys.argv[2])
 done = {n["id"].split("-")[0] for n in store.iter_nodes("Worker") if n["id"].startswith("R")}
 round_no = len(done)
@@ -102,7 +89,7 @@ def _kill(proc: subprocess.Popen[Any]) -> None:
 
 
 @pytest.mark.slow
-def test_embedded_store_killed_mid_save_keeps_a_committed_state(tmp_path: Path) -> None:
+def test_embedded_store_killed_mid_write_keeps_a_committed_state(tmp_path: Path) -> None:
     data = tmp_path / "store"
     seed = [NodeRow("Worker", f"S{i:05d}", {"name": f"种子{i}", "bio": "焊接工艺评定与缺陷分析" * 10})
             for i in range(_SEED_WORKERS)]
@@ -112,13 +99,11 @@ def test_embedded_store_killed_mid_save_keeps_a_committed_state(tmp_path: Path) 
     script = tmp_path / "writer.py"
     script.write_text(_WRITER, encoding="utf-8")
 
-    # seconds between the child's "save-start" and the kill: before the temporary file exists, while the
-    # JSON is serialised or written, around the fsync and rename
-    delays = [0.0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.4]
+    # seconds between the child's "round N" (its batch is being built and written) and the kill
+    delays = [0.0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.4, 0.03, 0.07]
     committed = 0
-    mid_save_kills = 0
+    in_flight_kills = 0
     for delay in delays:
-        (data / "graph.json.tmp").unlink(missing_ok=True)  # only this child's save may leave one behind
         proc = subprocess.Popen([sys.executable, str(script), str(data), str(_PER_ROUND)], cwd=REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         progress = {"round": committed, "saved": committed}
@@ -126,8 +111,8 @@ def test_embedded_store_killed_mid_save_keeps_a_committed_state(tmp_path: Path) 
             assert proc.stdout is not None
             for line in proc.stdout:
                 _note(progress, line)
-                # the second save of this child: one round committed by it, the next one in flight
-                if line.startswith("save-start") and progress["round"] >= committed + 2:
+                # the second round of this child: one round committed by it, the next one in flight
+                if line.startswith("round") and progress["round"] >= committed + 2:
                     time.sleep(delay)
                     break
             else:
@@ -138,10 +123,6 @@ def test_embedded_store_killed_mid_save_keeps_a_committed_state(tmp_path: Path) 
         for line in proc.stdout:  # what it printed before it died (it may have gone on during the delay)
             _note(progress, line)
         started, acknowledged = progress["round"], progress["saved"]
-        torn = (data / "graph.json.tmp").exists()
-        mid_save_kills += torn
-
-        json.loads((data / "graph.json").read_text(encoding="utf-8"))  # never a torn main file
         with MemoryStore(data) as store:
             rounds = _rounds(store)
             n = len(rounds)
@@ -149,17 +130,16 @@ def test_embedded_store_killed_mid_save_keeps_a_committed_state(tmp_path: Path) 
             assert rounds == {f"R{r:03d}": _PER_ROUND for r in range(1, n + 1)}
             assert store.counts() == {"Skill": 1, "Worker": _SEED_WORKERS + n * _PER_ROUND,
                                       "HAS_SKILL": n * _PER_ROUND}
-            # every acknowledged write survived; the round in flight is there only if its rename happened
+            # every acknowledged write survived; the round in flight is there only if it committed
             assert acknowledged <= n <= started
-            if torn:  # killed between creating the temporary file and renaming it: the round is not there
-                assert n == started - 1
             assert {i: store.get_node("Worker", i) for i in list(seeded)[::997]} == \
                 {i: seeded[i] for i in list(seeded)[::997]}
-        print(f"killed {delay:.3f} s after save-start: rounds started {started}, acknowledged {acknowledged}, "
-              f"on disk {n}, temporary file left {torn}")
+        in_flight_kills += started > acknowledged
+        print(f"killed {delay:.3f} s after a round started: rounds started {started}, acknowledged {acknowledged}, "
+              f"on disk {n}")
         committed = n
-    # the delays are meant to land inside the save; make sure some did, or the test proved nothing
-    assert mid_save_kills >= 1, "no kill landed between the temporary file's creation and its rename"
+    # the delays are meant to land inside a write; make sure some did, or the test proved nothing
+    assert in_flight_kills >= 1, "no kill landed while a round was being written"
 
 
 # -- jianglian load killed midway ---------------------------------------------------------------------
@@ -199,36 +179,44 @@ def test_cli_load_killed_midway_writes_nothing_and_the_retry_converges(
         state_after = _export(reference, tmp_path / "export-reference")
     assert state_after != state_before
 
-    tmp_file = data_dir / "store" / "graph.json.tmp"
-    mid_save = 0
-    # first kill while the command is still starting or validating, then kills as soon as the save begins
+    db = data_dir / "store" / "jianglian.sqlite"
+    mid_write = 0
+    # first kill while the command is still starting or validating, then kills while it holds the write lock
     for attempt in range(8):
-        tmp_file.unlink(missing_ok=True)
         proc = _load_cli(data_dir, update)
+        locked = False
         try:
             if attempt == 0:
                 time.sleep(0.5)
             else:
+                probe = sqlite3.connect(db, timeout=0, isolation_level=None)
                 deadline = time.monotonic() + 120
-                while not tmp_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-                    time.sleep(0.001)
+                while proc.poll() is None and time.monotonic() < deadline:
+                    try:  # the write lock is free, or held by the import's transaction
+                        probe.execute("BEGIN IMMEDIATE")
+                        probe.execute("ROLLBACK")
+                    except sqlite3.OperationalError:
+                        locked = True
+                        break
+                    time.sleep(0.002)
+                probe.close()
         finally:
             _kill(proc)
-        torn = tmp_file.exists()
         with MemoryStore(data_dir / "store") as store:
             state = _export(store, tmp_path / f"export-{attempt}")
-        print(f"attempt {attempt}: killed with the temporary file left {torn}, state before {state == state_before}")
-        if torn or attempt == 0:
-            assert state == state_before, f"attempt {attempt}: a killed import left a partial write"
-            mid_save += torn
-        else:  # the command finished its save before the kill: all of it is there
-            assert state == state_after
+        print(f"attempt {attempt}: killed holding the write lock {locked}, state before {state == state_before}")
+        assert state in (state_before, state_after), f"attempt {attempt}: a killed import left a partial write"
+        if attempt == 0:
+            assert state == state_before
+        elif state == state_before:
+            mid_write += locked
+        else:  # the command committed before the kill: all of it is there
             with MemoryStore(data_dir / "store") as store:  # start over from the state before
                 store.clear()
                 load_dataset(store, before)
-        if mid_save >= 2:
+        if mid_write >= 2:
             break
-    assert mid_save >= 1, "no kill landed inside the save"
+    assert mid_write >= 1, "no kill landed inside the import's transaction"
 
     for _ in range(2):  # the retry converges, and loading again changes nothing
         proc = _load_cli(data_dir, update)

@@ -2,14 +2,12 @@
 
 Every test taking the ``store`` fixture runs twice, once per implementation; the Neo4j run uses the
 session's real server (``neo4j_driver``) and starts from an empty database. Tests of one store's
-own mechanics (the embedded store's data-directory lock, Neo4j's reconnection) follow at the end.
+own mechanics (the embedded store's shared data directory and durable feed, Neo4j's reconnection) follow at the end.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +23,6 @@ from graph.errors import (
     ConstraintViolation,
     DuplicateNode,
     NodeNotFound,
-    StoreLocked,
     StoreUnavailable,
     UnknownLabel,
     WriteConflict,
@@ -33,7 +30,7 @@ from graph.errors import (
 from graph.memory import MemoryStore
 from graph.model import LABELS, REL_ENDPOINTS
 from graph.neo4j_store import Neo4jStore, escape_lucene
-from graph.store import Expect, GraphReader, GraphStore, NodeRow, RelRow, WriteBatch
+from graph.store import Change, Expect, GraphReader, GraphStore, NodeRow, RelRow, WriteBatch
 from ops.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer, find_free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -675,27 +672,43 @@ def test_memory_store_persists_across_restart(tmp_path: Path) -> None:
         assert second.get_meta("encoder") == "m1"
 
 
-def test_memory_store_lock_in_process(tmp_path: Path) -> None:
-    first = MemoryStore(tmp_path / "store")
-    with pytest.raises(StoreLocked, match="in use by another Jianglian process"):
-        MemoryStore(tmp_path / "store")
-    first.close()
-    MemoryStore(tmp_path / "store").close()
+def test_memory_store_two_instances_share_one_directory(tmp_path: Path) -> None:
+    """No lock: a second instance (here in one process; across processes see tests/test_store_processes.py)
+    opens the same data directory and each sees the other's committed writes, feed and counters."""
+    with MemoryStore(tmp_path / "store") as first, MemoryStore(tmp_path / "store") as second:
+        assert first.store_id == second.store_id and len(first.store_id) == 32
+        before, matches = second.revision, second.label_revision("Match")
+        first.create_node("Worker", "W1", {"name": "张三"})
+        first.create_node("Match", "M1", {"state": "invited"})
+        assert second.get_node("Worker", "W1") == {"id": "W1", "name": "张三"}
+        assert second.revision == first.revision != before
+        assert second.changes_since(before) == [Change(node=("Worker", "W1"))]
+        assert second.label_revision("Match") == first.label_revision("Match") != matches
+        second.update_node("Match", "M1", {"state": "accepted"})
+        assert first.get_node("Match", "M1") == {"id": "M1", "state": "accepted"}
+    assert MemoryStore(tmp_path / "other").store_id != first.store_id
 
 
-def test_memory_store_lock_across_processes(tmp_path: Path) -> None:
-    code = "import sys; from graph.memory import MemoryStore; MemoryStore(sys.argv[1]); print('opened')"
-    with MemoryStore(tmp_path / "store"):
-        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "store")], cwd=REPO,
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 1
-        assert "graph.errors.StoreLocked" in done.stderr
-        assert "in use by another Jianglian process" in done.stderr
-        assert "opened" not in done.stdout
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "store")], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "opened"
+def test_memory_store_feed_never_restarts_and_is_pruned(tmp_path: Path) -> None:
+    from graph.memory import FEED_WINDOW
+
+    with MemoryStore(tmp_path / "store") as store:
+        store.create_node("Worker", "W0", {})
+        first = store.revision
+        store.clear()
+        assert store.revision == first + 1  # clear is an unlistable entry, not a reset
+        assert store.changes_since(first) is None
+        start = store.revision
+        store.apply(WriteBatch(nodes=[NodeRow("Worker", f"W{i}") for i in range(FEED_WINDOW + 5)]))
+        for i in range(FEED_WINDOW + 5):
+            store.update_node("Worker", f"W{i}", {"i": i})
+        assert store.revision == start + 1 + FEED_WINDOW + 5
+        assert store.changes_since(start + 1) is None  # pruned
+        assert store.changes_since(store.revision - 2) == [Change(node=("Worker", f"W{FEED_WINDOW + 3}")),
+                                                           Change(node=("Worker", f"W{FEED_WINDOW + 4}"))]
+    with MemoryStore(tmp_path / "store") as again:  # durable
+        assert again.revision == start + 1 + FEED_WINDOW + 5
+        assert again.changes_since(again.revision - 1) == [Change(node=("Worker", f"W{FEED_WINDOW + 4}"))]
 
 
 def test_memory_store_closed(tmp_path: Path) -> None:
