@@ -342,6 +342,7 @@ class DemoWorld:
         seqs = np.random.SeedSequence(self.seed).spawn(8)
         self._seq_ent, self._seq_wrk, self._seq_ent_rows, self._seq_wrk_rows = seqs[:4]
         self._seq_prob_np, self._seq_prob_py = seqs[4:6]
+        self._seq_ent_contacts = seqs[6]  # its own stream: the older fields stay as they were
         self.stats: dict[str, int] = {}
         self._build_taxonomy()
         self._build_enterprises()
@@ -654,6 +655,8 @@ class DemoWorld:
     def enterprises(self) -> Iterator[dict[str, Any]]:
         """Rows of ``enterprises.jsonl`` (names and credit codes are unique)."""
         rt = _py_rng(self._seq_ent_rows)
+        rc = _py_rng(self._seq_ent_contacts)
+        surname_cum = _cum([1.0 / (k + 4) for k in range(len(V.SURNAMES))])
         firm = V.FIRM_CHARS
         words = [V.CHAIN_WORDS[c].split("|") for c in self.chain_names]
         service_like = {self.chain_names.index(c) for c in ("大健康", "数字经济", "新一代信息技术", "生物医药")}
@@ -716,7 +719,19 @@ class DemoWorld:
                 "tags": tags,
                 "unionised": bool(self.e_unionised[i]),
                 "credit_code": code,
+                **self._enterprise_contact(rc, d, surname_cum),
             }
+
+    def _enterprise_contact(self, rc: random.Random, d: int, surname_cum: Sequence[float]) -> dict[str, str]:
+        """Address and the programme's contact person of one enterprise (shown to a worker once engaged)."""
+        person = V.SURNAMES[_pick(rc, surname_cum)] + V.GIVEN_CHARS[rc.randrange(len(V.GIVEN_CHARS))]
+        if rc.random() < 0.6:
+            person += V.GIVEN_CHARS[rc.randrange(len(V.GIVEN_CHARS))]
+        return {
+            "address": f"盐城市{self.district_names[d]}{V.ROADS[rc.randrange(len(V.ROADS))]}{rc.randrange(1, 999)}号",
+            "contact_person": f"{person}({V.CONTACT_TITLES[rc.randrange(len(V.CONTACT_TITLES))]})",
+            "contact_phone": V.PHONE_PREFIXES[rc.randrange(len(V.PHONE_PREFIXES))] + f"{rc.randrange(10**8):08d}",
+        }
 
     # ---- worker rows -----------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ __all__ = [
     "HONOURS",
     "ORG_FORMS",
     "PHONE_PREFIXES",
+    "ROADS",
+    "CONTACT_TITLES",
     "RELATED_SKILLS",
     "SERVICE_MENU",
     "SKILLS",
@@ -1334,4 +1336,15 @@ PHONE_PREFIXES: Final[tuple[str, ...]] = (
     "139", "138", "137", "136", "135", "134", "150", "151", "152", "157", "158", "159", "187", "188",
     "182", "183", "130", "131", "132", "155", "156", "185", "186", "133", "153", "180", "181", "189",
     "177", "199",
+)
+
+#: Road names for enterprise addresses (industrial parks and main roads of Yancheng's districts).
+ROADS: Final[tuple[str, ...]] = (
+    "开放大道", "世纪大道", "人民路", "解放路", "建军路", "希望大道", "青年路", "东进路", "新都路", "盐渎路",
+    "黄海路", "范公路", "海洋路", "工业大道", "创业路", "科技路", "振兴路", "富民路", "园区路", "港城路",
+    "经一路", "纬二路", "松江路", "珠江路", "长江路", "黄山路", "太行山路", "峨眉山路", "华山路", "泰山路",
+)
+#: Job titles of an enterprise's contact person for the programme.
+CONTACT_TITLES: Final[tuple[str, ...]] = (
+    "生产部经理", "技术部主管", "设备部主任", "总工程师", "工会主席", "质量部经理",
 )

@@ -194,12 +194,20 @@ def can_see_contact(p: Principal | None, worker: Mapping[str, Any]) -> bool:
 
 def may_act_on_match(p: Principal | None, action: str, match: Mapping[str, Any],
                      problem_district: str | None) -> bool:
-    """Invite / complete / withdraw are coordinator actions on the problem's district; the invited
-    worker may also ``accept`` or ``decline`` their own match."""
+    """Invite / complete / withdraw / confirm (a volunteer) are coordinator actions on the problem's
+    district; the invited worker may also ``accept`` or ``decline`` their own match, and a worker
+    may ``volunteer`` themself and may ``withdraw`` their own volunteer. A coordinator does not
+    volunteer for a worker (they invite); a write key may (the platform relaying the worker's choice)."""
     if p is None:
         return False
-    if action in ("accept", "decline") and p.kind == "user" and p.role == "worker":
-        return bool(p.worker_id) and match.get("worker_id") == p.worker_id
+    if p.kind == "user" and p.role == "worker":
+        own = bool(p.worker_id) and match.get("worker_id") == p.worker_id
+        if action in ("accept", "decline", "volunteer"):
+            return own
+        if action == "withdraw" and match.get("state") == "volunteered":
+            return own
+    if action == "volunteer":
+        return p.kind == "apikey" and p.scope == "write"
     return may_edit(p, "Problem", problem_district)
 
 
@@ -210,8 +218,11 @@ def check_match_action(p: Principal | None, action: str, match: Mapping[str, Any
         return
     assert p is not None
     if p.kind == "user" and p.role == "worker":
-        raise Forbidden("劳模工匠只能接受或拒绝发给自己的邀请",
-                        reason_en="a worker may only accept or decline their own invitations")
+        raise Forbidden("劳模工匠只能答复发给自己的邀请、为自己报名",
+                        reason_en="a worker may only answer their own invitations and volunteer themself")
+    if action == "volunteer":
+        raise Forbidden("协调员不能代劳模工匠报名,请直接邀请",
+                        reason_en="a coordinator does not volunteer for a worker: invite them instead")
     check_edit(p, "Problem", problem_district)
 
 

@@ -178,6 +178,9 @@ COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
         Column("tags", "标签", "list", False, "专精特新、中小微"),
         Column("unionised", "已建工会", "bool", False, "否"),
         Column("credit_code", "统一社会信用代码", "text", False, "91320900MA1XXXXXXX", limit=CODE_MAX),
+        Column("address", "地址", "str", False, "盐城市盐都区开放大道 1 号"),
+        Column("contact_person", "联系人", "str", False, "张经理"),
+        Column("contact_phone", "联系人电话", "text", False, "13900000000", private=True),
     ),
     "problems": (
         Column("id", "编号", "text", True, SAMPLE_IDS["problems"], limit=ID_MAX),

@@ -146,6 +146,51 @@ def withdraw(match_id: str, data: dict[str, Any]) -> Response:
     return _transition(match_id, "withdraw", reason=data["reason"])
 
 
+# -- the worker's side: volunteering ------------------------------------------------------------
+@bp.post("/matches/volunteer")
+@auth.require("answer")
+@bp.input(schemas.VolunteerIn, arg_name="data")
+@bp.doc(summary="A worker volunteers for an open problem (「我想接」)", security="ApiKeyAuth", tags=["matches"],
+        description="A worker user volunteers themself; a write key names the worker. A coordinator of the "
+                    "problem's district then confirms or declines.",
+        responses={201: "volunteered", **schemas.error_responses(400, 403, 404, 409, 413, 422)})
+def volunteer(data: dict[str, Any]) -> tuple[Response, int, dict[str, str]]:
+    principal = auth.current_principal()
+    assert principal is not None
+    worker_id = data.get("worker_id") or (principal.worker_id if principal.kind == "user" else None)
+    if not worker_id:
+        raise ValidationFailed({"worker_id": ["需要劳模工匠编号 / worker_id is required"]})
+    store = get_state().store
+    problem = store.get_node("Problem", data["problem_id"])
+    if problem is None:
+        raise NotFound("Problem", data["problem_id"])
+    if store.get_node("Worker", worker_id) is None:
+        raise NotFound("Worker", worker_id)
+    auth.check_match_action(principal, "volunteer", {"worker_id": worker_id}, problem.get("district"))
+    match = get_state().selection.volunteer(data["problem_id"], worker_id, actor=principal.actor, note=data["note"])
+    return jsonify(_public(match)), 201, {"Location": url_for("api.get_match", match_id=match["id"])}
+
+
+@bp.post("/matches/<match_id>/confirm")
+@auth.require("write")
+@bp.input(schemas.ConfirmIn, arg_name="data")
+@bp.doc(summary="Confirm a volunteer (it becomes an accepted match)", security="ApiKeyAuth", tags=["matches"],
+        description="The checks of an invitation: problem open, worker active, no conflict of interest, capacity.",
+        responses=schemas.error_responses(400, 404, 409, 413, 422))
+def confirm(match_id: str, data: dict[str, Any]) -> Response:
+    return _transition(match_id, "confirm", allow_conflict=data["allow_conflict"],
+                       override_capacity=data["override_capacity"])
+
+
+@bp.post("/matches/<match_id>/decline-volunteer")
+@auth.require("write")
+@bp.input(schemas.DeclineIn, arg_name="data")
+@bp.doc(summary="Decline a volunteer, with a reason the worker sees", security="ApiKeyAuth", tags=["matches"],
+        responses=schemas.error_responses(400, 404, 409, 413, 422))
+def decline_volunteer(match_id: str, data: dict[str, Any]) -> Response:
+    return _transition(match_id, "decline_volunteer", reason=data["reason"])
+
+
 # -- campaign assignment --------------------------------------------------------------------------
 def _district_scope(problem_ids: list[str], districts: dict[str, str]) -> None:
     principal = auth.current_principal()

@@ -75,6 +75,8 @@ def serialize(label: str, node: Mapping[str, Any], principal: auth.Principal | N
                 out.setdefault(key, value)
     if label == "Worker" and not auth.can_see_contact(principal, node):
         out.pop("contact", None)
+    if label == "Enterprise" and not auth.can_see_contact(principal, node):
+        out.pop("contact_phone", None)  # a person's phone: the same rule as a worker's contact
     if label == "Problem":
         out["status"] = problem_status(node)
     return out

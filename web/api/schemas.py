@@ -36,6 +36,8 @@ __all__ = [
     "EnterprisePatch",
     "EnterpriseQuery",
     "InviteIn",
+    "VolunteerIn",
+    "ConfirmIn",
     "MatchQuery",
     "PageQuery",
     "PlanIn",
@@ -275,6 +277,10 @@ class EnterpriseIn(_Strict):
     tags = _names()
     unionised = _flag()
     credit_code = String(validate=Length(max=CODE_MAX))
+    address = String(validate=Length(max=_NAME))
+    contact_person = _short()
+    contact_phone = String(validate=Length(max=_NAME), metadata={"description": "private: returned with write access "
+                                                                                 "(or the district's coordinators)"})
 
 
 class EnterprisePatch(_Strict):
@@ -284,6 +290,9 @@ class EnterprisePatch(_Strict):
     tags = _names(allow_none=True)
     unionised = _flag(allow_none=True)
     credit_code = String(validate=Length(max=CODE_MAX), allow_none=True)
+    address = String(validate=Length(max=_NAME), allow_none=True)
+    contact_person = _short(allow_none=True)
+    contact_phone = String(validate=Length(max=_NAME), allow_none=True)
 
 
 def _title_or_description(data: dict[str, Any], *, partial: bool = False) -> None:
@@ -377,6 +386,18 @@ class InviteIn(_Strict):
     note = String(validate=Length(max=TITLE_MAX), load_default="", multiline=True)
     allow_conflict = _flag(load_default=False, metadata={"description": "invite an employee of the enterprise"})
     override_capacity = _flag(load_default=False, metadata={"description": "invite beyond monthly capacity"})
+
+
+class VolunteerIn(_Strict):
+    problem_id = _id(required=True)
+    worker_id = _id(metadata={"description": "a worker user volunteers themself (default); a write key names "
+                                             "the worker"})
+    note = String(validate=Length(max=TITLE_MAX), load_default="", multiline=True)
+
+
+class ConfirmIn(_Strict):
+    allow_conflict = _flag(load_default=False, metadata={"description": "confirm an employee of the enterprise"})
+    override_capacity = _flag(load_default=False, metadata={"description": "confirm beyond monthly capacity"})
 
 
 class DeclineIn(_Strict):

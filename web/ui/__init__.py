@@ -33,6 +33,7 @@ from web.ui import (  # noqa: E402,F401
     explorer,
     importexport,
     layout,
+    notices,
     problem_manage,
     problems,
     workers,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, render_template, request
 
 from web.ui import bp
-from web.ui.access import READERS, list_args, role_required
+from web.ui.access import READERS, list_args, role_required, show_contact
 from web.ui.context import store
 from web.ui.paging import paginate
 from web.ui.queries import chains, districts, filter_enterprises
@@ -36,4 +36,5 @@ def enterprise_detail(enterprise_id: str) -> str:
     problems.sort(key=lambda p: str(p.get("posted_at") or ""), reverse=True)
     staff = [store().get_node("Worker", rel.start_id) or {"id": rel.start_id}
              for rel in store().relationships("EMPLOYED_BY", end=("Enterprise", enterprise_id))]
-    return render_template("ui/enterprise.html", ent=ent, problems=problems, staff=staff)
+    return render_template("ui/enterprise.html", ent=ent, problems=problems, staff=staff,
+                           show_phone=show_contact(ent))

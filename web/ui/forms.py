@@ -27,7 +27,8 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from graph.model import SERVICE_TYPES
 
 __all__ = ["ActionForm", "ApiKeyForm", "CloseProblemForm", "DeclineForm", "InviteForm", "LoginForm",
-           "NoControlCharacters", "OnBehalfForm", "OutcomeForm", "ProblemForm", "UploadForm", "WithdrawForm"]
+           "NoControlCharacters", "OnBehalfForm", "OutcomeForm", "ProblemForm", "UploadForm", "VolunteerForm",
+           "WithdrawForm"]
 
 _BAD_LINE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 _BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
@@ -75,6 +76,12 @@ class InviteForm(FlaskForm):
 
 class DeclineForm(FlaskForm):
     reason = StringField(_l("婉拒原因"), validators=[DataRequired(), Length(max=500), _TEXT])
+
+
+class VolunteerForm(FlaskForm):
+    """A worker volunteering for a problem (「我想接」), with an optional word to the coordinator."""
+
+    note = StringField(_l("给协调员的留言(可选)"), validators=[Optional(), Length(max=500), _TEXT])
 
 
 class OnBehalfForm(FlaskForm):

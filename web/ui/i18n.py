@@ -25,7 +25,8 @@ TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 
 STATUS_LABELS = {
     "open": _l("待对接"), "matched": _l("已对接"), "solved": _l("已解决"), "closed": _l("已关闭"),
-    "suggested": _l("已推荐"), "invited": _l("已邀请"), "accepted": _l("已接受"), "declined": _l("已婉拒"),
+    "suggested": _l("已推荐"), "invited": _l("已邀请"), "volunteered": _l("已报名"), "accepted": _l("已接受"),
+    "declined": _l("已婉拒"),
     "completed": _l("已完成"), "withdrawn": _l("已撤回"),
 }
 ROLE_LABELS = {

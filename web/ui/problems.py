@@ -51,7 +51,9 @@ from workflow import errors as wf_errors
 __all__ = [
     "match_accept",
     "match_complete",
+    "match_confirm",
     "match_decline",
+    "match_decline_volunteer",
     "match_detail",
     "match_withdraw",
     "problem_detail",
@@ -64,6 +66,8 @@ __all__ = [
 
 def selection_error_message(err: Exception) -> str:
     """A Chinese (or English) sentence for a refused selection step."""
+    if isinstance(err, wf_errors.DuplicateInvitation) and err.current == "volunteered":
+        return _("该劳模工匠已报名此问题,请在「报名的劳模工匠」中确认或婉拒。")
     if isinstance(err, wf_errors.DuplicateInvitation):
         return _("该劳模工匠对此问题已有进行中的邀请。")
     if isinstance(err, wf_errors.TransitionConflict):
@@ -206,7 +210,8 @@ def _problem_district(match: dict[str, Any]) -> str | None:
 def _allowed(match: dict[str, Any]) -> dict[str, bool]:
     """Which steps the current user may take on this match (rules of :func:`web.auth.may_act_on_match`)."""
     district = _problem_district(match)
-    return {action: may_act(action, match, district) for action in ("accept", "decline", "complete", "withdraw")}
+    return {action: may_act(action, match, district)
+            for action in ("accept", "decline", "complete", "withdraw", "confirm")}
 
 
 @bp.route("/matches/<match_id>")
@@ -223,8 +228,13 @@ def match_detail(match_id: str) -> str:
 
 
 def _back(match: dict[str, Any]) -> Response:
-    if user_role() == "worker" and request.form.get("back") == "mine":
+    back = request.form.get("back")
+    if user_role() == "worker" and back == "mine":
         return redirect(url_for("ui.my_problems"))
+    if user_role() == "worker" and back == "problem":
+        return redirect(url_for("ui.my_problem", problem_id=match["problem_id"]))
+    if back == "problem":
+        return redirect(url_for("ui.problem_detail", problem_id=match["problem_id"]))
     return redirect(url_for("ui.match_detail", match_id=match["id"]))
 
 
@@ -280,6 +290,22 @@ def match_decline(match_id: str) -> Response:
 def match_withdraw(match_id: str) -> Response:
     return _transition(match_id, "withdraw", WithdrawForm, lambda m, f, actor: selection().withdraw(
         m["id"], actor=actor, reason=f.reason.data or ""), _("已撤回。"))
+
+
+@bp.route("/matches/<match_id>/confirm", methods=["POST"])
+@role_required(*EDITORS)
+def match_confirm(match_id: str) -> Response:
+    """A coordinator of the problem's district confirms a worker's volunteer: the match is accepted."""
+    return _transition(match_id, "confirm", ActionForm, lambda m, f, actor: selection().confirm(m["id"], actor=actor),
+                       _("已确认报名,对接开始。"))
+
+
+@bp.route("/matches/<match_id>/decline-volunteer", methods=["POST"])
+@role_required(*EDITORS)
+def match_decline_volunteer(match_id: str) -> Response:
+    """A coordinator declines a worker's volunteer with a reason the worker sees."""
+    return _transition(match_id, "confirm", DeclineForm, lambda m, f, actor: selection().decline_volunteer(
+        m["id"], reason=f.reason.data, actor=actor), _("已婉拒该报名,劳模工匠会看到原因。"))
 
 
 @bp.route("/matches/<match_id>/complete", methods=["POST"])

@@ -1,0 +1,165 @@
+"""The worker's side of two-way selection in the pages and the API (issue 14): 「我想接」 on a recommended
+problem, the district coordinator confirms or declines with a reason, both sides are notified (badge, list),
+the worker's history, and the enterprise's address and contact person once the match is accepted."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from graph.store import GraphStore
+from tests import api_support
+from tests.api_support import login_as, make_app
+
+demo_dir = api_support.demo_dir
+store = api_support.store
+
+
+def _pick(store: GraphStore) -> dict[str, Any]:
+    """An active worker with capacity and two open problems of one district that the worker may take."""
+    problems = sorted((p for p in store.iter_nodes("Problem") if p.get("status") == "open"), key=lambda p: p["id"])
+    for worker in sorted(store.iter_nodes("Worker"), key=lambda w: w["id"]):
+        if worker.get("active") is False or int(worker.get("capacity") or 2) < 2:
+            continue
+        by_district: dict[str, list[dict[str, Any]]] = {}
+        for p in problems:
+            if p.get("enterprise_id") != worker.get("employer_id"):
+                by_district.setdefault(str(p.get("district")), []).append(p)
+        for district, fits in sorted(by_district.items()):
+            if len(fits) >= 2:
+                return {"worker": worker, "district": district, "p1": fits[0], "p2": fits[1]}
+    raise AssertionError("the demo data has no worker to try")
+
+
+def _csrf(client: Any) -> str:
+    return str(client.get("/_test/csrf").get_data(as_text=True))
+
+
+def _post(client: Any, url: str, **data: str) -> Any:
+    return client.post(url, data={"csrf_token": _csrf(client), **data})
+
+
+def test_a_worker_volunteers_and_the_district_coordinator_confirms(store: GraphStore) -> None:
+    app = make_app(store)
+    case = _pick(store)
+    wid, district, p1 = case["worker"]["id"], case["district"], case["p1"]
+    store.update_node("Enterprise", p1["enterprise_id"], {"address": "盐城市亭湖区开放大道 8 号",
+                                                          "contact_person": "张经理", "contact_phone": "13912345678"})
+    worker, _ = login_as(app, store, "worker", worker_id=wid)
+    coordinator, _ = login_as(app, store, "district", district=district)
+    other_district = next(d["id"] for d in store.iter_nodes("District") if d["id"] != district)
+    outsider, _ = login_as(app, store, "district", district=other_district)
+
+    page = worker.get(f"/me/problems/{p1['id']}").get_data(as_text=True)
+    assert 'data-testid="volunteer"' in page and "张经理" not in page  # no contact before the match
+    response = _post(worker, f"/me/problems/{p1['id']}/volunteer", note="做过同类设备")
+    assert response.status_code == 302
+    page = worker.get(f"/me/problems/{p1['id']}").get_data(as_text=True)
+    assert 'data-state="volunteered"' in page and 'data-testid="volunteer"' not in page
+    assert "做过同类设备" in page and "张经理" not in page
+    assert 'data-testid="my-volunteer"' in worker.get("/me/problems").get_data(as_text=True)
+
+    # the district's coordinator is told (badge), sees the volunteer on the problem page and confirms
+    home = coordinator.get("/problems").get_data(as_text=True)
+    assert re.search(r'data-testid="unread-badge">1<', home)
+    notes = coordinator.get("/notifications").get_data(as_text=True)
+    assert 'data-kind="volunteered"' in notes and html.escape(str(p1.get("title"))) in notes
+    problem_page = coordinator.get(f"/problems/{p1['id']}").get_data(as_text=True)
+    assert 'data-testid="volunteer"' in problem_page and 'data-testid="confirm-volunteer"' in problem_page
+    match_id = store.list_nodes("Match", where={"worker_id": wid, "problem_id": p1["id"]})[0]["id"]
+    assert _post(outsider, f"/matches/{match_id}/confirm").status_code == 403  # another district's coordinator
+    assert _post(worker, f"/matches/{match_id}/confirm").status_code == 403  # not the worker themself
+    response = _post(coordinator, f"/matches/{match_id}/confirm", back="problem")
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/problems/{p1['id']}")
+    assert store.get_node("Match", match_id)["state"] == "accepted"
+    assert store.get_node("Problem", p1["id"])["status"] == "matched"
+
+    # the worker: a notification that opens the problem, now with the enterprise's address and contact
+    assert re.search(r'data-testid="unread-badge">1<', worker.get("/me/problems").get_data(as_text=True))
+    note = store.list_nodes("Notification", where={"user_id": f"worker-{wid}"})[0]
+    assert note["kind"] == "confirmed"
+    opened = worker.get(f"/notifications/{note['id']}")
+    assert opened.status_code == 302 and opened.headers["Location"].endswith(f"/me/problems/{p1['id']}")
+    assert 'data-testid="unread-badge"' not in worker.get("/me/problems").get_data(as_text=True)
+    assert coordinator.get(f"/notifications/{note['id']}").status_code == 404  # someone else's
+    page = worker.get(f"/me/problems/{p1['id']}").get_data(as_text=True)
+    assert "盐城市亭湖区开放大道 8 号" in page and "张经理" in page and 'href="tel:13912345678"' in page
+    assert 'data-testid="accepted-match"' in worker.get("/me/problems").get_data(as_text=True)
+
+
+def test_a_declined_volunteer_shows_the_reason_in_the_workers_history(store: GraphStore) -> None:
+    app = make_app(store)
+    case = _pick(store)
+    wid, district, p2 = case["worker"]["id"], case["district"], case["p2"]
+    worker, _ = login_as(app, store, "worker", worker_id=wid)
+    coordinator, _ = login_as(app, store, "district", district=district)
+    _post(worker, f"/me/problems/{p2['id']}/volunteer")
+    match_id = store.list_nodes("Match", where={"worker_id": wid, "problem_id": p2["id"]})[0]["id"]
+    # a decline without a reason is refused, with the match left as it was
+    _post(coordinator, f"/matches/{match_id}/decline-volunteer", reason="", back="problem")
+    assert store.get_node("Match", match_id)["state"] == "volunteered"
+    _post(coordinator, f"/matches/{match_id}/decline-volunteer", reason="本周已安排区内工匠上门", back="problem")
+    assert store.get_node("Match", match_id)["state"] == "declined"
+    page = worker.get("/me/problems").get_data(as_text=True)
+    item = re.search(r'data-testid="history-item" data-state="declined">(.*?)</li>', page, flags=re.S)
+    assert item is not None and "本周已安排区内工匠上门" in item.group(1)
+    notes = worker.get("/notifications").get_data(as_text=True)
+    assert 'data-kind="volunteer_declined"' in notes and "本周已安排区内工匠上门" in notes
+    # volunteering again is possible; withdrawing it too
+    _post(worker, f"/me/problems/{p2['id']}/volunteer")
+    again = [m for m in store.list_nodes("Match", where={"worker_id": wid, "problem_id": p2["id"]})
+             if m["state"] == "volunteered"]
+    assert len(again) == 1
+    _post(worker, f"/matches/{again[0]['id']}/withdraw", back="problem")
+    assert store.get_node("Match", again[0]["id"])["state"] == "withdrawn"
+
+
+def test_volunteering_refused_with_a_reason_the_worker_understands(store: GraphStore) -> None:
+    app = make_app(store)
+    case = _pick(store)
+    wid, p1 = case["worker"]["id"], case["p1"]
+    worker, _ = login_as(app, store, "worker", worker_id=wid)
+    _post(worker, f"/me/problems/{p1['id']}/volunteer")
+    page = worker.get(f"/me/problems/{p1['id']}").get_data(as_text=True)
+    assert "已报名,等待区县协调员确认" in page
+    response = _post(worker, f"/me/problems/{p1['id']}/volunteer")  # twice
+    assert response.status_code == 302
+    assert "您对这个问题已有报名、邀请或进行中的对接" in worker.get(f"/me/problems/{p1['id']}").get_data(as_text=True)
+    assert len(store.list_nodes("Match", where={"worker_id": wid, "problem_id": p1["id"]})) == 1
+    assert worker.post(f"/me/problems/{p1['id']}/volunteer", data={}).status_code == 400  # no CSRF token
+    coordinator, _ = login_as(app, store, "city")
+    assert _post(coordinator, f"/me/problems/{p1['id']}/volunteer").status_code == 403  # coordinators invite
+
+
+def test_volunteer_confirm_and_decline_through_the_api(store: GraphStore) -> None:
+    app = make_app(store)
+    case = _pick(store)
+    wid, p1, p2 = case["worker"]["id"], case["p1"], case["p2"]
+    worker, worker_headers = login_as(app, store, "worker", worker_id=wid)
+    response = worker.post("/api/v1/matches/volunteer", json={"problem_id": p1["id"], "note": "可周末上门"},
+                           headers=worker_headers)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    match = response.get_json()
+    assert (match["state"], match["worker_id"], match["note"]) == ("volunteered", wid, "可周末上门")
+    other = next(w["id"] for w in store.iter_nodes("Worker") if w["id"] != wid)
+    response = worker.post("/api/v1/matches/volunteer", json={"problem_id": p2["id"], "worker_id": other},
+                           headers=worker_headers)
+    assert response.status_code == 403  # a worker volunteers only themself
+    response = worker.post(f"/api/v1/matches/{match['id']}/confirm", json={}, headers=worker_headers)
+    assert response.status_code == 403
+    coordinator, headers = login_as(app, store, "district", district=case["district"])
+    response = coordinator.post("/api/v1/matches/volunteer", json={"problem_id": p2["id"], "worker_id": wid},
+                                headers=headers)
+    assert response.status_code == 403  # a coordinator invites instead
+    response = coordinator.post(f"/api/v1/matches/{match['id']}/confirm", json={}, headers=headers)
+    assert response.status_code == 200 and response.get_json()["state"] == "accepted"
+    response = coordinator.post(f"/api/v1/matches/{match['id']}/confirm", json={}, headers=headers)
+    assert response.status_code == 409  # only a volunteer can be confirmed
+    second = worker.post("/api/v1/matches/volunteer", json={"problem_id": p2["id"]}, headers=worker_headers)
+    response = coordinator.post(f"/api/v1/matches/{second.get_json()['id']}/decline-volunteer",
+                                json={"reason": "已有人对接"}, headers=headers)
+    assert response.status_code == 200 and response.get_json()["reason"] == "已有人对接"
+    spec = app.test_client().get("/api/v1/openapi.json").get_json()
+    assert {"/api/v1/matches/volunteer", "/api/v1/matches/{match_id}/confirm",
+            "/api/v1/matches/{match_id}/decline-volunteer"} <= set(spec["paths"])
