@@ -15,6 +15,7 @@ __all__ = [
     "RowError",
     "StoreFull",
     "StoreLocked",
+    "StoreNeedsRestart",
     "StoreUnavailable",
     "UnknownLabel",
     "WriteConflict",
@@ -34,7 +35,23 @@ class StoreUnavailable(GraphError):
 
 
 class StoreFull(StoreUnavailable):
-    """The store's disk is full (or over quota): writes are refused until space is freed, reads still work."""
+    """The store's disk is full (or over quota): writes are refused until space is freed.
+
+    Attributes
+    ----------
+    restart_needed : bool
+        ``False`` for the embedded store: reads still work, and writes resume by themselves once there is
+        room. ``True`` for Neo4j, which stops serving anything (reads included) when it cannot append to its
+        transaction log, until it is restarted with room on its disk.
+    """
+
+    def __init__(self, message: str = "", *, restart_needed: bool = False) -> None:
+        super().__init__(message)
+        self.restart_needed = restart_needed
+
+
+class StoreNeedsRestart(StoreUnavailable):
+    """The database server stopped serving after a critical error of its own and must be restarted."""
 
 
 class StoreLocked(GraphError):

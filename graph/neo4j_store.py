@@ -54,6 +54,7 @@ from graph.errors import (
     StoreUnavailable,
 )
 from graph.model import DOMAIN_LABELS, LABELS, REL_ENDPOINTS, check_label, check_rel, check_rel_filter
+from graph.neo4j_failures import ServerFailures
 from graph.store import (
     Change,
     ChangeJournal,
@@ -198,6 +199,7 @@ class Neo4jStore(GraphStore):
         self._journal = ChangeJournal()
         self._closed = False
         self._lock = threading.Lock()
+        self._failures = ServerFailures(self._uri)  # a full disk, a panicked server (issue 16, finding 7)
 
     @classmethod
     def connect(cls, uri: str, *, user: str = "neo4j", password: str = "", database: str = "neo4j") -> Neo4jStore:
@@ -228,6 +230,7 @@ class Neo4jStore(GraphStore):
             raise StoreUnavailable("the store is closed")
         try:
             yield
+            self._failures.succeeded()
         except GraphError:
             raise
         except (ServiceUnavailable, SessionExpired, DatabaseUnavailable) as err:
@@ -236,8 +239,8 @@ class Neo4jStore(GraphStore):
             raise StoreUnavailable(f"Neo4j at {self._uri} refused the credentials: {err.message}") from err
         except ConstraintError as err:
             raise ConstraintViolation(err.message or str(err)) from err
-        except Neo4jError as err:
-            raise GraphError(f"Neo4j error {err.code}: {err.message}") from err
+        except Neo4jError as err:  # a full disk and a panicked server become StoreFull / StoreNeedsRestart
+            raise self._failures.translate(err) from err
         except DriverError as err:
             raise GraphError(f"Neo4j driver error: {err}") from err
 

@@ -32,6 +32,7 @@ from graph.errors import (
     NodeNotFound,
     StoreFull,
     StoreLocked,
+    StoreNeedsRestart,
     StoreUnavailable,
     UnknownLabel,
 )
@@ -105,6 +106,18 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
                    "服务器磁盘空间已满，本次修改未保存；请联系管理员清理磁盘后重试（查看数据不受影响）",
                    "The server's disk is full: the change was not saved. Ask the administrator to free disk space, "
                    "then retry (reading is not affected)"),
+    # variants after "/" change the texts, not the type (urn:jianglian:error:store-full)
+    "store-full/restart": ("Insufficient Storage",
+                           "图数据库（Neo4j）无法写入事务日志，多为磁盘已满，本次修改未保存；"
+                           "Neo4j 已停止服务（查看也不可用），请联系管理员清理其磁盘并重启 Neo4j",
+                           "Neo4j could not write its transaction log (its disk is most likely full): the change was "
+                           "not saved, and Neo4j serves nothing, reads included, until the administrator frees disk "
+                           "space and restarts it"),
+    "store-unavailable/restart": ("Store Unavailable",
+                                  "图数据库（Neo4j）遇到严重错误已停止服务，"
+                                  "请联系管理员重启 Neo4j（原因见其 debug.log）",
+                                  "Neo4j stopped after a critical error and serves nothing until the administrator "
+                                  "restarts it (its debug.log says why)"),
     "model-unavailable": ("Model Unavailable", "推荐模型暂不可用：{reason}",
                           "The recommendation model is unavailable: {reason}"),
     "internal": ("Internal Server Error", "服务器内部错误，已记录", "Internal server error; it has been logged"),
@@ -236,7 +249,7 @@ def problem_response(
             html.headers[key] = value
         return cast(Response, html)
     body: dict[str, Any] = {
-        "type": f"urn:jianglian:error:{slug}",
+        "type": f"urn:jianglian:error:{slug.partition('/')[0]}",
         "title": title.format_map(values) or "Error",
         "status": status,
         "detail": (en if lang == "en" else zh).format_map(values),
@@ -291,13 +304,17 @@ def _api_error(err: ApiError) -> Response:
 
 
 def _store_unavailable(err: StoreUnavailable | StoreLocked) -> Response:
+    if isinstance(err, StoreNeedsRestart):  # retrying does not help: someone must restart Neo4j
+        current_app.logger.error("store needs a restart: %s", err)
+        return problem_response(503, "store-unavailable/restart", headers={"Retry-After": "60"})
     current_app.logger.warning("store unavailable: %s", err)
     return problem_response(503, "store-unavailable", headers={"Retry-After": "5"})
 
 
 def _store_full(err: StoreFull) -> Response:
     current_app.logger.error("store full: %s", err)
-    return problem_response(503, "store-full", headers={"Retry-After": "60"})
+    return problem_response(503, "store-full/restart" if err.restart_needed else "store-full",
+                            headers={"Retry-After": "60"})
 
 
 def _node_not_found(err: NodeNotFound) -> Response:

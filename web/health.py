@@ -1,12 +1,13 @@
 """Probes for the process supervisor: ``/healthz`` (the process answers) and ``/readyz`` (the
 store answers and can take writes; 503 problem+json otherwise: ``store-full`` while the store's disk is
-full, ``store-unavailable`` while it cannot be reached)."""
+full, ``store-unavailable`` while it cannot be reached or, with a detail saying so, while Neo4j waits for a
+restart after a critical error)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from graph.errors import GraphError, StoreFull
+from graph.errors import GraphError, StoreFull, StoreNeedsRestart
 from web.errors import problem_response
 from web.extensions import get_state
 
@@ -28,8 +29,11 @@ def readyz() -> Response:
     try:
         store = state.store
         store.ping()
-    except StoreFull:  # writes are refused until the disk has room again: not ready
-        return problem_response(503, "store-full", headers={"Retry-After": "60"})
+    except StoreFull as err:  # writes are refused until the disk has room again: not ready
+        return problem_response(503, "store-full/restart" if err.restart_needed else "store-full",
+                                headers={"Retry-After": "60"})
+    except StoreNeedsRestart:  # Neo4j panicked: nothing works until it is restarted
+        return problem_response(503, "store-unavailable/restart", headers={"Retry-After": "60"})
     except GraphError:
         return problem_response(503, "store-unavailable", headers={"Retry-After": "5"})
     return jsonify(status="ready", store=store.kind, revision=store.revision)
