@@ -28,6 +28,14 @@ __all__ = [
     "AWAIT_INDEX",
     "AWAIT_INDEXES",
     "CLEAR",
+    "FEED_APPEND",
+    "FEED_ENSURE",
+    "FEED_LABELS",
+    "FEED_PRUNE",
+    "FEED_READ",
+    "FEED_SCHEMA",
+    "FEED_SINCE",
+    "LABEL_REVISION",
     "CONSTRAINTS",
     "COUNT_NODES",
     "COUNT_NODES_BY",
@@ -162,7 +170,9 @@ UPDATE_NODE: Final = _per_label("MATCH (n:__L__ {id: $id}) SET n += $props RETUR
 LOCK_NODE: Final = _per_label("MATCH (n:__L__ {id: $id}) SET n._lock = true REMOVE n._lock RETURN " + _N_PROPS)
 DELETE_NODE: Final = _per_label("MATCH (n:__L__ {id: $id}) DETACH DELETE n RETURN count(*) AS deleted")
 #: Deletes everything in batches; an implicit (auto-commit) transaction is required by ``IN TRANSACTIONS``.
-CLEAR: Final = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+#: The change feed's nodes (``Feed``, ``FeedEntry``, ``LabelRevision``) survive: the feed never restarts.
+CLEAR: Final = ("MATCH (n) WHERE NOT (n:Feed OR n:FeedEntry OR n:LabelRevision) "
+                "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
 
 # -- node reads --------------------------------------------------------------------------------
 GET_NODE: Final = _per_label("MATCH (n:__L__ {id: $id}) RETURN " + _N_PROPS)
@@ -284,3 +294,38 @@ def vector_index_ddl(label: str, key: str) -> str:
 # The full-text statement is written out above; keep it in step with the model's table.
 assert set(FULLTEXT_PROPERTIES) <= {"Worker", "Enterprise", "Skill", "Problem"}
 assert all(p in ("name", "title", "description") for props in FULLTEXT_PROPERTIES.values() for p in props)
+
+
+# -- the change feed ----------------------------------------------------------------------------
+# One ``Feed`` node holds the sequence (``seq``, the store's revision) and the database's ``store_id``; each write
+# to the matching graph increments it and creates a ``FeedEntry`` (its ``keys``: the touched keys as JSON, absent
+# when unlistable) in the write's own transaction; one ``LabelRevision`` node per label counts that label's writes.
+# Incrementing locks the counter node first (as LOCK_NODE does), so concurrent writers never lose an increment.
+FEED_SCHEMA: Final[tuple[str, ...]] = (
+    "CREATE CONSTRAINT jianglian_Feed_id IF NOT EXISTS FOR (n:Feed) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT jianglian_LabelRevision_id IF NOT EXISTS FOR (n:LabelRevision) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT jianglian_FeedEntry_seq IF NOT EXISTS FOR (n:FeedEntry) REQUIRE n.seq IS UNIQUE",
+)
+FEED_ENSURE: Final = ("MERGE (f:Feed {id: 'feed'}) ON CREATE SET f.seq = 0, f.store_id = randomUUID() "
+                      "RETURN f.seq AS seq, f.store_id AS store_id")
+FEED_APPEND: Final = (
+    "MERGE (f:Feed {id: 'feed'}) ON CREATE SET f.seq = 0, f.store_id = randomUUID() "
+    "SET f._lock = true REMOVE f._lock "
+    "WITH f SET f.seq = f.seq + 1 "
+    "CREATE (e:FeedEntry {seq: f.seq}) SET e.keys = $keys "
+    "RETURN f.seq AS seq"
+)
+FEED_PRUNE: Final = "MATCH (e:FeedEntry) WHERE e.seq <= $below DELETE e"
+FEED_LABELS: Final = (
+    "UNWIND $labels AS label MERGE (c:LabelRevision {id: label}) "
+    "SET c._lock = true REMOVE c._lock "
+    "WITH c SET c.revision = coalesce(c.revision, 0) + 1"
+)
+FEED_READ: Final = "MATCH (f:Feed {id: 'feed'}) RETURN f.seq AS seq, f.store_id AS store_id"
+FEED_SINCE: Final = (
+    "MATCH (f:Feed {id: 'feed'}) "
+    "OPTIONAL MATCH (e:FeedEntry) WHERE e.seq > $since AND e.seq <= f.seq "
+    "WITH f, e ORDER BY e.seq "
+    "RETURN f.seq AS seq, collect(CASE WHEN e IS NULL THEN null ELSE [e.seq, e.keys] END) AS entries"
+)
+LABEL_REVISION: Final = "MATCH (c:LabelRevision {id: $label}) RETURN c.revision AS revision"

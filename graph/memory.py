@@ -71,6 +71,8 @@ from graph.model import (
     check_rel_filter,
 )
 from graph.store import (
+    FEED_WINDOW,
+    MAX_CHANGES,
     Change,
     GraphStore,
     NodeRow,
@@ -79,6 +81,8 @@ from graph.store import (
     WriteBatch,
     check_expect,
     check_props,
+    decode_change,
+    encode_change,
 )
 
 __all__ = ["DB_FILE", "FEED_WINDOW", "MemoryStore"]
@@ -88,10 +92,6 @@ _log = logging.getLogger(__name__)
 #: The database file in the data directory.
 DB_FILE: Final = "jianglian.sqlite"
 SCHEMA_VERSION: Final = 1
-#: How many entries of the change feed are kept (older revisions answer ``changes_since`` with ``None``).
-FEED_WINDOW: Final = 1024
-#: A write touching more keys than this is recorded in the feed as unlistable.
-MAX_CHANGES: Final = 10_000
 #: Free bytes needed before writes resume after the disk was full.
 FULL_MARGIN: Final = 1 << 20
 #: How long a writer waits for another process's write transaction before giving up (ms).
@@ -141,19 +141,6 @@ def _dumps(props: Mapping[str, Any]) -> str:
 def _loads(text: str) -> dict[str, Any]:
     props: dict[str, Any] = orjson.loads(text)
     return props
-
-
-def _encode(change: Change) -> list[str]:
-    if change.rel is not None:
-        return ["r", *change.rel]
-    assert change.node is not None
-    return ["v" if change.vectors else "n", *change.node]
-
-
-def _decode(item: list[str]) -> Change:
-    if item[0] == "r":
-        return Change(rel=(item[1], item[2], item[3], item[4], item[5]))
-    return Change(node=(item[1], item[2]), vectors=item[0] == "v")
 
 
 def _sql_filterable(key: str, value: Any) -> bool:
@@ -392,7 +379,7 @@ class MemoryStore(GraphStore):
         if changes is None or changes:
             keys = None
             if changes is not None and len(changes) <= MAX_CHANGES:
-                keys = orjson.dumps([_encode(c) for c in changes]).decode()
+                keys = orjson.dumps([encode_change(c) for c in changes]).decode()
             seq = conn.execute("INSERT INTO changes (keys) VALUES (?)", (keys,)).lastrowid
             if seq is not None and seq > FEED_WINDOW:
                 conn.execute("DELETE FROM changes WHERE seq <= ?", (seq - FEED_WINDOW,))
@@ -430,7 +417,7 @@ class MemoryStore(GraphStore):
         for _, keys in rows:
             if keys is None:
                 return None
-            out.extend(_decode(item) for item in orjson.loads(keys))
+            out.extend(decode_change(item) for item in orjson.loads(keys))
         return out
 
     @property

@@ -16,10 +16,12 @@ or :class:`~graph.errors.ConstraintViolation`, anything else :class:`~graph.erro
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,8 +58,9 @@ from graph.errors import (
 from graph.model import DOMAIN_LABELS, LABELS, REL_ENDPOINTS, check_label, check_rel, check_rel_filter
 from graph.neo4j_failures import ServerFailures
 from graph.store import (
+    FEED_WINDOW,
+    MAX_CHANGES,
     Change,
-    ChangeJournal,
     GraphStore,
     NodeRow,
     Progress,
@@ -66,6 +69,8 @@ from graph.store import (
     check_expect,
     check_props,
 )
+from graph.store import decode_change as _decode_change
+from graph.store import encode_change as _encode_change
 
 __all__ = ["Neo4jStore", "escape_lucene"]
 
@@ -73,6 +78,9 @@ _LUCENE_SPECIAL = re.compile(r'([+\-&|!(){}\[\]^"~*?:\\/])')
 _MAX_QUERY_CHARS = 256  # Lucene refuses queries of more than 1,024 clauses; the cjk analyser makes one per bigram
 _NO_LIMIT = 2**63 - 1
 _INDEX_TIMEOUT_S = 300
+#: How long :attr:`Neo4jStore.revision` and :meth:`~Neo4jStore.label_revision` answer from what they last read
+#: (seconds): one query per request at most every half second, and another client's write is seen within it.
+REVISION_TTL = 0.5
 _INT64 = 2**63
 
 
@@ -195,8 +203,10 @@ class Neo4jStore(GraphStore):
         self._uri = uri or "the Neo4j server"
         self._owns_driver = owns_driver
         self.batch_size = batch_size
-        self._revision = 0
-        self._journal = ChangeJournal()
+        # the feed's position and the label counters as last read or written here, with when (monotonic s)
+        self._seen_revision: tuple[int, float] | None = None
+        self._seen_labels: dict[str, tuple[int, float]] = {}
+        self._store_id = ""
         self._closed = False
         self._lock = threading.Lock()
         self._failures = ServerFailures(self._uri)  # a full disk, a panicked server (issue 16, finding 7)
@@ -263,25 +273,50 @@ class Neo4jStore(GraphStore):
         with self._translate(), self._session() as s:
             return s.execute_read(work)
 
-    def _write_tx(self, work: Callable[[ManagedTransaction], Any], changes: list[Change] | None) -> Any:
-        """Run a write transaction; ``changes`` are the domain keys it touches (``None``: unlistable)."""
-        with self._translate(), self._session(write=True) as s:
-            try:
-                result = s.execute_write(work)
-            except BaseException as err:
-                # a driver error may come after the commit; an error of our own (a failed precondition, a
-                # dangling endpoint) is raised inside the transaction function, which rolls it back
-                if isinstance(err, Neo4jError | DriverError) or not isinstance(err, Exception):
-                    self._bump(changes)
-                raise
-            self._bump(changes)
-            return result
+    def _write_tx(self, work: Callable[[ManagedTransaction], Any], changes: list[Change] | None,
+                  labels: Iterable[str] = ()) -> Any:
+        """Run a write transaction and its change-feed entry in it; ``changes`` are the domain keys it touches
+        (``[]``: none, no feed entry; ``None``: unlistable), ``labels`` the labels of the nodes it writes."""
+        labels = sorted(set(labels))
+        keys = None if changes is None or len(changes) > MAX_CHANGES else json.dumps(
+            [_encode_change(c) for c in changes], ensure_ascii=False)
 
-    def _write(self, query: str, params: Mapping[str, Any] | None, changes: list[Change] | None) -> list[Record]:
+        def with_feed(tx: ManagedTransaction) -> tuple[Any, int | None]:
+            result = work(tx)
+            return result, self._append_feed(tx, changes, keys, labels)
+
+        with self._translate(), self._session(write=True) as s:
+            result, seq = s.execute_write(with_feed)
+        self._wrote(seq, labels)
+        return result
+
+    @staticmethod
+    def _append_feed(tx: ManagedTransaction, changes: list[Change] | None, keys: str | None,
+                     labels: list[str]) -> int | None:
+        """Write the feed entry of a write in its transaction; return the new revision (``None``: no entry)."""
+        seq: int | None = None
+        if changes is None or changes:
+            seq = int(tx.run(cypher.FEED_APPEND, {"keys": keys}).single(strict=True)["seq"])
+            if seq > FEED_WINDOW and seq % 64 == 0:  # prune now and then, in bulk
+                tx.run(cypher.FEED_PRUNE, {"below": seq - FEED_WINDOW}).consume()
+        if labels:
+            tx.run(cypher.FEED_LABELS, {"labels": labels}).consume()
+        return seq
+
+    def _wrote(self, seq: int | None, labels: Iterable[str]) -> None:
+        """After a commit: this process's view of the revision and of the written labels' counters is stale."""
+        with self._lock:
+            if seq is not None:
+                self._seen_revision = (seq, time.monotonic())
+            for label in labels:
+                self._seen_labels.pop(label, None)
+
+    def _write(self, query: str, params: Mapping[str, Any] | None, changes: list[Change] | None,
+               labels: Iterable[str] = ()) -> list[Record]:
         def work(tx: ManagedTransaction) -> list[Record]:
             return list(tx.run(query, dict(params or {})))
 
-        result: list[Record] = self._write_tx(work, changes)
+        result: list[Record] = self._write_tx(work, changes, labels)
         return result
 
     def _schema(self, query: str, params: Mapping[str, Any] | None = None) -> None:
@@ -293,14 +328,6 @@ class Neo4jStore(GraphStore):
         with self._translate(), self._session(write=True) as s:
             s.execute_write(work)
 
-    def _bump(self, changes: list[Change] | None) -> None:
-        """Count a write that touched the matching graph (``changes`` non-empty or ``None``); see :attr:`revision`."""
-        if changes is not None and not changes:
-            return
-        with self._lock:
-            self._revision += 1
-            self._journal.record(self._revision, changes)
-
     # -- life cycle ----------------------------------------------------------------------------
     def ensure_schema(self) -> None:
         """Uniqueness constraints on ``id`` (every label and ``Meta``), range and full-text indexes."""
@@ -309,7 +336,10 @@ class Neo4jStore(GraphStore):
         for statement in cypher.RANGE_INDEXES:
             self._schema(statement)
         self._schema(cypher.FULLTEXT_INDEX_DDL)
+        for statement in cypher.FEED_SCHEMA:
+            self._schema(statement)
         self._schema(cypher.AWAIT_INDEXES, {"timeout": _INDEX_TIMEOUT_S})
+        self._read_feed(create=True)
 
     def ping(self) -> None:
         """Run ``RETURN 1``; a second attempt absorbs a pooled connection that died with a restart."""
@@ -330,13 +360,71 @@ class Neo4jStore(GraphStore):
         if self._owns_driver:
             self._driver.close()
 
+    def _read_feed(self, *, create: bool = False) -> int:
+        """Read (or create) the feed node: the revision, and the store id."""
+        record: Record | None
+        if create:
+            with self._translate(), self._session(write=True) as s:
+                record = s.execute_write(lambda tx: tx.run(cypher.FEED_ENSURE).single(strict=True))
+        else:
+            records = self._read(cypher.FEED_READ)
+            record = records[0] if records else None
+        seq = 0 if record is None else int(record["seq"])
+        with self._lock:
+            if record is not None:
+                self._store_id = str(record["store_id"])
+            self._seen_revision = (seq, time.monotonic())
+        return seq
+
     @property
     def revision(self) -> int:
-        return self._revision
+        """The change feed's position in the database (every client's writes move it), read at most every
+        :data:`REVISION_TTL` seconds (this instance's own writes update it at once)."""
+        with self._lock:
+            seen = self._seen_revision
+        if seen is not None and time.monotonic() - seen[1] < REVISION_TTL:
+            return seen[0]
+        return self._read_feed()
+
+    def label_revision(self, label: str) -> int | None:
+        """The durable counter of writes of ``label`` nodes by every client (cached as :attr:`revision` is)."""
+        check_label(label)
+        with self._lock:
+            seen = self._seen_labels.get(label)
+        if seen is not None and time.monotonic() - seen[1] < REVISION_TTL:
+            return seen[0]
+        records = self._read(cypher.LABEL_REVISION, {"label": label})
+        value = int(records[0]["revision"]) if records else 0
+        with self._lock:
+            self._seen_labels[label] = (value, time.monotonic())
+        return value
 
     def changes_since(self, revision: int) -> list[Change] | None:
+        """What the writes after ``revision`` touched, read from the feed's entries (``None``: pruned or unlistable)."""
+        records = self._read(cypher.FEED_SINCE, {"since": revision})
+        current = int(records[0]["seq"]) if records else 0
         with self._lock:
-            return self._journal.since(revision, self._revision)
+            self._seen_revision = (current, time.monotonic())
+        if revision == current:
+            return []
+        if revision > current or revision < 0:
+            return None
+        entries = records[0]["entries"]
+        if len(entries) != current - revision or entries[0][0] != revision + 1:
+            return None  # pruned
+        out: list[Change] = []
+        for _, keys in entries:
+            if keys is None:
+                return None
+            out.extend(_decode_change(item) for item in json.loads(keys))
+        return out
+
+    @property
+    def store_id(self) -> str:
+        """The random id of this database's change feed (made with it by :meth:`ensure_schema`)."""
+        if not self._store_id:
+            self._read_feed(create=True)
+        return self._store_id
 
     @property
     def database(self) -> str:
@@ -388,14 +476,14 @@ class Neo4jStore(GraphStore):
                     tx.run(cypher.DELETE_RELS[key], {"rows": chunk}).consume()
 
         changes: list[Change] | None = None
-        if len(batch) <= self._journal.max_changes:  # a bulk load is not worth listing
+        if len(batch) <= MAX_CHANGES:  # a bulk load is not worth listing
             changes = [Change(node=(n.label, n.id)) for n in batch.nodes if n.label in DOMAIN_LABELS]
             changes += [Change(rel=r.key) for r in batch.rels]
             changes += [Change(rel=r.key) for r in batch.delete_rels]
         elif not batch.rels and not batch.delete_rels and all(n.label not in DOMAIN_LABELS for n in batch.nodes):
             changes = []
         if len(batch) or expects or batch.check is not None:
-            self._write_tx(work, changes)
+            self._write_tx(work, changes, [n.label for n in batch.nodes])
 
     @staticmethod
     def _dangling(tx: ManagedTransaction, key: tuple[str, str, str], rows: list[list[Any]]) -> ConstraintViolation:
@@ -415,7 +503,7 @@ class Neo4jStore(GraphStore):
         clean = {k: v for k, v in _storable(props).items() if v is not None}
         try:
             records = self._write(cypher.CREATE_NODE[label], {"id": node_id, "props": clean},
-                                  [Change(node=(label, node_id))] if label in DOMAIN_LABELS else [])
+                                  [Change(node=(label, node_id))] if label in DOMAIN_LABELS else [], [label])
         except ConstraintViolation as err:
             if isinstance(err.__cause__, ConstraintError):
                 raise DuplicateNode(label, node_id) from err.__cause__
@@ -426,7 +514,7 @@ class Neo4jStore(GraphStore):
         check_label(label)
         # ``SET n += $props`` removes the properties whose value is null
         records = self._write(cypher.UPDATE_NODE[label], {"id": node_id, "props": _storable(props)},
-                              [Change(node=(label, node_id))] if label in DOMAIN_LABELS else [])
+                              [Change(node=(label, node_id))] if label in DOMAIN_LABELS else [], [label])
         if not records:
             raise NodeNotFound(label, node_id)
         return _props(records[0]["props"])
@@ -434,7 +522,8 @@ class Neo4jStore(GraphStore):
     def delete_node(self, label: str, node_id: str) -> None:
         check_label(label)
         # the relationships detached with a domain node are not listed
-        records = self._write(cypher.DELETE_NODE[label], {"id": node_id}, None if label in DOMAIN_LABELS else [])
+        records = self._write(cypher.DELETE_NODE[label], {"id": node_id}, None if label in DOMAIN_LABELS else [],
+                              [label])
         if not records or not records[0]["deleted"]:
             raise NodeNotFound(label, node_id)
 
@@ -443,8 +532,8 @@ class Neo4jStore(GraphStore):
         with self._translate(), self._session(write=True) as s:
             try:
                 s.run(cypher.CLEAR).consume()
-            finally:
-                self._bump(None)
+            finally:  # an unlistable feed entry, every label counted: caches of anything rebuild
+                self._write_tx(lambda tx: None, None, LABELS)
         for index in self._vector_indexes():
             self._schema(cypher.DROP_INDEX, {"name": index["name"]})
 
@@ -614,7 +703,7 @@ class Neo4jStore(GraphStore):
                     found = set(tx.run(cypher.EXISTING_IDS[label], {"ids": wanted}).single(strict=True)["ids"])
                     raise NodeNotFound(label, next(i for i in wanted if i not in found))
 
-        listed = len(ids) <= self._journal.max_changes
+        listed = len(ids) <= MAX_CHANGES
         self._write_tx(work, ([Change(node=(label, i), vectors=True) for i in ids] if listed else None)
                        if label in DOMAIN_LABELS else [])
         if not indexed:

@@ -12,7 +12,6 @@ Property values are restricted to what Neo4j can hold: ``str``, ``int``, ``float
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,8 +21,9 @@ import numpy as np
 from graph.errors import ConstraintViolation, WriteConflict
 
 __all__ = [
+    "FEED_WINDOW",
+    "MAX_CHANGES",
     "Change",
-    "ChangeJournal",
     "Expect",
     "GraphReader",
     "GraphStore",
@@ -33,6 +33,8 @@ __all__ = [
     "WriteBatch",
     "check_expect",
     "check_props",
+    "decode_change",
+    "encode_change",
 ]
 
 Progress = Callable[[int], object]
@@ -123,42 +125,33 @@ class Change:
     vectors: bool = False
 
 
-class ChangeJournal:
-    """The bounded journal behind :meth:`GraphStore.changes_since` (not thread-safe: callers lock).
+#: How many entries each store's change feed keeps (older revisions answer ``changes_since`` with ``None``).
+FEED_WINDOW = 1024
+#: A write touching more keys than this is recorded in the feed as unlistable.
+MAX_CHANGES = 10_000
 
-    Parameters
-    ----------
-    max_revisions
-        How many recent revisions are remembered.
-    max_changes
-        A revision touching more than this many keys is remembered as "unlistable".
+
+def encode_change(change: Change) -> list[str]:
+    """A :class:`Change` as the JSON list the change feeds store.
+
+    Examples
+    --------
+    >>> encode_change(Change(node=("Problem", "P1")))
+    ['n', 'Problem', 'P1']
+    >>> decode_change(encode_change(Change(rel=("SOLVED", "Worker", "W1", "Problem", "P1"))))
+    Change(node=None, rel=('SOLVED', 'Worker', 'W1', 'Problem', 'P1'), vectors=False)
     """
+    if change.rel is not None:
+        return ["r", *change.rel]
+    assert change.node is not None
+    return ["v" if change.vectors else "n", *change.node]
 
-    def __init__(self, *, max_revisions: int = 1024, max_changes: int = 10_000) -> None:
-        self.max_revisions = max_revisions
-        self.max_changes = max_changes
-        self._entries: deque[tuple[int, tuple[Change, ...] | None]] = deque(maxlen=max_revisions)
 
-    def record(self, revision: int, changes: Sequence[Change] | None) -> None:
-        """Remember what ``revision`` touched (``None``: too much or unknown)."""
-        if changes is not None and len(changes) > self.max_changes:
-            changes = None
-        self._entries.append((revision, None if changes is None else tuple(changes)))
-
-    def since(self, revision: int, current: int) -> list[Change] | None:
-        """The changes of the revisions after ``revision`` up to ``current``, or ``None``."""
-        if revision == current:
-            return []
-        if revision > current or not self._entries or self._entries[0][0] > revision + 1:
-            return None
-        out: list[Change] = []
-        for rev, changes in self._entries:
-            if rev <= revision:
-                continue
-            if changes is None:
-                return None
-            out.extend(changes)
-        return out
+def decode_change(item: Sequence[str]) -> Change:
+    """The :class:`Change` of :func:`encode_change`'s list."""
+    if item[0] == "r":
+        return Change(rel=(item[1], item[2], item[3], item[4], item[5]))
+    return Change(node=(item[1], item[2]), vectors=item[0] == "v")
 
 
 @dataclass
@@ -244,12 +237,12 @@ class GraphStore(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Release resources (driver, file lock). Idempotent."""
+        """Release resources (driver, database connections). Idempotent."""
 
     @property
     @abstractmethod
     def revision(self) -> int:
-        """A counter that changes after every write made through this instance to the matching graph.
+        """The position of the store's change feed: it moves after every write to the matching graph, by any process.
 
         The matching graph is the nodes of :data:`graph.model.DOMAIN_LABELS` (workers, skills,
         enterprises, chains, districts, problems), every relationship (all relationship types join
@@ -257,20 +250,30 @@ class GraphStore(ABC):
         (``Match``, ``AuditEvent``, ``User``, ``ApiKey``, ``Target``) or store metadata
         (:meth:`set_meta`) leave it unchanged, so caches of the graph (the ranking projection and
         index, embeddings) survive the selection workflow and the audit trail, which write on
-        every request; read workflow nodes directly when they must be current. :meth:`clear`
-        always changes it. Writes by other processes (another client of the same Neo4j database)
-        are not counted.
+        every request; read workflow nodes directly when they must be current (or follow
+        :meth:`label_revision`). :meth:`clear` always moves it.
 
-        :meth:`changes_since` lists what the recent changes touched.
+        The feed lives in the database and is written in each write's own transaction: every process
+        (web workers, the CLI, a notebook) sees every other's writes here, and the sequence never
+        restarts (not after :meth:`clear`, not after a restart), so a cache keyed on
+        ``(store_id, revision)`` stays valid across processes. The embedded store reads it from SQLite on
+        every call; the Neo4j store answers from what it last read for up to ``REVISION_TTL`` (0.5 s),
+        its own writes included at once. :meth:`changes_since` lists what the recent changes touched.
         """
 
-    def label_revision(self, label: str) -> int | None:
-        """A counter that changes after every write of nodes of ``label`` (e.g. ``"Match"``), or ``None``.
+    @property
+    @abstractmethod
+    def store_id(self) -> str:
+        """A random id made once with the database's schema: tells one database from another (a cache saved
+        for one database is not used for another)."""
 
-        For caches of workflow nodes, which :attr:`revision` ignores. ``None`` means the store cannot
-        tell, because other processes may write the same data (the Neo4j store): read the nodes
-        each time. The embedded store is the only writer of its data (its directory is locked) and
-        answers exactly. The default implementation answers ``None``.
+    def label_revision(self, label: str) -> int | None:
+        """A durable counter of the writes of nodes of ``label`` (e.g. ``"Match"``), by every process.
+
+        For caches of workflow nodes, which :attr:`revision` ignores: the engine's cache of match
+        states re-reads the matches when it moves. ``None`` means the store cannot tell (read the
+        nodes each time); both stores answer, from the database (Neo4j within ``REVISION_TTL``).
+        The default implementation answers ``None``.
         """
         return None
 
@@ -278,11 +281,12 @@ class GraphStore(ABC):
         """What the writes after ``revision`` (up to the current :attr:`revision`) touched, oldest first.
 
         Each :class:`Change` names a domain node or a relationship that was created, updated or
-        deleted; read the store for its current state. Returns ``[]`` when nothing changed and
-        ``None`` when the store cannot tell: a revision it does not know, writes older than its
-        journal, or a large or unlistable write (a bulk load, :meth:`clear`, deleting a node with
-        its relationships), after which a cache must be rebuilt from scratch. The default
-        implementation keeps no journal.
+        deleted; read the store for its current state. Read from the durable feed, so it lists other
+        processes' writes too. Returns ``[]`` when nothing changed and ``None`` when the store cannot
+        tell: a revision it does not know, writes older than the feed keeps (:data:`FEED_WINDOW`
+        entries), or a large or unlistable write (a bulk load of more than :data:`MAX_CHANGES` keys,
+        :meth:`clear`, deleting a domain node with its relationships in Neo4j), after which a cache
+        must be rebuilt from scratch. The default implementation keeps no feed.
         """
         return [] if revision == self.revision else None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from graph.errors import (
 from graph.memory import MemoryStore
 from graph.model import LABELS, REL_ENDPOINTS
 from graph.neo4j_store import Neo4jStore, escape_lucene
-from graph.store import Change, Expect, GraphReader, GraphStore, NodeRow, RelRow, WriteBatch
+from graph.store import FEED_WINDOW, Change, Expect, GraphReader, GraphStore, NodeRow, RelRow, WriteBatch
 from ops.neo4j_server import FAST_START_JVM_OPTIONS, Neo4jServer, find_free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -226,10 +227,7 @@ def test_revision_ignores_workflow_writes_and_lists_domain_changes(store: GraphS
 
 def test_label_revision_follows_writes_of_one_label_or_says_it_cannot(store: GraphStore) -> None:
     matches, workers = store.label_revision("Match"), store.label_revision("Worker")
-    if store.kind == "memory":  # the only writer of its data: exact
-        assert matches is not None and workers is not None
-    if matches is None:
-        return  # other processes may write: callers read the nodes every time
+    assert matches is not None and workers is not None  # durable counters in both stores
     store.create_node("Match", "M1", {"state": "invited"})
     assert store.label_revision("Match") != matches and store.label_revision("Worker") == workers
     matches = store.label_revision("Match")
@@ -238,6 +236,33 @@ def test_label_revision_follows_writes_of_one_label_or_says_it_cannot(store: Gra
     matches = store.label_revision("Match")
     store.delete_node("Match", "M1")
     assert store.label_revision("Match") != matches
+
+
+def _twin(store: GraphStore) -> GraphStore:
+    """Another instance on the same database, as another process would open it."""
+    if isinstance(store, MemoryStore):
+        return MemoryStore(store.data_dir)
+    assert isinstance(store, Neo4jStore)
+    return Neo4jStore(store._driver, store.database)
+
+
+def test_the_feed_is_in_the_database_and_every_instance_follows_it(store: GraphStore) -> None:
+    other = _twin(store)
+    try:
+        assert other.store_id == store.store_id and len(store.store_id) >= 32
+        before, matches = other.revision, other.label_revision("Match")
+        store.create_node("Worker", "W1", {"name": "张三"})
+        store.create_node("Match", "M1", {"state": "invited"})
+        assert other.changes_since(before) == [Change(node=("Worker", "W1"))]  # read from the database
+        deadline = time.monotonic() + 2
+        while (other.revision == before or other.label_revision("Match") == matches) and time.monotonic() < deadline:
+            time.sleep(0.05)  # Neo4j answers from what it read up to 0.5 s ago
+        assert other.revision == store.revision == before + 1
+        assert other.label_revision("Match") == store.label_revision("Match") == matches + 1
+        other.apply(WriteBatch(nodes=[NodeRow("Problem", "P1", {"title": "主轴异响"})]))
+        assert store.changes_since(before) == [Change(node=("Worker", "W1")), Change(node=("Problem", "P1"))]
+    finally:
+        other.close()
 
 
 # -- relationships --------------------------------------------------------------------------
@@ -690,8 +715,6 @@ def test_memory_store_two_instances_share_one_directory(tmp_path: Path) -> None:
 
 
 def test_memory_store_feed_never_restarts_and_is_pruned(tmp_path: Path) -> None:
-    from graph.memory import FEED_WINDOW
-
     with MemoryStore(tmp_path / "store") as store:
         store.create_node("Worker", "W0", {})
         first = store.revision
