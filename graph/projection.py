@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from graph.model import DOMAIN_LABELS, REL_ENDPOINTS
 from graph.store import GraphStore
 
-__all__ = ["EdgeList", "Projection", "WALK_RELS"]
+__all__ = ["EdgeList", "Projection", "WALK_RELS", "pair_codes"]
 
 #: Relationship types the random walk follows (employment and mentoring say nothing about expertise).
 WALK_RELS: tuple[str, ...] = ("SOLVED", "REQUIRES", "HAS_SKILL", "POSTED", "IN_CHAIN", "LOCATED_IN", "ADJACENT_TO")
@@ -53,6 +53,17 @@ _NO_PROPS: dict[str, Any] = {}
 def _pair(s: int, e: int) -> int:
     """One int for an ``(start, end)`` index pair (a tuple of two ints costs three objects)."""
     return (s << 32) | e
+
+
+def pair_codes(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """:func:`_pair` of parallel index arrays (the keys of :attr:`EdgeList.seen`).
+
+    Examples
+    --------
+    >>> pair_codes(np.array([0, 1]), np.array([2, 3])).tolist() == [_pair(0, 2), _pair(1, 3)]
+    True
+    """
+    return (np.asarray(start, dtype=np.int64) << 32) | np.asarray(end, dtype=np.int64)
 
 
 @dataclass
@@ -153,8 +164,8 @@ class Projection:
                 self.index[label][node_id] = at
                 self.ids[label].append(node_id)
                 self.props[label].append(clean)
-            else:
-                self.props[label][at].update(clean)
+            else:  # a new dictionary, not an update in place: rows may be decoded copies (a mapped table)
+                self.props[label][at] = {**self.props[label][at], **clean}
             self.version += 1
             return at
 

@@ -215,7 +215,7 @@ class Recommender:
                           added=int(extra.get("added_history", 0)), source="files")
             self._state.update(version=str(got.version), files_revision=got.revision,
                                load_seconds=round(time.perf_counter() - started, 3))
-            changes = self.store.changes_since(got.revision)
+            changes = _graph_changes(self.store.changes_since(got.revision))
             if changes is None or len(changes) > self.config.max_incremental:
                 why = "the change feed cannot list the changes" if changes is None else f"{len(changes)} changes"
                 if not self.config.background_rebuild:
@@ -413,7 +413,7 @@ class Recommender:
             revision = self.store.revision
             if revision == self._revision:
                 return
-            changes = self.store.changes_since(self._revision)
+            changes = _graph_changes(self.store.changes_since(self._revision))
             if changes is None or len(changes) > self.config.max_incremental:
                 self._full_rebuild()
                 return
@@ -782,6 +782,11 @@ class Recommender:
                 ids = self.projection.ids["Worker"]
                 out[pid] = {ids[int(w)]: float(s) for w, s in zip(cand, scores, strict=True)}
         return out
+
+
+def _graph_changes(changes: list[Change] | None) -> list[Change] | None:
+    """``changes`` without vector writes (the embedding cache filling up: the index encodes the same texts)."""
+    return None if changes is None else [c for c in changes if not c.vectors]
 
 
 def _solvers(index: RankingIndex, history_cols: np.ndarray) -> np.ndarray:

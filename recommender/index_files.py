@@ -1,0 +1,644 @@
+"""The ranking index on disk: built once, stored as versioned files, memory-mapped by every process.
+
+A full build (:class:`graph.projection.Projection` read from the store, then :class:`~recommender.index.RankingIndex`)
+costs seconds at demo scale and many minutes at a province's. :func:`save` writes both as files a later process
+maps instead of rebuilding (:func:`load`), then brings up to date by replaying the store's change feed
+(:meth:`graph.store.GraphStore.changes_since`) through the engine's incremental update.
+
+Layout of an index directory (default ``<data dir>/index``, see :func:`default_index_dir`)::
+
+    index/
+      CURRENT                  the name of the version to load (replaced atomically)
+      v1-r<revision>-<stamp>/  one version, written under a temporary name and renamed when complete
+        manifest.json          format, store id, feed position, fingerprints, every file's size and digest
+        <name>.npy             one numpy array per file (sparse matrices as data/indices/indptr)
+        <name>.pkl             the fitted text model (scikit-learn vectorisers)
+
+Arrays are loaded with ``np.load(mmap_mode="r")``: pages are read on first use and shared by every process that
+maps the same files (the kernel's page cache), so a second web worker costs its own Python objects, not the
+matrices again. Node properties are a mapped string table (:class:`PropTable`) decoded on access, not a list
+of dictionaries.
+
+Trust: :func:`load` refuses (returns ``None`` and says why; the caller rebuilds) a directory whose manifest is
+missing or unreadable, of another format, another store (``store_id``), a feed position ahead of the store's,
+other fingerprints (encoder identity, text model settings, index parameters, library versions, a digest of
+the code that builds the index), or any file missing, of another size or another digest (whole files up to
+:data:`FULL_DIGEST_BYTES`, the first and last :data:`SAMPLE_BYTES` of larger ones). A truncated ``.npy`` is
+also refused by numpy itself when mapped. A wrong ranking is never served from files that do not match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pickle
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import scipy
+import scipy.sparse as sp
+import sklearn
+
+from graph.projection import EdgeList, Projection, pair_codes
+from recommender.expertise import ExpertiseModel
+from recommender.index import ACTIVITY_HALF_LIFE, RankingIndex, _Edges
+from recommender.text import TextModel, TextViews
+
+__all__ = [
+    "FORMAT_VERSION",
+    "IndexStatus",
+    "Loaded",
+    "PropTable",
+    "StrTable",
+    "default_index_dir",
+    "fingerprints",
+    "load",
+    "read_manifest",
+    "save",
+    "status",
+    "store_identity",
+]
+
+_log = logging.getLogger(__name__)
+
+#: Version of the file layout; a directory of another version is rebuilt.
+FORMAT_VERSION = 1
+#: Files up to this size are verified by their full sha256 on load.
+FULL_DIGEST_BYTES = 1 << 22
+#: Larger files: the sha256 of their first and last this many bytes (plus the exact size).
+SAMPLE_BYTES = 1 << 16
+#: Versions kept beside the current one (a process may still map an older one; on Linux a removed file's
+#: pages stay valid for whoever maps them).
+KEEP_VERSIONS = 2
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+
+#: Sources whose code decides what the index holds: any change to them makes earlier files untrusted.
+_CODE = ("graph/projection.py", "recommender/index.py", "recommender/text.py", "recommender/expertise.py",
+         "recommender/signals.py", "recommender/index_files.py", "embeddings/texts.py")
+
+#: RankingIndex attributes recomputed on load from the saved ones (derived, Python objects, or not data).
+_DERIVED = frozenset({"projection", "encoder", "hp_pos", "declared_sets", "worker_district", "worker_employer",
+                      "worker_active", "worker_capacity", "teaches", "honours", "district_workers"})
+
+
+def default_index_dir(data_dir: Path | str, env: Mapping[str, str] | None = None) -> Path:
+    """``JIANGLIAN_INDEX_DIR`` when set, else ``<data_dir>/index``.
+
+    Examples
+    --------
+    >>> default_index_dir("data", {}).as_posix()
+    'data/index'
+    >>> default_index_dir("data", {"JIANGLIAN_INDEX_DIR": "/var/cache/jl"}).as_posix()
+    '/var/cache/jl'
+    """
+    env = os.environ if env is None else env
+    explicit = (env.get("JIANGLIAN_INDEX_DIR") or "").strip()
+    return Path(explicit) if explicit else Path(data_dir) / "index"
+
+
+def store_identity(store: Any) -> str | None:
+    """The store's stable id (``store_id``), or ``None`` when it has none (files cannot be trusted then)."""
+    value = getattr(store, "store_id", None)
+    if not value:
+        try:
+            value = store.get_meta("store_id")
+        except Exception:  # noqa: BLE001 - a store that cannot say who it is: no trust
+            value = None
+    return str(value) if value else None
+
+
+def _code_digest() -> str:
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for rel in _CODE:
+        path = root / rel
+        h.update(rel.encode())
+        h.update(path.read_bytes() if path.is_file() else b"-")
+    return h.hexdigest()[:16]
+
+
+def fingerprints(encoder: Any) -> dict[str, Any]:
+    """What the saved index depends on besides the data: files with other fingerprints are rebuilt."""
+    text = TextModel()
+    return {
+        "format": FORMAT_VERSION,
+        "encoder": getattr(encoder, "identity", None) if encoder is not None else None,
+        "text_model": {"char_ngrams": list(text.char_ngrams), "min_df_char": text.min_df_char},
+        "index": {"hub_degree": RankingIndex.hub_degree, "max_hubs": RankingIndex.max_hubs,
+                  "expertise_skill_weight": RankingIndex.expertise_skill_weight,
+                  "activity_half_life": ACTIVITY_HALF_LIFE},
+        "libraries": {"numpy": np.__version__, "scipy": scipy.__version__, "sklearn": sklearn.__version__},
+        "code": _code_digest(),
+    }
+
+
+# -- string tables --------------------------------------------------------------------------
+def _pack(items: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(items) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in items], out=offsets[1:])
+    blob = np.frombuffer(b"".join(items), dtype=np.uint8) if offsets[-1] else np.zeros(0, dtype=np.uint8)
+    return blob, offsets
+
+
+class StrTable(Sequence[str]):
+    """A read-only sequence of strings over a mapped UTF-8 blob and its offsets (decoded on access)."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
+        self._blob = blob
+        self._offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return self._blob[self._offsets[i]:self._offsets[i + 1]].tobytes().decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(
+            a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_NO_PROPS: dict[str, Any] = {}
+
+
+class PropTable:
+    """The properties of a projection's nodes (or edges) as a mapped table of JSON rows, decoded on access.
+
+    Behaves as the list of dictionaries it replaces for what :class:`~graph.projection.Projection` and its
+    readers do: indexing (a fresh dictionary each time: change rows by assigning them, never in place),
+    slicing, iteration, ``len``, ``append`` and item assignment (kept in memory beside the mapped rows).
+    ``shared_empty`` rows (edge properties) decode an empty row to one shared, read-only empty dictionary.
+    """
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray, *, shared_empty: bool = False) -> None:
+        self._blob = blob
+        self._offsets = offsets
+        self._n = len(offsets) - 1
+        self._changed: dict[int, dict[str, Any]] = {}
+        self._added: list[dict[str, Any]] = []
+        self._shared_empty = shared_empty
+
+    def __len__(self) -> int:
+        return self._n + len(self._added)
+
+    def _at(self, i: int) -> dict[str, Any]:
+        if i >= self._n:
+            return self._added[i - self._n]
+        hit = self._changed.get(i)
+        if hit is not None:
+            return hit
+        a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+        if a == b:
+            return _NO_PROPS if self._shared_empty else {}
+        out: dict[str, Any] = orjson.loads(self._blob[a:b].tobytes())
+        return out
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._at(j) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return self._at(i)
+
+    def __setitem__(self, i: int, value: dict[str, Any]) -> None:
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        if i >= self._n:
+            self._added[i - self._n] = value
+        else:
+            self._changed[i] = value
+
+    def append(self, value: dict[str, Any]) -> None:
+        self._added.append(value)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i in range(len(self)):
+            yield self._at(i)
+
+
+def _rows_json(rows: Sequence[Mapping[str, Any]], *, empty_as_nothing: bool) -> list[bytes]:
+    return [b"" if empty_as_nothing and not row else orjson.dumps(dict(row)) for row in rows]
+
+
+# -- writing ----------------------------------------------------------------------------------
+class _Writer:
+    """Encodes objects into a JSON spec plus one ``.npy`` file per array."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.files: dict[str, int] = {}  # name -> bytes
+        self._by_id: dict[int, str] = {}
+        self._keep: list[Any] = []  # the arrays written, so their ids are not reused during the save
+
+    def array(self, name: str, arr: np.ndarray) -> str:
+        known = self._by_id.get(id(arr))
+        if known is not None:
+            return known
+        self._keep.append(arr)
+        data = np.ascontiguousarray(arr)
+        if data.dtype == object:
+            raise TypeError(f"{name}: object arrays are not stored")
+        fname = f"{name}.npy"
+        with open(self.dir / fname, "wb") as fh:
+            np.save(fh, data, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.files[fname] = (self.dir / fname).stat().st_size
+        self._by_id[id(arr)] = fname
+        return fname
+
+    def blob(self, name: str, data: bytes) -> str:
+        fname = name
+        with open(self.dir / fname, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.files[fname] = len(data)
+        return fname
+
+    def sparse(self, name: str, m: sp.spmatrix) -> dict[str, Any]:
+        kind = "csc" if sp.issparse(m) and m.format == "csc" else "csr"
+        m = sp.csc_matrix(m) if kind == "csc" else sp.csr_matrix(m)
+        # the layout is kept as it is (unsorted rows too): a sum over a row in another order rounds differently
+        indices, indptr = m.indices, m.indptr
+        if indices.dtype != np.int32 and max(m.shape) < 2**31 - 1 and m.nnz < 2**31 - 1:
+            # what scipy would make of them on load anyway (a copy): int32 on disk is mapped as it is
+            indices, indptr = indices.astype(np.int32), indptr.astype(np.int32)
+        return {"t": kind, "shape": list(m.shape), "sorted": bool(m.has_sorted_indices),
+                "data": self.array(f"{name}.data", m.data),
+                "indices": self.array(f"{name}.indices", indices), "indptr": self.array(f"{name}.indptr", indptr)}
+
+    def strings(self, name: str, items: Sequence[str]) -> dict[str, Any]:
+        blob, offsets = _pack([s.encode("utf-8") for s in items])
+        return {"t": "strs", "blob": self.array(f"{name}.blob", blob),
+                "offsets": self.array(f"{name}.offsets", offsets)}
+
+    def encode(self, name: str, value: Any) -> Any:
+        if value is None or isinstance(value, bool | int | float | str):
+            return {"t": "json", "v": value}
+        if isinstance(value, np.generic):
+            return {"t": "json", "v": value.item()}
+        if isinstance(value, np.ndarray):
+            return {"t": "a", "f": self.array(name, value)}
+        if sp.issparse(value):
+            return self.sparse(name, value)
+        if isinstance(value, TextViews):
+            # counts shares word's index arrays (TextViews.__post_init__): written once, mapped once
+            return {"t": "views", **{k: self.sparse(f"{name}.{k}", getattr(value, k))
+                                     for k in ("word", "char", "counts")}}
+        if isinstance(value, _Edges | ExpertiseModel):
+            return {"t": "dc", "cls": type(value).__name__,
+                    "fields": {f.name: self.encode(f"{name}.{f.name}", getattr(value, f.name))
+                               for f in dataclasses.fields(value)}}
+        if isinstance(value, TextModel):
+            return {"t": "pickle", "f": self.blob(f"{name}.pkl", pickle.dumps(value, protocol=5))}
+        if isinstance(value, list | StrTable) and all(isinstance(v, str) for v in value):
+            return self.strings(name, value)
+        if isinstance(value, dict):
+            keys = list(value)
+            if all(isinstance(k, str) for k in keys) and all(isinstance(v, int | float | str) for v in value.values()):
+                return {"t": "json", "v": value}
+            if all(isinstance(k, float) for k in keys):
+                return {"t": "fdict", "items": [[k, self.encode(f"{name}.{i}", value[k])] for i, k in enumerate(keys)]}
+        raise TypeError(f"RankingIndex.{name}: no file format for {type(value).__name__}")
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _digest(path: Path, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        if size <= FULL_DIGEST_BYTES:
+            h.update(fh.read())
+        else:
+            h.update(fh.read(SAMPLE_BYTES))
+            fh.seek(size - SAMPLE_BYTES)
+            h.update(fh.read(SAMPLE_BYTES))
+    return h.hexdigest()
+
+
+def _encode_projection(w: _Writer, proj: Projection) -> dict[str, Any]:
+    spec: dict[str, Any] = {"labels": {}, "edges": [], "revision": proj.revision}
+    for label, ids in proj.ids.items():
+        props = proj.props[label]
+        spec["labels"][label] = {
+            "ids": w.strings(f"proj.{label}.ids", ids),
+            "props": w.strings(f"proj.{label}.props", [b.decode("utf-8") for b in
+                                                       _rows_json(props, empty_as_nothing=False)]),
+        }
+    for i, ((rel_type, s_label, e_label), edges) in enumerate(proj.edges.items()):
+        rows = _rows_json(edges.props, empty_as_nothing=True)
+        blob, offsets = _pack(rows)
+        spec["edges"].append({
+            "key": [rel_type, s_label, e_label],
+            "start": w.array(f"proj.edge{i}.start", np.asarray(edges.start, dtype=np.int64)),
+            "end": w.array(f"proj.edge{i}.end", np.asarray(edges.end, dtype=np.int64)),
+            "props_blob": w.array(f"proj.edge{i}.props.blob", blob),
+            "props_offsets": w.array(f"proj.edge{i}.props.offsets", offsets),
+        })
+    return spec
+
+
+def save(directory: Path | str, projection: Projection, index: RankingIndex, *, store_id: str, revision: int,
+         encoder: Any = None, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write ``projection`` and ``index`` (their state at feed position ``revision``) as a new version.
+
+    The version is written into a temporary directory, fsynced, renamed into place and only then named in
+    ``CURRENT`` (replaced atomically), so a reader sees the previous version or this one, never a part.
+    Older versions beyond :data:`KEEP_VERSIONS` are removed. Returns the version's directory.
+
+    Call it while nothing changes ``projection`` or ``index`` (the engine holds its lock).
+    """
+    if not bool(np.all(index.history_mask)):
+        raise ValueError("only an index over the whole history (the product's) is stored")
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"v{FORMAT_VERSION}-r{revision}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+    tmp = root / f".tmp-{name}"
+    tmp.mkdir()
+    try:
+        w = _Writer(tmp)
+        started = time.perf_counter()
+        fields = {key: w.encode(key, value) for key, value in vars(index).items() if key not in _DERIVED}
+        spec = {"projection": _encode_projection(w, projection), "index": fields}
+        (tmp / "spec.json").write_text(json.dumps(spec, ensure_ascii=False))
+        w.files["spec.json"] = (tmp / "spec.json").stat().st_size
+        files = {f: {"bytes": size, "sha256": _digest(tmp / f, size),
+                     "digest": "full" if size <= FULL_DIGEST_BYTES else "sampled"} for f, size in w.files.items()}
+        manifest = {"format": FORMAT_VERSION, "store_id": store_id, "revision": int(revision),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "fingerprints": fingerprints(encoder), "describe": index.describe(),
+                    "extra": dict(extra or {}), "files": files,
+                    "write_seconds": round(time.perf_counter() - started, 3)}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+        with open(tmp / MANIFEST, "rb") as fh:
+            os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        final = root / name
+        os.rename(tmp, final)
+        _fsync_dir(root)
+        pointer = root / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
+        pointer.write_text(name + "\n")
+        with open(pointer, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(pointer, root / CURRENT)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(root, keep=name)
+    return final
+
+
+def _prune(root: Path, *, keep: str) -> None:
+    versions = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("v") and p.name != keep),
+                      key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in versions[KEEP_VERSIONS - 1:]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-*"):  # a writer killed half-way
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+# -- reading -----------------------------------------------------------------------------------
+def current_version(directory: Path | str) -> Path | None:
+    """The directory ``CURRENT`` names, or ``None``."""
+    root = Path(directory)
+    try:
+        name = (root / CURRENT).read_text().strip()
+    except OSError:
+        return None
+    if not name or "/" in name or name.startswith("."):
+        return None
+    path = root / name
+    return path if path.is_dir() else None
+
+
+def read_manifest(version: Path) -> dict[str, Any] | None:
+    """The manifest of a version directory, or ``None`` when missing or unreadable."""
+    try:
+        manifest: dict[str, Any] = json.loads((version / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _verify(version: Path, manifest: Mapping[str, Any], *, store_id: str | None, revision: int,
+            encoder: Any) -> str | None:
+    """Why the files cannot be used (``None``: they can)."""
+    if manifest.get("format") != FORMAT_VERSION:
+        return f"format {manifest.get('format')!r}, this code reads {FORMAT_VERSION}"
+    if not store_id:
+        return "the store has no store_id, so files cannot be matched to it"
+    if manifest.get("store_id") != store_id:
+        return f"built for store {manifest.get('store_id')!r}, this is {store_id!r}"
+    built_at = manifest.get("revision")
+    if not isinstance(built_at, int) or built_at > revision:
+        return f"built at feed position {built_at!r}, ahead of the store's {revision}"
+    want = fingerprints(encoder)
+    have = manifest.get("fingerprints") or {}
+    for key in want:
+        if have.get(key) != want[key]:
+            return f"fingerprint {key!r} differs: files {have.get(key)!r}, now {want[key]!r}"
+    files = manifest.get("files")
+    if not isinstance(files, dict) or "spec.json" not in files:
+        return "the manifest lists no files"
+    for fname, info in files.items():
+        path = version / fname
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return f"{fname} is missing"
+        if size != info.get("bytes"):
+            return f"{fname} has {size} bytes, the manifest says {info.get('bytes')}"
+        if _digest(path, size) != info.get("sha256"):
+            return f"{fname} does not match its digest"
+    return None
+
+
+class _Reader:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def array(self, fname: str) -> np.ndarray:
+        arr = self._arrays.get(fname)
+        if arr is None:
+            arr = np.load(self.dir / fname, mmap_mode="r", allow_pickle=False)
+            self._arrays[fname] = arr
+        return arr
+
+    def sparse(self, spec: Mapping[str, Any]) -> sp.spmatrix:
+        cls = sp.csc_matrix if spec["t"] == "csc" else sp.csr_matrix
+        m = cls((self.array(spec["data"]), self.array(spec["indices"]), self.array(spec["indptr"])),
+                shape=tuple(spec["shape"]))
+        m.has_sorted_indices = bool(spec["sorted"])
+        return m
+
+    def decode(self, spec: Mapping[str, Any]) -> Any:
+        kind = spec["t"]
+        if kind == "json":
+            return spec["v"]
+        if kind == "a":
+            return self.array(spec["f"])
+        if kind in ("csr", "csc"):
+            return self.sparse(spec)
+        if kind == "views":
+            return TextViews(self.sparse(spec["word"]), self.sparse(spec["char"]), self.sparse(spec["counts"]))
+        if kind == "dc":
+            cls = {"_Edges": _Edges, "ExpertiseModel": ExpertiseModel}[spec["cls"]]
+            return cls(**{k: self.decode(v) for k, v in spec["fields"].items()})
+        if kind == "pickle":
+            with open(self.dir / spec["f"], "rb") as fh:
+                return pickle.load(fh)  # noqa: S301 - our own file, verified against the manifest's digest
+        if kind == "strs":
+            return StrTable(self.array(spec["blob"]), self.array(spec["offsets"]))
+        if kind == "fdict":
+            return {float(k): self.decode(v) for k, v in spec["items"]}
+        raise ValueError(f"unknown entry kind {kind!r}")
+
+
+def _decode_projection(r: _Reader, spec: Mapping[str, Any]) -> Projection:
+    proj = Projection()
+    for label, part in spec["labels"].items():
+        ids = list(r.decode(part["ids"]))
+        proj.ids[label] = ids
+        proj.index[label] = dict(zip(ids, range(len(ids)), strict=True))
+        table = part["props"]
+        proj.props[label] = PropTable(r.array(table["blob"]), r.array(table["offsets"]))  # type: ignore[assignment]
+    for part in spec["edges"]:
+        start = r.array(part["start"])
+        end = r.array(part["end"])
+        edges = EdgeList(start=start.tolist(), end=end.tolist(),
+                         props=PropTable(r.array(part["props_blob"]), r.array(part["props_offsets"]),  # type: ignore[arg-type]
+                                         shared_empty=True),
+                         seen=dict(zip(pair_codes(start, end).tolist(), range(len(start)), strict=True)))
+        proj.edges[tuple(part["key"])] = edges  # type: ignore[index]
+    proj.revision = int(spec["revision"])
+    return proj
+
+
+@dataclass
+class Loaded:
+    """What :func:`load` gives back."""
+
+    projection: Projection
+    index: RankingIndex
+    revision: int
+    manifest: dict[str, Any]
+    version: Path
+
+
+def load(directory: Path | str, *, store_id: str | None, revision: int, encoder: Any = None) -> Loaded | str:
+    """Map the current version of ``directory``: a :class:`Loaded`, or the reason it cannot be used.
+
+    ``revision`` is the store's current feed position (files built ahead of it are from another life of the
+    store); ``encoder`` the dense encoder the caller ranks with (its identity must be the files').
+    """
+    version = current_version(directory)
+    if version is None:
+        return f"no index files in {directory}"
+    manifest = read_manifest(version)
+    if manifest is None:
+        return f"{version.name}: manifest missing or unreadable"
+    why = _verify(version, manifest, store_id=store_id, revision=revision, encoder=encoder)
+    if why is not None:
+        return f"{version.name}: {why}"
+    try:
+        r = _Reader(version)
+        spec = json.loads((version / "spec.json").read_text())
+        proj = _decode_projection(r, spec["projection"])
+        index = RankingIndex.__new__(RankingIndex)
+        for key, value in spec["index"].items():
+            setattr(index, key, r.decode(value))
+        index.projection = proj
+        index.encoder = encoder
+        index.hp_pos = {int(p): i for i, p in enumerate(index.hp)}
+        skill_names = np.asarray(proj.ids["Skill"])
+        declared = index.declared
+        index.declared_sets = [set(skill_names[declared.indices[a:b]].tolist())
+                               for a, b in zip(declared.indptr[:-1], declared.indptr[1:], strict=True)]
+        index.read_worker_flags()
+    except Exception as err:  # noqa: BLE001 - any damage the digests did not catch: rebuild, never serve it
+        return f"{version.name}: cannot be read ({type(err).__name__}: {err})"
+    return Loaded(proj, index, int(manifest["revision"]), manifest, version)
+
+
+# -- status ------------------------------------------------------------------------------------
+@dataclass
+class IndexStatus:
+    """What ``jianglian index status`` reports."""
+
+    directory: Path
+    version: str | None
+    revision: int | None
+    store_revision: int
+    lag: int | None  # changes to replay (None: the feed cannot list them)
+    usable: bool
+    reason: str | None
+    bytes: int
+    created: str | None
+    describe: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["directory"] = str(self.directory)
+        return out
+
+
+def status(directory: Path | str, store: Any, *, encoder: Any = None) -> IndexStatus:
+    """The current version of ``directory`` against ``store`` (verifies the files as :func:`load` would)."""
+    root = Path(directory)
+    store_revision = int(store.revision)
+    version = current_version(root)
+    manifest = read_manifest(version) if version is not None else None
+    if version is None or manifest is None:
+        return IndexStatus(root, None if version is None else version.name, None, store_revision, None, False,
+                           "no index files" if version is None else "manifest missing or unreadable", 0, None, {})
+    why = _verify(version, manifest, store_id=store_identity(store), revision=store_revision, encoder=encoder)
+    built_at = manifest.get("revision")
+    lag: int | None = None
+    if why is None and isinstance(built_at, int):
+        changes = store.changes_since(built_at)
+        lag = None if changes is None else len(changes)
+    size = sum(int(f.get("bytes", 0)) for f in (manifest.get("files") or {}).values())
+    return IndexStatus(root, version.name, built_at if isinstance(built_at, int) else None, store_revision, lag,
+                       why is None, why, size, manifest.get("created"), dict(manifest.get("describe") or {}))
