@@ -7,8 +7,9 @@ number of processes; an embedded store that admits one process needs the server 
 
 from __future__ import annotations
 
+import re
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -177,9 +178,10 @@ def _read_password(password_stdin: bool) -> str:
 @click.option("--district", default=None, help="The district of a district coordinator (e.g. 亭湖区).")
 @click.option("--worker-id", default=None, help="The worker a worker login belongs to.")
 @click.option("--display-name", default=None)
+@click.option("--email", default=None, help="Where notification e-mails go (optional; see `user email`).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_create(username: str, role: str, district: str | None, worker_id: str | None, display_name: str | None,
-                password_stdin: bool) -> None:
+                email: str | None, password_stdin: bool) -> None:
     """Create a user; the password is prompted for (or read from stdin) and stored hashed."""
     from web.auth import create_user
 
@@ -194,7 +196,27 @@ def user_create(username: str, role: str, district: str | None, worker_id: str |
             fail(str(err))
         except DuplicateNode:
             fail(f"user {username!r} already exists")
+        if email:
+            _set_email(store, username, email)
     click.echo(f"created {user['id']} ({user['role']})")
+
+
+def _set_email(store: Any, username: str, email: str | None) -> None:
+    if email and not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+", email):
+        fail(f"not an e-mail address: {email!r}")
+    store.update_node("User", username, {"email": email or ""})
+
+
+@user_group.command("email")
+@click.argument("username")
+@click.argument("address", required=False)
+def user_email(username: str, address: str | None) -> None:
+    """Set (or, without ADDRESS, remove) the address notification e-mails to USERNAME go to."""
+    with configured_store() as store:
+        if store.get_node("User", username) is None:
+            fail(f"no user {username!r}")
+        _set_email(store, username, address)
+    click.echo(f"{username}: notification e-mail {'to ' + address if address else 'off'}")
 
 
 @user_group.command("list")

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cli.common import configured_store, settings
+from cli.common import configured_store, fail, settings
 from graph.errors import GraphError
 from graph.store import GraphStore
 from recommender.errors import RecommenderError
@@ -269,6 +269,39 @@ def withdraw_cmd(match_id: str, actor: str, reason: str) -> None:
         _show(Selection(store).withdraw(match_id, actor=actor, reason=reason))
 
 
+@match_group.command("volunteer")
+@click.argument("problem_id")
+@click.argument("worker_id")
+@_actor_option
+@click.option("--note", default="")
+def volunteer_cmd(problem_id: str, worker_id: str, actor: str, note: str) -> None:
+    """WORKER_ID volunteers for PROBLEM_ID (「我想接」); a coordinator then confirms or declines."""
+    with configured_store() as store, _errors():
+        _show(Selection(store).volunteer(problem_id, worker_id, actor=actor, note=note))
+
+
+@match_group.command("confirm")
+@click.argument("match_id")
+@_actor_option
+@click.option("--allow-conflict", is_flag=True, help="Confirm a worker for their own employer's problem.")
+@click.option("--override-capacity", is_flag=True, help="Confirm a worker who is at capacity.")
+def confirm_cmd(match_id: str, actor: str, allow_conflict: bool, override_capacity: bool) -> None:
+    """A coordinator confirms a volunteer: the match is accepted."""
+    with configured_store() as store, _errors():
+        _show(Selection(store).confirm(match_id, actor=actor, allow_conflict=allow_conflict,
+                                       override_capacity=override_capacity))
+
+
+@match_group.command("decline-volunteer")
+@click.argument("match_id")
+@_actor_option
+@click.option("--reason", required=True)
+def decline_volunteer_cmd(match_id: str, actor: str, reason: str) -> None:
+    """A coordinator declines a volunteer (the worker sees the reason)."""
+    with configured_store() as store, _errors():
+        _show(Selection(store).decline_volunteer(match_id, reason=reason, actor=actor))
+
+
 @match_group.command("list")
 @click.option("--problem", "problem_id", default=None)
 @click.option("--worker", "worker_id", default=None)
@@ -292,4 +325,63 @@ def audit_cmd(limit: int, kind: str | None, actor: str | None) -> None:
             click.echo(json.dumps(event, ensure_ascii=False))
 
 
-commands: list[click.Command] = [assign_cmd, progress_cmd, match_group]
+# -- the outbox (notification e-mail) ----------------------------------------------------------------
+@click.group("outbox")
+def outbox_group() -> None:
+    """Notification e-mail: send what is due, list what was sent (settings: JIANGLIAN_SMTP_*, README)."""
+
+
+def _mail_config() -> dict[str, Any]:
+    """The web app's ``JIANGLIAN_*`` mail settings from the environment, without the prefix."""
+    return {k.removeprefix("JIANGLIAN_"): v for k, v in os.environ.items() if k.startswith("JIANGLIAN_")}
+
+
+@outbox_group.command("send")
+@click.option("--loop", is_flag=True, help="Keep sending every --interval seconds until interrupted.")
+@click.option("--interval", type=click.FloatRange(0.1), default=30.0, show_default=True)
+def outbox_send_cmd(loop: bool, interval: float) -> None:
+    """Send the due notification e-mails (retries and failures are recorded on each message).
+
+    Run it from cron, or with --loop, where the web process does not send (JIANGLIAN_OUTBOX_SENDER=false),
+    e.g. with several web processes over Neo4j. Senders may overlap: each message is claimed by one.
+    """
+    import time
+
+    from workflow.outbox import Outbox, SmtpChannel, SmtpSettings
+
+    config = _mail_config()
+    try:
+        smtp = SmtpSettings.from_config(config)
+    except ValueError as err:
+        fail(str(err))
+    if smtp is None:
+        fail("no mail relay configured: set JIANGLIAN_SMTP_HOST (and JIANGLIAN_SMTP_FROM, README: Settings)")
+    assert smtp is not None
+    with configured_store() as store, _errors():
+        outbox = Outbox(store, {"email": SmtpChannel(smtp, base_url=str(config.get("PUBLIC_URL") or ""))},
+                        max_attempts=int(config.get("OUTBOX_MAX_ATTEMPTS") or 8),
+                        base_delay=float(config.get("OUTBOX_RETRY_SECONDS") or 30.0))
+        while True:
+            report = outbox.deliver()
+            if report.sent or report.retried or report.failed or not loop:
+                click.echo(f"sent {len(report.sent)}, to retry {len(report.retried)}, failed {len(report.failed)}")
+            if not loop:
+                return
+            time.sleep(interval)
+
+
+@outbox_group.command("list")
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed"]), default=None)
+@click.option("--limit", type=int, default=50, show_default=True)
+def outbox_list_cmd(status: str | None, limit: int) -> None:
+    """Messages, newest first: status, attempts, recipient, subject, sent time or last error."""
+    with configured_store() as store, _errors():
+        rows = store.list_nodes("OutboxMessage", where={"status": status} if status else None)
+    rows.sort(key=lambda r: str(r["id"]), reverse=True)
+    for row in rows[:limit]:
+        when = row.get("sent_at") or row.get("next_attempt_at") or ""
+        click.echo("\t".join(str(v) for v in (row["id"], row.get("status"), row.get("attempts"), row.get("to"),
+                                               when, row.get("subject"), row.get("last_error") or "")))
+
+
+commands: list[click.Command] = [assign_cmd, progress_cmd, match_group, outbox_group]

@@ -20,7 +20,7 @@ from flask import Response, current_app, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
-from web import auth, errors, extensions, throttle
+from web import auth, errors, extensions, outbox, throttle
 
 __all__ = ["DEFAULTS", "create_app"]
 
@@ -60,6 +60,19 @@ DEFAULTS: dict[str, Any] = {
     "API_RATE_LIMIT": "600 per minute",
     "API_RATE_COSTS": {},
     "RATELIMIT_STORAGE_URI": "memory://",
+    # notification e-mail (web.outbox, workflow.outbox): no SMTP_HOST, no mail (notifications stay in the app)
+    "SMTP_HOST": "",
+    "SMTP_PORT": None,  # 25, or 465 with SMTP_SECURITY=ssl
+    "SMTP_FROM": "",
+    "SMTP_SECURITY": "none",  # none | starttls | ssl
+    "SMTP_USER": "",
+    "SMTP_PASSWORD": "",
+    "SMTP_TIMEOUT": 10.0,
+    "PUBLIC_URL": "",  # e.g. https://jianglian.union.local: mails end with a link to the notification
+    "OUTBOX_SENDER": True,  # the web process sends; false when `jianglian outbox send --loop` runs instead
+    "OUTBOX_INTERVAL": 30.0,
+    "OUTBOX_RETRY_SECONDS": 30.0,
+    "OUTBOX_MAX_ATTEMPTS": 8,
     "RATELIMIT_HEADERS_ENABLED": True,
     # OpenAPI document and the interactive docs (assets served locally by `make web-assets`)
     "INFO": {"description": "Jianglian (匠联) JSON API for the union platform: recommendations, resources, "
@@ -142,6 +155,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> APIFlask:
     init_ui(app)  # language selection (Flask-Babel) and the pages' blueprint
 
     app.after_request(_security_headers)
+    outbox.init_outbox(app)  # the e-mail sender thread, when SMTP_HOST is set (README: Settings)
     return app
 
 
