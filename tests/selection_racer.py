@@ -1,4 +1,7 @@
-"""A racing process for ``tests/test_selection_concurrency.py``: its own Neo4j driver, one selection step per command.
+"""A racing process for ``tests/test_selection_concurrency.py``: its own store, one selection step per command.
+
+The store is a Neo4j driver of its own when ``uri`` is a URI (``bolt://...``), else the embedded store opened on
+the data directory ``uri`` names (any number of processes open one directory at once).
 
 Started with the ``spawn`` start method, so it shares nothing with the test process but the database. Each
 command waits on a barrier shared by every racer, so all of them read and write the same match at once.
@@ -16,11 +19,14 @@ __all__ = ["race"]
 def race(uri: str, user: str, password: str, name: str, commands: Queue[Any], results: Queue[Any],
          barrier: Barrier) -> None:
     """Serve commands ``(action, arg, arg)`` until ``None``; put ``(name, outcome, detail)`` for each."""
+    from graph.memory import MemoryStore
     from graph.neo4j_store import Neo4jStore
+    from graph.store import GraphStore
     from workflow.errors import CapacityExceeded, IllegalTransition, TransitionConflict
     from workflow.selection import Selection
 
-    store = Neo4jStore.connect(uri, user=user, password=password)
+    store: GraphStore = (Neo4jStore.connect(uri, user=user, password=password) if "://" in uri
+                         else MemoryStore(uri))
     selection = Selection(store)
     store.ping()
     results.put((name, "ready", ""))

@@ -2,11 +2,11 @@
 
 Two kinds of test. Against both stores, a :class:`StaleView` plays another process: it answers reads
 from a snapshot taken earlier, writes through to the real store, and reads fresh again after its first
-write attempt, so a step decides on what it read before another :class:`Selection` moved on. Against the
-real Neo4j test server, separate OS processes (``spawn``) race on one invitation and on one worker's
-last unit of capacity, round after round: exactly one wins each time. The embedded store admits one
-process per data directory, so it has no multi-process test; within a process its writes are the
-compare-and-set under the store's lock, which the stale-view tests exercise.
+write attempt, so a step decides on what it read before another :class:`Selection` moved on. Against
+both stores too, separate OS processes (``spawn``: the real Neo4j test server with a driver per process,
+or one embedded data directory opened by every process) race on one invitation and on one worker's last
+unit of capacity, round after round: exactly one wins each time. The embedded store's compare-and-set is
+its ``BEGIN IMMEDIATE`` transaction (the database's write lock), Neo4j's the node locks of the batch.
 """
 
 from __future__ import annotations
@@ -172,18 +172,28 @@ def test_an_invitation_decided_on_a_stale_read_is_not_duplicated(store: GraphSto
     assert len(fresh.matches(problem_id="P3")) == 1
 
 
-# -- real processes against the real Neo4j server ---------------------------------------------------------
-ROUNDS = 20
-CAPACITY_ROUNDS = 10
+# -- real processes: the real Neo4j server, or one embedded data directory ----------------------------------
+ROUNDS = {"memory": 100, "neo4j": 20}
+CAPACITY_ROUNDS = {"memory": 30, "neo4j": 10}
 RACERS = ("accept", "decline", "withdraw")
 
 
-@pytest.mark.neo4j
-def test_processes_racing_on_one_invitation_exactly_one_wins(neo4j_uri: str, neo4j_driver: Any) -> None:
-    from graph.neo4j_store import Neo4jStore
+@pytest.mark.parametrize("kind", ["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def test_processes_racing_on_one_invitation_exactly_one_wins(kind: str, tmp_path: Path,
+                                                             request: pytest.FixtureRequest) -> None:
+    store: GraphStore
+    if kind == "memory":
+        target, user, password = str(tmp_path / "store"), "", ""
+        store = MemoryStore(target)
+    else:
+        from graph.neo4j_store import Neo4jStore
 
-    store = Neo4jStore(neo4j_driver, "neo4j")
-    store.clear()
+        target = request.getfixturevalue("neo4j_uri")
+        store = Neo4jStore(request.getfixturevalue("neo4j_driver"), "neo4j")
+        store.clear()
+        external = bool(os.environ.get("NEO4J_URI"))
+        user = os.environ.get("NEO4J_USER", "neo4j") if external else "neo4j"
+        password = os.environ.get("NEO4J_PASSWORD", "") if external else ""
     store.ensure_schema()
     store.apply(WriteBatch(nodes=list(SEED)))
     # ids sort by creation time and never go backwards within a process: earlier tests in this process ran
@@ -191,14 +201,11 @@ def test_processes_racing_on_one_invitation_exactly_one_wins(neo4j_uri: str, neo
     # real clocks and made the audit order depend on the test order; start again from the real clock
     rules_module._last_stamp[0] = 0
     sel = Selection(store)
-    external = bool(os.environ.get("NEO4J_URI"))
-    user = os.environ.get("NEO4J_USER", "neo4j") if external else "neo4j"
-    password = os.environ.get("NEO4J_PASSWORD", "") if external else ""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(len(RACERS))
     results: Any = ctx.Queue()
     commands = [ctx.Queue() for _ in RACERS]
-    procs = [ctx.Process(target=selection_racer.race, args=(neo4j_uri, user, password, f"racer{i}", q, results,
+    procs = [ctx.Process(target=selection_racer.race, args=(target, user, password, f"racer{i}", q, results,
                                                             barrier), daemon=True)
              for i, q in enumerate(commands)]
     started = time.monotonic()
@@ -215,8 +222,8 @@ def test_processes_racing_on_one_invitation_exactly_one_wins(neo4j_uri: str, neo
             assert not [r for r in got if r[1] == "error"], got
             return got
 
-        # accept vs decline vs withdraw on one invitation, each racer in its own process and driver
-        for round_ in range(ROUNDS):
+        # accept vs decline vs withdraw on one invitation, each racer in its own process and connection
+        for round_ in range(ROUNDS[kind]):
             mid = sel.invite("P1", "W1", actor="c")["id"]
             got = round_of([(action, mid) for action in RACERS])
             winners = [r for r in got if r[1] == "won"]
@@ -234,7 +241,7 @@ def test_processes_racing_on_one_invitation_exactly_one_wins(neo4j_uri: str, neo
                 sel.withdraw(mid, actor="c")
 
         # three invitations of W2 (capacity 1) to three problems at once: one lands, two are over capacity
-        for round_ in range(CAPACITY_ROUNDS):
+        for round_ in range(CAPACITY_ROUNDS[kind]):
             got = round_of([("invite", f"P{i + 1}", "W2") for i in range(len(RACERS))])
             winners = [r for r in got if r[1] == "won"]
             assert len(winners) == 1 and sorted(r[1] for r in got if r[1] != "won") == ["capacity"] * 2, \
@@ -250,9 +257,11 @@ def test_processes_racing_on_one_invitation_exactly_one_wins(neo4j_uri: str, neo
             if p.is_alive():
                 p.kill()
                 p.join()
+        if kind == "memory":
+            store.close()
     elapsed = time.monotonic() - started
-    print(f"\n{ROUNDS} accept/decline/withdraw rounds and {CAPACITY_ROUNDS} capacity rounds in {elapsed:.1f} s; "
-          f"outcomes: {dict(outcomes)}")
+    print(f"\n{kind}: {ROUNDS[kind]} accept/decline/withdraw rounds and {CAPACITY_ROUNDS[kind]} capacity rounds "
+          f"in {elapsed:.1f} s; outcomes: {dict(outcomes)}")
     # losers that read before the winner's commit are refused by the compare-and-set, not by the re-read
     assert outcomes["conflict"] > 0, outcomes
     assert elapsed < 300
