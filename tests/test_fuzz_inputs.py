@@ -284,6 +284,128 @@ def test_json_nesting_near_and_past_the_limit(target: Target, value: tuple[Any, 
     assert status != 201 or _depth(body) <= 3
 
 
+# -- strategies: charsets, media types, content codings and long numbers ---------------------------------------
+_ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be",
+              "gb18030", "gbk", "big5", "shift_jis", "euc-kr", "latin-1", "cp1252", "koi8-r"]
+_NOT_UTF8 = {"utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"}
+_JSON_TYPES = ["application/json", "APPLICATION/JSON", "Application/Json", "application/problem+json",
+               "application/merge-patch+json", "application/vnd.jianglian+json", "application/json;"]
+_OTHER_TYPES = ["text/json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                "application/octet-stream", "application/xml", "*/*", "application", ""]
+_ODD_TYPES = ["application/json; charset", "application/json; =x", "application/json\t", "application/json ;;",
+              'application/json; charset="utf-8"; q=1', "application/json; boundary=--", "json", "+json"]
+_CHARSETS = [None, "utf-8", "UTF-8", "utf8", "utf-16", "UTF-32", "gb18030", "latin-1", "bogus", "", "é", "x" * 300]
+_CODINGS = [None, "identity", "gzip", "deflate", "br", "x-unknown", "GZIP", "gzip, identity"]
+
+
+@st.composite
+def encoded_bodies(draw: st.DrawFn) -> dict[str, Any]:
+    """A problem as JSON in some encoding, under some Content-Type (with or without a charset) and coding."""
+    cjk = draw(st.booleans())
+    title = draw(st.sampled_from(["主轴异响", "焊缝开裂 Ω", "PLC 报警", "éàü", "Привет"])) if cjk else "spindle noise"
+    value: dict[str, Any] = {"title": title, "description": draw(st.sampled_from(["", "数控机床", "x" * 300]))}
+    if draw(st.booleans()):
+        value["demand"] = draw(st.integers(1, 3))
+    encoding = draw(st.sampled_from(_ENCODINGS))
+    text = json.dumps(value, ensure_ascii=draw(st.booleans()))
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:  # a legacy encoding without these characters: the escaped form always encodes
+        data = json.dumps(value, ensure_ascii=True).encode(encoding)
+    media = draw(st.one_of(st.sampled_from(_JSON_TYPES), st.sampled_from(_OTHER_TYPES), st.sampled_from(_ODD_TYPES)))
+    charset = draw(st.sampled_from(_CHARSETS))
+    content_type = media if charset is None else f"{media}; charset={charset}"
+    return {"data": data, "encoding": encoding, "media": media, "charset": charset, "content_type": content_type,
+            "coding": draw(st.sampled_from(_CODINGS))}
+
+
+def _send(client: FlaskClient, path: str, method: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+    sent = dict(headers)
+    if body["content_type"] or body["media"]:
+        sent["Content-Type"] = body["content_type"]
+    if body["coding"] is not None:
+        sent["Content-Encoding"] = body["coding"]
+    return client.open(path, method=method, data=body["data"], headers=sent)
+
+
+@fuzz(120)
+@given(body=encoded_bodies(), route=st.sampled_from(["post", "rank", "patch"]))
+@example(body={"data": '{"title": "主轴"}'.encode("utf-16"), "encoding": "utf-16", "media": "application/json",
+               "charset": "utf-16", "content_type": "application/json; charset=utf-16", "coding": None}, route="post")
+@example(body={"data": b'\xef\xbb\xbf{"title": "t"}', "encoding": "utf-8-sig", "media": "application/json",
+               "charset": None, "content_type": "application/json", "coding": None}, route="rank")
+@example(body={"data": b'{"title": "t"}', "encoding": "utf-8", "media": "application/json", "charset": None,
+               "content_type": "application/json", "coding": "gzip"}, route="post")
+def test_charsets_media_types_and_content_codings(target: Target, body: dict[str, Any], route: str) -> None:
+    client = target.app.test_client()
+    if route == "rank":  # the same bytes, wrapped as the ranking's query
+        body = {**body, "data": b'{"top_k": 3, "problem": ' + body["data"] + b"}"} if body["encoding"] in (
+            "utf-8", "latin-1", "cp1252", "koi8-r", "gb18030", "gbk", "big5", "shift_jis", "euc-kr") else body
+        path, method, headers = "/api/v1/recommendations", "POST", target.read
+    elif route == "patch":
+        path, method, headers = f"/api/v1/workers/{target.worker_id}", "PATCH", target.write
+    else:
+        path, method, headers = "/api/v1/problems", "POST", target.write
+    response = _send(client, path, method, body, headers)
+    what = f"{method} {path} {body['encoding']} {body['content_type']!r} coding {body['coding']!r}"
+    status = _check_api(response, what)
+    kind = response.get_json()["type"].rsplit(":", 1)[1] if status >= 400 else "ok"
+    event(f"{body['encoding'] in _NOT_UTF8 and 'not utf-8' or 'utf-8 or legacy'}: {status} {kind}")
+    plain = body["coding"] in (None, "identity")
+    if body["media"] in _JSON_TYPES and plain and body["encoding"] in _NOT_UTF8:
+        assert (status, kind) == (400, "malformed-body"), (what, response.get_json())
+        assert "UTF-16" in response.get_json()["detail"] or "UTF-32" in response.get_json()["detail"] or \
+            "BOM" in response.get_json()["detail"]
+    if body["media"] in _JSON_TYPES and not plain:
+        assert (status, kind) == (415, "unsupported-media-type"), (what, response.get_json())
+    if body["media"] in _OTHER_TYPES:
+        assert (status, kind) == (415, "unsupported-media-type"), (what, response.get_json())
+    if body["media"] in _JSON_TYPES and plain and body["data"].isascii() and b"\x00" not in body["data"]:
+        # plain ASCII JSON under a JSON type: whatever charset is declared, it is read (RFC 8259 8.1)
+        assert kind not in ("malformed-body", "unsupported-media-type"), (what, response.get_json())
+
+
+@fuzz(40)
+@given(digits=st.one_of(st.integers(4295, 4305), st.integers(1, 40), st.integers(4301, 20_000)),
+       sign=st.sampled_from(["", "-"]), where=st.sampled_from(["demand", "top", "list", "string", "float"]))
+@example(digits=4301, sign="", where="demand")
+def test_integers_too_long_to_convert_are_400(target: Target, digits: int, sign: str, where: str) -> None:
+    number = sign + "9" * digits
+    raw = {"demand": f'{{"title": "t", "demand": {number}}}', "top": number,
+           "list": f'{{"title": "t", "skills": [{number}]}}', "string": f'{{"title": "{number}"}}',
+           "float": f'{{"title": "t", "demand": {number}.5}}'}[where].encode()
+    response = _post_json(target.app.test_client(), "/api/v1/problems", raw, target.write)
+    status = _check_api(response, f"{where} {digits} digits")
+    kind = response.get_json()["type"].rsplit(":", 1)[1] if status >= 400 else "ok"
+    event(f"{where}, {'over' if digits > 4300 else 'within'} 4300 digits: {status} {kind}")
+    if digits > 4300 and where in ("demand", "top", "list"):
+        assert (status, kind) == (400, "malformed-body") and "4300" in response.get_json()["detail"]
+    else:
+        assert kind != "malformed-body"
+
+
+@fuzz(40)
+@given(encoding=st.one_of(st.just("utf-8"), st.sampled_from(_ENCODINGS)), media=st.one_of(
+    st.just("application/x-www-form-urlencoded"), st.sampled_from(
+        ["multipart/form-data", "multipart/form-data; boundary=zz", "application/json", "text/plain", ""])),
+       charset=st.sampled_from(_CHARSETS), page=st.sampled_from(["/login", "/problems/new", "/apikeys", "/import"]))
+def test_page_forms_in_other_charsets_and_media_types(target: Target, encoding: str, media: str,
+                                                      charset: str | None, page: str) -> None:
+    client = target.app.test_client() if page == "/login" else target.admin
+    token = client.get("/_test/csrf").get_data(as_text=True)
+    fields = {"csrf_token": token, "username": "admin", "password": "错误", "title": "主轴异响",
+              "name": "平台", "scope": "read", "kind": "workers"}
+    text = "&".join(f"{k}={v}" for k, v in fields.items())
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:
+        data = text.encode(encoding, "replace")
+    content_type = media if charset is None else f"{media}; charset={charset}"
+    response = client.post(page, data=data, headers={"Content-Type": content_type} if content_type else {})
+    status = _check_page(response, f"POST {page} {encoding} {content_type!r}")
+    event(f"{page}: {status}")
+
+
 # -- strategies: spreadsheet shapes for the import page --------------------------------------------------------
 def _cell_value(clean_only: bool) -> st.SearchStrategy[Any]:
     text = unicode_text if not clean_only else st.sampled_from(["王师傅", DISTRICT, "焊接、数控", "是", "2", "W-fz1"])

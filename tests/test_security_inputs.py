@@ -1,5 +1,6 @@
 """Issue 16, findings 5 and 6 (inputs): control characters and lone surrogates are refused at the API and
-the pages, and bodies that used to be 500s (10^4 levels of nesting, no JSON Content-Type) are 4xx problems.
+the pages, and bodies that used to be 500s or misread (10^4 levels of nesting, no JSON Content-Type, UTF-16
+and other encodings, compressed bodies, integers of more than 4300 digits) are 4xx problems.
 
 Real app, real embedded store; no stand-ins.
 """
@@ -107,6 +108,53 @@ def test_a_body_that_is_not_declared_json_is_415(app: Any, keys: dict, content_t
     ok = client.post("/api/v1/problems", data=json.dumps({"title": "主轴异响"}),
                      headers={**keys["write"], "Content-Type": "application/json; charset=utf-8"})
     assert ok.status_code == 201
+
+
+@pytest.mark.parametrize(("encoding", "content_type", "named"), [
+    ("utf-16", "application/json; charset=utf-16", "UTF-16"),
+    ("utf-16", "application/json", "UTF-16"),  # a byte-order mark says so
+    ("utf-16-le", "application/json", "UTF-16 or UTF-32"),  # no mark: the NUL bytes do
+    ("utf-32", "application/json", "UTF-32"),
+    ("utf-8-sig", "application/json", "BOM"),
+    ("gb18030", "application/json; charset=GB18030", "GB18030"),
+])
+def test_a_body_in_another_encoding_is_400_naming_it(app: Any, keys: dict, store: GraphStore, encoding: str,
+                                                     content_type: str, named: str) -> None:
+    client = app.test_client()
+    before = store.count_nodes("Problem")
+    for path, headers in (("/api/v1/problems", keys["write"]), ("/api/v1/recommendations", keys["read"])):
+        raw = json.dumps({"title": "主轴异响", "problem": {"title": "主轴异响"}}, ensure_ascii=False).encode(encoding)
+        body = assert_problem(client.post(path, data=raw, headers={**headers, "Content-Type": content_type}), 400,
+                              slug="malformed-body")
+        assert "UTF-8" in body["detail"] and named in body["detail"], body
+    assert store.count_nodes("Problem") == before
+    # a declared charset is otherwise ignored (RFC 8259: JSON is UTF-8): an ASCII body under latin-1 is read
+    ok = client.post("/api/v1/problems", data=b'{"title": "spindle"}',
+                     headers={**keys["write"], "Content-Type": "application/json; charset=ISO-8859-1"})
+    assert ok.status_code == 201, ok.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br"])
+def test_a_compressed_body_is_415(app: Any, keys: dict, store: GraphStore, coding: str) -> None:
+    before = store.count_nodes("Problem")
+    response = app.test_client().post("/api/v1/problems", data=json.dumps({"title": "主轴异响"}),
+                                      headers={**keys["write"], "Content-Type": "application/json",
+                                               "Content-Encoding": coding})
+    body = assert_problem(response, 415, slug="unsupported-media-type")
+    assert coding in body["detail"]
+    assert store.count_nodes("Problem") == before
+
+
+@pytest.mark.parametrize("raw", [
+    "9" * 4301,
+    '{"title": "t", "demand": -' + "9" * 5000 + "}",
+    '{"problem": {"title": "t"}, "top_k": ' + "1" * 10_000 + "}",
+])
+def test_an_integer_too_long_to_convert_is_400_not_500(app: Any, keys: dict, raw: str) -> None:
+    for path in ("/api/v1/problems", "/api/v1/recommendations"):
+        response = app.test_client().post(path, data=raw, headers={**keys["write"], "Content-Type": "application/json"})
+        body = assert_problem(response, 400, slug="malformed-body")
+        assert "4300" in body["detail"], body
 
 
 def test_a_csv_cell_over_the_csv_field_limit_is_a_clear_upload_error(app: Any, store: GraphStore) -> None:

@@ -46,6 +46,8 @@ __all__ = [
     "NotFound",
     "Unauthenticated",
     "JsonTooDeep",
+    "MalformedBody",
+    "UnsupportedContentEncoding",
     "UnsupportedMediaType",
     "ValidationFailed",
     "is_api_request",
@@ -61,9 +63,17 @@ Lang = Literal["zh", "en"]
 _CATALOGUE: dict[str, tuple[str, str, str]] = {
     "bad-request": ("Bad Request", "请求无法解析：{reason}", "The request could not be understood: {reason}"),
     "malformed-body": ("Malformed Body", "请求体不是有效的 UTF-8 JSON", "The request body is not valid UTF-8 JSON"),
+    "malformed-body/encoding": ("Malformed Body", "请求体须为 UTF-8 编码的 JSON，收到的看来是 {encoding}",
+                                "The request body must be JSON in UTF-8; this one looks like {encoding}"),
+    "malformed-body/number": ("Malformed Body", "请求体 JSON 中有超过 {limit} 位的整数",
+                              "The JSON body holds an integer of more than {limit} digits"),
     "unsupported-media-type": ("Unsupported Media Type",
                                "请求体须为 JSON（Content-Type: application/json），收到的类型为“{got}”",
                                "The request body must be JSON (Content-Type: application/json), not \"{got}\""),
+    "unsupported-media-type/encoding": ("Unsupported Media Type",
+                                        "请求体不能压缩（收到 Content-Encoding: {got}），请直接发送 UTF-8 JSON",
+                                        "The request body must not be compressed (Content-Encoding: {got}); "
+                                        "send plain UTF-8 JSON"),
     "json-too-deep": ("JSON Nested Too Deep", "请求体 JSON 嵌套超过 {limit} 层",
                       "The JSON body nests deeper than {limit} levels"),
     "validation": ("Validation Failed", "{count} 个字段无效：{fields}", "{count} invalid field(s): {fields}"),
@@ -186,6 +196,27 @@ class UnsupportedMediaType(ApiError):
 
     status = 415
     slug = "unsupported-media-type"
+
+
+class UnsupportedContentEncoding(UnsupportedMediaType):
+    """A compressed body (``Content-Encoding`` other than ``identity``): 415; ``got`` is the coding sent."""
+
+    slug = "unsupported-media-type/encoding"
+
+
+class MalformedBody(ApiError):
+    """A body found not to be UTF-8 JSON before decoding (400); ``variant`` picks the detail.
+
+    ``encoding`` (with ``encoding=``: UTF-16, a BOM, a declared charset) or ``number`` (with ``limit=``: an
+    integer longer than Python converts).
+    """
+
+    status = 400
+    slug = "malformed-body"
+
+    def __init__(self, variant: Literal["encoding", "number"], **params: Any) -> None:
+        super().__init__(**params)
+        self.slug = f"malformed-body/{variant}"
 
 
 class JsonTooDeep(ApiError):
