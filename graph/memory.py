@@ -355,8 +355,9 @@ class MemoryStore(GraphStore):
                 _log.warning("migrated the old-format store in %s to %s: %d nodes and relationships, %d vector "
                              "sets, in %.1f s", data_dir, DB_FILE, legacy.n_rows(), len(legacy.vectors),
                              time.perf_counter() - started)
-            # committed below; moving the old files aside while holding the write lock keeps other processes
-            # from reading them as not yet migrated (a crash before the move: the next open finishes it)
+            # committed here; the old files are moved aside in a second transaction (holding the write lock, so
+            # processes opening the directory meanwhile wait, then find 'migrated_from' and only finish the
+            # move; a crash before the move: the next open finishes it)
         self._move_legacy(data_dir)
 
     def _move_legacy(self, data_dir: Path) -> None:
