@@ -202,6 +202,15 @@ def _loop(store: Neo4jStore, statement: str, load: str, limit: int) -> int:
             return total
 
 
+def _announce(store: Neo4jStore) -> None:
+    """One unlistable change, so every process's caches of the graph rebuild: an entry of the change feed where
+    the store keeps one, else this process's revision."""
+    if hasattr(store, "_append_feed"):
+        store._write_tx(lambda tx: None, None, LABELS)  # noqa: SLF001
+    else:
+        getattr(store, "_bump")(None)  # noqa: B009 - the store before the change feed
+
+
 def _record(store: Neo4jStore, load: PendingLoad | None) -> None:
     store.set_meta(LOAD_META_KEY, None if load is None else json.dumps(load.__dict__))
 
@@ -288,7 +297,7 @@ def recover(store: Neo4jStore, *, log: Log = print, limit: int = 10_000) -> str 
         _undo(store, pending.id, limit, log)
         outcome = "undone"
     _record(store, None)
-    store._bump(None)  # noqa: SLF001 - this process's caches of the graph must rebuild
+    _announce(store)
     return outcome
 
 
@@ -379,14 +388,14 @@ def staged_apply(
         except Exception as err:  # the next load (or `jianglian load --undo`) undoes it
             log(f"load {load.id} could not be undone now ({err}); the next load or `jianglian load --undo` will")
         finally:
-            store._bump(None)  # noqa: SLF001
+            _announce(store)
         raise
     _record(store, PendingLoad(load.id, "committing", load.pid, load.host, load.started))
     try:
         _commit(store, load.id, size, log)
         _record(store, None)
     finally:
-        store._bump(None)  # noqa: SLF001 - one unlistable change: every cache of the graph rebuilds
+        _announce(store)
     return load.id
 
 
