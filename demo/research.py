@@ -1,14 +1,17 @@
 """Helpers for the research notebooks: open a store to explore, copy it for what-if runs, render Chinese plots.
 
-The notebooks in ``notebooks/`` run against the embedded demo store by default and against Neo4j when
-``NEO4J_URI`` is set. :func:`open_research_store` makes that choice in one place, so each notebook opens its
-data with one call and holds no copy of the set-up:
+:func:`open_research_store` chooses the notebooks' data in one place, so each notebook opens it with one call
+and holds no copy of the set-up. ``JIANGLIAN_NOTEBOOK_DATA`` says which:
 
-- without ``NEO4J_URI``: the deterministic Yancheng demo dataset (:func:`demo.generator.generate`, cached on disk
-  per scale, seed and generator version) loaded into an in-memory :class:`~graph.memory.MemoryStore` that
-  nothing else shares, so a notebook may write to it freely;
-- with ``NEO4J_URI``: the Neo4j database named by the ``NEO4J_*`` settings (:mod:`graph.config`); an empty
-  database gets the demo dataset first, a database holding workers is used as it is.
+- ``store`` (the default): **the configured store, read-only** — the one the site serves, chosen by the usual
+  settings (:mod:`graph.config`): Neo4j when ``NEO4J_URI`` is set or ``JIANGLIAN_STORE=neo4j``, else the
+  embedded store in ``JIANGLIAN_DATA_DIR``. Both admit other processes while the site runs. The store is
+  wrapped in :class:`graph.readonly.ReadOnlyStore`, so a write raises
+  :class:`~graph.errors.StoreReadOnly` instead of changing the coordinators' data; a store that does not exist
+  yet or holds no worker is an error that says what to do.
+- ``demo``: the deterministic Yancheng demo dataset (:func:`demo.generator.generate`, cached on disk per
+  scale, seed and generator version) loaded into a private in-memory
+  :class:`~graph.memory.MemoryStore` that nothing else shares, so a notebook may write to it freely.
 
 Notebooks that write (assignment what-ifs) work on :func:`scratch_copy`, never on a shared database.
 :func:`configure_cjk_matplotlib` points matplotlib at an installed CJK font (Debian's ``fonts-noto-cjk``):
@@ -24,19 +27,23 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from graph.config import StoreSettings, open_store
+from graph.config import StoreSettings
 from graph.dataset import export_dataset, load_dataset
+from graph.errors import StoreUnavailable
 from graph.memory import MemoryStore
+from graph.readonly import ReadOnlyStore
 from graph.store import GraphStore
 
 __all__ = [
     "CACHE_ENV",
     "CJK_FONT_PREFERENCE",
+    "DATA_ENV",
     "configure_cjk_matplotlib",
     "demo_dataset_dir",
     "neo4j_requested",
+    "notebook_data",
     "open_research_store",
     "research_cypher",
     "scratch_copy",
@@ -44,6 +51,8 @@ __all__ = [
 
 #: Setting naming the directory where generated demo datasets are cached (default: the system temp dir).
 CACHE_ENV = "JIANGLIAN_RESEARCH_CACHE"
+#: Setting choosing the notebooks' data: ``store`` (the configured store, read-only; default) or ``demo``.
+DATA_ENV = "JIANGLIAN_NOTEBOOK_DATA"
 
 #: CJK font families tried in order; the first one installed wins (Simplified Chinese forms first).
 CJK_FONT_PREFERENCE: tuple[str, ...] = (
@@ -67,7 +76,7 @@ def _generator_digest() -> str:
     """A short hash of the demo generator's source, so a changed generator never reuses a stale cache."""
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in ("demo.py", "demo_vocab.py"):
+    for name in ("generator.py", "vocab.py"):
         path = here / name
         if path.is_file():
             digest.update(path.read_bytes())
@@ -119,57 +128,109 @@ def demo_dataset_dir(*, scale: float = 1.0, seed: int = 7, cache_dir: str | os.P
     return out
 
 
+def notebook_data(env: Mapping[str, str] | None = None) -> Literal["store", "demo"]:
+    """The notebooks' data as ``JIANGLIAN_NOTEBOOK_DATA`` asks: ``"store"`` (default) or ``"demo"``.
+
+    Examples
+    --------
+    >>> notebook_data({}), notebook_data({"JIANGLIAN_NOTEBOOK_DATA": "Demo"})
+    ('store', 'demo')
+    """
+    env = os.environ if env is None else env
+    value = (env.get(DATA_ENV) or "store").strip().lower()
+    if value not in ("store", "demo"):
+        raise ValueError(f"{DATA_ENV} must be 'store' (the configured store, read-only) or 'demo', not {value!r}")
+    return "demo" if value == "demo" else "store"
+
+
 def neo4j_requested(env: Mapping[str, str] | None = None) -> bool:
-    """Whether the notebooks should use Neo4j: ``NEO4J_URI`` is set and not empty.
+    """Whether the notebooks read Neo4j: the configured store is asked for (not the demo) and it is Neo4j
+    (``NEO4J_URI`` set, or ``JIANGLIAN_STORE=neo4j``).
 
     Examples
     --------
     >>> neo4j_requested({"NEO4J_URI": "bolt://127.0.0.1:7687"}), neo4j_requested({})
     (True, False)
+    >>> neo4j_requested({"NEO4J_URI": "bolt://127.0.0.1:7687", "JIANGLIAN_NOTEBOOK_DATA": "demo"})
+    False
     """
     env = os.environ if env is None else env
-    return bool((env.get("NEO4J_URI") or "").strip())
+    if notebook_data(env) == "demo":
+        return False
+    return bool((env.get("NEO4J_URI") or "").strip()) or (env.get("JIANGLIAN_STORE") or "").strip().lower() == "neo4j"
 
 
 def open_research_store(*, scale: float = 1.0, seed: int = 7, env: Mapping[str, str] | None = None,
-                        load_demo_if_empty: bool = True) -> GraphStore:
-    """The store a notebook explores: the embedded demo store, or Neo4j when ``NEO4J_URI`` is set.
+                        writable: bool = False) -> GraphStore:
+    """The store a notebook explores: the configured store read-only, or the private demo store when asked.
 
     Parameters
     ----------
     scale, seed
-        Which demo dataset to load (into the fresh embedded store, or into an empty Neo4j database).
+        Which demo dataset to load (``JIANGLIAN_NOTEBOOK_DATA=demo``).
     env
-        The settings to read (default: the process environment): ``NEO4J_URI``, ``NEO4J_USER``,
-        ``NEO4J_PASSWORD``, ``NEO4J_DATABASE`` as in the README.
-    load_demo_if_empty
-        Neo4j only: load the demo dataset when the database holds no worker.
+        The settings to read (default: the process environment): ``JIANGLIAN_NOTEBOOK_DATA``,
+        ``JIANGLIAN_STORE``, ``JIANGLIAN_DATA_DIR``, ``NEO4J_URI``, ``NEO4J_USER``, ``NEO4J_PASSWORD``,
+        ``NEO4J_DATABASE`` as in the README.
+    writable
+        Open the configured store without the read-only wrapper (for a deliberate change, not for exploring).
 
     Returns
     -------
     GraphStore
-        A :class:`~graph.memory.MemoryStore` without a data directory (nothing persists, nothing is locked)
-        or a :class:`~graph.neo4j_store.Neo4jStore`. Close it when done (it is a context manager).
+        A :class:`~graph.readonly.ReadOnlyStore` over the configured store (its ``kind`` is that store's), or a
+        :class:`~graph.memory.MemoryStore` without a data directory holding the demo. Close it when done (it is a
+        context manager).
 
     Raises
     ------
     graph.errors.StoreUnavailable
-        If Neo4j was asked for and does not answer.
+        If the configured store does not answer, does not exist yet, or holds no worker (the message says how
+        to load data or to ask for the demo).
     """
     env = os.environ if env is None else env
+    if notebook_data(env) == "demo":
+        memory = MemoryStore(None)
+        load_dataset(memory, demo_dataset_dir(scale=scale, seed=seed, env=env))
+        return memory
+    settings = StoreSettings.from_env(env)
     if neo4j_requested(env):
-        settings = replace(StoreSettings.from_env(env), store="neo4j")
-        store = open_store(settings)
+        settings = replace(settings, store="neo4j")
+    store = _open_configured(settings)
+    try:
+        if store.count_nodes("Worker") == 0:
+            raise StoreUnavailable(f"{_describe(settings)} holds no worker: load data into it (`jianglian demo` or "
+                                   f"`jianglian load DIR`), or set {DATA_ENV}=demo for the private demo store")
+    except BaseException:
+        store.close()
+        raise
+    return store if writable else ReadOnlyStore(store)
+
+
+def _describe(settings: StoreSettings) -> str:
+    if settings.store == "neo4j":
+        return f"the Neo4j database {settings.neo4j_database!r} at {settings.neo4j_uri}"
+    return f"the embedded store in {settings.data_dir / 'store'}"
+
+
+def _open_configured(settings: StoreSettings) -> GraphStore:
+    """Open the configured store without creating anything: no schema statements, no new data directory."""
+    if settings.store == "neo4j":
+        from graph.neo4j_store import Neo4jStore
+
+        neo4j = Neo4jStore.connect(settings.neo4j_uri, user=settings.neo4j_user, password=settings.neo4j_password,
+                                   database=settings.neo4j_database)
         try:
-            if load_demo_if_empty and store.count_nodes("Worker") == 0:
-                load_dataset(store, demo_dataset_dir(scale=scale, seed=seed, env=env))
+            neo4j.ping()
         except BaseException:
-            store.close()
+            neo4j.close()
             raise
-        return store
-    memory = MemoryStore(None)
-    load_dataset(memory, demo_dataset_dir(scale=scale, seed=seed, env=env))
-    return memory
+        return neo4j
+    directory = settings.data_dir / "store"
+    if not directory.is_dir() or not any(directory.iterdir()):
+        raise StoreUnavailable(f"{_describe(settings)} does not exist yet: start the site once (`make serve`) or "
+                               f"load data (`jianglian demo`), or set {DATA_ENV}=demo for the private demo store")
+    return MemoryStore(directory)
 
 
 def scratch_copy(store: GraphStore) -> MemoryStore:

@@ -16,6 +16,7 @@ __all__ = [
     "StoreFull",
     "StoreLocked",
     "StoreNeedsRestart",
+    "StoreReadOnly",
     "StoreUnavailable",
     "UnknownLabel",
     "WriteConflict",
@@ -56,6 +57,10 @@ class StoreNeedsRestart(StoreUnavailable):
 
 class StoreLocked(GraphError):
     """Another process holds the embedded store's data directory."""
+
+
+class StoreReadOnly(GraphError):
+    """A write was attempted through a read-only view of a store (:class:`graph.readonly.ReadOnlyStore`)."""
 
 
 class UnknownLabel(GraphError, ValueError):

@@ -6,9 +6,10 @@ The notebooks are ``notebooks/NN_*.py`` (jupytext percent format, the source of 
 fails on any cell error or a cell running longer than ``JIANGLIAN_NOTEBOOK_CELL_TIMEOUT`` seconds (default 600).
 Executed notebooks are written to ``test-output/notebooks/`` (git-ignored) for review, also when they fail.
 
-The notebooks run against the embedded demo store: ``NEO4J_*`` settings are removed from the kernel's
-environment. One more test runs the graph tour against the session's real Neo4j (``neo4j_uri``), which is how
-a researcher with ``NEO4J_URI`` set uses them.
+The notebooks run against the private demo store (``JIANGLIAN_NOTEBOOK_DATA=demo``; ``NEO4J_*`` and
+``JIANGLIAN_STORE`` are removed from the kernel's environment). One more test runs the graph tour against the
+session's real Neo4j (``neo4j_uri``) holding the demo data, read-only, which is how a researcher with
+``NEO4J_URI`` set uses them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ MISSING_GLYPH = "missing from font"
 
 def _kernel_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_") and k != "JIANGLIAN_STORE"}
+    env["JIANGLIAN_NOTEBOOK_DATA"] = "demo"
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
@@ -116,10 +118,12 @@ def test_notebook_runs(path: Path) -> None:
 @pytest.mark.neo4j
 @pytest.mark.slow
 def test_graph_tour_on_neo4j(neo4j_uri: str) -> None:
-    """With ``NEO4J_URI`` set, the tour reads Neo4j (loading the demo into the empty database) and runs Cypher."""
+    """With ``NEO4J_URI`` set, the tour reads Neo4j (holding the demo data), read-only, and runs Cypher."""
+    from demo.research import demo_dataset_dir
+    from graph.dataset import load_dataset
     from graph.neo4j_store import Neo4jStore
 
-    extra = {"NEO4J_URI": neo4j_uri, "NEO4J_DATABASE": "neo4j"}
+    extra = {"NEO4J_URI": neo4j_uri, "NEO4J_DATABASE": "neo4j", "JIANGLIAN_NOTEBOOK_DATA": "store"}
     for key in ("NEO4J_USER", "NEO4J_PASSWORD"):
         if os.environ.get("NEO4J_URI") and os.environ.get(key):
             extra[key] = os.environ[key]
@@ -127,6 +131,7 @@ def test_graph_tour_on_neo4j(neo4j_uri: str) -> None:
                             password=extra.get("NEO4J_PASSWORD", "")) as store:
         store.ensure_schema()
         store.clear()
+        load_dataset(store, demo_dataset_dir())
     path = NOTEBOOK_DIR / "01_graph_tour.py"
     try:
         nb, seconds = _execute(jupytext.read(path), "01_graph_tour.neo4j", _kernel_env(extra))
