@@ -14,8 +14,9 @@ per scale:
 * run the same ``--queries`` new problems (copies of solved problems, as in ``benchmarks/latency_bench.py``)
   through ``recommend(problem, n=10, explain=True)`` on each, interleaved (so that other jobs on the machine slow
   both alike), and print p50/p95/p99;
-* time one small write (``create_node``): the embedded store appends it to its journal (before the journal, it
-  followed every write with a save of its whole graph; ``benchmarks/journal_bench.py`` compares the two);
+* time one small write (``create_node``): one SQLite transaction in the embedded store (before SQLite, a journal
+  append, and before the journal a save of the whole graph; ``benchmarks/write_latency_bench.py`` compares the
+  journal and SQLite);
 * time ``Recommender.refresh()`` after one workflow write (an ``AuditEvent`` node, as the API records after
   every recommendation) and after one new problem (``graph.dataset.save_row``, as ``POST /problems``): the
   cost of keeping the projection fresh, paid by the next request;
@@ -170,8 +171,8 @@ def bench(scale: float, data_root: Path | None, n_queries: int, seed: int, tmp: 
             mem = MemoryStore(tmp / f"store{scale:g}")  # persisted, as `jianglian serve` runs it
             t = time.perf_counter()
             load_dataset(mem, directory)
-            size = (tmp / f"store{scale:g}" / "graph.json").stat().st_size / 2**20
-            print(f"loaded into the embedded store in {time.perf_counter() - t:.0f} s (graph.json {size:.0f} MB)",
+            size = sum(p.stat().st_size for p in (tmp / f"store{scale:g}").glob("jianglian.sqlite*")) / 2**20
+            print(f"loaded into the embedded store in {time.perf_counter() - t:.0f} s (jianglian.sqlite {size:.0f} MB)",
                   flush=True)
             rec_mem, m_mem = build(mem, model_dir)
             print(f"embedded: projection {m_mem['projection']:.1f} s, recommender build {m_mem['build']:.1f} s, "
