@@ -43,7 +43,7 @@ ranker: $(STAMP) demo
 	$(VENV)/bin/jianglian train-ranker --if-missing
 
 serve: $(STAMP) web-assets demo encoder ranker
-	$(VENV)/bin/jianglian serve --host 127.0.0.1 --port 5000
+	$(VENV)/bin/jianglian serve --host 127.0.0.1 --port 5000 --workers 2
 
 # ruff, and the import direction of docs/architecture.md (import-linter contracts in pyproject.toml)
 lint: $(STAMP)

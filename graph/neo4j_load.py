@@ -203,12 +203,8 @@ def _loop(store: Neo4jStore, statement: str, load: str, limit: int) -> int:
 
 
 def _announce(store: Neo4jStore) -> None:
-    """One unlistable change, so every process's caches of the graph rebuild: an entry of the change feed where
-    the store keeps one, else this process's revision."""
-    if hasattr(store, "_append_feed"):
-        store._write_tx(lambda tx: None, None, LABELS)  # noqa: SLF001
-    else:
-        getattr(store, "_bump")(None)  # noqa: B009 - the store before the change feed
+    """One unlistable change-feed entry (every label counted), so every process's caches of the graph rebuild."""
+    store._write_tx(lambda tx: None, None, LABELS)  # noqa: SLF001 - the load path of the store
 
 
 def _record(store: Neo4jStore, load: PendingLoad | None) -> None:

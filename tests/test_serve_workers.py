@@ -3,7 +3,8 @@
 Against Neo4j: requests are answered by two different worker processes (``X-Jianglian-Worker``), a problem
 posted through one worker is read through the other, ``SIGHUP`` replaces both workers while requests keep being
 answered, and ``SIGTERM`` stops the master and its workers cleanly. Against an embedded store that admits one
-process, ``--workers 2`` falls back to one waitress process with a warning.
+process, ``--workers 2`` falls back to one waitress process with a warning; the SQLite store admits several, and
+two workers on one data directory see each other's writes.
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ def _workers_seen(base: str, want: int, seconds: float = 30) -> set[str]:
     return seen
 
 
+def _write_through_one_read_through_other(base: str, key: str) -> None:
+    status, body, writer = _get(base + "/api/v1/problems", key,
+                                {"id": "PW1", "title": "注塑件缩痕严重", "skills": ["注塑成型"]})
+    assert status == 201, body
+    readers: set[str] = set()
+    deadline = time.monotonic() + 30
+    while not readers - {writer} and time.monotonic() < deadline:
+        status, body, reader = _get(base + "/api/v1/problems/PW1", key)
+        assert status == 200 and body["title"] == "注塑件缩痕严重"
+        readers.add(reader)
+    assert readers - {writer}, "never answered by the other worker"
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
@@ -118,17 +132,7 @@ def test_two_workers_on_neo4j_share_writes_and_restart_gracefully(neo4j_env: tup
         first = _workers_seen(base, 2)
         assert len(first) == 2 and str(proc.pid) not in first, first
 
-        # a write through one worker is read through the other
-        status, body, writer = _get(base + "/api/v1/problems", key,
-                                    {"id": "PW1", "title": "注塑件缩痕严重", "skills": ["注塑成型"]})
-        assert status == 201, body
-        readers: set[str] = set()
-        deadline = time.monotonic() + 30
-        while not readers - {writer} and time.monotonic() < deadline:
-            status, body, reader = _get(base + "/api/v1/problems/PW1", key)
-            assert status == 200 and body["title"] == "注塑件缩痕严重"
-            readers.add(reader)
-        assert readers - {writer}, "never answered by the other worker"
+        _write_through_one_read_through_other(base, key)
 
         # SIGHUP: new workers replace the old ones while requests keep being answered
         failures: list[str] = []
@@ -170,9 +174,12 @@ def test_two_workers_on_neo4j_share_writes_and_restart_gracefully(neo4j_env: tup
     assert not any(_alive(int(pid)) for pid in after)
 
 
-def test_embedded_store_of_one_process_serves_one_worker(tmp_path: Path) -> None:
+def test_two_workers_on_one_embedded_data_directory(tmp_path: Path) -> None:
+    """Two workers share the embedded store when it admits several processes (SQLite); a store that admits one
+    (probed the way ``serve`` probes it: a second open) is served by one waitress process with a warning."""
     store = MemoryStore(tmp_path / "store")
     store.create_node("Worker", "W1", {"name": "王师傅"})
+    key = create_api_key(store, name="workers-test", scope="write").key
     try:
         MemoryStore(tmp_path / "store").close()
         one_process = False
@@ -184,7 +191,9 @@ def test_embedded_store_of_one_process_serves_one_worker(tmp_path: Path) -> None
     proc = _serve({"JIANGLIAN_STORE": "memory", "JIANGLIAN_DATA_DIR": str(tmp_path)}, port, workers=2)
     try:
         _wait_ready(base, proc)
-        seen = _workers_seen(base, 2, seconds=10)
+        seen = _workers_seen(base, 2, seconds=10 if one_process else 30)
+        if not one_process:
+            _write_through_one_read_through_other(base, key)
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
