@@ -12,7 +12,7 @@ import click
 
 __all__ = ["main"]
 
-_MODULES = ("cli.data", "cli.embed", "cli.rank", "cli.web", "cli.workflow")
+_MODULES = ("cli.data", "cli.embed", "cli.index", "cli.rank", "cli.web", "cli.workflow")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -142,7 +142,8 @@ def recommend_cmd(problem: str | None, title: str | None, description: str, skil
     encoder = _load_encoder(_ranking_encoder_name(encoder_name))
     with configured_store() as store:
         try:
-            rec = Recommender(store, encoder=encoder, config=RankConfig(model_dir=_models_dir()))
+            rec = Recommender(store, encoder=encoder, config=RankConfig(model_dir=_models_dir(),
+                                                                        index_dir=settings().ranking_index_dir))
             recs = rec.recommend(query, n=n)
         except (RecommenderError, ValueError) as err:
             raise click.ClickException(str(err)) from err

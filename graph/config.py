@@ -69,6 +69,9 @@ class Settings:
         ``JIANGLIAN_TARGETS``: a JSON or TOML file of programme targets (``None``: the built-in ones).
     research_cache
         ``JIANGLIAN_RESEARCH_CACHE``: where the notebooks cache generated demo datasets.
+    index_dir
+        ``JIANGLIAN_INDEX_DIR``: where the ranking index files are kept (``None``: ``<data_dir>/index``, see
+        :attr:`ranking_index_dir`; for Neo4j a local cache directory of the web host).
     """
 
     store: StoreSettings = StoreSettings()
@@ -76,6 +79,7 @@ class Settings:
     eval_encoder: str | None = None
     targets_file: Path | None = None
     research_cache: Path | None = None
+    index_dir: Path | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -86,6 +90,18 @@ class Settings:
     def models_dir(self) -> Path:
         """Where the text encoder and the trained ranker are saved: ``<data_dir>/models``."""
         return self.store.data_dir / "models"
+
+    @property
+    def ranking_index_dir(self) -> Path:
+        """Where the stored ranking index lives (:mod:`recommender.index_files`): ``JIANGLIAN_INDEX_DIR``, else
+        ``<data_dir>/index``.
+
+        Examples
+        --------
+        >>> str(Settings.from_env({"JIANGLIAN_DATA_DIR": "/srv/jl"}).ranking_index_dir)
+        '/srv/jl/index'
+        """
+        return self.index_dir if self.index_dir is not None else self.store.data_dir / "index"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +133,7 @@ class Settings:
             eval_encoder=text("JIANGLIAN_EVAL_ENCODER"),
             targets_file=path("JIANGLIAN_TARGETS"),
             research_cache=path("JIANGLIAN_RESEARCH_CACHE"),
+            index_dir=path("JIANGLIAN_INDEX_DIR"),
         )
 
 

@@ -189,8 +189,19 @@ class Recommender:
         started = time.perf_counter()
         revision = self.store.revision
         projection = Projection.from_store(self.store)
-        index = RankingIndex(projection, encoder=self.encoder, vectors=self._cached_vectors(projection))
+        size = sum(projection.n(label) for label in projection.ids), sum(len(e) for e in projection.edges.values())
+        _log.info("ranking index: read %d nodes and %d relationships at feed position %s in %.1f s", *size,
+                  revision, time.perf_counter() - started)
+        at = time.perf_counter()
+        vectors = self._cached_vectors(projection)
+        if self.encoder is not None:
+            _log.info("ranking index: %d cached problem vectors in %.1f s", len(vectors or {}),
+                      time.perf_counter() - at)
+        at = time.perf_counter()
+        index = RankingIndex(projection, encoder=self.encoder, vectors=vectors)
         index.hub_worker_scores(self.config.damping)  # what the first query would compute: part of the build
+        _log.info("ranking index: built over %d history problems and %d workers in %.1f s", len(index.hp),
+                  index.n_workers, time.perf_counter() - at)
         return revision, projection, index, time.perf_counter() - started
 
     def _build(self) -> None:

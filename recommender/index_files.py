@@ -5,7 +5,8 @@ costs seconds at demo scale and many minutes at a province's. :func:`save` write
 maps instead of rebuilding (:func:`load`), then brings up to date by replaying the store's change feed
 (:meth:`graph.store.GraphStore.changes_since`) through the engine's incremental update.
 
-Layout of an index directory (default ``<data dir>/index``, see :func:`default_index_dir`)::
+Layout of an index directory (``JIANGLIAN_INDEX_DIR``, default ``<data dir>/index``:
+:attr:`graph.config.Settings.ranking_index_dir`)::
 
     index/
       CURRENT                  the name of the version to load (replaced atomically)
@@ -61,7 +62,6 @@ __all__ = [
     "Loaded",
     "PropTable",
     "StrTable",
-    "default_index_dir",
     "fingerprints",
     "load",
     "read_manifest",
@@ -91,21 +91,6 @@ _CODE = ("graph/projection.py", "recommender/index.py", "recommender/text.py", "
 #: RankingIndex attributes recomputed on load from the saved ones (derived, Python objects, or not data).
 _DERIVED = frozenset({"projection", "encoder", "hp_pos", "declared_sets", "worker_district", "worker_employer",
                       "worker_active", "worker_capacity", "teaches", "honours", "district_workers"})
-
-
-def default_index_dir(data_dir: Path | str, env: Mapping[str, str] | None = None) -> Path:
-    """``JIANGLIAN_INDEX_DIR`` when set, else ``<data_dir>/index``.
-
-    Examples
-    --------
-    >>> default_index_dir("data", {}).as_posix()
-    'data/index'
-    >>> default_index_dir("data", {"JIANGLIAN_INDEX_DIR": "/var/cache/jl"}).as_posix()
-    '/var/cache/jl'
-    """
-    env = os.environ if env is None else env
-    explicit = (env.get("JIANGLIAN_INDEX_DIR") or "").strip()
-    return Path(explicit) if explicit else Path(data_dir) / "index"
 
 
 def store_identity(store: Any) -> str | None:
@@ -258,11 +243,13 @@ class _Writer:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.files: dict[str, int] = {}  # name -> bytes
-        self._by_id: dict[int, str] = {}
-        self._keep: list[Any] = []  # the arrays written, so their ids are not reused during the save
+        self._by_id: dict[Any, str] = {}
+        self._keep: list[Any] = []  # the arrays written, so their memory is not reused during the save
 
     def array(self, name: str, arr: np.ndarray) -> str:
-        known = self._by_id.get(id(arr))
+        # the same memory under another array object (TextViews.counts shares word's index arrays) is one file
+        key = (arr.__array_interface__["data"][0], arr.shape, arr.dtype.str, arr.strides) if arr.size else id(arr)
+        known = self._by_id.get(key)
         if known is not None:
             return known
         self._keep.append(arr)
@@ -275,7 +262,7 @@ class _Writer:
             fh.flush()
             os.fsync(fh.fileno())
         self.files[fname] = (self.dir / fname).stat().st_size
-        self._by_id[id(arr)] = fname
+        self._by_id[key] = fname
         return fname
 
     def blob(self, name: str, data: bytes) -> str:

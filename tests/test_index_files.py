@@ -344,3 +344,71 @@ def test_prop_table_behaves_like_the_list_it_replaces() -> None:
     assert list(table) == [{"a": 2}, {}, rows[2], {"d": None}]
     with pytest.raises(IndexError):
         table[4]
+
+
+def test_cli_index_build_and_status(small: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    env = {"JIANGLIAN_DATA_DIR": str(small), "JIANGLIAN_STORE": "memory", "JIANGLIAN_INDEX_DIR": ""}
+    runner = CliRunner()
+    before = runner.invoke(main, ["index", "status", "--encoder", "none", "--json"], env=env)
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.output)["usable"] is False
+    built = runner.invoke(main, ["index", "build", "--encoder", "none"], env=env)
+    assert built.exit_code == 0, built.output
+    assert "built over" in built.output and f"written to {small / 'index'}" in built.output
+    after = json.loads(runner.invoke(main, ["index", "status", "--encoder", "none", "--json"], env=env).output)
+    assert after["usable"] is True and after["lag"] == 0 and after["directory"] == str(small / "index")
+    table = runner.invoke(main, ["index", "status", "--encoder", "none"], env=env)
+    assert "usable: yes" in table.output
+    # `recommend` maps the same files
+    store = MemoryStore(small / "store")
+    problem = store.list_nodes("Problem", limit=1)[0]["id"]
+    store.close()
+    ranked = runner.invoke(main, ["recommend", problem, "--encoder", "none", "--json"], env=env)
+    assert ranked.exit_code == 0, ranked.output
+    assert json.loads(ranked.output)["results"]
+
+
+def test_readyz_waits_for_the_ranking_index(small: Path) -> None:
+    import threading
+
+    from web import create_app
+    from web.extensions import get_state
+
+    store = MemoryStore(small / "store")
+    gate = threading.Event()
+
+    def slow_factory(s: MemoryStore) -> Recommender:
+        gate.wait(timeout=60)
+        return Recommender(s, config=RankConfig(index_dir=small / "index", model_dir=small / "models"))
+
+    app = create_app({"STORE": store, "SECRET_KEY": "t", "EMBEDDING_MODEL": "none",
+                      "RECOMMENDER_FACTORY": slow_factory})
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 200  # made on first use (tests): nothing to wait for
+    get_state(app).start_ranking()
+    waiting = client.get("/readyz")
+    assert waiting.status_code == 503 and waiting.headers["Retry-After"] == "2"
+    assert client.get("/healthz").status_code == 200  # liveness does not wait
+    gate.set()
+    for _ in range(600):
+        ready = client.get("/readyz")
+        if ready.status_code == 200:
+            break
+        threading.Event().wait(0.1)
+    assert ready.status_code == 200, ready.get_json()
+    assert ready.get_json()["ranking"]["ready"] is True and ready.get_json()["ranking"]["source"] == "build"
+    # the app's own recommender, with INDEX_DIR: the second start maps the files the first wrote
+    second = create_app({"STORE": store, "SECRET_KEY": "t", "EMBEDDING_MODEL": "none",
+                         "INDEX_DIR": str(small / "index")})
+    get_state(second).start_ranking()
+    for _ in range(600):
+        state = get_state(second).ranking_readiness()
+        if state is not None and state["ready"]:
+            break
+        threading.Event().wait(0.1)
+    assert state is not None and state["source"] == "files"
+    store.close()

@@ -19,11 +19,19 @@ environment variables also reach ``app.config`` through ``from_prefixed_env`` in
 ``RECOMMENDER``
     a ready recommender instance, or ``RECOMMENDER_FACTORY`` (called with the store once it is
     open), else a :class:`recommender.engine.Recommender` built with ``RECOMMENDER_OPTIONS``.
+``INDEX_DIR``
+    where that recommender keeps its ranking index files (:mod:`recommender.index_files`; ``"none"``: no
+    files). Default: :attr:`graph.config.Settings.ranking_index_dir` when the app opens its own store, none
+    for an injected store (tests).
+
+``jianglian serve`` calls :meth:`AppState.start_ranking` in every worker: the ranking index is mapped from its
+files (or built) at start, in a background thread, and ``/readyz`` answers 503 until it is ready.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 import weakref
@@ -37,6 +45,8 @@ from graph.errors import GraphError, StoreUnavailable
 from graph.store import GraphStore
 
 __all__ = ["EXTENSION_KEY", "AppState", "get_state", "init_app"]
+
+_log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "jianglian"
 
@@ -61,6 +71,13 @@ class AppState:
         self._recommender: Any = config.get("RECOMMENDER")
         self._recommender_options: dict[str, Any] = dict(config.get("RECOMMENDER_OPTIONS") or {})
         self._recommender_factory: Any = config.get("RECOMMENDER_FACTORY")
+        self._ranking_lock = threading.Lock()  # not self._lock: building the index must not block the store
+        self._ranking_start: dict[str, Any] | None = None  # set by start_ranking
+        index_dir = config.get("INDEX_DIR")
+        if isinstance(index_dir, str | Path) and str(index_dir).strip():
+            self._index_dir: Path | None = None if str(index_dir).strip().lower() == "none" else Path(index_dir)
+        else:
+            self._index_dir = self.settings.ranking_index_dir if self._owns_store else None
         # the served ranking's dense encoder: JIANGLIAN_EMBEDDING_MODEL, else the packaged multilingual
         # encoder (docs/ranking.md, "The dense leg"); "none" switches the dense signals off
         from embeddings.encoder import NO_ENCODER, RANKING_DEFAULT
@@ -114,7 +131,7 @@ class AppState:
         """The :class:`recommender.engine.Recommender` over the store (built once)."""
         if self._recommender is not None:
             return self._recommender
-        with self._lock:
+        with self._ranking_lock:
             if self._recommender is None:
                 if self._recommender_factory is not None:
                     self._recommender = self._recommender_factory(self.store)
@@ -126,11 +143,56 @@ class AppState:
                         from embeddings.encoder import load_encoder
 
                         options["encoder"] = load_encoder(self._embedding_model, data_dir=self.settings.data_dir)
-                    config = options.get("config") or RankConfig()
+                    config = options.get("config") or RankConfig(index_dir=self._index_dir, background_rebuild=True)
                     if config.model_dir is None:  # the trained ranker lives beside the data
-                        options["config"] = dataclasses.replace(config, model_dir=self.settings.models_dir)
+                        config = dataclasses.replace(config, model_dir=self.settings.models_dir)
+                    options["config"] = config
                     self._recommender = Recommender(self.store, **options)
             return self._recommender
+
+    def start_ranking(self) -> None:
+        """Make the recommender now (map the index files or build), in a background thread, and warm the encoder.
+
+        Until it is done :meth:`ranking_readiness` says so (``/readyz`` answers 503). Idempotent.
+        """
+        with self._lock:
+            if self._ranking_start is not None and "error" not in self._ranking_start:
+                return  # started (an attempt that failed is started again)
+            self._ranking_start = {"ready": False, "started": time.monotonic()}
+        threading.Thread(target=self._prepare_ranking, name="ranking-start", daemon=True).start()
+
+    def _prepare_ranking(self) -> None:
+        start = self._ranking_start
+        assert start is not None
+        try:
+            rec = self.recommender
+            start["index_seconds"] = round(time.monotonic() - start["started"], 3)
+            encoder = getattr(rec, "encoder", None)
+            if encoder is not None:
+                encoder.encode(["预热"])  # the model's first call loads its weights: not on a user's request
+        except Exception as err:  # noqa: BLE001 - reported by /readyz; a request retries through .recommender
+            _log.exception("ranking: start-up failed")
+            start.update(error=f"{type(err).__name__}: {err}")  # the next /readyz starts again
+            return
+        start.update(ready=True, seconds=round(time.monotonic() - start["started"], 3))
+        _log.info("ranking: ready in %.2f s", start["seconds"])
+
+    def ranking_readiness(self) -> dict[str, Any] | None:
+        """``None`` when the ranking is made on first use (not started by :meth:`start_ranking`); else whether it is
+        ready, with the index's state (where it came from, its feed position, timings) once it is."""
+        start = self._ranking_start
+        if start is None:
+            if self._recommender is None:
+                return None
+            return {"ready": True}
+        if not start.get("ready"):
+            return {"ready": False, "seconds": round(time.monotonic() - start["started"], 1),
+                    **({"error": start["error"]} if "error" in start else {})}
+        rec = self._recommender
+        state = rec.index_state() if hasattr(rec, "index_state") else {}
+        keep = ("source", "revision", "files_revision", "replayed", "load_seconds", "build_seconds", "rebuilding")
+        return {"ready": True, "seconds": start.get("seconds"), "index_seconds": start.get("index_seconds"),
+                **{k: state[k] for k in keep if k in state}}
 
     @property
     def selection(self) -> Any:

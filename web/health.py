@@ -1,5 +1,6 @@
 """Probes for the process supervisor: ``/healthz`` (the process answers) and ``/readyz`` (the
-store answers and can take writes; 503 problem+json otherwise: ``store-full`` while the store's disk is
+store answers and can take writes, and a served process's ranking index is ready; 503 problem+json otherwise:
+``model-unavailable`` while the index is mapped or built at start, ``store-full`` while the store's disk is
 full, ``store-unavailable`` while it cannot be reached or, with a detail saying so, while Neo4j waits for a
 restart after a critical error)."""
 
@@ -15,6 +16,9 @@ __all__ = ["bp"]
 
 bp = Blueprint("health", __name__)
 
+#: The reason ``/readyz`` gives while the ranking index is being mapped or built (both languages: probes read it).
+_STARTING = "排序索引正在加载 / the ranking index is loading"
+
 
 @bp.get("/healthz")
 def healthz() -> Response:
@@ -24,7 +28,8 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Ready when the store answers a ping; 503 problem+json while it does not."""
+    """Ready when the store answers a ping and, in a served process (:meth:`web.extensions.AppState.start_ranking`),
+    its ranking index is mapped or built; 503 problem+json while either is not."""
     state = get_state()
     try:
         store = state.store
@@ -36,4 +41,10 @@ def readyz() -> Response:
         return problem_response(503, "store-unavailable/restart", headers={"Retry-After": "60"})
     except GraphError:
         return problem_response(503, "store-unavailable", headers={"Retry-After": "5"})
-    return jsonify(status="ready", store=store.kind, revision=store.revision)
+    ranking = state.ranking_readiness()
+    if ranking is not None and not ranking["ready"]:
+        if "error" in ranking:
+            state.start_ranking()  # try again
+        return problem_response(503, "model-unavailable", reason=_STARTING, headers={"Retry-After": "2"})
+    return jsonify(status="ready", store=store.kind, revision=store.revision,
+                   **({"ranking": ranking} if ranking is not None else {}))

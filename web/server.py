@@ -60,6 +60,14 @@ def worker_header(wsgi_app: _WsgiApp) -> _WsgiApp:
     return app
 
 
+def _start_ranking(app: Flask) -> None:
+    """Map (or build) the ranking index now, in the background: ``/readyz`` answers 503 until it is ready, and
+    the first recommendation does not pay for it."""
+    from web.extensions import get_state
+
+    get_state(app).start_ranking()
+
+
 def run_waitress(app: Flask, host: str, port: int, threads: int, *, on_listening: Callable[[], None]) -> None:
     """Serve ``app`` with waitress in this process until ``SIGTERM`` or ``Ctrl-C``.
 
@@ -71,6 +79,7 @@ def run_waitress(app: Flask, host: str, port: int, threads: int, *, on_listening
     from waitress import create_server
 
     server = create_server(app, host=host, port=port, threads=threads)
+    _start_ranking(app)
     on_listening()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -117,6 +126,7 @@ def run_gunicorn(
         else:
             app = create_app()
         app.wsgi_app = worker_header(app.wsgi_app)  # type: ignore[method-assign,assignment]
+        _start_ranking(app)
         return app
 
     def worker_exit(server: Any, worker: Any) -> None:
