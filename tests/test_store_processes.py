@@ -6,8 +6,11 @@
 * Freshness: a problem posted through one process appears in another process's :class:`Recommender`
   ranking (open problems for a worker) within 2 s; the engine follows the store's change feed.
 
-Racing selection steps across processes are ``tests/test_selection_concurrency.py``; writers killed with
-SIGKILL are ``tests/test_memory_durability.py`` and ``tests/test_reliability_store.py``.
+* A Neo4j writer process killed with SIGKILL at random moments loses no acknowledged write (whole batches
+  only).
+
+Racing selection steps across processes are ``tests/test_selection_concurrency.py``; embedded writers killed
+with SIGKILL are ``tests/test_memory_durability.py`` and ``tests/test_reliability_store.py``.
 """
 
 from __future__ import annotations
@@ -110,3 +113,71 @@ def test_a_problem_posted_in_one_process_is_ranked_in_another_within_two_seconds
                 proc.kill()
         print(f"\nfreshness across processes: {[f'{d * 1000:.0f} ms' for d in delays]}")
         assert max(delays) < 2.0, delays
+
+
+_NEO4J_WRITER = r"""
+import sys
+from graph.neo4j_store import Neo4jStore
+from graph.store import NodeRow, RelRow, WriteBatch
+
+store = Neo4jStore.connect(sys.argv[1], user=sys.argv[2], password=sys.argv[3])
+n = 0
+while True:
+    n += 1
+    print(f"start {n}", flush=True)
+    ids = [f"K{n:05d}-{i}" for i in range(3)]
+    store.apply(WriteBatch(nodes=[NodeRow("Worker", w, {"name": "工匠" + w, "n": n}) for w in ids],
+                           rels=[RelRow("HAS_SKILL", "Worker", w, "Skill", "焊接") for w in ids]))
+    store.create_node("Match", f"M{n:05d}", {"state": "invited", "n": n})
+    print(f"ack {n}", flush=True)
+"""
+
+
+@pytest.mark.neo4j
+def test_a_neo4j_writer_killed_at_random_moments_keeps_every_acknowledged_write(
+        tmp_path: Path, neo4j_uri: str, neo4j_driver: Any) -> None:
+    import random
+    import signal
+
+    from graph.neo4j_store import Neo4jStore
+
+    store = Neo4jStore(neo4j_driver, "neo4j")
+    external = bool(os.environ.get("NEO4J_URI"))
+    user = os.environ.get("NEO4J_USER", "neo4j") if external else "neo4j"
+    password = os.environ.get("NEO4J_PASSWORD", "") if external else ""
+    script = tmp_path / "writer.py"
+    script.write_text(_NEO4J_WRITER, encoding="utf-8")
+    rng = random.Random(11)
+    for attempt in range(4):
+        store.clear()
+        store.create_node("Skill", "焊接", {"name": "焊接"})
+        proc = subprocess.Popen([sys.executable, str(script), neo4j_uri, user, password], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen = {"start": 0, "ack": 0}
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                word, _, number = line.strip().partition(" ")
+                seen[word] = int(number)
+                if word == "ack" and seen["ack"] >= 10:
+                    time.sleep(rng.choice([0.0, 0.002, 0.005, 0.01, 0.03]))
+                    break
+            else:
+                pytest.fail(f"the writer exited: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}")
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        assert proc.returncode == -signal.SIGKILL
+        for line in proc.stdout:
+            word, _, number = line.strip().partition(" ")
+            seen[word] = int(number)
+        batches: dict[int, int] = {}
+        for node in store.iter_nodes("Worker"):
+            batches[node["n"]] = batches.get(node["n"], 0) + 1
+        n = len(batches)
+        assert batches == {b: 3 for b in range(1, n + 1)}, f"attempt {attempt}"  # whole batches only
+        matches = {m["n"] for m in store.iter_nodes("Match")}
+        assert seen["ack"] <= n <= seen["start"], (attempt, seen, n)
+        assert set(range(1, seen["ack"] + 1)) <= matches <= set(range(1, n + 1)), attempt
+        assert len(store.relationships("HAS_SKILL")) == 3 * n
