@@ -13,6 +13,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 include mk/neo4j.mk
 include mk/web.mk
+include mk/py312.mk
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,10 +57,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP) system-deps neo4j-build web-assets
 	$(PY) -m pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck pytest pytest312
 
 notebooks: $(STAMP)
 	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --no-browser notebooks
 
 clean:
-	rm -rf $(VENV) test-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV312) test-output .pytest_cache .mypy_cache .ruff_cache
