@@ -30,6 +30,7 @@ from web.ui import (  # noqa: E402,F401
     auth,
     dashboard,
     enterprises,
+    errorpages,
     explorer,
     importexport,
     layout,

@@ -1,4 +1,6 @@
-"""Campaign assignment: preview the optimal plan against the greedy baseline, untick pairs, apply.
+"""Campaign assignment: a proposed plan that keeps the team rule (the problem's district team first, then the
+city team, other districts only when the coordinator asks), each pair with its reason; nothing is ticked, the
+coordinator chooses the pairs to invite.
 
 Applying creates one invitation per ticked pair through :func:`workflow.assign.apply_plan`, so
 every invitation is re-checked (capacity, conflicts, duplicates) and lands in the audit log.
@@ -18,9 +20,10 @@ from web.ui.access import EDITORS, can_edit_district, role_required, user_distri
 from web.ui.context import recommender, selection, store
 from web.ui.forms import ActionForm
 from web.ui.queries import districts
-from workflow.assign import Plan, apply_plan, assignment_inputs, greedy_assignment, plan_assignment
+from web.ui.scores import level, match_points
+from workflow.assign import CITY_TEAM, Plan, apply_plan, assignment_inputs, greedy_assignment, plan_assignment
 
-__all__ = ["MAX_PROBLEMS", "assignment", "assignment_apply"]
+__all__ = ["MAX_PROBLEMS", "TIER_ORDER", "assignment", "assignment_apply"]
 
 #: Problems planned at once (oldest first); a campaign plan is made district by district beyond that.
 MAX_PROBLEMS = 200
@@ -39,20 +42,68 @@ def _problem_ids(inputs: Any, district: str | None) -> list[str]:
     return sorted(wanted)[:MAX_PROBLEMS]
 
 
+def _tier(inputs: Any, problem_id: str, worker_id: str) -> str:
+    """Which team rule admitted the pair: ``district`` (the problem's district team), ``city`` (a delegate to
+    the city team) or ``cross`` (another district's team, only when the coordinator asked for it)."""
+    team = inputs.team_of.get(worker_id)
+    if team and team == inputs.district_of_problem.get(problem_id):
+        return "district"
+    if team == CITY_TEAM or worker_id in inputs.city_team:
+        return "city"
+    return "cross"
+
+
+TIER_ORDER = {"district": 0, "city": 1, "cross": 2}
+
+
+def _reasons(plan: Plan, inputs: Any, scores: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """The plan's pairs as a coordinator reads them: district team first, then the city team, then others; each
+    with its match level (100 = the best-scored worker for that problem) and a reason in words."""
+    rows = []
+    for problem_id, worker_id, _adjusted in plan.pairs:
+        problem = store().get_node("Problem", problem_id) or {}
+        worker = store().get_node("Worker", worker_id) or {}
+        ranked = sorted(scores.get(problem_id, {}).values(), reverse=True)
+        own = scores.get(problem_id, {}).get(worker_id, 0.0)
+        points = match_points([*ranked, own])[-1] if ranked else 0
+        shared = [s for s in worker.get("skills") or [] if s in set(problem.get("skills") or [])]
+        tier = _tier(inputs, problem_id, worker_id)
+        team = inputs.team_of.get(worker_id, "")
+        if tier == "district":
+            why = _("本区县服务队成员")
+        elif tier == "city":
+            why = _("本区县服务队无更合适且有余力的人选,由市服务队补充(来自%(team)s)", team=team or _("市服务队"))
+        else:
+            why = _("跨区县调派(来自%(team)s),按您的选择纳入", team=team)
+        if shared:
+            why += _(";技能对口:%(skills)s", skills="、".join(shared[:3]))
+        load = inputs.capacity.get(worker_id, 0)
+        why += _(";本月还可接 %(n)s 项", n=load)
+        rows.append({"problem": problem_id, "worker": worker_id, "tier": tier, "team": team, "points": points,
+                     "level": level(points)[1], "why": why})
+    rows.sort(key=lambda r: (TIER_ORDER[r["tier"]], r["problem"], -r["points"]))
+    return rows
+
+
 @bp.route("/assignment")
 @role_required(*EDITORS)
 def assignment() -> str:
     district = _scope()
+    cross = request.args.get("cross") == "1"
     inputs = assignment_inputs(store(), selection=selection())
     problem_ids = _problem_ids(inputs, district)
     plan = greedy = None
+    rows: list[dict[str, Any]] = []
     if problem_ids:
         scores = recommender().score_pairs(problem_ids)
-        plan = plan_assignment(scores, **inputs.kwargs())
-        greedy = greedy_assignment(scores, **inputs.kwargs())
+        plan = plan_assignment(scores, **inputs.kwargs(), allow_cross_district=cross)
+        greedy = greedy_assignment(scores, **inputs.kwargs(), allow_cross_district=cross)
+        rows = _reasons(plan, inputs, scores)
+    needed = sum(inputs.demand.get(p, 0) for p in problem_ids)
     return render_template("ui/assignment.html", plan=plan, greedy=greedy, inputs=inputs, district=district,
                            districts=districts(store()), problem_count=len(problem_ids), form=ActionForm(),
                            can_choose_district=user_role() != "district", max_problems=MAX_PROBLEMS,
+                           rows=rows, cross=cross, needed=needed,
                            pair_value=lambda p, w: json.dumps([p, w], ensure_ascii=False))
 
 

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from web.extensions import get_state
 from web.ui import bp
-from web.ui.access import READERS, role_required
+from web.ui.access import READERS, role_required, user_district, user_role
 from web.ui.context import store
 from workflow.progress import programme_progress
 from workflow.targets import Targets, load_targets
@@ -51,7 +51,7 @@ def dashboard() -> str:
     try:
         chosen = int(request.args.get("phase", ""))
     except ValueError:
-        chosen = next((i for i, p in enumerate(phases) if p["current"]), -1)
+        chosen = -1  # the whole campaign first (the current phase is marked on its tab and named above)
     if not -1 <= chosen < len(phases):
         chosen = -1
 
@@ -59,6 +59,7 @@ def dashboard() -> str:
         return district_block["total"] if chosen == -1 else district_block["phases"][chosen]
 
     table = [{"district": d, "cells": cells(progress["by_district"][d])} for d in progress["districts"]]
+    own = user_district() if user_role() == "district" else None
     chart = {
         "labels": progress["districts"],
         "metrics": [{"key": m, "label": str(METRIC_LABELS[m]),
@@ -74,4 +75,5 @@ def dashboard() -> str:
         "accepted": store().count_nodes("Match", where={"state": "accepted"}),
     }
     return render_template("ui/dashboard.html", progress=progress, chosen=chosen, table=table,
-                           city=cells(progress["city"]), chart=chart, metric_labels=METRIC_LABELS, counts=counts)
+                           city=cells(progress["city"]), chart=chart, metric_labels=METRIC_LABELS, counts=counts,
+                           own_district=own)

@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from graph.rules import TIMEZONE
 from web.ui import bp
-from web.ui.access import READERS, split_actor, user_district, user_role
+from web.ui.access import READERS, split_actor, user_district, user_role, user_worker_id
 from web.ui.context import store
 from web.ui.i18n import ROLE_LABELS, STATUS_LABELS, ui_lang
 from web.ui.notices import unread as unread_notices
@@ -105,6 +105,9 @@ def _layout_values() -> dict[str, Any]:
         if role == "district" and user_district():
             role_label = f"{user_district()} {role_label}"
         display = str(current_user.display_name or "")
+        if role == "worker" and display in ("", str(current_user.id)):  # a worker login: the worker's name
+            worker = store().get_node("Worker", str(user_worker_id() or "")) or {}
+            display = str(worker.get("name") or display)
         # the demo's district user is called 区县协调员: say it once, not 「区县协调员(区县协调员)」
         label = role_label if display in ("", str(ROLE_LABELS.get(role, role))) else f"{display}({role_label})"
         unread = unread_notices()

@@ -12,6 +12,7 @@ from flask import abort, redirect, render_template, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
+from graph.errors import GraphError
 from web.ui import bp
 from web.ui.access import principal, role_required, user_role
 from web.ui.context import selection, store
@@ -50,7 +51,10 @@ def unread() -> int:
     p = principal()
     if p is None or p.kind != "user":
         return 0
-    return unread_count(store(), p.id)
+    try:
+        return unread_count(store(), p.id)
+    except GraphError:  # the store is down: the page (often the error page saying so) renders without a badge
+        return 0
 
 
 def _target(note: dict[str, Any]) -> str:

@@ -97,6 +97,7 @@ def my_problems() -> str:
     return render_template("ui/my_problems.html", suggestions=suggestions, problems=problems,
                            scores=match_scores(suggestions), invitations=invitations, accepted=accepted,
                            volunteered=volunteered, history=history, pending=pending,
+                           employer_id=(store().get_node("Worker", worker_id) or {}).get("employer_id"),
                            action_form=ActionForm(), decline_form=DeclineForm(), volunteer_form=VolunteerForm())
 
 
