@@ -1,0 +1,227 @@
+"""The stored ranking index (issue 13): a restart with the index files present against the naive way (build).
+
+For each scale the demo generator's data (``scale=1``: 300 workers, 2,200 problems; ``45``: 13,500 workers,
+99,000 problems; ``455``: 136,500 workers, 1M problems) is loaded once into an embedded store under
+``--work`` (kept between runs). Then, each in a fresh process (``python benchmarks/index_bench.py --child``):
+
+1. **without files** (the naive way, what every start did before): the process opens the store, builds the
+   projection and the index (then writes the files), and answers a first recommendation; then ``--queries``
+   recommendations (stored problems, spread over the ids) are timed, and ``--brute`` of them by the brute
+   force of ``benchmarks/latency_bench.py`` (every eligible worker scored, PageRank over the whole graph);
+2. **with files**: the same process start, the index mapped from the files the first process wrote;
+3. **two processes with files at once**: what a second web worker costs while the first holds the same
+   files (``--hold`` keeps both alive until both have answered).
+
+Reported per process: time from the start of the process to the index being ready and to the first
+recommendation answered (wall clock, and CPU time of the process: on a shared machine the wall clock includes
+waiting for a core), peak RSS (``VmHWM``), and at the end RSS, PSS (shared pages divided among the
+processes mapping them) and USS (private pages: what the process adds on top of the mapped files); query
+p50/p95/p99 (wall clock) against the brute force; and how many of the ``--queries`` top-10 lists of the
+process with files are identical (same workers, same order, scores within 1e-6) to those of the fresh build.
+
+The dense encoder is off by default (``--encoder none``): it loads the same way with or without files.
+
+Run::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/index_bench.py --scales 1 45 [--queries 100] [--brute 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _proc_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return -1
+
+
+def _smaps_kb() -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            out[parts[0].rstrip(":")] = int(parts[1])
+    return out
+
+
+def child(args: argparse.Namespace) -> None:
+    """One process: open, make the recommender (files or build), answer queries; print one JSON line."""
+    started = time.perf_counter()
+    from graph.memory import MemoryStore
+    from recommender.engine import RankConfig, Recommender
+
+    imported = time.perf_counter() - started
+    data = Path(args.child)
+    store = MemoryStore(data / "store")
+    encoder: Any = None
+    if args.encoder != "none":
+        from embeddings.encoder import load_encoder
+
+        encoder = load_encoder(args.encoder, data_dir=data)
+    rec = Recommender(store, encoder=encoder, config=RankConfig(index_dir=data / "index", model_dir=data / "models"))
+    ready = time.perf_counter() - started
+    cpu_ready = time.process_time()
+    ids = rec.projection.ids["Problem"]
+    queries = [ids[i] for i in np.linspace(0, len(ids) - 1, args.queries).astype(int)]
+    first = rec.recommend(queries[0])
+    first_s = time.perf_counter() - started
+    cpu_first = time.process_time()
+    times: list[float] = []
+    tops: dict[str, list[tuple[str, float]]] = {}
+    for q in queries:
+        t = time.perf_counter()
+        got = rec.recommend(q)
+        times.append(time.perf_counter() - t)
+        tops[q] = [(r.worker_id, r.score) for r in got]
+    brute: list[float] = []
+    if args.brute:
+        from benchmarks.latency_bench import naive_recommend
+
+        for q in queries[:args.brute]:
+            row = dict(rec.projection.props["Problem"][rec.projection.index["Problem"][q]])
+            row["id"] = q
+            t = time.perf_counter()
+            naive_recommend(rec, row)
+            brute.append(time.perf_counter() - t)
+    if args.hold:
+        Path(args.hold).touch()
+        while len(list(Path(args.hold).parent.glob(Path(args.hold).name.rsplit(".", 1)[0] + ".*"))) < 2:
+            time.sleep(0.05)
+    smaps = _smaps_kb()
+    state = rec.index_state()
+    print(json.dumps({
+        "pid": os.getpid(), "source": state["source"], "import_s": imported, "ready_s": ready, "first_s": first_s,
+        "cpu_ready_s": cpu_ready, "cpu_first_s": cpu_first, "first_n": len(first),
+        "build_s": state.get("build_seconds"), "save_s": state.get("save_seconds"), "load_s": state.get("load_seconds"),
+        "peak_rss_mb": _proc_kb("VmHWM") / 1024, "rss_mb": smaps.get("Rss", 0) / 1024,
+        "pss_mb": smaps.get("Pss", 0) / 1024,
+        "uss_mb": (smaps.get("Private_Clean", 0) + smaps.get("Private_Dirty", 0)) / 1024,
+        "query_ms": [t * 1000 for t in times], "brute_ms": [t * 1000 for t in brute], "tops": tops}))
+    store.close()
+
+
+def _run(data: Path, args: argparse.Namespace, *, hold: str = "", brute: int = 0) -> subprocess.Popen[str]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(data), "--queries", str(args.queries),
+           "--brute", str(brute), "--encoder", args.encoder]
+    if hold:
+        cmd += ["--hold", hold]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _result(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"child failed ({proc.returncode}):\n{err[-3000:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def _prepare(scale: float, work: Path) -> tuple[Path, float | None]:
+    from demo.generator import generate
+    from graph.dataset import load_dataset
+    from graph.memory import MemoryStore
+
+    data = work / f"scale-{scale:g}"
+    if (data / "store" / "loaded").is_file():
+        return data, None
+    shutil.rmtree(data, ignore_errors=True)
+    started = time.perf_counter()
+    generate(data / "dataset", scale=scale, seed=7)
+    store = MemoryStore(data / "store")
+    load_dataset(store, data / "dataset")
+    store.close()
+    (data / "store" / "loaded").touch()
+    return data, time.perf_counter() - started
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _same_tops(a: dict[str, list[list[Any]]], b: dict[str, list[list[Any]]]) -> tuple[int, float]:
+    same, worst = 0, 0.0
+    for q, ranked in a.items():
+        other = b.get(q, [])
+        if [w for w, _ in ranked] == [w for w, _ in other]:
+            diff = max((abs(x[1] - y[1]) for x, y in zip(ranked, other, strict=True)), default=0.0)
+            worst = max(worst, diff)
+            same += diff <= 1e-6
+    return same, worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 45.0])
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--brute", type=int, default=20, help="queries also answered by the brute force")
+    parser.add_argument("--encoder", default="none")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/jianglian-index-bench"))
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--hold", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    load = os.getloadavg()
+    print(f"# index_bench: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+          f"load average {load[0]:.1f}, encoder {args.encoder}, {args.queries} queries, {args.brute} brute force",
+          flush=True)
+    rows = []
+    for scale in args.scales:
+        data, prep = _prepare(scale, args.work)
+        if prep is not None:
+            print(f"scale {scale:g}: generated and loaded in {prep:.0f} s", flush=True)
+        shutil.rmtree(data / "index", ignore_errors=True)
+        cold = _result(_run(data, args, brute=args.brute))
+        print(f"scale {scale:g}: without files ready in {cold['ready_s']:.1f} s (build {cold['build_s']:.1f} s, "
+              f"write {cold['save_s']:.1f} s)", flush=True)
+        warm = _result(_run(data, args))
+        marker = data / f"hold-{os.getpid()}"
+        pair = [_run(data, args, hold=f"{marker}.{i}") for i in range(2)]
+        both = [_result(p) for p in pair]
+        for p in data.glob(f"hold-{os.getpid()}.*"):
+            p.unlink()
+        same, worst = _same_tops(warm["tops"], cold["tops"])
+        size = sum(f.stat().st_size for f in (data / "index").rglob("*") if f.is_file())
+        rows.append((scale, cold, warm, both, same, worst, size))
+        print(json.dumps({"scale": scale, "cold": {k: v for k, v in cold.items() if k not in ("tops", "query_ms")},
+                          "warm": {k: v for k, v in warm.items() if k not in ("tops", "query_ms", "brute_ms")}}),
+              flush=True)
+    print()
+    print("| scale (workers / problems) | full build | first recommendation after a restart: without files / "
+          "with files (ratio), wall clock; CPU time | peak RSS first process: without / with files | "
+          "two processes with files: RSS, PSS, USS each | query p50 / p95 / p99 (brute force p50) | "
+          "same top 10 as a fresh build | files |")
+    print("|---|---|---|---|---|---|---|---|")
+    for scale, cold, warm, both, same, worst, size in rows:
+        pair_text = "; ".join(f"{b['rss_mb']:.0f} / {b['pss_mb']:.0f} / {b['uss_mb']:.0f} MB" for b in both)
+        q = warm["query_ms"]
+        naive = cold["first_s"] - cold["save_s"]  # what a start cost before: the build, not writing the files
+        print(f"| {scale:g} | {cold['build_s']:.1f} s (+ {cold['save_s']:.1f} s to write) | "
+              f"{naive:.1f} s / {warm['first_s']:.1f} s ({naive / warm['first_s']:.1f}×); "
+              f"{cold['cpu_first_s'] - cold['save_s']:.1f} s / {warm['cpu_first_s']:.1f} s "
+              f"({(cold['cpu_first_s'] - cold['save_s']) / warm['cpu_first_s']:.1f}×) | "
+              f"{cold['peak_rss_mb']:.0f} / {warm['peak_rss_mb']:.0f} MB | {pair_text} | "
+              f"{_pct(q, 50):.1f} / {_pct(q, 95):.1f} / {_pct(q, 99):.1f} ms ({_pct(cold['brute_ms'], 50):.0f} ms) | "
+              f"{same} / {len(warm['tops'])} (max score difference {worst:.1e}) | {size / 1e6:.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
