@@ -1,5 +1,8 @@
 """Deterministic demo data: Yancheng's model workers, enterprises and three years of solved problems.
 
+Why this module is long: one deterministic pipeline (entities, then problems drawn from them with one
+random stream); splitting it would pass the shared sampling state between modules for no reader's gain.
+
 :func:`generate` writes a dataset directory in the interchange format (see :mod:`graph.dataset`):
 ``districts.jsonl``, ``chains.jsonl``, ``skills.jsonl``, ``enterprises.jsonl``, ``workers.jsonl`` and
 ``problems.jsonl``, UTF-8 JSON Lines with ``ensure_ascii=False``. The same ``(scale, seed)`` gives

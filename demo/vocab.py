@@ -1,5 +1,8 @@
 """Vocabulary tables for :mod:`demo.generator`: places, chains, skills and the problem-text grammars.
 
+Why this module is long: it is data, not logic (the vocabulary of about 115 skills in 23 chains and their
+problem-text grammars); splitting it by chain would only scatter one table over many files.
+
 Everything here is plain data. Grammar values are strings of alternatives separated by ``|``; an
 alternative may be a pair ``short>detail`` (a symptom and its measured detail, which must agree).
 Inside an alternative, placeholders are expanded by :class:`demo.generator.Grammar`:

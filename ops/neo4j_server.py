@@ -1,5 +1,8 @@
 """Start and stop the development/test Neo4j 5.26 server (the Java launcher in ``neo4j-launcher/``).
 
+Why this module is long: it owns one process's whole life (Maven build of the launcher, JVM flags, start,
+readiness, supervision, stop), which the tests, ``jianglian neo4j`` and the Makefile use from this one place.
+
 The launcher (``jianglian.Neo4jLauncher``) runs Neo4j Community 5.26 embedded with only a Bolt connector on
 127.0.0.1, authentication off, and a bounded heap. It prints one line ``JIANGLIAN-NEO4J READY bolt://HOST:PORT``
 once the default database ``neo4j`` is available, and shuts down cleanly when its standard input reaches

@@ -1,5 +1,8 @@
 """Choosing the fusion from a graph's own history (no benchmark label is ever used).
 
+Why this module is long: pseudo-queries, the cross-fitted training and the paired-bootstrap choice are one
+procedure with shared guards against leakage; ``docs/ranking.md`` walks through it in this order.
+
 Solved problems of the history become pseudo-queries shaped like the evaluation queries: the
 problem's text and skills, one solver as the expected worker and ``n_negatives`` workers with
 history as the other candidates, never a co-solver nor a worker interchangeable with the expected

@@ -1,5 +1,8 @@
 """Campaign-wide assignment: propose invitations for every open problem at once.
 
+Why this module is long: the assignment's inputs, its three solvers (min-cost flow, LP, greedy) and the
+plan they share are one model; the solvers check each other in the tests and change together.
+
 Given fused scores for (problem, worker) pairs, each worker's remaining capacity and each problem's
 remaining demand (how many workers it needs), :func:`plan_assignment` finds the plan with the
 largest total score. The problem is a min-cost flow::
