@@ -24,7 +24,11 @@ Reads go to the database every time (there is no cache in front of it): the cach
 
 Durability: ``synchronous=FULL``: a write returns once its transaction is in the WAL and fsynced, so a
 process killed (or a machine losing power) after the call returned keeps it; a write interrupted before its
-commit leaves nothing. A full disk (SQLite's ``SQLITE_FULL``) raises :class:`~graph.errors.StoreFull`; from
+commit leaves nothing. Checkpoints (copying the WAL into the database file, and its fsync) run in a background
+thread of each process that writes, every :data:`CHECKPOINT_INTERVAL` second, not in the request that happens
+to fill the WAL; a writer checkpoints itself only past :data:`AUTOCHECKPOINT_PAGES` (a backstop).
+
+A full disk (SQLite's ``SQLITE_FULL``) raises :class:`~graph.errors.StoreFull`; from
 then on every write is refused with it, and :meth:`~MemoryStore.ping` raises it too, until the disk has
 :data:`FULL_MARGIN` bytes free again, so writes fail consistently rather than by size. Reads keep working.
 
@@ -96,6 +100,13 @@ SCHEMA_VERSION: Final = 1
 FULL_MARGIN: Final = 1 << 20
 #: How long a writer waits for another process's write transaction before giving up (ms).
 BUSY_TIMEOUT_MS: Final = 30_000
+#: Seconds between the background checkpoints of a process that writes (a checkpoint copies the WAL into the
+#: database file and fsyncs it: off the write path, it cannot stall a request).
+CHECKPOINT_INTERVAL: Final = 1.0
+#: A writer checkpoints by itself only beyond this many WAL pages (a backstop: the background thread does it).
+AUTOCHECKPOINT_PAGES: Final = 20_000
+#: Bytes the WAL file is cut back to after a checkpoint.
+WAL_SIZE_LIMIT: Final = 64 << 20
 #: Rows per ``executemany`` (and per progress report) in a bulk write.
 _CHUNK = 1000
 
@@ -191,6 +202,8 @@ class MemoryStore(GraphStore):
         self._memory_conn: sqlite3.Connection | None = None
         self._full: str | None = None
         self._store_id = ""
+        self._stop = threading.Event()
+        self._checkpointer: tuple[int, threading.Thread] | None = None
         if self._dir is None:
             self._memory_lock = threading.RLock()
             self._memory_conn = self._connect(":memory:")
@@ -224,6 +237,9 @@ class MemoryStore(GraphStore):
                 if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                     raise StoreUnavailable(f"{target}: cannot switch to WAL mode")
                 conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                # after a checkpoint the WAL file is cut back to this size (a bulk load leaves it as big as the load)
+                conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+                conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
         except sqlite3.Error as err:
             raise self._failed(err, f"cannot open {target}") from err
         with self._conns_lock:
@@ -270,6 +286,7 @@ class MemoryStore(GraphStore):
             try:
                 yield conn
                 conn.execute("COMMIT")
+                self._start_checkpointer()
             except BaseException:
                 if conn.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
@@ -277,6 +294,34 @@ class MemoryStore(GraphStore):
                 raise
             finally:
                 local.depth = 0
+
+    def _start_checkpointer(self) -> None:
+        """Start this process's background checkpoints of the WAL (once per process, after its first write)."""
+        if self._dir is None or (self._checkpointer is not None and self._checkpointer[0] == os.getpid()):
+            return
+        with self._conns_lock:
+            if self._checkpointer is not None and self._checkpointer[0] == os.getpid():
+                return
+            thread = threading.Thread(target=self._checkpoint_loop, name="jianglian-sqlite-checkpoint", daemon=True)
+            self._checkpointer = (os.getpid(), thread)
+        thread.start()
+
+    def _checkpoint_loop(self) -> None:
+        """Every :data:`CHECKPOINT_INTERVAL` s, copy the WAL into the database (``PASSIVE``: writers go on)."""
+        assert self._dir is not None
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._stop.wait(CHECKPOINT_INTERVAL):
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self._dir / DB_FILE, isolation_level=None, timeout=0)
+                        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as err:  # another process checkpointing, a full disk: the next round retries
+                    _log.debug("checkpoint of %s skipped: %s", self._dir, err)
+        finally:
+            if conn is not None:
+                conn.close()
 
     def _failed(self, err: sqlite3.Error, what: str) -> GraphError:
         """The store's error for a SQLite error: :class:`StoreFull` (refusing writes from now on) or unavailable."""
@@ -447,8 +492,12 @@ class MemoryStore(GraphStore):
         self._check_space()
 
     def close(self) -> None:
-        """Close every connection of this instance. Idempotent."""
+        """Stop the checkpoints and close every connection of this instance. Idempotent."""
         self._closed = True
+        self._stop.set()
+        checkpointer = self._checkpointer
+        if checkpointer is not None and checkpointer[0] == os.getpid() and checkpointer[1].is_alive():
+            checkpointer[1].join(timeout=10)
         with self._conns_lock:
             conns, self._conns = self._conns, []
         for conn in conns:
