@@ -155,8 +155,11 @@ def _labelled(x: Any, y: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 class _Scaled:
+    """A linear fusion over globally standardised features: ``coef_ . (x - mean_) / scale_``."""
+
     mean_: np.ndarray
     scale_: np.ndarray
+    coef_: np.ndarray
 
     def _fit_scaler(self, x: np.ndarray) -> None:
         self.mean_ = x.mean(axis=0)
@@ -165,6 +168,14 @@ class _Scaled:
 
     def _z(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean_) / self.scale_
+
+    def decision_function(self, x: Any, groups: Any = None) -> np.ndarray:
+        """Fused scores, one per row."""
+        return self._z(_check_x(x)) @ self.coef_
+
+    def contributions(self, x: Any) -> np.ndarray:
+        """Per-feature additive contributions (rows sum to :meth:`decision_function`)."""
+        return self._z(_check_x(x)) * self.coef_
 
 
 class WeightedFusion(_Scaled):
@@ -197,14 +208,6 @@ class WeightedFusion(_Scaled):
         w = dict(DEFAULT_WEIGHTS if self.weights is None else self.weights)
         self.coef_ = np.array([float(w.get(name, 0.0)) for name in FEATURES])
         return self
-
-    def decision_function(self, x: Any, groups: Any = None) -> np.ndarray:
-        """Fused scores, one per row."""
-        return self._z(_check_x(x)) @ self.coef_
-
-    def contributions(self, x: Any) -> np.ndarray:
-        """Per-feature additive contributions (rows sum to :meth:`decision_function`)."""
-        return self._z(_check_x(x)) * self.coef_
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "features": list(FEATURES), "mean": self.mean_.tolist(),
@@ -247,12 +250,6 @@ class PairwiseLogisticFusion(_Scaled):
         self.coef_ = model.coef_[0].copy()
         self.n_pairs_ = len(d)
         return self
-
-    def decision_function(self, x: Any, groups: Any = None) -> np.ndarray:
-        return self._z(_check_x(x)) @ self.coef_
-
-    def contributions(self, x: Any) -> np.ndarray:
-        return self._z(_check_x(x)) * self.coef_
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "features": list(FEATURES), "mean": self.mean_.tolist(),
