@@ -1,17 +1,31 @@
-"""Cost-aware rate limits: the ranking routes spend more of a key's budget than reads (issue 16, finding 8)."""
+"""Cost-aware rate limits: the ranking routes spend more of a key's budget than reads (issue 16, finding 8), and a
+served app's worker processes share one budget per key (``web.ratelimit_store``)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
+from neo4j import Driver
 
+from graph.neo4j_store import Neo4jStore
 from graph.store import GraphStore
+from ops.neo4j_server import find_free_port
 from web import create_app
 from web.api.costs import DEFAULT_COSTS, check_costs
 from web.auth import create_api_key
+from web.server import WORKER_HEADER
 
 pytest.register_assert_rewrite("tests.api_support")
 
@@ -104,3 +118,69 @@ def test_costs_are_configurable(store: GraphStore, monkeypatch: pytest.MonkeyPat
             check_costs(bad)
         with pytest.raises(ValueError, match="API_RATE_COSTS"):
             _app(store, API_RATE_COSTS=bad)
+
+
+# -- one budget across the worker processes of a served app -----------------------------------------------------
+def _served_get(url: str, key: str) -> tuple[int, str]:
+    """``(status, answering worker pid)`` of a GET on a new connection (so that either worker may take it)."""
+    request = urllib.request.Request(url, headers={"X-API-Key": key})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers.get(WORKER_HEADER, "")
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get(WORKER_HEADER, "")
+
+
+def _admitted(neo4j_driver: Driver, neo4j_uri: str, data_dir: Path, **env: str) -> tuple[int, int, set[str]]:
+    """Serve a cleared Neo4j with two gunicorn workers and a budget of 40 a minute; send 120 reads with one key
+    from 8 threads. Returns how many were admitted, how many refused with 429, and the pids that admitted."""
+    store = Neo4jStore(neo4j_driver, "neo4j")
+    store.clear()
+    store.ensure_schema()
+    store.create_node("Worker", "W1", {"name": "王师傅", "district": "亭湖区"})
+    key = create_api_key(store, name="budget", scope="read").key
+    port = find_free_port()
+    base = f"http://127.0.0.1:{port}"
+    environment = {**os.environ, "JIANGLIAN_STORE": "neo4j", "NEO4J_URI": neo4j_uri, "NEO4J_DATABASE": "neo4j",
+                   "JIANGLIAN_DATA_DIR": str(data_dir), "JIANGLIAN_EMBEDDING_MODEL": "none",
+                   "JIANGLIAN_API_RATE_LIMIT": "40 per minute", "PYTHONUNBUFFERED": "1", **env}
+    if not os.environ.get("NEO4J_URI"):
+        environment["NEO4J_PASSWORD"] = ""
+    proc = subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", "serve", "--port", str(port),
+                             "--workers", "2", "--threads", "4"], env=environment, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, "the server exited"
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=5) as ready:
+                    if ready.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.monotonic() < deadline, "not ready in time"
+            time.sleep(0.3)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: _served_get(f"{base}/api/v1/workers/W1", key), range(120)))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        store.clear()
+    assert {status for status, _ in answers} <= {200, 429}, answers
+    admitted = [pid for status, pid in answers if status == 200]
+    return len(admitted), sum(1 for status, _ in answers if status == 429), set(admitted)
+
+
+@pytest.mark.neo4j
+@pytest.mark.slow
+def test_one_budget_per_key_across_the_worker_processes_of_a_served_app(neo4j_driver: Driver, neo4j_uri: str,
+                                                                         tmp_path: Path) -> None:
+    admitted, refused, pids = _admitted(neo4j_driver, neo4j_uri, tmp_path / "data")
+    assert len(pids) == 2, pids  # both workers admitted some: the budget was shared, not split by process
+    assert (admitted, refused) == (40, 80)
+    assert (tmp_path / "data" / "ratelimits.sqlite3").exists()

@@ -21,6 +21,7 @@ from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
 from web import auth, errors, extensions, outbox, throttle
+from web.ratelimit_store import storage_uri
 
 __all__ = ["DEFAULTS", "create_app"]
 
@@ -59,7 +60,9 @@ DEFAULTS: dict[str, Any] = {
     # which the ranking routes spend more than 1 per call (web.api.costs, merged over its DEFAULT_COSTS)
     "API_RATE_LIMIT": "600 per minute",
     "API_RATE_COSTS": {},
-    "RATELIMIT_STORAGE_URI": "memory://",
+    # where the API budget and the login throttle count: empty = <data dir>/ratelimits.sqlite3, shared by every
+    # worker process and kept across restarts (web.ratelimit_store); memory:// counts per process
+    "RATELIMIT_STORAGE_URI": "",
     # notification e-mail (web.outbox, workflow.outbox): no SMTP_HOST, no mail (notifications stay in the app)
     "SMTP_HOST": "",
     "SMTP_PORT": None,  # 25, or 465 with SMTP_SECURITY=ssl
@@ -130,6 +133,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> APIFlask:
         app.config["SECRET_KEY"] = str(secret)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(app, state)
+    if not app.config.get("RATELIMIT_STORAGE_URI"):
+        app.config["RATELIMIT_STORAGE_URI"] = _limiter_storage(app, state)
 
     errors.register_error_handlers(app)
     auth.init_auth(app)
@@ -157,6 +162,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> APIFlask:
     app.after_request(_security_headers)
     outbox.init_outbox(app)  # the e-mail sender thread, when SMTP_HOST is set (README: Settings)
     return app
+
+
+def _limiter_storage(app: APIFlask, state: extensions.AppState) -> str:
+    """``sqlite:///<data dir>/ratelimits.sqlite3``: one budget per key across worker processes and restarts.
+
+    An app given a ready store and no data directory (tests) counts in memory instead.
+    """
+    if app.config.get("STORE") is not None and not isinstance(app.config.get("STORE"), str) \
+            and not app.config.get("DATA_DIR"):
+        return "memory://"
+    Path(state.data_dir).mkdir(parents=True, exist_ok=True)
+    return storage_uri(Path(state.data_dir) / "ratelimits.sqlite3")
 
 
 def _secret_key(app: APIFlask, state: extensions.AppState) -> str:

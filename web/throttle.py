@@ -1,8 +1,8 @@
 """Login throttling: too many wrong passwords for one username, or from one address, lock logins out a while.
 
-Failures are counted in moving windows kept in the rate limiter's storage (``RATELIMIT_STORAGE_URI``,
-so several processes share them when that is a shared store). Two limits apply, both flask-limiter
-syntax:
+Failures are counted in moving windows kept in the rate limiter's storage (``RATELIMIT_STORAGE_URI``: by
+default a SQLite file in the data directory that every worker process shares, :mod:`web.ratelimit_store`).
+Two limits apply, both flask-limiter syntax:
 
 ``LOGIN_FAILURES_PER_USER`` (default ``10 per 15 minutes``)
     wrong passwords for one username, from anywhere: guessing one account's password stops there.
