@@ -155,7 +155,9 @@ class SmtpChannel:
     def send(self, message: Mapping[str, Any]) -> str:
         s = self.settings
         mail = self.compose(message)
-        context = self._tls or ssl.create_default_context()
+        if self._tls is None and s.security != "none":
+            self._tls = ssl.create_default_context()  # once: loading the system's CA store takes ~50 ms
+        context = self._tls
         try:
             smtp: smtplib.SMTP
             if s.security == "ssl":
