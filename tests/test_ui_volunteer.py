@@ -60,7 +60,11 @@ def test_a_worker_volunteers_and_the_district_coordinator_confirms(store: GraphS
     assert "做过同类设备" in page and "张经理" not in page
     assert 'data-testid="my-volunteer"' in worker.get("/me/problems").get_data(as_text=True)
 
-    # the district's coordinator is told (badge), sees the volunteer on the problem page and confirms
+    # the district's coordinator is told (badge, the dashboard's list), sees the volunteer on the problem page
+    # and confirms; another district's dashboard does not list it
+    dashboard = coordinator.get("/dashboard").get_data(as_text=True)
+    assert dashboard.count('data-testid="pending-volunteer"') == 1 and f"/problems/{p1['id']}#volunteers" in dashboard
+    assert 'data-testid="pending-volunteer"' not in outsider.get("/dashboard").get_data(as_text=True)
     home = coordinator.get("/problems").get_data(as_text=True)
     assert re.search(r'data-testid="unread-badge">1<', home)
     notes = coordinator.get("/notifications").get_data(as_text=True)

@@ -74,6 +74,13 @@ def dashboard() -> str:
         "invited": store().count_nodes("Match", where={"state": "invited"}),
         "accepted": store().count_nodes("Match", where={"state": "accepted"}),
     }
+    # volunteers waiting for a coordinator (「我想接」), the user's district first-hand
+    pending = [m for m in store().list_nodes("Match", where={"state": "volunteered"})
+               if own is None or m.get("district") == own]
+    pending.sort(key=lambda m: str(m.get("volunteered_at") or ""), reverse=True)
+    volunteers = [{"match": m, "problem": store().get_node("Problem", str(m["problem_id"])) or {},
+                   "worker": store().get_node("Worker", str(m["worker_id"])) or {}} for m in pending[:10]]
     return render_template("ui/dashboard.html", progress=progress, chosen=chosen, table=table,
+                           volunteers=volunteers, volunteer_count=len(pending),
                            city=cells(progress["city"]), chart=chart, metric_labels=METRIC_LABELS, counts=counts,
                            own_district=own)
