@@ -100,8 +100,6 @@ DEFAULTS: dict[str, Any] = {
     "SWAGGER_UI_CSS": f"{_VENDOR}/swagger-ui.css",
     "SWAGGER_UI_BUNDLE_JS": f"{_VENDOR}/swagger-ui-bundle.js",
     "SWAGGER_UI_STANDALONE_PRESET_JS": f"{_VENDOR}/swagger-ui-standalone-preset.js",
-    "REDOC_STANDALONE_JS": "/static/vendor/redoc/redoc.standalone.js",
-    "REDOC_USE_GOOGLE_FONT": False,
 }
 
 

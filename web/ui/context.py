@@ -8,28 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from graph.store import GraphStore
+from web.extensions import get_state
 
-__all__ = ["recommender", "selection", "services", "store"]
-
-
-def services() -> Any:
-    """The app-lifetime services object of :mod:`web.extensions`."""
-    return current_app.extensions["jianglian"]
+__all__ = ["recommender", "selection", "store"]
 
 
 def store() -> GraphStore:
     """The process's one graph store."""
-    return services().store
+    return get_state().store
 
 
 def recommender() -> Any:
     """The process's :class:`recommender.engine.Recommender`."""
-    return services().recommender
+    return get_state().recommender
 
 
 def selection() -> Any:
     """The process's :class:`workflow.selection.Selection`."""
-    return services().selection
+    return get_state().selection
