@@ -27,8 +27,8 @@ def _pick(store: GraphStore) -> dict[str, Any]:
             if p.get("enterprise_id") != worker.get("employer_id"):
                 by_district.setdefault(str(p.get("district")), []).append(p)
         for district, fits in sorted(by_district.items()):
-            if len(fits) >= 2:
-                return {"worker": worker, "district": district, "p1": fits[0], "p2": fits[1]}
+            if len(fits) >= 3:
+                return {"worker": worker, "district": district, "p1": fits[0], "p2": fits[1], "p3": fits[2]}
     raise AssertionError("the demo data has no worker to try")
 
 
@@ -160,7 +160,13 @@ def test_volunteer_confirm_and_decline_through_the_api(store: GraphStore) -> Non
     assert response.status_code == 200 and response.get_json()["state"] == "accepted"
     response = coordinator.post(f"/api/v1/matches/{match['id']}/confirm", json={}, headers=headers)
     assert response.status_code == 409  # only a volunteer can be confirmed
+    response = worker.post(f"/api/v1/matches/{match['id']}/withdraw", json={}, headers=worker_headers)
+    assert response.status_code == 403  # accepted now: only the coordinators withdraw it
     second = worker.post("/api/v1/matches/volunteer", json={"problem_id": p2["id"]}, headers=worker_headers)
+    third = worker.post("/api/v1/matches/volunteer", json={"problem_id": case["p3"]["id"]}, headers=worker_headers)
+    response = worker.post(f"/api/v1/matches/{third.get_json()['id']}/withdraw", json={"reason": "时间冲突"},
+                           headers=worker_headers)
+    assert response.status_code == 200 and response.get_json()["state"] == "withdrawn"
     response = coordinator.post(f"/api/v1/matches/{second.get_json()['id']}/decline-volunteer",
                                 json={"reason": "已有人对接"}, headers=headers)
     assert response.status_code == 200 and response.get_json()["reason"] == "已有人对接"

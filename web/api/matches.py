@@ -138,9 +138,10 @@ def complete(match_id: str, data: dict[str, Any]) -> Response:
 
 
 @bp.post("/matches/<match_id>/withdraw")
-@auth.require("write")
+@auth.require("answer")  # finer: coordinators of the district; a worker only their own volunteer
 @bp.input(schemas.WithdrawIn, arg_name="data")
-@bp.doc(summary="Withdraw an invited or accepted match", security="ApiKeyAuth", tags=["matches"],
+@bp.doc(summary="Withdraw an invited or accepted match (or a worker's own volunteer)", security="ApiKeyAuth",
+        tags=["matches"],
         responses=schemas.error_responses(400, 404, 409, 413, 422))
 def withdraw(match_id: str, data: dict[str, Any]) -> Response:
     return _transition(match_id, "withdraw", reason=data["reason"])
