@@ -1,5 +1,9 @@
 """Users, roles, API keys and every permission rule, in one place (the UI reuses these functions).
 
+Why this module is long: it is the security boundary (principals, permission rules, users, API keys,
+sessions), kept in one file on purpose so that a review of who may do what reads one module;
+``docs/security.md`` maps each control here to the test that holds it.
+
 Who can call what
 -----------------
 Two kinds of callers are recognised, both turned into a :class:`Principal`:
