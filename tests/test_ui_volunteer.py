@@ -173,3 +173,31 @@ def test_volunteer_confirm_and_decline_through_the_api(store: GraphStore) -> Non
     spec = app.test_client().get("/api/v1/openapi.json").get_json()
     assert {"/api/v1/matches/volunteer", "/api/v1/matches/{match_id}/confirm",
             "/api/v1/matches/{match_id}/decline-volunteer"} <= set(spec["paths"])
+
+
+def test_a_user_sets_where_notification_mail_goes(store: GraphStore) -> None:
+    app = make_app(store)
+    case = _pick(store)
+    wid, p1 = case["worker"]["id"], case["p1"]
+    worker, _ = login_as(app, store, "worker", worker_id=wid)
+    coordinator, _ = login_as(app, store, "district", district=case["district"])
+    assert _post(worker, "/notifications/email", email="not an address").status_code == 302
+    assert not (store.get_node("User", f"worker-{wid}") or {}).get("email")
+    assert _post(worker, "/notifications/email", email="wang@example.cn").status_code == 302
+    assert store.get_node("User", f"worker-{wid}")["email"] == "wang@example.cn"
+    assert 'value="wang@example.cn"' in worker.get("/notifications").get_data(as_text=True)
+    assert worker.post("/notifications/email", data={"email": "x@y.cn"}).status_code == 400  # no CSRF token
+    with app.app_context():
+        from web.ui.context import selection
+
+        selection().invite(p1["id"], wid, actor=f"district-{case['district']}")
+    [mail] = store.list_nodes("OutboxMessage", where={"user_id": f"worker-{wid}"})
+    assert mail["to"] == "wang@example.cn" and mail["status"] == "pending"
+    _post(worker, "/notifications/email", email="")  # off again: later steps write no message
+    coordinator_matches = store.list_nodes("Match", where={"worker_id": wid, "problem_id": p1["id"]})
+    with app.app_context():
+        from web.ui.context import selection
+
+        selection().withdraw(coordinator_matches[0]["id"], actor=f"district-{case['district']}")
+    assert len(store.list_nodes("OutboxMessage", where={"user_id": f"worker-{wid}"})) == 1
+    assert store.count_nodes("Notification", where={"user_id": f"worker-{wid}"}) == 2

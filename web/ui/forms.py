@@ -22,11 +22,11 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from graph.model import SERVICE_TYPES
 
-__all__ = ["ActionForm", "ApiKeyForm", "CloseProblemForm", "DeclineForm", "InviteForm", "LoginForm",
+__all__ = ["ActionForm", "ApiKeyForm", "CloseProblemForm", "DeclineForm", "EmailForm", "InviteForm", "LoginForm",
            "NoControlCharacters", "OnBehalfForm", "OutcomeForm", "ProblemForm", "UploadForm", "VolunteerForm",
            "WithdrawForm"]
 
@@ -82,6 +82,14 @@ class VolunteerForm(FlaskForm):
     """A worker volunteering for a problem (「我想接」), with an optional word to the coordinator."""
 
     note = StringField(_l("给协调员的留言(可选)"), validators=[Optional(), Length(max=500), _TEXT])
+
+
+class EmailForm(FlaskForm):
+    """Where a user's notification e-mails go (empty: none)."""
+
+    email = StringField(_l("通知邮箱"), validators=[
+        Optional(), Length(max=200), NoControlCharacters(),
+        Regexp(r"^[^@\s<>,;\\\"']+@[^@\s<>,;\\\"']+\.[^@\s<>,;\\\"']+$", message=_l("请输入有效的邮箱地址"))])
 
 
 class OnBehalfForm(FlaskForm):

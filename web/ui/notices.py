@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
@@ -16,10 +17,11 @@ from graph.errors import GraphError
 from web.ui import bp
 from web.ui.access import principal, role_required, user_role
 from web.ui.context import selection, store
-from web.ui.forms import ActionForm
+from web.ui.forms import ActionForm, EmailForm
 from workflow.notifications import mark_read, notifications_for, unread_count
 
-__all__ = ["TEXTS", "notice_text", "notification_open", "notifications", "notifications_read_all", "unread"]
+__all__ = ["TEXTS", "notice_text", "notification_open", "notifications", "notifications_email",
+           "notifications_read_all", "unread"]
 
 ALL_ROLES = ("admin", "city", "district", "viewer", "worker")
 
@@ -74,7 +76,30 @@ def notifications() -> str:
     p = principal()
     assert p is not None
     rows = notifications_for(store(), p.id, limit=200)
-    return render_template("ui/notifications.html", notes=rows, notice_text=notice_text, form=ActionForm())
+    email_form = EmailForm()
+    user = store().get_node("User", p.id) or {}
+    email_form.email.data = user.get("email") or ""
+    return render_template("ui/notifications.html", notes=rows, notice_text=notice_text, form=ActionForm(),
+                           email_form=email_form, email=user.get("email") or "")
+
+
+@bp.route("/notifications/email", methods=["POST"])
+@role_required(*ALL_ROLES)
+def notifications_email() -> Response:
+    """The user sets (or clears) the address their notification e-mails go to."""
+    p = principal()
+    assert p is not None
+    form = EmailForm()
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        flash(_("请输入有效的邮箱地址"), "error")
+        return redirect(url_for("ui.notifications"))
+    address = (form.email.data or "").strip()
+    store().update_node("User", p.id, {"email": address})
+    flash(_("通知会发到 %(email)s。", email=address) if address else _("已停止邮件通知,通知仍在本页显示。"),
+          "success")
+    return redirect(url_for("ui.notifications"))
 
 
 @bp.route("/notifications/<note_id>")
