@@ -13,14 +13,13 @@ relationships are derived from the row by :func:`row_relationships`. Values the 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from graph.errors import DatasetError, RowError
-from graph.model import ID_MAX_LENGTH, PROBLEM_STATUSES, is_safe_id
+from graph.schema import NAMED, SCHEMA, Issue, check_row, describe
 from graph.store import GraphStore, NodeRow, RelRow, WriteBatch
 
 __all__ = [
@@ -46,24 +45,12 @@ FILES: dict[str, str] = {
     "problems.jsonl": "Problem",
 }
 _REQUIRED_FILES = ("workers.jsonl", "problems.jsonl")
-_NAMED = {"District", "IndustryChain", "Skill"}  # node id is the name rows refer to
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ][0-9:.+\-Z]*)?$")
+_NAMED = NAMED  # node id is the name rows refer to
 
-_STR, _INT, _BOOL, _STRLIST, _DATE_T, _NUM = "str", "int", "bool", "list[str]", "date", "number"
-_TYPES: dict[str, dict[str, str]] = {
-    "Worker": {"name": _STR, "skills": _STRLIST, "district": _STR, "honours": _STRLIST, "team": _STR,
-               "role": _STR, "capacity": _INT, "active": _BOOL, "employer_id": _STR, "level": _STR,
-               "contact": _STR, "service_menu": _STRLIST, "teaches": _BOOL, "studio": _STR,
-               "mentors": _STRLIST},
-    "Enterprise": {"name": _STR, "district": _STR, "industry_chain": _STR, "tags": _STRLIST,
-                   "unionised": _BOOL, "credit_code": _STR},
-    "Problem": {"title": _STR, "description": _STR, "skills": _STRLIST, "enterprise_id": _STR,
-                "service_type": _STR, "district": _STR, "status": _STR, "posted_at": _DATE_T,
-                "solved_at": _DATE_T, "solved_by": _STRLIST, "demand": _INT},
-    "Skill": {"name": _STR, "category": _STR, "aliases": _STRLIST, "chain_ids": _STRLIST},
-    "IndustryChain": {"name": _STR},
-    "District": {"name": _STR, "neighbours": _STRLIST},
-}
+
+def _error(file: str, line: int, issue: Issue) -> RowError:
+    """A :class:`RowError` carrying ``issue`` and its English text."""
+    return RowError(file, line, describe(issue), issue)
 
 
 @dataclass
@@ -86,69 +73,14 @@ class LoadReport:
     relationships: int
 
 
-def _type_ok(value: Any, kind: str) -> bool:
-    if kind == _STR:
-        return isinstance(value, str)
-    if kind == _INT:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    if kind == _BOOL:
-        return isinstance(value, bool)
-    if kind == _NUM:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind == _STRLIST:
-        return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
-    if kind == _DATE_T:
-        return isinstance(value, str) and bool(_DATE.match(value))
-    raise AssertionError(kind)
-
-
-_KIND_TEXT = {_STR: "a string", _INT: "a non-negative integer", _BOOL: "true or false",
-              _STRLIST: "a list of non-empty strings", _DATE_T: "a date YYYY-MM-DD", _NUM: "a number"}
-
-
-def _visible(text: str) -> str:
-    r"""``text`` with invisible characters (controls, bidirectional overrides...) written as ``\uXXXX``.
-
-    Examples
-    --------
-    >>> _visible("W1\u202egnp")
-    'W1\\u202egnp'
-    """
-    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
-
-
-def _check_row(label: str, row: Any, *, new: bool = True) -> str | None:
-    """Why ``row`` is not a valid row of ``label``, or None. The safe id alphabet applies to ``new`` rows
-    (every row of a dataset file; a :func:`save_row` of a node not yet stored)."""
-    if not isinstance(row, dict):
-        return "a row must be a JSON object"
-    node_id = row.get("id")
-    if not isinstance(node_id, str) or not node_id.strip():
-        return "missing or empty \"id\" (a non-empty string is required)"
-    if new and label not in _NAMED and not is_safe_id(node_id):
-        return (f"\"id\" must hold only letters, digits, \"-\", \"_\" and \".\", start with a letter, digit "
-                f"or \"_\" and have at most {ID_MAX_LENGTH} characters, got \"{_visible(node_id)[:60]}\"")
-    if any(not key.strip() for key in row):
-        return "a field name is empty"
-    for key, kind in _TYPES[label].items():
-        if key in row and row[key] is not None and not _type_ok(row[key], kind):
-            return f"\"{key}\" must be {_KIND_TEXT[kind]}, got {json.dumps(row[key], ensure_ascii=False)[:60]}"
-    if label == "Problem":
-        if not (row.get("title") or "").strip() and not (row.get("description") or "").strip():
-            return "a problem needs a \"title\" or a \"description\""
-        if row.get("status") is not None and row["status"] not in PROBLEM_STATUSES:
-            return f"\"status\" must be one of {', '.join(PROBLEM_STATUSES)}"
-    return None
-
-
-def _read_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
-    """Yield ``(line number, text, decode error)`` for each non-blank line."""
+def _read_lines(path: Path) -> Iterator[tuple[int, str | None, Issue | None]]:
+    """Yield ``(line number, text, decode problem)`` for each non-blank line."""
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, 1):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                yield number, None, f"not valid UTF-8 (byte {err.start})"
+                yield number, None, Issue("not-utf8", params={"byte": err.start})
                 continue
             if number == 1:
                 text = text.removeprefix("\ufeff")
@@ -177,10 +109,10 @@ def read_dataset(
     """
     base = Path(directory)
     if not base.is_dir():
-        raise DatasetError([RowError(str(base), 0, "not a directory")])
+        raise DatasetError([_error(str(base), 0, Issue("not-a-directory"))])
     missing = [f for f in _REQUIRED_FILES if not (base / f).is_file()]
     if missing:
-        raise DatasetError([RowError(str(base / f), 0, "required file is missing") for f in missing])
+        raise DatasetError([_error(str(base / f), 0, Issue("missing-file")) for f in missing])
     data = Dataset()
     ids: dict[str, set[str]] = {label: set((known or {}).get(label, set())) for label in FILES.values()}
     where: dict[tuple[str, str], tuple[str, int]] = {}
@@ -193,18 +125,18 @@ def read_dataset(
         seen: set[str] = set()
         for number, text, decode_error in _read_lines(path):
             if decode_error is not None or text is None:
-                data.errors.append(RowError(name, number, decode_error or "unreadable"))
+                data.errors.append(_error(name, number, decode_error or Issue("not-utf8", params={"byte": 0})))
                 continue
             try:
                 row = json.loads(text)
             except ValueError as err:
-                data.errors.append(RowError(name, number, f"bad JSON: {err}"))
+                data.errors.append(_error(name, number, Issue("bad-json", params={"error": str(err)})))
                 continue
-            problem = _check_row(label, row)
+            problem = check_row(label, row)
             if problem is None and row["id"] in seen:
-                problem = f"duplicate id {row['id']!r} (first at line {where[(label, row['id'])][1]})"
+                problem = Issue("duplicate-id", "id", {"id": row["id"], "first_line": where[(label, row["id"])][1]})
             if problem is not None:
-                data.errors.append(RowError(name, number, problem))
+                data.errors.append(_error(name, number, problem))
                 continue
             seen.add(row["id"])
             where[(label, row["id"])] = (name, number)
@@ -213,27 +145,22 @@ def read_dataset(
         ids[label] |= seen
     # dangling references, now that every file is read; a row dropped for one can leave another dangling
     # (a worker whose mentee was dropped, a problem solved by a dropped worker), so repeat until stable
-    single = (("Worker", "employer_id", "Enterprise"), ("Problem", "enterprise_id", "Enterprise"))
-    multi = (("Worker", "mentors", "Worker"), ("Problem", "solved_by", "Worker"))
+    references = [(label, spec) for label, specs in SCHEMA.items() for spec in specs if spec.references]
     bad: set[tuple[str, str]] = set()
     while True:
-        found: list[tuple[str, dict[str, Any], str]] = []
-        for label, key, target in single:
-            for row in data.rows[label]:
-                ref = row.get(key)
-                if (label, row["id"]) not in bad and ref is not None and ref not in ids[target]:
-                    found.append((label, row, f"\"{key}\" refers to unknown {target.lower()} {ref!r}"))
-        for label, key, target in multi:
-            for row in data.rows[label]:
-                unknown = [w for w in row.get(key) or [] if w not in ids[target]]
-                if (label, row["id"]) not in bad and unknown:
-                    found.append((label, row, f"\"{key}\" refers to unknown {target.lower()}(s) "
-                                              f"{', '.join(unknown[:5])}"))
+        found: list[tuple[str, dict[str, Any], Issue]] = []
+        for label, spec in references:
+            for row in data.rows.get(label, ()):
+                if (label, row["id"]) not in bad:
+                    issue = _unknown_reference(spec.name, spec.type == "list[str]", spec.references, row,
+                                               lambda target, ref: ref in ids[target])
+                    if issue is not None:
+                        found.append((label, row, issue))
         if not found:
             break
-        for label, row, message in found:
+        for label, row, issue in found:
             if (label, row["id"]) not in bad:
-                data.errors.append(RowError(_file_of(label), row["__line"], message))
+                data.errors.append(_error(_file_of(label), row["__line"], issue))
                 bad.add((label, row["id"]))
                 if row["id"] not in (known or {}).get(label, set()):  # still in the store otherwise
                     ids[label].discard(row["id"])
@@ -242,6 +169,18 @@ def read_dataset(
             data.rows[label] = [r for r in data.rows[label] if (label, r["id"]) not in bad]
     data.errors.sort(key=lambda e: (list(FILES).index(e.file) if e.file in FILES else 99, e.line))
     return data
+
+
+def _unknown_reference(key: str, many: bool, target: str, row: Mapping[str, Any],
+                       exists: Callable[[str, str], bool]) -> Issue | None:
+    """The ``unknown-reference`` problem of ``row[key]`` (an id, or a list of ids when ``many``), or None."""
+    value = row.get(key)
+    if value is None:
+        return None
+    unknown = [ref for ref in (value if many else [value]) if not exists(target, ref)]
+    if not unknown:
+        return None
+    return Issue("unknown-reference", key, {"target": target, "ids": unknown[:5], "many": many})
 
 
 def _file_of(label: str) -> str:
@@ -529,21 +468,21 @@ def save_row(store: GraphStore, label: str, row: Mapping[str, Any]) -> dict[str,
     >>> [r.end_id for r in store.relationships("HAS_SKILL", start=("Worker", "w1"))]
     ['PLC']
     """
-    if label not in _TYPES:
-        raise DatasetError([RowError(label, 0, f"unknown dataset label {label!r}")])
+    if label not in SCHEMA:
+        raise DatasetError([_error(label, 0, Issue("unknown-label", params={"label": label}))])
     existing_id = row.get("id") if isinstance(row, Mapping) else None
     new = not (isinstance(existing_id, str) and label not in _NAMED and store.get_node(label, existing_id))
-    problem = _check_row(label, dict(row) if isinstance(row, Mapping) else row, new=new)
+    problem = check_row(label, dict(row) if isinstance(row, Mapping) else row, new=new)
     if problem is not None:
-        raise DatasetError([RowError(label, 0, problem)])
+        raise DatasetError([_error(label, 0, problem)])
     errors: list[RowError] = []
-    for key, target in (("employer_id", "Enterprise"), ("enterprise_id", "Enterprise")):
-        ref = row.get(key)
-        if ref is not None and key in _TYPES[label] and store.get_node(target, ref) is None:
-            errors.append(RowError(label, 0, f"\"{key}\" refers to unknown {target.lower()} {ref!r}"))
-    unknown = [w for w in row.get("solved_by") or [] if store.get_node("Worker", w) is None]
-    if label == "Problem" and unknown:
-        errors.append(RowError(label, 0, f"\"solved_by\" refers to unknown worker(s) {', '.join(unknown[:5])}"))
+    for spec in SCHEMA[label]:
+        # enterprises must exist; a mentee that does not is left out (see below)
+        if spec.references and spec.name != "mentors":
+            issue = _unknown_reference(spec.name, spec.type == "list[str]", spec.references, row,
+                                       lambda target, ref: store.get_node(target, ref) is not None)
+            if issue is not None:
+                errors.append(_error(label, 0, issue))
     if errors:
         raise DatasetError(errors)
 

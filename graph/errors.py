@@ -23,8 +23,11 @@ __all__ = [
 ]
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from graph.schema import Issue
 
 
 class GraphError(Exception):
@@ -119,11 +122,16 @@ class NodeNotFound(GraphError, KeyError):
 
 @dataclass(frozen=True)
 class RowError:
-    """One bad row of a dataset file: ``file:line: reason``."""
+    """One bad row of a dataset file: ``file:line: reason``.
+
+    ``reason`` is English (the command line's); ``issue`` is the same problem as a code with parameters
+    (a :class:`graph.schema.Issue`), which the web renders in the reader's language.
+    """
 
     file: str
     line: int
     reason: str
+    issue: Issue | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.reason}"

@@ -12,10 +12,12 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from graph.memory import MemoryStore
+from graph.schema import Issue
 from graph.store import GraphStore
 from tests import api_support
 from tests.api_support import login_as, make_app
-from web.importexport import COLUMNS, apply_rows, export_csv, read_table, template_workbook, translate_reason, validate
+from web.importexport import COLUMNS, apply_rows, export_csv, read_table, template_workbook, validate
+from web.ui.row_issues import issue_text, problem_text
 
 demo_dir = api_support.demo_dir
 store = api_support.store
@@ -62,7 +64,7 @@ def test_phone_numbers_and_credit_codes_are_read_as_text() -> None:
     # an 18-digit credit code that Excel turned into a number has lost digits: refuse it
     data = _xlsx([["编号", "企业名称", "区县", "统一社会信用代码"], ["E1", "某公司", "亭湖区", 913209001234567890]])
     preview = validate(_empty_store(), "enterprises", read_table("e.xlsx", data), districts=DISTRICTS)
-    assert preview.problems and "统一社会信用代码" in preview.problems[0].reason
+    assert preview.problems and "统一社会信用代码" in problem_text(preview.problems[0])
 
 
 def test_every_bad_row_is_reported_in_chinese_with_its_row_number() -> None:
@@ -78,7 +80,7 @@ def test_every_bad_row_is_reported_in_chinese_with_its_row_number() -> None:
         ["W8", "孙八", "盐都区", "1", "否", ""],             # row 9: fine
     ])
     preview = validate(_empty_store(), "workers", read_table("w.csv", data), districts=DISTRICTS)
-    by_row = {p.row: p.reason for p in preview.problems}
+    by_row = {p.row: problem_text(p) for p in preview.problems}
     assert sorted(by_row) == [3, 4, 5, 6, 7, 8]
     assert "亭湖" in by_row[3] and "不在名单中" in by_row[3]
     assert "每月服务容量" in by_row[4] and "整数" in by_row[4]
@@ -109,7 +111,7 @@ def test_district_coordinator_imports_only_their_district() -> None:
     data = _csv([["编号", "姓名", "区县"], ["W1", "王建国", "亭湖区"], ["W2", "李秀英", "盐都区"]])
     preview = validate(_empty_store(), "workers", read_table("w.csv", data), district="亭湖区", districts=DISTRICTS)
     assert [r["id"] for r in preview.rows] == ["W1"]
-    assert preview.problems[0].row == 3 and "本区县" in preview.problems[0].reason
+    assert preview.problems[0].row == 3 and "本区县" in problem_text(preview.problems[0])
 
 
 def test_apply_rows_reports_progress_and_round_trips_through_export() -> None:
@@ -144,9 +146,10 @@ def test_templates_have_text_columns_and_an_example(kind: str) -> None:
     assert "说明" in book.sheetnames
 
 
-def test_translate_reason_falls_back_to_the_original() -> None:
-    assert translate_reason("something new", "workers") == "something new"
-    assert translate_reason('"district" must be a string, got 3', "problems").startswith("“区县”应为文本")
+def test_an_unknown_code_is_shown_as_itself_and_types_name_the_column() -> None:
+    assert issue_text(Issue("something-new"), "Worker") == "something-new"
+    text = issue_text(Issue("type", "district", {"expected": "str", "got": "3"}), "Problem")
+    assert text.startswith("“区县”应为文本")
 
 
 # -- pages ---------------------------------------------------------------------------------------

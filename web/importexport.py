@@ -51,9 +51,8 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils.datetime import from_excel
 
 from graph.dataset import FILES, load_dataset, props_to_row, read_dataset
-from graph.model import SERVICE_TYPES
+from graph.schema import ITEMS_MAX, LABEL_OF_KIND, SCHEMA, Field, Issue, got
 from graph.store import GraphStore
-from web.limits import CODE_MAX, ID_MAX, ITEMS_MAX, NAME_MAX, TEXT_MAX, TITLE_MAX
 
 __all__ = [
     "COLUMNS",
@@ -73,14 +72,13 @@ __all__ = [
     "split_list",
     "spreadsheet_text",
     "template_workbook",
-    "translate_reason",
     "unquote_text",
     "validate",
 ]
 
 Kind = Literal["workers", "enterprises", "problems"]
 KINDS: Final[tuple[str, ...]] = ("workers", "enterprises", "problems")
-LABEL_OF: Final[dict[str, str]] = {"workers": "Worker", "enterprises": "Enterprise", "problems": "Problem"}
+LABEL_OF: Final[dict[str, str]] = LABEL_OF_KIND
 FILE_OF: Final[dict[str, str]] = {label: name for name, label in FILES.items()}
 KIND_NAMES: Final[dict[str, str]] = {"workers": "劳模工匠", "enterprises": "企业", "problems": "问题"}
 #: Rows written per atomic chunk when applying (one progress step each).
@@ -109,21 +107,52 @@ MAX_CELL: Final = 200_000
 READ_SECONDS: Final = 30.0
 
 ColumnType = Literal["text", "str", "int", "bool", "list", "date"]
+_COLUMN_TYPE: Final[dict[str, ColumnType]] = {"str": "str", "int": "int", "bool": "bool", "list[str]": "list",
+                                              "date": "date"}
 
 
 @dataclass(frozen=True)
 class Column:
-    """One spreadsheet column: the dataset key, the Chinese header, the type, an example value."""
+    """One spreadsheet column: a view of a :class:`graph.schema.Field` whose ``sheet`` is true."""
 
-    key: str
-    header: str
-    type: ColumnType
-    required: bool = False
-    example: str = ""
-    private: bool = False  # exported only to users who may see it (worker contacts)
-    limit: int = NAME_MAX  # characters (of each item, for lists), as the JSON API allows
-    #: ``(stored code, spreadsheet label)`` pairs: exports write the label, imports accept either
-    labels: tuple[tuple[str, str], ...] = ()
+    spec: Field
+
+    @property
+    def key(self) -> str:
+        return self.spec.name
+
+    @property
+    def header(self) -> str:
+        """The Chinese header (the union's name for the column)."""
+        return self.spec.header
+
+    @property
+    def type(self) -> ColumnType:
+        """``text`` for cells kept as text (ids, phones, codes), else the field's type."""
+        return "text" if self.spec.cell_text else _COLUMN_TYPE[self.spec.type]
+
+    @property
+    def required(self) -> bool:
+        return self.spec.sheet_required
+
+    @property
+    def example(self) -> str:
+        return self.spec.example
+
+    @property
+    def private(self) -> bool:
+        """Exported only to users who may see it (worker contacts)."""
+        return self.spec.private
+
+    @property
+    def limit(self) -> int:
+        """Characters (of each item, for lists), as the JSON API allows."""
+        return self.spec.max_length
+
+    @property
+    def labels(self) -> tuple[tuple[str, str], ...]:
+        """``(stored code, spreadsheet label)`` pairs: exports write the label, imports accept either."""
+        return self.spec.labels
 
     @property
     def title(self) -> str:
@@ -141,64 +170,18 @@ class Column:
         return text
 
 
-#: Worker levels, team roles, the city team and problem statuses: what the data stores and what a
-#: coordinator reads and types.
-LEVEL_LABELS: Final = (("national", "全国"), ("provincial", "省级"), ("city", "市级"))
-ROLE_LABELS: Final = (("captain", "队长"), ("vice_captain", "副队长"), ("member", "队员"))
-TEAM_LABELS: Final = (("city", "市级服务队"),)
-STATUS_LABELS: Final = (("open", "待对接"), ("matched", "已对接"), ("solved", "已解决"), ("closed", "已关闭"))
 #: The template's example rows use these ids. An uploaded row with one of them is skipped with a
 #: message, so uploading the template unchanged writes nothing (and never overwrites a real W0001).
-SAMPLE_IDS: Final[dict[str, str]] = {"workers": "示例-W0001", "enterprises": "示例-E0001", "problems": "示例-P0001"}
+SAMPLE_IDS: Final[dict[str, str]] = {kind: next(f.example for f in SCHEMA[label] if f.name == "id")
+                                     for kind, label in LABEL_OF_KIND.items()}
 
-
+#: The columns of each kind: the schema's fields that are spreadsheet columns, in the schema's order.
 COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
-    "workers": (
-        Column("id", "编号", "text", True, SAMPLE_IDS["workers"], limit=ID_MAX),
-        Column("name", "姓名", "str", True, "王建国"),
-        Column("district", "区县", "str", True, "亭湖区"),
-        Column("skills", "技能", "list", False, "数控编程、PLC"),
-        Column("honours", "荣誉", "list", False, "全国劳动模范、江苏工匠"),
-        Column("level", "级别", "str", False, "全国", labels=LEVEL_LABELS),
-        Column("team", "服务队", "str", False, "亭湖区", labels=TEAM_LABELS),
-        Column("role", "队内职务", "str", False, "副队长", labels=ROLE_LABELS),
-        Column("capacity", "每月服务容量", "int", False, "2"),
-        Column("active", "在岗", "bool", False, "是"),
-        Column("employer_id", "工作单位编号", "text", False, "", limit=ID_MAX),
-        Column("contact", "联系电话", "text", False, "13800000000", private=True),
-        Column("service_menu", "服务清单", "list", False, "技术帮扶、技能培训"),
-        Column("teaches", "可授课", "bool", False, "是"),
-        Column("studio", "创新工作室", "str", False, "王建国劳模创新工作室"),
-    ),
-    "enterprises": (
-        Column("id", "编号", "text", True, SAMPLE_IDS["enterprises"], limit=ID_MAX),
-        Column("name", "企业名称", "str", True, "盐城某某机械有限公司"),
-        Column("district", "区县", "str", True, "盐都区"),
-        Column("industry_chain", "产业链", "str", False, "新能源汽车及核心零部件"),
-        Column("tags", "标签", "list", False, "专精特新、中小微"),
-        Column("unionised", "已建工会", "bool", False, "否"),
-        Column("credit_code", "统一社会信用代码", "text", False, "91320900MA1XXXXXXX", limit=CODE_MAX),
-        Column("address", "地址", "str", False, "盐城市盐都区开放大道 1 号"),
-        Column("contact_person", "联系人", "str", False, "张经理"),
-        Column("contact_phone", "联系人电话", "text", False, "13900000000", private=True),
-    ),
-    "problems": (
-        Column("id", "编号", "text", True, SAMPLE_IDS["problems"], limit=ID_MAX),
-        Column("title", "标题", "str", True, "数控机床主轴异响", limit=TITLE_MAX),
-        Column("description", "描述", "str", False, "加工中心主轴高速运转时异响,精度下降", limit=TEXT_MAX),
-        Column("enterprise_id", "企业编号", "text", True, SAMPLE_IDS["enterprises"], limit=ID_MAX),
-        Column("district", "区县", "str", True, "盐都区"),
-        Column("service_type", "服务类型", "str", True, "技术帮扶"),
-        Column("skills", "所需技能", "list", False, "数控维修、机械装调"),
-        Column("status", "状态", "str", False, "待对接", labels=STATUS_LABELS),
-        Column("posted_at", "发布日期", "date", False, "2026-11-20"),
-        Column("demand", "需要人数", "int", False, "1"),
-    ),
+    kind: tuple(Column(spec) for spec in SCHEMA[label] if spec.sheet) for kind, label in LABEL_OF_KIND.items()
 }
 
 _TRUE = {"是", "有", "已建会", "已建", "true", "yes", "y", "1", "√", "✓", "在岗"}
 _FALSE = {"否", "无", "未建会", "未建", "false", "no", "n", "0", "×", "不在岗"}
-_STATUS_ZH = {label: code for code, label in STATUS_LABELS}
 
 
 #: Text a spreadsheet would run as a formula (after any quotes that an export added): prefix one more ``'``.
@@ -242,11 +225,18 @@ class UploadError(ValueError):
 
 @dataclass(frozen=True)
 class RowProblem:
-    """One bad spreadsheet row: its row number (header is row 1), the column if known, a Chinese reason."""
+    """One bad spreadsheet row: its row number (the header is row 1), the row's label and the problem as a
+    code with parameters, which :mod:`web.ui.row_issues` writes in the reader's language."""
 
     row: int
-    reason: str
-    column: str = ""
+    issue: Issue
+    label: str
+
+    @property
+    def column(self) -> str:
+        """The Chinese header of the column concerned ('' when the problem is not about one column)."""
+        spec = next((f for f in SCHEMA.get(self.label, ()) if f.name == self.issue.field and f.sheet), None)
+        return spec.header if spec is not None else ""
 
 
 @dataclass(frozen=True)
@@ -470,16 +460,16 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _convert(column: Column, value: Any) -> tuple[Any, str | None]:
-    """``(dataset value, Chinese problem or None)``; an unconvertible value is kept so the dataset
-    validation reports it too."""
+def _convert(column: Column, value: Any) -> tuple[Any, Issue | None]:
+    """``(dataset value, problem or None)``; an unconvertible value is kept so the dataset validation
+    reports it too."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
     if column.type == "text":
         if isinstance(value, float) and not value.is_integer():
-            return _text(value), f"“{column.header}”应为文本,Excel 把它存成了小数 {value}"
+            return _text(value), Issue("decimal-text", column.key, {"got": value})
         if column.key == "credit_code" and isinstance(value, int | float) and len(str(int(value))) > 15:
-            return _text(value), "统一社会信用代码被 Excel 存成了数字(末几位可能已丢失),请把该列设为文本后重新填写"
+            return _text(value), Issue("credit-code-number", column.key)
         return _text(value), None
     if column.type == "str":
         text = _text(value)
@@ -494,7 +484,7 @@ def _convert(column: Column, value: Any) -> tuple[Any, str | None]:
         text = str(value).strip()
         if re.fullmatch(r"\d+(\.0+)?", text):
             return int(float(text)), None
-        return text, f"“{column.header}”应为非负整数,实际为“{text[:30]}”"
+        return text, Issue("type", column.key, {"expected": "int", "got": got(text[:30])})
     if column.type == "bool":
         if isinstance(value, bool):
             return value, None
@@ -503,7 +493,7 @@ def _convert(column: Column, value: Any) -> tuple[Any, str | None]:
             return True, None
         if text.lower() in _FALSE:
             return False, None
-        return text, f"“{column.header}”应填“是”或“否”,实际为“{text[:30]}”"
+        return text, Issue("type", column.key, {"expected": "bool", "got": got(text[:30])})
     if column.type == "list":
         return split_list(_text(value)), None
     if column.type == "date":
@@ -524,73 +514,21 @@ def _convert(column: Column, value: Any) -> tuple[Any, str | None]:
                 return date(y, m, d).isoformat(), None
             except ValueError:
                 pass
-        return text, f"“{column.header}”应为日期(例如 2026-11-20),实际为“{text[:30]}”"
+        return text, Issue("type", column.key, {"expected": "date", "got": got(text[:30])})
     raise AssertionError(column.type)
 
 
-def _too_long(column: Column, value: Any) -> str | None:
+def _too_long(column: Column, value: Any) -> Issue | None:
     """Why ``value`` is longer than the JSON API would accept for this field, or None."""
     if isinstance(value, str) and len(value) > column.limit:
-        return f"“{column.header}”最多 {column.limit} 个字符,实际为 {len(value)} 个"
+        return Issue("too-long", column.key, {"limit": column.limit, "length": len(value)})
     if isinstance(value, list):
         if len(value) > ITEMS_MAX:
-            return f"“{column.header}”最多 {ITEMS_MAX} 项,实际为 {len(value)} 项"
+            return Issue("too-many-items", column.key, {"limit": ITEMS_MAX, "count": len(value)})
         longest = max((len(v) for v in value), default=0)
         if longest > column.limit:
-            return f"“{column.header}”每项最多 {column.limit} 个字符,有一项为 {longest} 个"
+            return Issue("item-too-long", column.key, {"limit": column.limit, "length": longest})
     return None
-
-
-# -- Chinese reasons ----------------------------------------------------------------------------
-_KIND_ZH = {
-    "a string": "文本", "a non-negative integer": "非负整数", "true or false": "“是”或“否”",
-    "a list of non-empty strings": "非空的列表(用顿号分隔)", "a date YYYY-MM-DD": "日期(YYYY-MM-DD)",
-    "a number": "数字",
-}
-_TARGET_ZH = {"enterprise": "企业", "worker": "劳模工匠"}
-
-
-def translate_reason(reason: str, kind: str, row_of_line: Callable[[int], int] | None = None) -> str:
-    """A :mod:`graph.dataset` validation reason in Chinese, naming columns by their spreadsheet header.
-
-    Examples
-    --------
-    >>> translate_reason('"capacity" must be a non-negative integer, got "x"', "workers")
-    '“每月服务容量”应为非负整数,实际为 "x"'
-    """
-    headers = {c.key: c.header for c in COLUMNS.get(kind, ())}
-
-    def col(key: str) -> str:
-        return headers.get(key, key)
-
-    m = re.fullmatch(r'"(\w+)" must be (.+?), got (.*)', reason)
-    if m:
-        return f"“{col(m.group(1))}”应为{_KIND_ZH.get(m.group(2), m.group(2))},实际为 {m.group(3)}"
-    m = re.fullmatch(r'"id" must hold only letters.*, got (.*)', reason)
-    if m:
-        return (f"“编号”只能包含字母(含汉字)、数字和 - _ .,以字母、数字或 _ 开头,最多 {ID_MAX} 个字符,"
-                f"实际为 {m.group(1)}")
-    if reason.startswith('missing or empty "id"'):
-        return "缺少“编号”"
-    if reason.startswith("a problem needs"):
-        return "问题需要填写“标题”或“描述”"
-    m = re.fullmatch(r'"status" must be one of (.*)', reason)
-    if m:
-        return "“状态”只能是 " + "、".join(f"{s}({zh})" for zh, s in _STATUS_ZH.items())
-    m = re.fullmatch(r"duplicate id (.*) \(first at line (\d+)\)", reason)
-    if m:
-        first = int(m.group(2))
-        where = row_of_line(first) if row_of_line else first
-        return f"编号 {m.group(1)} 重复(第一次出现在第 {where} 行)"
-    m = re.fullmatch(r'"(\w+)" refers to unknown (\w+) (.*)', reason)
-    if m:
-        return f"“{col(m.group(1))}”引用了不存在的{_TARGET_ZH.get(m.group(2), m.group(2))} {m.group(3)}"
-    m = re.fullmatch(r'"solved_by" refers to unknown worker\(s\) (.*)', reason)
-    if m:
-        return f"“解决人”引用了不存在的劳模工匠 {m.group(1)}"
-    if reason.startswith("not valid UTF-8"):
-        return "含有无法识别的字符"
-    return reason
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -659,27 +597,28 @@ def validate(
             converted_value, problem = _convert(column, value)
             problem = problem or _too_long(column, converted_value)
             if problem:
-                problems.append(RowProblem(number, problem, column.header))
+                problems.append(RowProblem(number, problem, label))
             if converted_value is not None and converted_value != []:
                 row[column.key] = converted_value
         if row.get("id") in SAMPLE_IDS.values():
-            preview.problems.append(RowProblem(number, f"这是模板的示例行(编号 {row['id']}),已跳过,不会导入;"
-                                                       "请删除该行,或改成真实的编号和内容", "编号"))
+            preview.problems.append(RowProblem(number, Issue("sample-row", "id", {"id": row["id"]}), label))
             continue
         for column in COLUMNS[kind]:
             if column.required and row.get(column.key) in (None, ""):
-                problems.append(RowProblem(number, f"“{column.header}”不能为空", column.header))
-        if kind == "problems":
-            if row.get("id") not in stored:  # an update without a status keeps the stored one
-                row.setdefault("status", "open")
-            if row.get("service_type") and row["service_type"] not in SERVICE_TYPES:
-                problems.append(RowProblem(number, "“服务类型”只能是 " + "、".join(SERVICE_TYPES), "服务类型"))
+                problems.append(RowProblem(number, Issue("required", column.key), label))
+        if kind == "problems" and row.get("id") not in stored:  # an update without a status keeps the stored one
+            row.setdefault("status", "open")
+        for column in COLUMNS[kind]:
+            # closed enumerations the dataset loader does not check itself (stored data may hold older values)
+            choices, value = column.spec.choices, row.get(column.key)
+            if choices and column.spec.dataset_check != "all" and value and value not in choices:
+                problems.append(RowProblem(number, Issue("choice", column.key, {"choices": list(choices)}), label))
         row_district = row.get("district")
         if row_district and known_districts and row_district not in known_districts:
-            problems.append(RowProblem(number, f"区县“{row_district}”不在名单中(应为 "
-                                               + "、".join(sorted(known_districts)) + ")", "区县"))
+            problems.append(RowProblem(number, Issue("unknown-district", "district", {
+                "value": row_district, "districts": sorted(known_districts)}), label))
         elif district and row_district and row_district != district:
-            problems.append(RowProblem(number, f"只能导入本区县({district})的数据", "区县"))
+            problems.append(RowProblem(number, Issue("other-district", "district", {"district": district}), label))
         preview.problems.extend(problems)
         if not problems:
             converted.append((number, row))
@@ -693,8 +632,11 @@ def validate(
     for error in data.errors:
         number = line_to_row.get(error.line, error.line)
         bad_lines.add(error.line)
-        preview.problems.append(RowProblem(number, translate_reason(
-            error.reason, kind, lambda line: line_to_row.get(line, line))))
+        issue = error.issue or Issue("bad-json", params={"error": error.reason})
+        if "first_line" in issue.params:  # a line of the file written above: name the spreadsheet row instead
+            first = issue.params["first_line"]
+            issue = Issue(issue.code, issue.field, {**issue.params, "first_line": line_to_row.get(first, first)})
+        preview.problems.append(RowProblem(number, issue, label))
     good = {row["id"] for row in data.rows.get(label, [])}
     for i, (number, row) in enumerate(converted, 1):
         if i not in bad_lines and row["id"] in good:
@@ -856,8 +798,9 @@ def template_workbook(kind: str) -> bytes:
     notes.append(["列", "说明"])
     for column in columns:
         notes.append([column.title, _HELP[column.type] + ("(必填)" if column.required else "")])
-    if kind == "problems":
-        notes.append(["服务类型", "、".join(SERVICE_TYPES)])
+    for column in columns:
+        if column.spec.choices and not column.labels:
+            notes.append([column.header, "、".join(column.spec.choices)])
     for column in columns:
         if column.labels:
             notes.append([column.header, "、".join(label for _code, label in column.labels)])

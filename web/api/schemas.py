@@ -25,7 +25,7 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import RAISE, ValidationError, validates_schema
 
 from graph.model import PROBLEM_STATUSES, SERVICE_TYPES, is_safe_id, is_safe_name_id
-from web.limits import CODE_MAX, ID_MAX, ITEMS_MAX, NAME_MAX, TEXT_MAX, TITLE_MAX
+from graph.schema import ID_MAX, ITEMS_MAX, NAME_MAX, NAMED, SCHEMA, TITLE_MAX, Field
 from workflow.selection import MATCH_STATES
 
 __all__ = [
@@ -70,7 +70,6 @@ __all__ = [
 ID_PATTERN = r"^(?![\s])[^/\x00-\x1f\x7f]{0,127}(?<![\s])$"
 _ID_RE = re.compile(ID_PATTERN)
 _DATE = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.+\-Z]*)?$"
-_TEXT = TEXT_MAX
 _NAME = NAME_MAX
 #: Characters no request string may hold: C0 controls and lone surrogates; multi-line text may hold tab, LF, CR.
 _BAD_LINE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
@@ -146,8 +145,8 @@ def _short(**kw: Any) -> String:
     return String(validate=Length(max=_NAME), **kw)
 
 
-def _names(**kw: Any) -> List:
-    return List(String(validate=Length(min=1, max=_NAME)), validate=Length(max=ITEMS_MAX), **kw)
+def _names(item_max: int = _NAME, **kw: Any) -> List:
+    return List(String(validate=Length(min=1, max=item_max)), validate=Length(max=ITEMS_MAX), **kw)
 
 
 def _flag(**kw: Any) -> Boolean:
@@ -233,66 +232,50 @@ class StatsQuery(_Strict):
     lang = String(validate=OneOf(["zh", "en"]))
 
 
-# -- resources ------------------------------------------------------------------------------------
-class WorkerIn(_Strict):
-    id = _new_id(metadata={"description": "generated when omitted; letters (CJK included), digits, - _ ."})
-    name = _name(required=True)
-    skills = _names()
-    district = _short()
-    honours = _names()
-    team = _short()
-    role = _short()
-    level = _short()
-    capacity = Integer(strict=True, validate=Range(min=0, max=1000))
-    active = _flag()
-    employer_id = _id()
-    contact = String(validate=Length(max=_NAME), metadata={"description": "private: returned with write access only"})
-    service_menu = _names()
-    teaches = _flag()
-    studio = _short()
+# -- resources: generated from the row schema (graph.schema) ----------------------------------------
+def _api_field(label: str, spec: Field, *, patch: bool, doc: bool = True) -> fields.Field:
+    """The marshmallow field of ``spec`` in a create (``patch`` false) or update body of ``label``."""
+    kw: dict[str, Any] = {}
+    if patch and spec.nullable:
+        kw["allow_none"] = True
+    if not patch and spec.api_required:
+        kw["required"] = True
+    if doc and not patch and spec.api_doc:
+        kw["metadata"] = {"description": spec.api_doc}
+    if spec.name == "id":
+        return _new_id(**kw)
+    if label in NAMED and spec.name == "name":
+        return _name_id(**kw)
+    if spec.references:
+        return _id(**kw)
+    if spec.type == "list[str]":
+        return _names(spec.max_length, **kw)
+    if spec.type == "bool":
+        return _flag(**kw)
+    if spec.type == "int":
+        low, high = spec.api_range or (0, None)
+        return Integer(strict=True, validate=Range(min=low, max=high), **kw)
+    if spec.type == "date":
+        return String(validate=Regexp(_DATE), **kw)
+    if spec.choices:
+        return String(validate=OneOf(spec.choices), **kw)
+    if spec.type != "str":
+        raise AssertionError(f"no API field for {label}.{spec.name} ({spec.type})")
+    return String(validate=Length(min=1 if spec.api_required else None, max=spec.max_length),
+                  multiline=spec.multiline, **kw)
 
 
-class WorkerPatch(_Strict):
-    name = _name()
-    skills = _names(allow_none=True)
-    district = _short(allow_none=True)
-    honours = _names(allow_none=True)
-    team = _short(allow_none=True)
-    role = _short(allow_none=True)
-    level = _short(allow_none=True)
-    capacity = Integer(strict=True, validate=Range(min=0, max=1000), allow_none=True)
-    active = _flag(allow_none=True)
-    employer_id = _id(allow_none=True)
-    contact = String(validate=Length(max=_NAME), allow_none=True)
-    service_menu = _names(allow_none=True)
-    teaches = _flag(allow_none=True)
-    studio = _short(allow_none=True)
-
-
-class EnterpriseIn(_Strict):
-    id = _new_id(metadata={"description": "generated when omitted; letters (CJK included), digits, - _ ."})
-    name = _name(required=True)
-    district = _short()
-    industry_chain = _short()
-    tags = _names()
-    unionised = _flag()
-    credit_code = String(validate=Length(max=CODE_MAX))
-    address = String(validate=Length(max=_NAME))
-    contact_person = _short()
-    contact_phone = String(validate=Length(max=_NAME), metadata={"description": "private: returned with write access "
-                                                                                 "(or the district's coordinators)"})
-
-
-class EnterprisePatch(_Strict):
-    name = _name()
-    district = _short(allow_none=True)
-    industry_chain = _short(allow_none=True)
-    tags = _names(allow_none=True)
-    unionised = _flag(allow_none=True)
-    credit_code = String(validate=Length(max=CODE_MAX), allow_none=True)
-    address = String(validate=Length(max=_NAME), allow_none=True)
-    contact_person = _short(allow_none=True)
-    contact_phone = String(validate=Length(max=_NAME), allow_none=True)
+def _resource(label: str, name: str, *, patch: bool = False, only: tuple[str, ...] = (), doc: bool = True,
+              **hooks: Any) -> type[Schema]:
+    """The request schema ``name`` of ``label``'s create or update body, from :data:`graph.schema.SCHEMA`
+    (fields whose ``api``/``api_patch`` is true, or those named in ``only``); ``hooks`` are schema methods."""
+    attrs: dict[str, Any] = {
+        spec.name: _api_field(label, spec, patch=patch, doc=doc) for spec in SCHEMA[label]
+        if (spec.name in only if only else (spec.api_patch if patch else spec.api))
+    }
+    attrs.update(hooks, __module__=__name__,
+                 __doc__=f"{'An update' if patch else 'A create'} body of {label} (generated from graph.schema).")
+    return type(name, (_Strict,), attrs)
 
 
 def _title_or_description(data: dict[str, Any], *, partial: bool = False) -> None:
@@ -302,72 +285,32 @@ def _title_or_description(data: dict[str, Any], *, partial: bool = False) -> Non
         raise ValidationError("需要标题或描述 / a title or a description is required", field_name="title")
 
 
-class ProblemIn(_Strict):
-    id = _new_id(metadata={"description": "generated when omitted; letters (CJK included), digits, - _ ."})
-    title = String(validate=Length(max=TITLE_MAX), multiline=True)
-    description = String(validate=Length(max=_TEXT), multiline=True)
-    skills = _names()
-    enterprise_id = _id()
-    service_type = String(validate=OneOf(SERVICE_TYPES))
-    district = _short(metadata={"description": "defaults to the enterprise's district"})
-    status = String(validate=OneOf(PROBLEM_STATUSES), metadata={"description": "default open"})
-    posted_at = String(validate=Regexp(_DATE), metadata={"description": "YYYY-MM-DD, default today"})
-    demand = Integer(strict=True, validate=Range(min=1, max=100), metadata={"description": "workers wanted"})
-
-    @validates_schema
-    def _text(self, data: dict[str, Any], **_: Any) -> None:
-        _title_or_description(data)
+@validates_schema
+def _problem_text(self: Schema, data: dict[str, Any], **_: Any) -> None:
+    _title_or_description(data)
 
 
-class ProblemPatch(_Strict):
-    title = String(validate=Length(max=TITLE_MAX), allow_none=True, multiline=True)
-    description = String(validate=Length(max=_TEXT), allow_none=True, multiline=True)
-    skills = _names(allow_none=True)
-    enterprise_id = _id(allow_none=True)
-    service_type = String(validate=OneOf(SERVICE_TYPES), allow_none=True)
-    district = _short(allow_none=True)
-    status = String(validate=OneOf(PROBLEM_STATUSES))
-    posted_at = String(validate=Regexp(_DATE), allow_none=True)
-    demand = Integer(strict=True, validate=Range(min=1, max=100), allow_none=True)
-
-    @validates_schema
-    def _text(self, data: dict[str, Any], **_: Any) -> None:
-        _title_or_description(data, partial=True)
+@validates_schema
+def _problem_text_partial(self: Schema, data: dict[str, Any], **_: Any) -> None:
+    _title_or_description(data, partial=True)
 
 
-class SkillIn(_Strict):
-    name = _name_id(required=True, metadata={"description": "the skill's id"})
-    category = _short()
-    aliases = _names()
-    chain_ids = _names(metadata={"description": "industry chains the skill serves"})
-
-
-class SkillPatch(_Strict):
-    category = _short(allow_none=True)
-    aliases = _names(allow_none=True)
-    chain_ids = _names(allow_none=True)
-
-
-class ChainIn(_Strict):
-    name = _name_id(required=True, metadata={"description": "the chain's id"})
-
-
-class ChainPatch(_Strict):
-    description = String(validate=Length(max=TITLE_MAX), allow_none=True, multiline=True)
+WorkerIn = _resource("Worker", "WorkerIn")
+WorkerPatch = _resource("Worker", "WorkerPatch", patch=True)
+EnterpriseIn = _resource("Enterprise", "EnterpriseIn")
+EnterprisePatch = _resource("Enterprise", "EnterprisePatch", patch=True)
+ProblemIn = _resource("Problem", "ProblemIn", _text=_problem_text)
+ProblemPatch = _resource("Problem", "ProblemPatch", patch=True, _text=_problem_text_partial)
+SkillIn = _resource("Skill", "SkillIn")
+SkillPatch = _resource("Skill", "SkillPatch", patch=True)
+ChainIn = _resource("IndustryChain", "ChainIn")
+ChainPatch = _resource("IndustryChain", "ChainPatch", patch=True)
 
 
 # -- recommendations ------------------------------------------------------------------------------
-class ProblemText(_Strict):
-    title = String(validate=Length(max=TITLE_MAX), multiline=True)
-    description = String(validate=Length(max=_TEXT), multiline=True)
-    skills = _names()
-    enterprise_id = _id()
-    district = _short()
-    service_type = String(validate=OneOf(SERVICE_TYPES))
-
-    @validates_schema
-    def _text(self, data: dict[str, Any], **_: Any) -> None:
-        _title_or_description(data)
+#: The problem a recommendation is asked for (not stored): a create body's text, skills and place.
+ProblemText = _resource("Problem", "ProblemText", doc=False, _text=_problem_text,
+                        only=("title", "description", "skills", "enterprise_id", "district", "service_type"))
 
 
 class RecommendIn(_Strict):

@@ -28,7 +28,7 @@ from web.importexport import (
     template_workbook,
     validate,
 )
-from web.ui import bp
+from web.ui import bp, row_issues  # noqa: F401  (row_issues: the preview's template globals)
 from web.ui.access import EDITORS, READERS, principal, role_required, user_district, user_role
 from web.ui.context import recommender, store
 from web.ui.forms import ActionForm, UploadForm

@@ -1,0 +1,119 @@
+"""Validation problems of rows (:class:`graph.schema.Issue` codes) in the reader's language.
+
+The dataset loader and spreadsheet imports report problems as codes with parameters; this module is the
+one place that writes them for people, through Flask-Babel (Chinese message ids, English in
+``messages.po``). Columns are named by their spreadsheet header in Chinese, by the schema's English
+header in English. Templates call :func:`problem_text` and :func:`problem_column` (template globals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from graph.errors import RowError
+from graph.schema import ID_MAX, Issue, field_of
+from web.importexport import RowProblem
+from web.ui import bp
+from web.ui.i18n import STATUS_LABELS, ui_lang
+
+__all__ = ["column_name", "issue_text", "problem_column", "problem_text", "row_error_text"]
+
+_TYPE = {
+    "str": _l("文本"), "int": _l("非负整数"), "bool": _l("“是”或“否”"), "list[str]": _l("非空的列表(用顿号分隔)"),
+    "date": _l("日期(YYYY-MM-DD)"), "number": _l("数字"),
+}
+
+
+def column_name(label: str, name: str) -> str:
+    """The spreadsheet header of ``label``'s field ``name`` in the reader's language (``name`` if unknown)."""
+    spec = field_of(label, name)
+    if spec is None or not spec.header:
+        return name
+    return spec.header_en if ui_lang() == "en" and spec.header_en else spec.header
+
+
+def _list(items: Any) -> str:
+    return (", " if ui_lang() == "en" else "、").join(str(i) for i in items)
+
+
+def _choice(value: str) -> str:
+    label = STATUS_LABELS.get(value)
+    return f"{value}({label})" if label is not None else value
+
+
+def _unknown_reference(column: str, p: Mapping[str, Any]) -> str:
+    ids = _list(p["ids"]) if p.get("many") else repr(p["ids"][0])
+    if p["target"] == "Enterprise":
+        return _("“%(column)s”引用了不存在的企业 %(ids)s", column=column, ids=ids)
+    if p["target"] == "Worker":
+        return _("“%(column)s”引用了不存在的劳模工匠 %(ids)s", column=column, ids=ids)
+    return _("“%(column)s”引用了不存在的 %(target)s %(ids)s", column=column, target=p["target"], ids=ids)
+
+
+def issue_text(issue: Issue, label: str) -> str:
+    """``issue`` of a ``label`` row as one sentence in the reader's language.
+
+    Examples
+    --------
+    >>> issue_text(Issue("type", "capacity", {"expected": "int", "got": '"x"'}), "Worker")
+    '“每月服务容量”应为非负整数,实际为 "x"'
+    """
+    p: Mapping[str, Any] = issue.params
+    column = column_name(label, issue.field) if issue.field else ""
+    texts: dict[str, Callable[[], str]] = {
+        "not-object": lambda: _("这一行不是 JSON 对象"),
+        "missing-id": lambda: _("缺少“编号”"),
+        "unsafe-id": lambda: _("“编号”只能包含字母(含汉字)、数字和 - _ .,以字母、数字或 _ 开头,最多 %(limit)s 个字符,"
+                               "实际为 \"%(value)s\"", limit=ID_MAX, value=p["value"]),
+        "empty-field-name": lambda: _("有一个列名是空的"),
+        "type": lambda: _("“%(column)s”应为%(expected)s,实际为 %(got)s", column=column,
+                          expected=str(_TYPE[p["expected"]]), got=p["got"]),
+        "title-or-description": lambda: _("问题需要填写“标题”或“描述”"),
+        "choice": lambda: _("“%(column)s”只能是 %(choices)s", column=column,
+                            choices="、".join(_choice(c) for c in p["choices"])),
+        "duplicate-id": lambda: _("编号 %(id)s 重复(第一次出现在第 %(n)s 行)", id=repr(p["id"]), n=p["first_line"]),
+        "unknown-reference": lambda: _unknown_reference(column, p),
+        "not-utf8": lambda: _("含有无法识别的字符"),
+        "bad-json": lambda: _("无法读取这一行:%(error)s", error=p["error"]),
+        "not-a-directory": lambda: _("不是一个文件夹"),
+        "missing-file": lambda: _("缺少必需的文件"),
+        "unknown-label": lambda: _("未知的数据类型 %(label)s", label=p["label"]),
+        "required": lambda: _("“%(column)s”不能为空", column=column),
+        "too-long": lambda: _("“%(column)s”最多 %(limit)s 个字符,实际为 %(length)s 个", column=column,
+                              limit=p["limit"], length=p["length"]),
+        "too-many-items": lambda: _("“%(column)s”最多 %(limit)s 项,实际为 %(count)s 项", column=column,
+                                    limit=p["limit"], count=p["count"]),
+        "item-too-long": lambda: _("“%(column)s”每项最多 %(limit)s 个字符,有一项为 %(length)s 个", column=column,
+                                   limit=p["limit"], length=p["length"]),
+        "decimal-text": lambda: _("“%(column)s”应为文本,Excel 把它存成了小数 %(got)s", column=column, got=p["got"]),
+        "credit-code-number": lambda: _("统一社会信用代码被 Excel 存成了数字(末几位可能已丢失),"
+                                        "请把该列设为文本后重新填写"),
+        "sample-row": lambda: _("这是模板的示例行(编号 %(id)s),已跳过,不会导入;请删除该行,或改成真实的编号和内容",
+                                id=p["id"]),
+        "unknown-district": lambda: _("区县“%(value)s”不在名单中(应为 %(districts)s)", value=p["value"],
+                                      districts="、".join(p["districts"])),
+        "other-district": lambda: _("只能导入本区县(%(district)s)的数据", district=p["district"]),
+    }
+    text = texts.get(issue.code)
+    return text() if text is not None else issue.code
+
+
+@bp.app_template_global()
+def problem_column(problem: RowProblem) -> str:
+    """The column a spreadsheet row problem concerns, in the reader's language ('' when none)."""
+    return column_name(problem.label, problem.issue.field) if problem.column else ""
+
+
+@bp.app_template_global()
+def problem_text(problem: RowProblem) -> str:
+    """A spreadsheet row problem as one sentence in the reader's language."""
+    return issue_text(problem.issue, problem.label)
+
+
+def row_error_text(error: RowError, label: str) -> str:
+    """A :class:`graph.errors.RowError` (say from :func:`graph.dataset.save_row`) in the reader's language."""
+    return issue_text(error.issue, label) if error.issue is not None else error.reason
