@@ -242,6 +242,6 @@ def test_viewer_and_admin_read_and_are_told_in_chinese_where_they_may_not_go(
     assert "找不到页面" in viewer.page.inner_text("[data-testid=error-page]")
     viewer.close()
     admin = Journey(site, "admin", "admin", viewport)
-    for step, path in (("audit", "/audit"), ("apikeys", "/apikeys"), ("import", "/import")):
+    for step, path in (("audit", "/audit"), ("outbox", "/outbox"), ("apikeys", "/apikeys"), ("import", "/import")):
         admin.goto(path, step)
     admin.close()

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +344,27 @@ def test_the_outbox_and_volunteer_commands(tmp_path: Path, smtp: tuple[Controlle
     mid = volunteered.output.split()[0].removeprefix("id=")
     confirmed = runner.invoke(main, ["match", "confirm", mid, "--actor", "tinghu"], env=env)
     assert confirmed.exit_code == 0 and "state=accepted" in confirmed.output
+
+
+def test_admins_read_the_record_of_what_was_sent(store: GraphStore, smtp: tuple[Controller, Recorder]) -> None:
+    from tests.api_support import login_as, make_app
+
+    controller, _recorder = smtp
+    clock = Clock(NOW)
+    sel = Selection(store, clock=clock)
+    sel.volunteer("P1", "W1", actor="wang")
+    store.update_node("User", "tinghu", {"email": "nobody@bounce.example"})
+    sel.volunteer("P2", "W1", actor="wang")
+    _outbox(store, controller.port, clock).deliver()
+    app = make_app(store)  # no SMTP_HOST here: the page says mail is off, and still shows the record
+    admin, _ = login_as(app, store, "admin")
+    page = admin.get("/outbox").get_data(as_text=True)
+    assert 'data-testid="outbox-off"' in page
+    assert page.count('data-testid="outbox-row" data-status="sent"') == 1
+    assert page.count('data-testid="outbox-row" data-status="failed"') == 1 and "550" in page
+    sent = store.list_nodes("OutboxMessage", where={"status": "sent"})[0]
+    assert html_escape(sent["receipt"]) in page
+    assert 'data-testid="outbox-row" data-status="sent"' not in admin.get("/outbox?status=failed").get_data(
+        as_text=True)
+    viewer, _ = login_as(app, store, "city")
+    assert viewer.get("/outbox").status_code == 403

@@ -15,6 +15,7 @@ __all__ = ["KIND_LABELS", "audit_log"]
 KIND_LABELS = {
     "recommendations_shown": _l("查看推荐"), "suggest": _l("列入候选"), "invite": _l("发出邀请"),
     "accept": _l("接受邀请"), "decline": _l("婉拒邀请"), "complete": _l("登记结果"), "withdraw": _l("撤回"),
+    "volunteer": _l("报名(我想接)"), "confirm": _l("确认报名"),
 }
 PER_PAGE = 50
 

@@ -28,6 +28,7 @@ NAV: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
     ("ui.assignment", _l("批量派单"), ("admin", "city", "district")),
     ("ui.import_page", _l("导入导出"), ("admin", "city", "district", "viewer")),
     ("ui.audit_log", _l("操作日志"), ("admin",)),
+    ("ui.outbox_log", _l("邮件发送记录"), ("admin",)),
     ("ui.api_keys", _l("接口密钥"), ("admin",)),
     ("ui.my_problems", _l("适合我的问题"), ("worker",)),
     ("ui.worker_home", _l("我的资料"), ("worker",)),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
@@ -20,8 +20,8 @@ from web.ui.context import selection, store
 from web.ui.forms import ActionForm, EmailForm
 from workflow.notifications import mark_read, notifications_for, unread_count
 
-__all__ = ["TEXTS", "notice_text", "notification_open", "notifications", "notifications_email",
-           "notifications_read_all", "unread"]
+__all__ = ["OUTBOX_STATUSES", "TEXTS", "notice_text", "notification_open", "notifications", "notifications_email",
+           "notifications_read_all", "outbox_log", "unread"]
 
 ALL_ROLES = ("admin", "city", "district", "viewer", "worker")
 
@@ -125,3 +125,21 @@ def notifications_read_all() -> Response:
         abort(400)
     mark_read(store(), p.id, None, selection()._clock())
     return redirect(url_for("ui.notifications"))
+
+
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")
+
+
+@bp.route("/outbox")
+@role_required("admin")
+def outbox_log() -> str:
+    """The record of notification e-mail: what was sent when (with the relay's Message-ID), what waits and why,
+    what failed; newest first (the last 200, or of one status)."""
+    status = request.args.get("status") or None
+    if status not in OUTBOX_STATUSES:
+        status = None
+    rows = store().list_nodes("OutboxMessage", where={"status": status} if status else None)
+    rows.sort(key=lambda r: str(r["id"]), reverse=True)
+    counts = {s: store().count_nodes("OutboxMessage", where={"status": s}) for s in OUTBOX_STATUSES}
+    return render_template("ui/outbox.html", rows=rows[:200], status=status, counts=counts,
+                           configured=bool(current_app.config.get("SMTP_HOST")))
