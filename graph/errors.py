@@ -59,7 +59,11 @@ class StoreNeedsRestart(StoreUnavailable):
 
 
 class StoreLocked(GraphError):
-    """Another process holds the embedded store's data directory."""
+    """A store refused this process because another one holds it.
+
+    No store raises it now: the embedded store (SQLite) admits any number of processes on one data directory.
+    Kept for the callers that catch it (``jianglian serve`` serves such a store with one worker).
+    """
 
 
 class StoreReadOnly(GraphError):
