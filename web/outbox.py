@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask
 
+from graph.errors import GraphError
 from workflow.outbox import Outbox, SmtpChannel, SmtpSettings
 
 __all__ = ["init_outbox", "outbox_from_config"]
@@ -48,7 +49,9 @@ def init_outbox(app: Flask) -> threading.Event | None:
                 outbox = outbox_from_config(state.store, app.config)
                 if outbox is not None:
                     outbox.deliver()
-            except Exception:  # the store is down, the relay misbehaves: log, try again next round
+            except GraphError as err:  # the store is down (or the app shutting down): try again next round
+                log.warning("outbox delivery pass skipped: %s", err)
+            except Exception:  # a bug: keep the thread, say where
                 log.exception("outbox delivery pass failed")
             stop.wait(interval)
 
