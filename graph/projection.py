@@ -77,23 +77,32 @@ class EdgeList:
     start: list[int] = field(default_factory=list)
     end: list[int] = field(default_factory=list)
     props: list[dict[str, Any]] = field(default_factory=list)
-    seen: dict[int, int] = field(default_factory=dict)  # _pair(start, end) -> position
+    #: ``_pair(start, end) -> position``; ``None`` until first needed (an edge list read from files builds it
+    #: only when a write touches its kind).
+    seen: dict[int, int] | None = field(default_factory=dict)
+
+    def _seen(self) -> dict[int, int]:
+        if self.seen is None:
+            self.seen = dict(zip(pair_codes(np.asarray(self.start), np.asarray(self.end)).tolist(),
+                                 range(len(self.start)), strict=True))
+        return self.seen
 
     def add(self, s: int, e: int, props: Mapping[str, Any] | None = None) -> None:
         """Add an edge, or merge the properties of an existing one (relationships are unique)."""
-        at = self.seen.get(_pair(s, e))
+        seen = self._seen()
+        at = seen.get(_pair(s, e))
         if at is not None:
             if props:
                 self.set_props(at, {**self.props[at], **props})
             return
-        self.seen[_pair(s, e)] = len(self.start)
+        seen[_pair(s, e)] = len(self.start)
         self.start.append(s)
         self.end.append(e)
         self.props.append(dict(props) if props else _NO_PROPS)
 
     def position(self, s: int, e: int) -> int | None:
         """Where the edge ``s -> e`` is in the parallel lists (``None``: no such edge)."""
-        return self.seen.get(_pair(s, e))
+        return self._seen().get(_pair(s, e))
 
     def set_props(self, at: int, props: Mapping[str, Any] | None) -> None:
         """Replace the properties of the edge at position ``at``."""

@@ -16,6 +16,7 @@ from the store's projection:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -37,9 +38,9 @@ from recommender.explain import explain as build_explanation
 from recommender.features import FEATURES, ONSITE_TYPES, Query, compute_features
 from recommender.fusion import Fusion, PairwiseLogisticFusion, QueryNormFusion, WeightedFusion, fingerprint
 from recommender.index import Encoder, RankingIndex
+from recommender.index_files import build_lock, store_identity
 from recommender.index_files import load as load_index_files
 from recommender.index_files import save as save_index_files
-from recommender.index_files import store_identity
 from recommender.open_problems import OpenProblems
 from recommender.text import problem_text
 from recommender.training import TrainedRanker, make_pseudo_queries, skill_aliases, time_order
@@ -180,8 +181,10 @@ class Recommender:
         #: Where the current index came from (``"files"``, ``"build"``), its files and timings: :meth:`index_state`.
         self._state: dict[str, Any] = {}
         self._rebuilding: threading.Thread | None = None
-        if self.config.index_dir is None or not self._load_files():
+        if self.config.index_dir is None:
             self._build()
+        elif not self._load_files():
+            self._build_once()
 
     # -- life cycle -------------------------------------------------------------------------
     def _fresh(self) -> tuple[int, Projection, RankingIndex, float]:
@@ -209,16 +212,51 @@ class Recommender:
         with self._lock:
             self._install(revision, projection, index, fitted=len(index.hp), added=0, source="build")
             self._state.update(build_seconds=round(seconds, 3))
-            self.save_index()
+            self._map_saved(self.save_index())
 
-    def _load_files(self) -> bool:
+    def _build_once(self) -> None:
+        """Build and write the index unless another process is doing so: then wait for its files and map them."""
+        assert self.config.index_dir is not None
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(build_lock(self.config.index_dir))
+            except OSError as err:  # a read-only directory: build, and writing will fail with a log line
+                _log.warning("ranking index: cannot lock %s: %s", self.config.index_dir, err)
+            else:
+                if self._load_files(quiet=True):  # written by another process while this one waited
+                    return
+            self._build()
+
+    def _map_saved(self, path: Path | None) -> None:
+        """Serve the files just written instead of the objects they were written from (caller holds the lock).
+
+        The same numbers (files rank exactly like the build), but in mapped pages that every other process
+        mapping the version shares, and node properties as a mapped table instead of one dictionary per node: the
+        build's Python objects are freed. Also a check of the files: if they cannot be read back, the build keeps
+        serving and the next start builds again.
+        """
+        if path is None or self.config.index_dir is None:
+            return
+        got = load_index_files(self.config.index_dir, store_id=store_identity(self.store), revision=self._revision,
+                               encoder=self.encoder)
+        if isinstance(got, str) or got.version != path or got.revision != self._revision:
+            _log.warning("ranking index: the files just written are not served: %s", got if isinstance(got, str)
+                         else f"another version is current ({got.version.name})")
+            return
+        state = dict(self._state)
+        self._install(got.revision, got.projection, got.index, fitted=self._fitted_history, added=self._added_history,
+                      source="build")
+        self._state = {**state, "mapped": True}
+
+    def _load_files(self, *, quiet: bool = False) -> bool:
         """Map the stored index and replay the changes since it was written; ``False``: build instead."""
         assert self.config.index_dir is not None
         started = time.perf_counter()
         got = load_index_files(self.config.index_dir, store_id=store_identity(self.store),
                                revision=self.store.revision, encoder=self.encoder)
         if isinstance(got, str):
-            _log.warning("ranking index: building from the store, the stored files are not used: %s", got)
+            if not quiet:
+                _log.warning("ranking index: building from the store, the stored files are not used: %s", got)
             return False
         extra = got.manifest.get("extra") or {}
         with self._lock:
@@ -265,7 +303,7 @@ class Recommender:
             with self._lock:
                 self._install(revision, projection, index, fitted=len(index.hp), added=0, source="build")
                 self._state.update(build_seconds=round(seconds, 3), background=True)
-                self.save_index()
+                self._map_saved(self.save_index())
             _log.info("ranking index: rebuilt in the background in %.1f s (feed position %s)", seconds, revision)
             self.refresh()  # the writes made while it was built
         except Exception:  # noqa: BLE001 - the old index keeps serving; the next refresh tries again

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -51,7 +52,7 @@ import scipy
 import scipy.sparse as sp
 import sklearn
 
-from graph.projection import EdgeList, Projection, pair_codes
+from graph.projection import EdgeList, Projection
 from recommender.expertise import ExpertiseModel
 from recommender.index import ACTIVITY_HALF_LIFE, RankingIndex, _Edges
 from recommender.text import TextModel, TextViews
@@ -60,6 +61,7 @@ __all__ = [
     "FORMAT_VERSION",
     "IndexStatus",
     "Loaded",
+    "build_lock",
     "PropTable",
     "StrTable",
     "fingerprints",
@@ -415,6 +417,21 @@ def save(directory: Path | str, projection: Projection, index: RankingIndex, *, 
     return final
 
 
+@contextlib.contextmanager
+def build_lock(directory: Path | str) -> Iterator[None]:
+    """Held while one process builds and writes an index into ``directory``: processes starting together (the
+    workers of ``serve --workers N`` on a first start) wait for the first one's files and map them instead of
+    each building the same index. An advisory ``flock``, released when the holder exits, even killed."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".build.lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def _prune(root: Path, *, keep: str) -> None:
     versions = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("v") and p.name != keep),
                       key=lambda p: p.stat().st_mtime, reverse=True)
@@ -537,7 +554,7 @@ def _decode_projection(r: _Reader, spec: Mapping[str, Any]) -> Projection:
         edges = EdgeList(start=start.tolist(), end=end.tolist(),
                          props=PropTable(r.array(part["props_blob"]), r.array(part["props_offsets"]),  # type: ignore[arg-type]
                                          shared_empty=True),
-                         seen=dict(zip(pair_codes(start, end).tolist(), range(len(start)), strict=True)))
+                         seen=None)  # built when a replayed write touches this kind of edge
         proj.edges[tuple(part["key"])] = edges  # type: ignore[index]
     proj.revision = int(spec["revision"])
     return proj

@@ -3,6 +3,7 @@ damage or a changed model means a rebuild, the change feed is replayed, several 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -133,7 +134,8 @@ def test_files_rank_exactly_like_a_build_in_memory(data: Path) -> None:
         assert pairs_built[pid] == pytest.approx(pairs_loaded[pid], abs=1e-6)
     # the arrays are mapped, not copied: the big matrices are views of the files
     assert _mapped(loaded.index.docs.word.data) and _mapped(loaded.index.walk.indices)
-    assert not _mapped(built.index.docs.word.data)
+    assert not _mapped(memory_only.index.docs.word.data)
+    assert _mapped(built.index.docs.word.data)  # a build serves the files it wrote, not its own objects
     assert isinstance(loaded.projection.props["Problem"], PropTable)
     assert isinstance(loaded.index.problem_texts, StrTable)
     assert list(loaded.index.problem_texts) == list(built.index.problem_texts)
@@ -149,7 +151,10 @@ def _largest(version: Path, suffix: str = ".npy") -> Path:
 def test_damaged_files_mean_a_rebuild_with_a_log_line(small: Path, damage: str,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     store = MemoryStore(small / "store")
-    reference = _rec(small, store, index_dir=small / "index")
+    reference = _rec(small, store)  # in memory only: it maps nothing that is damaged below
+    writer = _rec(small, store, index_dir=small / "index")
+    del writer  # a process serving the files would die of SIGBUS on a page cut off below (versions are immutable)
+    gc.collect()
     version = index_files.current_version(small / "index")
     assert version is not None
     if damage == "truncate-large":
@@ -412,3 +417,51 @@ def test_readyz_waits_for_the_ranking_index(small: Path) -> None:
         threading.Event().wait(0.1)
     assert state is not None and state["source"] == "files"
     store.close()
+
+
+@pytest.mark.neo4j
+def test_neo4j_store_files_and_replay(neo4j_driver: Any, tmp_path: Path, small_files: Path) -> None:
+    """With Neo4j the files live in a local directory of the web host, keyed on the database's store_id and feed."""
+    from graph.neo4j_store import Neo4jStore
+
+    first = Neo4jStore(neo4j_driver, "neo4j")
+    first.ensure_schema()
+    first.clear()
+    load_dataset(first, small_files)
+    live = Recommender(first, config=RankConfig(index_dir=tmp_path / "index", model_dir=tmp_path / "models"))
+    assert live.index_state()["source"] == "build"
+    writer = Neo4jStore(neo4j_driver, "neo4j")  # another client of the database (another process in production)
+    worker = writer.list_nodes("Worker", limit=3)[2]["id"]
+    writer.update_node("Worker", worker, {"capacity": 7})
+    writer.apply(WriteBatch(nodes=[NodeRow("Problem", "P-NEO-1", {**NEW_PROBLEM, "status": "open"})],
+                            rels=[RelRow("REQUIRES", "Problem", "P-NEO-1", "Skill", "焊接")]))
+    live.refresh()
+    restarted_store = Neo4jStore(neo4j_driver, "neo4j")
+    restarted = Recommender(restarted_store, config=RankConfig(index_dir=tmp_path / "index",
+                                                               model_dir=tmp_path / "models"))
+    state = restarted.index_state()
+    assert state["source"] == "files" and state["replayed"] >= 2
+    _assert_same_rankings(live, restarted, _queries(live, 15) + ["P-NEO-1"])
+    first.clear()
+
+
+def test_processes_starting_together_build_once(small: Path) -> None:
+    """Two workers started together on a store without files: one builds and writes, the other waits and maps."""
+    store = MemoryStore(small / "store")
+    queries = [p["id"] for p in store.list_nodes("Problem", limit=3)]
+    store.close()
+    cmd = [sys.executable, "-m", "tests.index_process", str(small / "store"), str(small / "index"),
+           str(small / "models"), *queries]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert sorted(r["source"] for r in results) == ["build", "files"]
+    for q in queries:
+        one, two = results[0]["rankings"][q], results[1]["rankings"][q]
+        assert [w for w, _ in one] == [w for w, _ in two]
+        assert np.allclose([x for _, x in one], [x for _, x in two], rtol=0, atol=1e-6)
+    assert len([p for p in (small / "index").iterdir() if p.name.startswith("v")]) == 1  # one build, one version
