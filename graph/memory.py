@@ -131,12 +131,14 @@ CREATE TABLE IF NOT EXISTS label_revisions (label TEXT PRIMARY KEY, revision INT
 
 # merge semantics (given properties set, None removes, others kept) by JSON merge-patch (RFC 7396):
 # patching '{}' drops the null members of a new row
-_UPSERT_NODE = ("INSERT INTO nodes (label, id, props) VALUES (?1, ?2, json_patch('{}', ?3)) "
-                "ON CONFLICT (label, id) DO UPDATE SET props = json_patch(props, ?3)")
+# (plain "?" placeholders, the properties given twice: numbered "?N" ones with a sequence of parameters are
+# deprecated from Python 3.12 and an error from 3.14)
+_UPSERT_NODE = ("INSERT INTO nodes (label, id, props) VALUES (?, ?, json_patch('{}', ?)) "
+                "ON CONFLICT (label, id) DO UPDATE SET props = json_patch(props, ?)")
 _UPSERT_REL = ("INSERT INTO rels (type, start_label, start_id, end_label, end_id, props) "
-               "VALUES (?1, ?2, ?3, ?4, ?5, json_patch('{}', ?6)) "
+               "VALUES (?, ?, ?, ?, ?, json_patch('{}', ?)) "
                "ON CONFLICT (type, start_label, start_id, end_label, end_id) "
-               "DO UPDATE SET props = json_patch(props, ?6)")
+               "DO UPDATE SET props = json_patch(props, ?)")
 _DELETE_REL = "DELETE FROM rels WHERE type = ? AND start_label = ? AND start_id = ? AND end_label = ? AND end_id = ?"
 _REL_COLUMNS = "type, start_label, start_id, end_label, end_id, props"
 _REVISION = "SELECT seq FROM sqlite_sequence WHERE name = 'changes'"
@@ -540,7 +542,7 @@ class MemoryStore(GraphStore):
                 statement = _UPSERT_NODE if rows is nodes else _UPSERT_REL
                 for start in range(0, len(rows), _CHUNK):
                     chunk = rows[start:start + _CHUNK]
-                    conn.executemany(statement, chunk)
+                    conn.executemany(statement, [(*row, row[-1]) for row in chunk])
                     if progress:
                         progress(len(chunk))
             if deletes:
@@ -605,8 +607,8 @@ class MemoryStore(GraphStore):
                 raise NodeNotFound(label, node_id)
             node = (label, node_id)
             detached = conn.execute(
-                f"SELECT {_REL_COLUMNS} FROM rels WHERE start_label = ?1 AND start_id = ?2 "
-                f"UNION SELECT {_REL_COLUMNS} FROM rels WHERE end_label = ?1 AND end_id = ?2", node).fetchall()
+                f"SELECT {_REL_COLUMNS} FROM rels WHERE start_label = ? AND start_id = ? "
+                f"UNION SELECT {_REL_COLUMNS} FROM rels WHERE end_label = ? AND end_id = ?", (*node, *node)).fetchall()
             conn.executemany(_DELETE_REL, (row[:5] for row in detached))
             conn.execute("DELETE FROM vectors WHERE label = ? AND id = ?", node)
             changes = [Change(rel=tuple(row[:5])) for row in detached]  # type: ignore[arg-type]
@@ -709,9 +711,9 @@ class MemoryStore(GraphStore):
         node = (label, node_id)
         with self._session() as conn:
             rows = conn.execute(
-                f"SELECT {_REL_COLUMNS} FROM rels WHERE start_label = ?1 AND start_id = ?2 "
-                f"UNION SELECT {_REL_COLUMNS} FROM rels WHERE end_label = ?1 AND end_id = ?2 "
-                "ORDER BY 1, 2, 3, 4, 5 LIMIT ?3", (*node, max(limit, 0))).fetchall()
+                f"SELECT {_REL_COLUMNS} FROM rels WHERE start_label = ? AND start_id = ? "
+                f"UNION SELECT {_REL_COLUMNS} FROM rels WHERE end_label = ? AND end_id = ? "
+                "ORDER BY 1, 2, 3, 4, 5 LIMIT ?", (*node, *node, max(limit, 0))).fetchall()
             out: list[tuple[RelRow, NodeRow]] = []
             for t, sl, si, el, ei, p in rows:
                 other = (el, ei) if (sl, si) == node else (sl, si)
