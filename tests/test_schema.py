@@ -14,8 +14,8 @@ from graph.memory import MemoryStore
 from graph.schema import CODES, ITEMS_MAX, SCHEMA, Field, Issue, check_row, describe
 from tests.api_support import make_app
 from web.api import schemas
-from web.importexport import COLUMNS, LABEL_OF
-from web.ui.row_issues import issue_text
+from web.importexport import COLUMNS, LABEL_OF, UPLOAD_ERRORS, UploadError
+from web.ui.row_issues import issue_text, upload_error_text
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 API = {  # label -> (create body, update body)
@@ -163,3 +163,23 @@ def test_the_generated_schemas_are_marshmallow_schemas_named_as_before() -> None
     for create, patch in API.values():
         assert issubclass(create, Schema) and issubclass(patch, Schema)
         assert create.__name__.endswith("In") and patch.__name__.endswith("Patch")
+
+
+UPLOAD_PARAMS: dict[str, dict[str, Any]] = {
+    "row-cells": {"limit": 16384}, "xlsx-too-big": {"limit": 50}, "xlsx-members": {"count": 300, "limit": 200},
+    "too-many-lines": {"limit": 50000}, "too-slow": {"seconds": 30.0}, "cell-too-long": {"row": 2, "limit": 9},
+    "too-many-rows": {"limit": 20000}, "unknown-kind": {"kind": "x"},
+    "missing-columns": {"label": "Worker", "columns": ["id", "district"]},
+}
+
+
+@pytest.mark.parametrize("code", list(UPLOAD_ERRORS))
+def test_every_upload_error_is_written_in_both_languages(code: str) -> None:
+    error = UploadError(code, **UPLOAD_PARAMS.get(code, {}))
+    assert not CJK.search(str(error))
+    app = make_app(MemoryStore())
+    with app.test_request_context("/?lang=zh"):
+        chinese = upload_error_text(error)
+    with app.test_request_context("/?lang=en"):
+        english = upload_error_text(error)
+    assert CJK.search(chinese) and not CJK.search(english), (chinese, english)

@@ -17,7 +17,7 @@ from graph.store import GraphStore
 from tests import api_support
 from tests.api_support import login_as, make_app
 from web.importexport import COLUMNS, apply_rows, export_csv, read_table, template_workbook, validate
-from web.ui.row_issues import issue_text, problem_text
+from web.ui.row_issues import issue_text, problem_text, upload_error_text
 
 demo_dir = api_support.demo_dir
 store = api_support.store
@@ -97,8 +97,10 @@ def test_every_bad_row_is_reported_in_chinese_with_its_row_number() -> None:
 def test_missing_required_column_and_unreadable_files() -> None:
     from web.importexport import UploadError
 
-    with pytest.raises(UploadError, match="缺少必填列"):
+    with pytest.raises(UploadError) as caught:
         validate(_empty_store(), "workers", read_table("w.csv", _csv([["姓名"], ["王建国"]])))
+    assert upload_error_text(caught.value) == "缺少必填列:编号、区县(请使用下载的模板)"
+    assert str(caught.value) == "required columns are missing: id, district"
     with pytest.raises(UploadError):
         read_table("w.xlsx", b"not a zip")
     with pytest.raises(UploadError):

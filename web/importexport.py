@@ -63,6 +63,7 @@ __all__ = [
     "Preview",
     "RowProblem",
     "SAMPLE_IDS",
+    "UPLOAD_ERRORS",
     "UploadError",
     "apply_rows",
     "export_csv",
@@ -219,8 +220,35 @@ def unquote_text(text: str) -> str:
     return text[1:] if _QUOTED_RE.match(text) else text
 
 
+#: English texts of :class:`UploadError` codes (the web writes them in the reader's language).
+UPLOAD_ERRORS: Final[dict[str, str]] = {
+    "row-cells": "a row of the workbook has more than {limit} cells",
+    "xlsx-too-big": "the workbook expands to more than {limit} MiB",
+    "xlsx-members": "the workbook has {count} parts (at most {limit})",
+    "xlsx-unreadable": "the file cannot be read as an .xlsx workbook",
+    "csv-encoding": "the CSV file is neither UTF-8 nor GBK",
+    "file-type": "only .xlsx and .csv files are accepted",
+    "too-many-lines": "the sheet has more than {limit} rows (blank rows count)",
+    "too-slow": "reading the file took more than {seconds:g} s",
+    "cell-too-long": "row {row} has a cell of more than {limit} characters",
+    "too-many-rows": "at most {limit} rows may be imported at once",
+    "csv-unreadable": "the CSV file cannot be read: a cell too large or a malformed line",
+    "empty-file": "the file is empty: the first row must be the header",
+    "unknown-kind": "unknown kind of data {kind}",
+    "missing-columns": "required columns are missing: {columns}",
+}
+
+
 class UploadError(ValueError):
-    """The file as a whole cannot be read (wrong format, no header row, too many rows)."""
+    """The file as a whole cannot be read (wrong format, no header row, too many rows): a ``code`` of
+    :data:`UPLOAD_ERRORS` with ``params``; ``str()`` is English, :mod:`web.ui.row_issues` writes it for people.
+    """
+
+    def __init__(self, code: str, **params: Any) -> None:
+        self.code = code
+        self.params = params
+        values = {k: ", ".join(v) if isinstance(v, list) else v for k, v in params.items()}
+        super().__init__(UPLOAD_ERRORS[code].format(**values))
 
 
 @dataclass(frozen=True)
@@ -328,7 +356,7 @@ class _RowCells:
                 continue
             self.cells += 1
             if self.cells > MAX_ROW_CELLS:
-                raise UploadError(f"Excel 文件中有一行超过 {MAX_ROW_CELLS} 个单元格,无法导入")
+                raise UploadError("row-cells", limit=MAX_ROW_CELLS)
 
 
 def _check_xlsx(data: bytes) -> None:
@@ -339,12 +367,12 @@ def _check_xlsx(data: bytes) -> None:
     Reading is streamed in 1 MiB pieces, so the check itself holds little memory.
     """
     limit = MAX_UNCOMPRESSED // (1024 * 1024)
-    too_big = UploadError(f"Excel 文件解压后超过 {limit} MiB,无法导入;请删除多余内容或拆分后分批导入")
+    too_big = UploadError("xlsx-too-big", limit=limit)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
             if len(members) > MAX_MEMBERS:
-                raise UploadError(f"Excel 文件包含 {len(members)} 个部件(最多 {MAX_MEMBERS} 个),无法导入")
+                raise UploadError("xlsx-members", count=len(members), limit=MAX_MEMBERS)
             if sum(m.file_size for m in members) > MAX_UNCOMPRESSED:
                 raise too_big
             total = 0
@@ -363,16 +391,15 @@ def _check_xlsx(data: bytes) -> None:
                         if cells is not None:
                             cells.feed(chunk)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as err:
-        raise UploadError("无法读取该 Excel 文件,请确认是 .xlsx 格式") from err
+        raise UploadError("xlsx-unreadable") from err
 
 
 def _xlsx_rows(data: bytes) -> Iterator[Sequence[Any]]:
     """The first sheet's rows as values, at most :data:`MAX_SCANNED_ROWS` + 1 of them."""
-    unreadable = "无法读取该 Excel 文件,请确认是 .xlsx 格式"
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as err:  # openpyxl raises zipfile, KeyError, ValueError... on a bad file
-        raise UploadError(unreadable) from err
+        raise UploadError("xlsx-unreadable") from err
     try:
         # max_row: openpyxl stops there (it would otherwise count out every declared empty row), and
         # max_col keeps a sheet declaring 16,384 columns from padding every row to that width
@@ -381,7 +408,7 @@ def _xlsx_rows(data: bytes) -> Iterator[Sequence[Any]]:
     except GeneratorExit:
         raise
     except Exception as err:  # malformed sheet XML surfaces while iterating
-        raise UploadError(unreadable) from err
+        raise UploadError("xlsx-unreadable") from err
     finally:
         book.close()
 
@@ -413,21 +440,21 @@ def read_table(filename: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
             except UnicodeDecodeError:
                 continue
         if text is None:
-            raise UploadError("无法识别 CSV 文件的编码(请保存为 UTF-8 或 GBK)")
+            raise UploadError("csv-encoding")
         table = csv.reader(io.StringIO(text, newline=""))
     else:
-        raise UploadError("只接受 .xlsx 或 .csv 文件")
+        raise UploadError("file-type")
     out: list[tuple[int, dict[str, Any]]] = []
     header: list[str] | None = None
     try:
         for number, cells in enumerate(table, 1):
             if number > MAX_SCANNED_ROWS:
-                raise UploadError(f"表格超过 {MAX_SCANNED_ROWS} 行(空行也计入),请删除多余的空行或拆分后分批导入")
+                raise UploadError("too-many-lines", limit=MAX_SCANNED_ROWS)
             if time.monotonic() - started > READ_SECONDS:
-                raise UploadError(f"读取文件超过 {READ_SECONDS:g} 秒,已停止;请拆分后分批导入")
+                raise UploadError("too-slow", seconds=READ_SECONDS)
             values = list(cells)[:MAX_COLUMNS]
             if any(isinstance(v, str) and len(v) > MAX_CELL for v in values):
-                raise UploadError(f"第 {number} 行有单元格超过 {MAX_CELL} 个字符,无法导入")
+                raise UploadError("cell-too-long", row=number, limit=MAX_CELL)
             if header is None:
                 if not any(v not in (None, "") for v in values):
                     continue
@@ -437,11 +464,11 @@ def read_table(filename: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
                 continue
             out.append((number, {header[i]: v for i, v in enumerate(values) if i < len(header) and header[i]}))
             if len(out) > MAX_ROWS:
-                raise UploadError(f"一次最多导入 {MAX_ROWS} 行")
+                raise UploadError("too-many-rows", limit=MAX_ROWS)
     except csv.Error as err:  # e.g. a cell over the csv module's field size limit (128 KiB)
-        raise UploadError("CSV 文件无法读取:单元格过大或格式有误") from err
+        raise UploadError("csv-unreadable") from err
     if header is None:
-        raise UploadError("文件是空的:第一行应为表头")
+        raise UploadError("empty-file")
     return out
 
 
@@ -573,7 +600,7 @@ def validate(
         If a required column is missing from the header.
     """
     if kind not in COLUMNS:
-        raise UploadError(f"未知的数据类型 {kind}")
+        raise UploadError("unknown-kind", kind=kind)
     label = LABEL_OF[kind]
     preview = Preview(kind=kind, total=len(records))
     header: dict[str, None] = {}
@@ -581,9 +608,9 @@ def validate(
         header.update(dict.fromkeys(record))
     found, _unknown = _match_columns(kind, header)
     present = {c.key for c in found.values()}
-    missing = [c.header for c in COLUMNS[kind] if c.required and c.key not in present]
+    missing = [c.key for c in COLUMNS[kind] if c.required and c.key not in present]
     if records and missing:
-        raise UploadError("缺少必填列:" + "、".join(missing) + "(请使用下载的模板)")
+        raise UploadError("missing-columns", label=label, columns=missing)
     known_districts = set(districts)
     stored = {n["id"]: n for n in store.iter_nodes(label)}
     converted: list[tuple[int, dict[str, Any]]] = []

@@ -28,7 +28,7 @@ from web.importexport import (
     template_workbook,
     validate,
 )
-from web.ui import bp, row_issues  # noqa: F401  (row_issues: the preview's template globals)
+from web.ui import bp, row_issues
 from web.ui.access import EDITORS, READERS, principal, role_required, user_district, user_role
 from web.ui.context import recommender, store
 from web.ui.forms import ActionForm, UploadForm
@@ -135,7 +135,7 @@ def import_page() -> str | Response:
             own = user_district() if user_role() == "district" else None
             preview = validate(store(), kind, records, district=own, districts=districts(store()))
         except UploadError as err:
-            flash(str(err), "error")
+            flash(row_issues.upload_error_text(err), "error")
             return render_template("ui/import.html", form=form, kinds=KINDS, kind_labels=KIND_LABELS,
                                    can_import=can_import)
         p = principal()

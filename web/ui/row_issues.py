@@ -16,11 +16,11 @@ from flask_babel import lazy_gettext as _l
 
 from graph.errors import RowError
 from graph.schema import ID_MAX, Issue, field_of
-from web.importexport import RowProblem
+from web.importexport import RowProblem, UploadError
 from web.ui import bp
 from web.ui.i18n import STATUS_LABELS, ui_lang
 
-__all__ = ["column_name", "issue_text", "problem_column", "problem_text", "row_error_text"]
+__all__ = ["column_name", "issue_text", "problem_column", "problem_text", "row_error_text", "upload_error_text"]
 
 _TYPE = {
     "str": _l("文本"), "int": _l("非负整数"), "bool": _l("“是”或“否”"), "list[str]": _l("非空的列表(用顿号分隔)"),
@@ -117,3 +117,37 @@ def problem_text(problem: RowProblem) -> str:
 def row_error_text(error: RowError, label: str) -> str:
     """A :class:`graph.errors.RowError` (say from :func:`graph.dataset.save_row`) in the reader's language."""
     return issue_text(error.issue, label) if error.issue is not None else error.reason
+
+
+def upload_error_text(error: UploadError) -> str:
+    """Why an uploaded file cannot be read at all, in the reader's language.
+
+    Examples
+    --------
+    >>> upload_error_text(UploadError("too-many-rows", limit=20000))
+    '一次最多导入 20000 行'
+    """
+    p: Mapping[str, Any] = error.params
+    texts: dict[str, Callable[[], str]] = {
+        "row-cells": lambda: _("Excel 文件中有一行超过 %(limit)s 个单元格,无法导入", limit=p["limit"]),
+        "xlsx-too-big": lambda: _("Excel 文件解压后超过 %(limit)s MiB,无法导入;请删除多余内容或拆分后分批导入",
+                                  limit=p["limit"]),
+        "xlsx-members": lambda: _("Excel 文件包含 %(count)s 个部件(最多 %(limit)s 个),无法导入", count=p["count"],
+                                  limit=p["limit"]),
+        "xlsx-unreadable": lambda: _("无法读取该 Excel 文件,请确认是 .xlsx 格式"),
+        "csv-encoding": lambda: _("无法识别 CSV 文件的编码(请保存为 UTF-8 或 GBK)"),
+        "file-type": lambda: _("只接受 .xlsx 或 .csv 文件"),
+        "too-many-lines": lambda: _("表格超过 %(limit)s 行(空行也计入),请删除多余的空行或拆分后分批导入",
+                                    limit=p["limit"]),
+        "too-slow": lambda: _("读取文件超过 %(seconds)s 秒,已停止;请拆分后分批导入", seconds=f"{p['seconds']:g}"),
+        "cell-too-long": lambda: _("第 %(row)s 行有单元格超过 %(limit)s 个字符,无法导入", row=p["row"],
+                                   limit=p["limit"]),
+        "too-many-rows": lambda: _("一次最多导入 %(limit)s 行", limit=p["limit"]),
+        "csv-unreadable": lambda: _("CSV 文件无法读取:单元格过大或格式有误"),
+        "empty-file": lambda: _("文件是空的:第一行应为表头"),
+        "unknown-kind": lambda: _("未知的数据类型 %(label)s", label=p["kind"]),
+        "missing-columns": lambda: _("缺少必填列:%(columns)s(请使用下载的模板)", columns=(
+            ", " if ui_lang() == "en" else "、").join(column_name(p["label"], c) for c in p["columns"])),
+    }
+    text = texts.get(error.code)
+    return text() if text is not None else str(error)
