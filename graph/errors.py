@@ -45,13 +45,17 @@ class StoreFull(StoreUnavailable):
     ----------
     restart_needed : bool
         ``False`` for the embedded store: reads still work, and writes resume by themselves once there is
-        room. ``True`` for Neo4j, which stops serving anything (reads included) when it cannot append to its
-        transaction log, until it is restarted with room on its disk.
+        room. ``True`` for Neo4j, which stops serving anything (reads included) when it cannot write to its
+        disk, until it is restarted with room on its disk.
+    maybe_saved : bool
+        The failed write may still be there after a restart (Neo4j had logged it before it failed to apply
+        it to its store files; its recovery applies it). ``False``: it was not saved.
     """
 
-    def __init__(self, message: str = "", *, restart_needed: bool = False) -> None:
+    def __init__(self, message: str = "", *, restart_needed: bool = False, maybe_saved: bool = False) -> None:
         super().__init__(message)
         self.restart_needed = restart_needed
+        self.maybe_saved = maybe_saved
 
 
 class StoreNeedsRestart(StoreUnavailable):

@@ -123,6 +123,13 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
                            "Neo4j could not write its transaction log (its disk is most likely full): the change was "
                            "not saved, and Neo4j serves nothing, reads included, until the administrator frees disk "
                            "space and restarts it"),
+    "store-full/restart-maybe-saved": ("Insufficient Storage",
+                                       "图数据库（Neo4j）已记下本次修改，但无法写入数据文件，多为磁盘已满；"
+                                       "Neo4j 已停止服务（查看也不可用），请联系管理员清理其磁盘并重启 Neo4j，"
+                                       "重启后本次修改会被恢复",
+                                       "Neo4j logged the change but could not write its data files (its disk is most "
+                                       "likely full); it serves nothing, reads included, until the administrator "
+                                       "frees disk space and restarts it, and the restart will recover the change"),
     "store-unavailable/restart": ("Store Unavailable",
                                   "图数据库（Neo4j）遇到严重错误已停止服务，"
                                   "请联系管理员重启 Neo4j（原因见其 debug.log）",
@@ -344,8 +351,8 @@ def _store_unavailable(err: StoreUnavailable | StoreLocked) -> Response:
 
 def _store_full(err: StoreFull) -> Response:
     current_app.logger.error("store full: %s", err)
-    return problem_response(503, "store-full/restart" if err.restart_needed else "store-full",
-                            headers={"Retry-After": "60"})
+    variant = "/restart-maybe-saved" if err.maybe_saved else "/restart" if err.restart_needed else ""
+    return problem_response(503, "store-full" + variant, headers={"Retry-After": "60"})
 
 
 def _node_not_found(err: NodeNotFound) -> Response:
