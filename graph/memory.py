@@ -661,13 +661,14 @@ class MemoryStore(GraphStore):
             params += [-1 if limit is None else limit, offset]
         with self._session() as conn:
             rows = conn.execute(sql, params).fetchall()
+        loads = orjson.loads
         out = []
-        for node_id, text in rows:
-            props = _loads(text)
+        for node_id, text in rows:  # the hot loop of whole-label reads (the projection, the match states)
+            props = loads(text)
             props["id"] = node_id
-            if all(props.get(k) == v for k, v in rest.items()):
-                out.append(props)
+            out.append(props)
         if rest:
+            out = [p for p in out if all(p.get(k) == v for k, v in rest.items())]
             out = out[offset:None if limit is None else offset + limit]
         return out
 
