@@ -5,8 +5,10 @@ from a snapshot taken earlier, writes through to the real store, and reads fresh
 write attempt, so a step decides on what it read before another :class:`Selection` moved on. Against
 both stores too, separate OS processes (``spawn``: the real Neo4j test server with a driver per process,
 or one embedded data directory opened by every process) race on one invitation and on one worker's last
-unit of capacity, round after round: exactly one wins each time. The embedded store's compare-and-set is
-its ``BEGIN IMMEDIATE`` transaction (the database's write lock), Neo4j's the node locks of the batch.
+unit of capacity, round after round: exactly one moves the invitation out of ``invited`` each time (a
+withdrawal that reads the acceptance is a legal second step), and the capacity is never exceeded. The
+embedded store's compare-and-set is its ``BEGIN IMMEDIATE`` transaction (the database's write lock), Neo4j's
+the node locks of the batch.
 """
 
 from __future__ import annotations
