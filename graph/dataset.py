@@ -13,7 +13,7 @@ relationships are derived from the row by :func:`row_relationships`. Values the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,10 @@ __all__ = [
     "STAGED_ABOVE",
     "Dataset",
     "LoadReport",
+    "check_rows",
     "export_dataset",
     "load_dataset",
+    "load_rows",
     "read_dataset",
     "row_relationships",
     "row_to_props",
@@ -113,26 +115,49 @@ def read_dataset(
     missing = [f for f in _REQUIRED_FILES if not (base / f).is_file()]
     if missing:
         raise DatasetError([_error(str(base / f), 0, Issue("missing-file")) for f in missing])
+    return _validate({label: _parsed(base / name) for name, label in FILES.items() if (base / name).is_file()},
+                     known)
+
+
+def _parsed(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, row)`` for each non-blank line of a JSON Lines file; the row is an :class:`Issue` when
+    the line cannot be read."""
+    for number, text, decode_error in _read_lines(path):
+        if decode_error is not None or text is None:
+            yield number, decode_error or Issue("not-utf8", params={"byte": 0})
+            continue
+        try:
+            yield number, json.loads(text)
+        except ValueError as err:
+            yield number, Issue("bad-json", params={"error": str(err)})
+
+
+def check_rows(label: str, rows: Iterable[Mapping[str, Any]], *, known: Mapping[str, set[str]] | None = None
+               ) -> Dataset:
+    """Validate rows of one label held in memory exactly as :func:`read_dataset` validates its file (row ``i``
+    is line ``i``); the rows returned are copies.
+
+    Examples
+    --------
+    >>> data = check_rows("Worker", [{"id": "W1", "name": "王"}, {"id": "W1"}, {"id": "W2", "capacity": -1}])
+    >>> [r["id"] for r in data.rows["Worker"]], [(e.line, e.issue.code) for e in data.errors]
+    (['W1'], [(2, 'duplicate-id'), (3, 'type')])
+    """
+    return _validate({label: ((i, dict(row) if isinstance(row, Mapping) else row) for i, row in enumerate(rows, 1))},
+                     known)
+
+
+def _validate(sources: Mapping[str, Iterable[tuple[int, Any]]], known: Mapping[str, set[str]] | None) -> Dataset:
+    """Check parsed rows per label (``(line, row or Issue)``), then the references between them and ``known``."""
     data = Dataset()
     ids: dict[str, set[str]] = {label: set((known or {}).get(label, set())) for label in FILES.values()}
     where: dict[tuple[str, str], tuple[str, int]] = {}
     for name, label in FILES.items():
-        path = base / name
         rows: list[dict[str, Any]] = []
         data.rows[label] = rows
-        if not path.is_file():
-            continue
         seen: set[str] = set()
-        for number, text, decode_error in _read_lines(path):
-            if decode_error is not None or text is None:
-                data.errors.append(_error(name, number, decode_error or Issue("not-utf8", params={"byte": 0})))
-                continue
-            try:
-                row = json.loads(text)
-            except ValueError as err:
-                data.errors.append(_error(name, number, Issue("bad-json", params={"error": str(err)})))
-                continue
-            problem = check_row(label, row)
+        for number, row in sources.get(label, ()):
+            problem = row if isinstance(row, Issue) else check_row(label, row)
             if problem is None and row["id"] in seen:
                 problem = Issue("duplicate-id", "id", {"id": row["id"], "first_line": where[(label, row["id"])][1]})
             if problem is not None:
@@ -317,7 +342,7 @@ STAGED_ABOVE = 20_000
 
 def load_dataset(
     store: GraphStore,
-    directory: str | Path,
+    directory: str | Path | Callable[[Mapping[str, set[str]]], Dataset],
     *,
     skip_invalid: bool = False,
     progress: Callable[[int], object] | None = None,
@@ -333,6 +358,9 @@ def load_dataset(
 
     Parameters
     ----------
+    directory
+        The dataset directory, or a function of the stored enterprise and worker ids that validates rows held
+        in memory (see :func:`load_rows`).
     log
         Told about the recovery, commit or undo of a staged load.
     fail_after
@@ -355,7 +383,7 @@ def load_dataset(
             recover(store, log=say)
             staged = store
     known = {label: {n["id"] for n in store.iter_nodes(label)} for label in ("Enterprise", "Worker")}
-    data = read_dataset(directory, known=known)
+    data = read_dataset(directory, known=known) if isinstance(directory, str | Path) else directory(known)
     if data.errors and not skip_invalid:
         raise DatasetError(data.errors)
     codes: dict[tuple[str, str], str] = {}
@@ -400,6 +428,18 @@ def load_dataset(
     else:
         store.apply(batch, progress=progress)
     return LoadReport(rows=counts, skipped=skipped, relationships=len(batch.rels))
+
+
+def load_rows(store: GraphStore, label: str, rows: Sequence[Mapping[str, Any]]) -> LoadReport:
+    """Validate then import rows of one label held in memory, all or nothing, as :func:`load_dataset` imports
+    a file of them (no files are written).
+
+    Raises
+    ------
+    DatasetError
+        If any row is invalid; nothing is written then.
+    """
+    return load_dataset(store, lambda known: check_rows(label, rows, known=known))
 
 
 _DERIVED_FROM = {  # relationship type -> label whose row it derives from (start or end)

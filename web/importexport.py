@@ -13,12 +13,13 @@ Coordinators keep their lists in Excel, so this module speaks their format:
   else GB18030, which is what Excel on a Chinese Windows writes). Headers may be the Chinese names or
   the dataset keys. Phone numbers and credit codes are read as text, never numbers.
 * **Validation** (:func:`validate`): sheet rows become dataset rows, which are checked by
-  :func:`graph.dataset.read_dataset` itself, so an import accepts exactly what the dataset loader
-  accepts; every bad row is reported with its spreadsheet row number and a Chinese reason. A row whose
+  :func:`graph.dataset.check_rows` (in memory), so an import accepts exactly what the dataset loader
+  accepts; every bad row is reported with its spreadsheet row number and a problem code (written in the
+  reader's language by :mod:`web.ui.row_issues`). A row whose
   id is stored is an update: the preview lists the fields it changes (:class:`FieldChange`), and it is
   written over the stored row, so columns the sheet lacks and blank cells keep their values, and so do
   the relationships derived from them (skills, a solved problem's ``solved_by`` history and status).
-* **Applying** (:func:`apply_rows`): valid rows are written with :func:`graph.dataset.load_dataset`
+* **Applying** (:func:`apply_rows`): valid rows are written with :func:`graph.dataset.load_rows`
   in chunks (each chunk atomic), reporting progress after each chunk. Rows are keyed by ``编号`` so
   a re-run after an interruption is harmless.
 * **Export** (:func:`export_xlsx`, :func:`export_csv`): the same columns; CSV is UTF-8 with a BOM so
@@ -35,9 +36,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -50,7 +49,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils.datetime import from_excel
 
-from graph.dataset import FILES, load_dataset, props_to_row, read_dataset
+from graph.dataset import check_rows, load_rows, props_to_row
 from graph.schema import ITEMS_MAX, LABEL_OF_KIND, SCHEMA, Field, Issue, got
 from graph.store import GraphStore
 
@@ -80,7 +79,6 @@ __all__ = [
 Kind = Literal["workers", "enterprises", "problems"]
 KINDS: Final[tuple[str, ...]] = ("workers", "enterprises", "problems")
 LABEL_OF: Final[dict[str, str]] = LABEL_OF_KIND
-FILE_OF: Final[dict[str, str]] = {label: name for name, label in FILES.items()}
 KIND_NAMES: Final[dict[str, str]] = {"workers": "劳模工匠", "enterprises": "企业", "problems": "问题"}
 #: Rows written per atomic chunk when applying (one progress step each).
 CHUNK: Final = 100
@@ -652,9 +650,7 @@ def validate(
     # the dataset loader's own checks (types, duplicates, references), run on the remaining rows
     known = {lab: {n["id"] for n in store.iter_nodes(lab)} for lab in ("Enterprise", "Worker")}
     line_to_row = {i: number for i, (number, _row) in enumerate(converted, 1)}
-    with tempfile.TemporaryDirectory(prefix="jianglian-import-") as tmp:
-        _write_dataset(Path(tmp), label, [row for _n, row in converted])
-        data = read_dataset(tmp, known=known)
+    data = check_rows(label, [row for _n, row in converted], known=known)
     bad_lines: set[int] = set()
     for error in data.errors:
         number = line_to_row.get(error.line, error.line)
@@ -707,19 +703,10 @@ def _changes(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[
     return out
 
 
-def _write_dataset(directory: Path, label: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """A dataset directory holding ``rows`` (one line each, so line ``i`` is ``rows[i-1]``)."""
-    for name in ("workers.jsonl", "problems.jsonl"):
-        (directory / name).touch()
-    with open(directory / FILE_OF[label], "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 # -- applying -----------------------------------------------------------------------------------
 def apply_rows(store: GraphStore, kind: str, rows: Sequence[Mapping[str, Any]], *,
                progress: Callable[[int, int], None] | None = None, chunk: int = CHUNK) -> int:
-    """Write validated rows in atomic chunks with :func:`graph.dataset.load_dataset`; returns rows written.
+    """Write validated rows in atomic chunks with :func:`graph.dataset.load_rows`; returns rows written.
 
     ``progress(done, total)`` is called after each chunk.
 
@@ -735,9 +722,7 @@ def apply_rows(store: GraphStore, kind: str, rows: Sequence[Mapping[str, Any]], 
         progress(0, total)
     for start in range(0, total, chunk):
         part = rows[start:start + chunk]
-        with tempfile.TemporaryDirectory(prefix="jianglian-import-") as tmp:
-            _write_dataset(Path(tmp), label, part)
-            load_dataset(store, tmp)
+        load_rows(store, label, part)
         done += len(part)
         if progress:
             progress(done, total)
