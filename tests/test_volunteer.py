@@ -283,14 +283,21 @@ def test_processes_racing_on_one_volunteer_exactly_one_wins(neo4j_uri: str, neo4
             for q, action in zip(commands, racers, strict=True):
                 q.put((action, mid))
             got = [results.get(timeout=60) for _ in racers]
-            assert not [r for r in got if r[1] == "error"], got
+            assert all(r[1] in ("won", "conflict", "illegal") for r in got), (round_, got)
             winners = [r for r in got if r[1] == "won"]
-            assert len(winners) == 1, (round_, got)
             outcomes.update(r[1] for r in got)
             match = sel.get(mid)
-            assert match["state"] == winners[0][2] and len(match["history"]) == 2, (round_, match)
-            assert len(sel.audit(match_id=mid)) == 2
-            assert store.count_nodes("Notification", where={"match_id": mid}) == 2, round_
+            steps = [(h["from"], h["to"]) for h in match["history"][1:]]
+            # exactly one racer moved the match out of "volunteered"; a withdrawal that read the match after the
+            # confirmation committed is a legal second step (accepted -> withdrawn), never a lost update
+            assert len([f for f, _ in steps if f == "volunteered"]) == 1, (round_, steps)
+            assert steps in ([("volunteered", winners[0][2])],
+                             [("volunteered", "accepted"), ("accepted", "withdrawn")]), (round_, steps, got)
+            assert sorted(w[2] for w in winners) == sorted(t for _, t in steps), (round_, got, steps)
+            outcomes["second step"] += len(steps) - 1
+            assert len(sel.audit(match_id=mid)) == 1 + len(steps)
+            # the volunteer's notification plus one per step that landed, none for a refused one
+            assert store.count_nodes("Notification", where={"match_id": mid}) == 1 + len(steps), round_
             if match["state"] == "accepted":
                 sel.withdraw(mid, actor="tinghu")
     finally:
@@ -302,5 +309,5 @@ def test_processes_racing_on_one_volunteer_exactly_one_wins(neo4j_uri: str, neo4
                 p.kill()
                 p.join()
     print(f"\n{ROUNDS} confirm/decline/withdraw rounds on a volunteer; outcomes: {dict(outcomes)}")
-    assert outcomes["won"] == ROUNDS
+    assert outcomes["won"] - outcomes["second step"] == ROUNDS
     assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
