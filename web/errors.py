@@ -50,6 +50,7 @@ __all__ = [
     "UnsupportedContentEncoding",
     "UnsupportedMediaType",
     "ValidationFailed",
+    "http_exception_response",
     "is_api_request",
     "problem_response",
     "register_error_handlers",
@@ -142,8 +143,8 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
 }
 
 #: Match states as the UI names them (web.ui.i18n), for messages of the API.
-_STATE_ZH = {"suggested": "已推荐", "invited": "已邀请", "accepted": "已接受", "declined": "已婉拒",
-             "completed": "已完成", "withdrawn": "已撤回"}
+_STATE_ZH = {"suggested": "已推荐", "invited": "已邀请", "volunteered": "已报名", "accepted": "已接受",
+             "declined": "已婉拒", "completed": "已完成", "withdrawn": "已撤回"}
 _LABEL_ZH = {"Worker": "劳模工匠", "Enterprise": "企业", "Problem": "问题", "Skill": "技能",
              "IndustryChain": "产业链", "District": "地区", "Match": "邀请", "User": "用户", "ApiKey": "API 密钥"}
 
@@ -446,6 +447,12 @@ def _http_exception(err: HTTPException) -> Response | HTTPException:
             return problem_response(400, "malformed-body")
         return problem_response(400, "bad-request", reason=err.description or "")
     return problem_response(code, "http", name=err.name, description=err.description or err.name)
+
+
+def http_exception_response(err: HTTPException) -> Response | HTTPException:
+    """What :func:`register_error_handlers` answers for a werkzeug HTTP error (problem+json under ``/api``, the
+    error itself elsewhere), for a page handler that takes over the non-API case (web.ui.errorpages)."""
+    return _http_exception(err)
 
 
 def _apiflask_error(error: Any) -> Response:

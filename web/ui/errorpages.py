@@ -34,7 +34,7 @@ PAGES: dict[int, tuple[Any, Any]] = {
 def error_page(err: HTTPException) -> Response | HTTPException | tuple[str, int, dict[str, str]]:
     """A person's error page; problem+json for the API (the handlers of :mod:`web.errors`)."""
     if errors.is_api_request():
-        return errors._http_exception(err)  # noqa: SLF001 (the API's own answer for the same error)
+        return errors.http_exception_response(err)
     code = err.code or 500
     title, text = PAGES.get(code, (err.name, err.description or ""))
     headers = {k: v for k, v in err.get_headers() if k.lower() in ("retry-after", "allow")}
