@@ -35,9 +35,9 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from demo.generator import generate
 from graph.dataset import load_dataset
 from graph.memory import MemoryStore
+from graph.spreadsheet import COLUMNS, MAX_CELL
 from web.api.bodies import MAX_JSON_DEPTH
 from web.auth import create_api_key
-from web.importexport import COLUMNS, MAX_CELL
 
 pytest.register_assert_rewrite("tests.api_support")
 

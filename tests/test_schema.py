@@ -12,9 +12,9 @@ from marshmallow.validate import Length, OneOf, Range
 
 from graph.memory import MemoryStore
 from graph.schema import CODES, ITEMS_MAX, SCHEMA, Field, Issue, check_row, describe
+from graph.spreadsheet import COLUMNS, LABEL_OF, UPLOAD_ERRORS, UploadError
 from tests.api_support import make_app
 from web.api import schemas
-from web.importexport import COLUMNS, LABEL_OF, UPLOAD_ERRORS, UploadError
 from web.ui.row_issues import issue_text, upload_error_text
 
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -15,10 +15,11 @@ import pytest
 from openpyxl import load_workbook
 
 from graph.dataset import export_dataset, read_dataset
+from graph.sheet_import import validate
+from graph.spreadsheet import read_table
 from graph.store import GraphStore
 from tests import api_support
 from tests.api_support import login_as, make_app
-from web.importexport import read_table, validate
 
 demo_dir = api_support.demo_dir
 store = api_support.store

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from graph.dataset import read_dataset
+from graph.sheet_import import validate
+from graph.spreadsheet import read_table
 from graph.store import GraphStore
 from tests import api_support
 from tests.api_support import assert_problem, keys, login_as, make_app
-from web.importexport import read_table, validate
 from web.ui.row_issues import problem_text
 
 demo_dir = api_support.demo_dir

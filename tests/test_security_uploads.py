@@ -22,11 +22,11 @@ import psutil
 import pytest
 from openpyxl import Workbook
 
+from graph import sheet_import, spreadsheet
+from graph.spreadsheet import MAX_CELL, MAX_SCANNED_ROWS, UploadError, read_table
 from graph.store import GraphStore
 from tests import api_support
 from tests.api_support import login_as, make_app
-from web import importexport
-from web.importexport import MAX_CELL, MAX_SCANNED_ROWS, UploadError, read_table
 from web.ui.importexport import JOBS_IN_ALL, JOBS_PER_USER, ImportJob, ImportJobs
 from web.ui.row_issues import upload_error_text
 
@@ -201,7 +201,7 @@ def test_values_past_the_api_field_limits_are_row_errors(app: Any, store: GraphS
 
 
 def test_reading_stops_after_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importexport, "READ_SECONDS", 0.0)
+    monkeypatch.setattr(spreadsheet, "READ_SECONDS", 0.0)
     data = _template([["编号", "姓名", "区县"], ["W1", "王师傅", "亭湖区"]])
     with pytest.raises(UploadError) as caught:
         read_table("workers.xlsx", data)
@@ -210,7 +210,7 @@ def test_reading_stops_after_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_import_previews_are_bounded_per_user_and_in_all() -> None:
     jobs = ImportJobs()
-    preview = importexport.Preview(kind="workers")
+    preview = sheet_import.Preview(kind="workers")
 
     def job(owner: str, n: int) -> ImportJob:
         return ImportJob(id=f"{owner}-{n}", owner=owner, kind="workers", filename="w.xlsx", preview=preview)

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
+from graph.sheet_import import validate
+from graph.spreadsheet import SAMPLE_IDS, export_csv, export_rows, read_table, template_workbook
 from graph.store import GraphStore
 from tests import api_support
 from tests.api_support import login_as, make_app
-from web.importexport import SAMPLE_IDS, export_csv, export_rows, read_table, template_workbook, validate
 from web.ui.queries import districts
 
 demo_dir = api_support.demo_dir

@@ -13,10 +13,11 @@ from openpyxl import Workbook, load_workbook
 
 from graph.memory import MemoryStore
 from graph.schema import Issue
+from graph.sheet_import import apply_rows, validate
+from graph.spreadsheet import COLUMNS, export_csv, read_table, template_workbook
 from graph.store import GraphStore
 from tests import api_support
 from tests.api_support import login_as, make_app
-from web.importexport import COLUMNS, apply_rows, export_csv, read_table, template_workbook, validate
 from web.ui.row_issues import issue_text, problem_text, upload_error_text
 
 demo_dir = api_support.demo_dir
@@ -95,7 +96,7 @@ def test_every_bad_row_is_reported_in_chinese_with_its_row_number() -> None:
 
 
 def test_missing_required_column_and_unreadable_files() -> None:
-    from web.importexport import UploadError
+    from graph.spreadsheet import UploadError
 
     with pytest.raises(UploadError) as caught:
         validate(_empty_store(), "workers", read_table("w.csv", _csv([["姓名"], ["王建国"]])))

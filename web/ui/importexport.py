@@ -15,19 +15,9 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from graph.errors import GraphError
+from graph.sheet_import import Preview, apply_rows, validate
+from graph.spreadsheet import COLUMNS, KINDS, UploadError, export_csv, export_xlsx, read_table, template_workbook
 from graph.store import GraphStore
-from web.importexport import (
-    COLUMNS,
-    KINDS,
-    Preview,
-    UploadError,
-    apply_rows,
-    export_csv,
-    export_xlsx,
-    read_table,
-    template_workbook,
-    validate,
-)
 from web.ui import bp, row_issues
 from web.ui.access import EDITORS, READERS, principal, role_required, user_district, user_role
 from web.ui.context import recommender, store

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from graph.rules import problem_status
+from graph.spreadsheet import split_list
 from graph.store import GraphStore
-from web.importexport import split_list
 
 __all__ = [
     "SPECIALISED",

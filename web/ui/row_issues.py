@@ -16,7 +16,8 @@ from flask_babel import lazy_gettext as _l
 
 from graph.errors import RowError
 from graph.schema import ID_MAX, Issue, field_of
-from web.importexport import RowProblem, UploadError
+from graph.sheet_import import RowProblem
+from graph.spreadsheet import UploadError
 from web.ui import bp
 from web.ui.i18n import STATUS_LABELS, ui_lang
 
