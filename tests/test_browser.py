@@ -74,7 +74,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     # one phase around today, so a completion made by the test lands inside the campaign
     targets = Targets(phases=(Phase("测试阶段", today - timedelta(days=30), today + timedelta(days=30)),))
     app = create_app({"STORE": store, "SECRET_KEY": "browser-test", "TARGETS": targets,
-                      "API_RATE_LIMIT": "100000 per minute"})
+                      "API_RATE_LIMIT": "100000 per minute", "PAGE_RATE_LIMIT": "100000 per minute"})
     create_user(store, "coordinator", PASSWORD, role="city", display_name="市总协调员")
     create_user(store, "admin", PASSWORD, role="admin", display_name="管理员")
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from web.server import WORKER_HEADER
 
 pytest.register_assert_rewrite("tests.api_support")
 
-from tests.api_support import assert_problem, make_app  # noqa: E402
+from tests.api_support import assert_problem, login_as, make_app  # noqa: E402
 
 pytest_plugins = ["tests.api_support"]
 
@@ -118,6 +118,24 @@ def test_costs_are_configurable(store: GraphStore, monkeypatch: pytest.MonkeyPat
             check_costs(bad)
         with pytest.raises(ValueError, match="API_RATE_COSTS"):
             _app(store, API_RATE_COSTS=bad)
+
+
+def test_the_pages_that_rank_share_one_budget_per_user_at_the_api_costs(store: GraphStore) -> None:
+    app = _app(store, PAGE_RATE_LIMIT="130 per minute")
+    problem = store.list_nodes("Problem", where={"status": "open"}, limit=1)[0]["id"]
+    city, _ = login_as(app, store, "city")
+    pages, refused = _allowed(lambda: city.get(f"/problems/{problem}"), 20)
+    assert pages == 130 // DEFAULT_COSTS["recommend"] == 13
+    assert refused.status_code == 429 and refused.mimetype == "text/html"
+    assert _allowed(lambda: city.get("/assignment"), 3)[0] == 0  # the same budget, spent
+    for _ in range(20):  # pages that do not rank are not limited
+        assert city.get("/workers").status_code == 200
+
+    other, _ = login_as(app, store, "city", username="city-2")  # another user has a budget of their own
+    assert _allowed(lambda: other.get("/assignment"), 5)[0] == 130 // DEFAULT_COSTS["assignment_plan"] == 2
+    worker_id = store.list_nodes("Worker", limit=1)[0]["id"]
+    worker, _ = login_as(app, store, "worker", worker_id=worker_id)
+    assert _allowed(lambda: worker.get("/me/problems"), 50)[0] == 130 // DEFAULT_COSTS["recommended_problems"] == 43
 
 
 # -- one budget across the worker processes of a served app -----------------------------------------------------

@@ -60,6 +60,9 @@ DEFAULTS: dict[str, Any] = {
     # which the ranking routes spend more than 1 per call (web.api.costs, merged over its DEFAULT_COSTS)
     "API_RATE_LIMIT": "600 per minute",
     "API_RATE_COSTS": {},
+    # the same, per user, for the pages that rank (a problem's candidates, a worker's problems, the assignment
+    # plan), at the same costs: a session cannot ask for more ranking than a key (PAGE_RANKING_VIEWS)
+    "PAGE_RATE_LIMIT": "600 per minute",
     # where the API budget and the login throttle count: empty = <data dir>/ratelimits.sqlite3, shared by every
     # worker process and kept across restarts (web.ratelimit_store); memory:// counts per process
     "RATELIMIT_STORAGE_URI": "",
@@ -156,10 +159,28 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> APIFlask:
     app.register_blueprint(health_bp)
 
     init_ui(app)  # language selection (Flask-Babel) and the pages' blueprint
+    _limit_ranking_pages(app, limiter, costs.request_cost)
 
     app.after_request(_security_headers)
     outbox.init_outbox(app)  # the e-mail sender thread, when SMTP_HOST is set (README: Settings)
     return app
+
+
+#: Pages that rank, and the cost class (``web.api.costs``) each spends of ``PAGE_RATE_LIMIT``.
+PAGE_RANKING_VIEWS: dict[str, str] = {"ui.problem_detail": "recommend", "ui.my_problems": "recommended_problems",
+                                      "ui.assignment": "assignment_plan"}
+
+
+def _limit_ranking_pages(app: APIFlask, limiter: Limiter, cost: Any) -> None:
+    """Put the pages that rank under one ``PAGE_RATE_LIMIT`` budget per user, spent at the API's costs."""
+    for endpoint, name in PAGE_RANKING_VIEWS.items():
+        view: Any = app.view_functions.get(endpoint)
+        if view is None:  # a page renamed or gone: nothing to limit (tests/test_security_cost_limits.py notices)
+            continue
+        view.rate_cost = name
+        limited: Any = limiter.shared_limit(lambda: str(current_app.config["PAGE_RATE_LIMIT"]),
+                                            scope="ranking-pages", cost=cost)(view)
+        app.view_functions[endpoint] = limited
 
 
 def _limiter_storage(app: APIFlask, state: extensions.AppState) -> str:
