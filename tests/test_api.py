@@ -248,6 +248,14 @@ def test_detail_language_follows_accept_language_and_lang(api_app: Any) -> None:
     assert zh["title"] == en["title"] == "Unauthenticated"
 
 
+def test_the_site_language_cookie_chooses_the_detail_language_before_accept_language(api_app: Any) -> None:
+    client = api_app.test_client()
+    client.set_cookie("lang", "en")
+    en = assert_problem(client.get("/api/v1/workers", headers={"Accept-Language": "zh-CN"}), 401)
+    zh = assert_problem(client.get("/api/v1/workers?lang=zh", headers={"Accept-Language": "en"}), 401)
+    assert "API key" in en["detail"] and "密钥" in zh["detail"]
+
+
 def test_security_headers_on_every_response(api_app: Any, keys: dict) -> None:
     client = api_app.test_client()
     for response in (client.get("/api/v1/workers", headers=keys["read"]), client.get("/api/v1/workers"),

@@ -6,8 +6,9 @@ Every response body for an error under ``/api`` (and for ``/readyz``) is a probl
      "detail": "找不到 Worker 'w9'", "instance": "/api/v1/workers/w9"}
 
 ``title`` is a short English phrase that never changes for a ``type``; ``detail`` is written in
-Chinese or English, chosen by the ``lang`` query parameter, then by ``Accept-Language``
-(Chinese when neither asks for English). Validation problems add ``errors``: one entry per bad
+Chinese or English, chosen by the ``lang`` query parameter, then the ``lang`` cookie (the site's
+switch), then ``Accept-Language`` (Chinese when none asks for English): :func:`request_language`.
+Validation problems add ``errors``: one entry per bad
 field, ``{"field": "body.top_k", "message": ...}``.
 
 Handlers are registered per exception type (domain errors of :mod:`graph`, :mod:`embeddings` and
@@ -247,14 +248,19 @@ class ValidationFailed(ApiError):
 
 
 # -- response building --------------------------------------------------------------------------
-def request_language() -> Lang:
-    """``zh`` or ``en`` for the current request: ``?lang=`` first, then ``Accept-Language``."""
+def request_language(*, accept_language: bool = True) -> Lang:
+    """``zh`` or ``en`` for the current request, one rule for pages and API errors: ``?lang=`` first, then
+    the ``lang`` cookie (the site's language switch), then ``Accept-Language`` (``accept_language``: API
+    responses; pages are Chinese first and ignore it, :func:`web.ui.i18n.select_locale`), else Chinese."""
     if not has_request_context():
         return "zh"
-    asked = (request.args.get("lang") or "").strip().lower()
-    if asked.startswith("en"):
-        return "en"
-    if asked.startswith("zh"):
+    for asked in (request.args.get("lang"), request.cookies.get("lang")):
+        asked = (asked or "").strip().lower()
+        if asked.startswith("en"):
+            return "en"
+        if asked.startswith("zh"):
+            return "zh"
+    if not accept_language:
         return "zh"
     best = request.accept_languages.best_match(["zh", "en"])
     return "en" if best == "en" else "zh"

@@ -15,6 +15,7 @@ from flask_babel import Babel, get_locale
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
+from web.errors import request_language
 from web.ui import bp
 
 __all__ = ["LANGUAGES", "STATUS_LABELS", "ROLE_LABELS", "init_babel", "safe_next", "select_locale", "ui_lang"]
@@ -36,11 +37,9 @@ ROLE_LABELS = {
 
 
 def select_locale() -> str:
-    """``?lang=`` first, then the ``lang`` cookie, else Chinese."""
-    for value in (request.args.get(COOKIE), request.cookies.get(COOKIE)):
-        if value in LANGUAGES:
-            return value
-    return "zh"
+    """``?lang=`` first, then the ``lang`` cookie, else Chinese: the API errors' rule
+    (:func:`web.errors.request_language`) without ``Accept-Language``, since pages are Chinese first."""
+    return request_language(accept_language=False)
 
 
 def ui_lang() -> str:
