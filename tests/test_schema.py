@@ -10,12 +10,14 @@ import pytest
 from marshmallow import Schema
 from marshmallow.validate import Length, OneOf, Range
 
+from graph.dataset import save_row
+from graph.errors import DatasetError
 from graph.memory import MemoryStore
 from graph.schema import CODES, ITEMS_MAX, SCHEMA, Field, Issue, check_row, describe
 from graph.spreadsheet import COLUMNS, LABEL_OF, UPLOAD_ERRORS, UploadError
 from tests.api_support import make_app
 from web.api import schemas
-from web.ui.row_issues import issue_text, upload_error_text
+from web.ui.row_issues import issue_text, row_error_text, upload_error_text
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 API = {  # label -> (create body, update body)
@@ -183,3 +185,16 @@ def test_every_upload_error_is_written_in_both_languages(code: str) -> None:
     with app.test_request_context("/?lang=en"):
         english = upload_error_text(error)
     assert CJK.search(chinese) and not CJK.search(english), (chinese, english)
+
+
+def test_a_refused_save_is_written_in_the_reader_s_language() -> None:
+    store = MemoryStore()
+    with pytest.raises(DatasetError) as caught:
+        save_row(store, "Problem", {"id": "P1", "title": "主轴异响", "enterprise_id": "E404"})
+    (error,) = caught.value.errors
+    assert error.reason == "\"enterprise_id\" refers to unknown enterprise 'E404'"  # the CLI's text, unchanged
+    app = make_app(store)
+    with app.test_request_context("/?lang=zh"):
+        assert row_error_text(error, "Problem") == "“企业编号”引用了不存在的企业 'E404'"
+    with app.test_request_context("/?lang=en"):
+        assert row_error_text(error, "Problem") == "“Enterprise ID” refers to an enterprise that does not exist: 'E404'"

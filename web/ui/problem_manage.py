@@ -28,6 +28,7 @@ from web.ui.access import (
 from web.ui.context import recommender, selection, store
 from web.ui.forms import ActionForm, CloseProblemForm, ProblemForm
 from web.ui.queries import districts, enterprise_names, filter_workers, split_list
+from web.ui.row_issues import row_error_text
 from workflow import errors as wf_errors
 
 __all__ = ["SEARCH_LIMIT", "check_skills", "fill_problem_choices", "find_invitable", "problem_close", "problem_edit",
@@ -91,7 +92,7 @@ def _save(row: dict[str, Any]) -> str | None:
     try:
         save_row(store(), "Problem", row)
     except DatasetError as err:
-        return "; ".join(e.reason for e in err.errors)
+        return "; ".join(row_error_text(e, "Problem") for e in err.errors)
     recommender().refresh()
     return None
 

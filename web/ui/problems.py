@@ -45,6 +45,7 @@ from web.ui.forms import (
 from web.ui.paging import paginate
 from web.ui.problem_manage import check_skills, fill_problem_choices, find_invitable, skill_options
 from web.ui.queries import chains, districts, filter_problems
+from web.ui.row_issues import row_error_text
 from web.ui.scores import match_scores
 from workflow import errors as wf_errors
 
@@ -126,7 +127,8 @@ def problem_new() -> str | Response:
         try:
             problem_id = str(save_row(store(), "Problem", row)["id"])
         except DatasetError as err:
-            flash(_("问题未能保存:%(reason)s", reason="; ".join(e.reason for e in err.errors)), "error")
+            flash(_("问题未能保存:%(reason)s", reason="; ".join(row_error_text(e, "Problem") for e in err.errors)),
+                  "error")
             return render_template("ui/problem_new.html", form=form, skills=skill_options(),
                                    may_add_skills=can_edit_district(None, "Skill"))
         recommender().refresh()
