@@ -50,7 +50,7 @@ def main() -> None:
     if args.profile:
         profile = cProfile.Profile()
         profile.runcall(client.get, "/assignment")
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(12)
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(r"jianglian|main/(graph|recommender|workflow|web)", 25)
 
 
 if __name__ == "__main__":
