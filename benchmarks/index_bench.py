@@ -101,9 +101,13 @@ def child(args: argparse.Namespace) -> None:
             brute.append(time.perf_counter() - t)
     if args.hold:
         Path(args.hold).touch()
-        while len(list(Path(args.hold).parent.glob(Path(args.hold).name.rsplit(".", 1)[0] + ".*"))) < 2:
+        while len(list(Path(args.hold).parent.glob(Path(args.hold).name.rsplit(".", 1)[0] + ".[0-9]"))) < 2:
             time.sleep(0.05)
     smaps = _smaps_kb()
+    if args.hold:  # both measured before either exits (an exiting process would make the other's pages private)
+        Path(args.hold + ".measured").touch()
+        while len(list(Path(args.hold).parent.glob(Path(args.hold).name.rsplit(".", 1)[0] + ".*.measured"))) < 2:
+            time.sleep(0.05)
     state = rec.index_state()
     print(json.dumps({
         "pid": os.getpid(), "source": state["source"], "import_s": imported, "ready_s": ready, "first_s": first_s,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableSequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +74,8 @@ class EdgeList:
     change them through :meth:`add` or :meth:`set_props`.
     """
 
-    start: list[int] = field(default_factory=list)
-    end: list[int] = field(default_factory=list)
+    start: MutableSequence[int] = field(default_factory=list)  # a list, or an int64 array.array (read from files)
+    end: MutableSequence[int] = field(default_factory=list)
     props: list[dict[str, Any]] = field(default_factory=list)
     #: ``_pair(start, end) -> position``; ``None`` until first needed (an edge list read from files builds it
     #: only when a write touches its kind).

@@ -30,6 +30,7 @@ also refused by numpy itself when mapped. A wrong ranking is never served from f
 
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import fcntl
@@ -267,6 +268,12 @@ class _Writer:
         self._by_id[key] = fname
         return fname
 
+    def drop(self, fname: str) -> None:
+        """Remove a file written by :meth:`array` (no longer referenced)."""
+        (self.dir / fname).unlink()
+        del self.files[fname]
+        self._by_id = {key: name for key, name in self._by_id.items() if name != fname}
+
     def blob(self, name: str, data: bytes) -> str:
         fname = name
         with open(self.dir / fname, "wb") as fh:
@@ -303,9 +310,20 @@ class _Writer:
         if sp.issparse(value):
             return self.sparse(name, value)
         if isinstance(value, TextViews):
-            # counts shares word's index arrays (TextViews.__post_init__): written once, mapped once
-            return {"t": "views", **{k: self.sparse(f"{name}.{k}", getattr(value, k))
-                                     for k in ("word", "char", "counts")}}
+            spec: dict[str, Any] = {"t": "views", **{k: self.sparse(f"{name}.{k}", getattr(value, k))
+                                                     for k in ("word", "char")}}
+            counts = self.sparse(f"{name}.counts", value.counts)
+            word, c = value.word, value.counts
+            if (counts["indices"] != spec["word"]["indices"] and c.shape == word.shape and c.nnz == word.nnz
+                    and np.array_equal(c.indptr, word.indptr) and np.array_equal(c.indices, word.indices)):
+                # the same pattern (TF-IDF rescales the counts): one file, so the loaded views share it as the
+                # built ones do and TextViews does not compare them again
+                for key in ("indices", "indptr"):
+                    if counts[key] != spec["word"][key]:
+                        self.drop(counts[key])
+                        counts[key] = spec["word"][key]
+            spec["counts"] = counts
+            return spec
         if isinstance(value, _Edges | ExpertiseModel):
             return {"t": "dc", "cls": type(value).__name__,
                     "fields": {f.name: self.encode(f"{name}.{f.name}", getattr(value, f.name))
@@ -540,6 +558,13 @@ class _Reader:
         raise ValueError(f"unknown entry kind {kind!r}")
 
 
+def _ints(values: np.ndarray) -> array.array[int]:
+    """A growable sequence of int64 (8 bytes an entry, not a Python int object each), as EdgeList keeps."""
+    out = array.array("q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return out
+
+
 def _decode_projection(r: _Reader, spec: Mapping[str, Any]) -> Projection:
     proj = Projection()
     for label, part in spec["labels"].items():
@@ -551,7 +576,7 @@ def _decode_projection(r: _Reader, spec: Mapping[str, Any]) -> Projection:
     for part in spec["edges"]:
         start = r.array(part["start"])
         end = r.array(part["end"])
-        edges = EdgeList(start=start.tolist(), end=end.tolist(),
+        edges = EdgeList(start=_ints(start), end=_ints(end),
                          props=PropTable(r.array(part["props_blob"]), r.array(part["props_offsets"]),  # type: ignore[arg-type]
                                          shared_empty=True),
                          seen=None)  # built when a replayed write touches this kind of edge
