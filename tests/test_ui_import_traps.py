@@ -155,3 +155,21 @@ def test_exports_write_the_labels_the_template_uses_and_import_back_unchanged(st
     row = next(r for r in preview.rows if r["id"] == "W0001")
     stored = store.get_node("Worker", "W0001")
     assert (row["level"], row["role"], row["team"]) == (stored["level"], stored["role"], stored["team"])
+
+
+def test_a_write_refused_after_the_preview_says_why_in_the_reader_s_language(store: GraphStore) -> None:
+    enterprise = next(iter(store.iter_nodes("Enterprise")))
+    store.create_node("Enterprise", "E-GONE", {"name": "将被删除的企业", "district": enterprise["district"]})
+    body = io.StringIO(newline="")
+    writer = csv.writer(body)
+    writer.writerow(["编号*", "标题*", "企业编号*", "区县*", "服务类型*"])
+    writer.writerow(["P-GONE-1", "主轴异响", "E-GONE", enterprise["district"], "技术帮扶"])
+    client, _ = login_as(make_app(store), store, "city")
+    preview_url = _upload(client, "problems", "p.csv", body.getvalue().encode("utf-8"))
+    store.delete_node("Enterprise", "E-GONE")  # the store changes between the preview and the write
+    status = _apply(client, preview_url)
+    assert status["state"] == "failed"
+    assert status["message"] == "“企业编号”引用了不存在的企业 'E-GONE'", status
+    english = client.get(f"{preview_url}/progress?lang=en").get_json()["message"]
+    assert english == "“Enterprise ID” refers to an enterprise that does not exist: 'E-GONE'"
+    assert store.get_node("Problem", "P-GONE-1") is None

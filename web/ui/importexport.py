@@ -14,9 +14,18 @@ from flask import Flask, abort, current_app, flash, jsonify, redirect, render_te
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from graph.errors import GraphError
+from graph.errors import DatasetError, GraphError, RowError
 from graph.sheet_import import Preview, apply_rows, validate
-from graph.spreadsheet import COLUMNS, KINDS, UploadError, export_csv, export_xlsx, read_table, template_workbook
+from graph.spreadsheet import (
+    COLUMNS,
+    KINDS,
+    LABEL_OF,
+    UploadError,
+    export_csv,
+    export_xlsx,
+    read_table,
+    template_workbook,
+)
 from graph.store import GraphStore
 from web.ui import bp, row_issues
 from web.ui.access import EDITORS, READERS, principal, role_required, user_district, user_role
@@ -53,9 +62,18 @@ class ImportJob:
     done: int = 0
     total: int = 0
     message: str = ""
+    #: The rows a failed write refused (the store changed since the preview), shown in the reader's language.
+    refused: list[RowError] = field(default_factory=list)
 
     def status(self) -> dict[str, Any]:
-        return {"state": self.state, "done": self.done, "total": self.total, "message": self.message}
+        return {"state": self.state, "done": self.done, "total": self.total, "message": self.failure()}
+
+    def failure(self) -> str:
+        """Why the write failed, in the reader's language for refused rows ('' unless it failed)."""
+        if not self.refused:
+            return self.message
+        label = LABEL_OF[self.kind]
+        return "; ".join(row_issues.row_error_text(e, label) for e in self.refused[:5])[:500]
 
 
 class ImportJobs:
@@ -158,6 +176,7 @@ def _run(job: ImportJob, target: GraphStore, rec: Any) -> None:
     except GraphError as err:  # DatasetError when the store changed since the preview, StoreUnavailable...
         log.warning("import %s failed: %s", job.id, err)
         job.message = str(err)[:500]
+        job.refused = list(err.errors) if isinstance(err, DatasetError) else []
         job.state = "failed"
         return
     job.state = "done"
