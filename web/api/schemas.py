@@ -8,6 +8,11 @@ chain's name (its id) holds no path separators, quotes, control or bidirectional
 without ``/`` or control characters. Text fields accept long Chinese text (descriptions up to 200,000
 characters) and are stored verbatim: no trimming, no HTML escaping (escaping is the job of whoever renders them).
 
+The create and update bodies of workers, enterprises, problems, skills and chains (``WorkerIn``,
+``WorkerPatch``... and the recommendation's ``ProblemText``) are generated from the row schema,
+:data:`graph.schema.SCHEMA` (:func:`_resource`): field types, length limits, ranges, enumerations and
+required fields come from there, so the API, spreadsheet imports and dataset loads agree.
+
 Every string of a request (bodies and query strings) goes through :class:`String`, which rejects
 C0 control characters (tab, newline and CR are allowed in multi-line text: titles, descriptions,
 notes, reasons) and lone UTF-16 surrogates such as ``"\ud800"``: neither can be stored, exported to
