@@ -167,3 +167,40 @@ def test_a_killed_load_is_undone_then_loaded_again(store: Neo4jStore, neo4j_driv
     reference.create_node("Worker", "W-KEEP", {"name": "既有工匠", "skills": ["焊接"]})
     load_dataset(reference, big)
     assert _snapshot(store, tmp_path / "loaded") == _snapshot(reference, tmp_path / "reference")
+
+
+def test_a_load_killed_while_committing_is_finished_not_undone(store: Neo4jStore, neo4j_driver: Driver, neo4j_uri: str,
+                                                               datasets: tuple[Path, Path], tmp_path: Path) -> None:
+    """The state a kill during the commit leaves: every row staged, the record ``committing``, its process gone.
+    Part of the load may already be untagged, so it cannot be undone: ``--undo`` (``recover``) finishes it."""
+    from graph import neo4j_load
+
+    a, _ = datasets
+    reference = MemoryStore()
+    load_dataset(reference, a)
+    expected = _snapshot(reference, tmp_path / "reference")
+
+    # stage a load through the real code, then stop it at the commit as a kill would
+    def killed_at_commit(store: Any, load: str, limit: int, log: Any) -> None:
+        # untag one chunk of one label, as the first step of a real commit does, then "die"
+        neo4j_load._loop(store, neo4j_load._COMMIT_NODES["Problem"], load, 50)  # noqa: SLF001
+        raise KeyboardInterrupt
+
+    original = neo4j_load._commit  # noqa: SLF001
+    neo4j_load._commit = killed_at_commit  # type: ignore[assignment]  # noqa: SLF001
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            load_dataset(store, a, staged_above=0)
+    finally:
+        neo4j_load._commit = original  # noqa: SLF001
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pending = pending_load(store)
+    assert pending is not None and pending.state == "committing" and _tagged(neo4j_driver) > 0
+    store.set_meta(LOAD_META_KEY, json.dumps({**pending.__dict__, "pid": int(dead.stdout)}))
+
+    undo = _cli({"JIANGLIAN_STORE": "neo4j", "NEO4J_URI": neo4j_uri, "NEO4J_DATABASE": "neo4j",
+                 "JIANGLIAN_DATA_DIR": str(tmp_path)}, "load", "--undo")
+    out, _ = undo.communicate(timeout=300)
+    assert undo.returncode == 0 and "killed while committing: finishing its commit" in out and "was committed" in out
+    assert _tagged(neo4j_driver) == 0 and pending_load(store) is None
+    assert _snapshot(store, tmp_path / "finished") == expected
