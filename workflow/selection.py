@@ -429,30 +429,42 @@ class Selection:
         self._changed()
         return self.get(match_id)
 
-    def _try_invite(self, problem_id: str, worker_id: str, *, actor: str, note: str, allow_conflict: bool,
-                    override_capacity: bool, model_version: str | None, score: float | None,
-                    attempt: int) -> str | None:
-        """One attempt of :meth:`invite`: the new match's id, or ``None`` to re-read and try again."""
+    def _engagement_checks(self, problem_id: str, worker_id: str, *, requested: str, allow_conflict: bool
+                           ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+        """What an invitation and a volunteer both require of the problem and the worker, before capacity.
+
+        Returns the problem, the worker and their ``suggested`` match if any; raises when the problem does not
+        take new engagements, the worker already has a pending one for it, is inactive, or is employed by the
+        enterprise that posted it (unless ``allow_conflict``).
+        """
         problem, worker = self._problem(problem_id), self._worker(worker_id)
         status = problem_status(problem)
         if status not in _OPEN_PROBLEM_STATUSES:
+            what = "invitations" if requested == "invited" else "volunteers"
             raise IllegalTransition(f"problem {problem_id} is {status}; only open or matched problems "
-                                    "take invitations", current=status, requested="invited")
+                                    f"take {what}", current=status, requested=requested)
         suggested = None
         for match in self.matches(problem_id=problem_id, worker_id=worker_id):
             if match["state"] in _PENDING_STATES:
                 raise DuplicateInvitation(
                     f"worker {worker_id} already has a {match['state']} match {match['id']} for {problem_id}",
-                    current=match["state"], requested="invited")
+                    current=match["state"], requested=requested)
             if match["state"] == "suggested":
                 suggested = match
         if worker.get("active") is False:
             raise WorkerUnavailable(f"worker {worker_id} is inactive")
         employer = worker.get("employer_id")
         if employer and employer == problem.get("enterprise_id") and not allow_conflict:
-            raise ConflictOfInterest(
-                f"worker {worker_id} is employed by {employer}, which posted {problem_id} "
-                "(pass allow_conflict to invite anyway)")
+            hint = " (pass allow_conflict to invite anyway)" if requested == "invited" else ""
+            raise ConflictOfInterest(f"worker {worker_id} is employed by {employer}, which posted {problem_id}{hint}")
+        return problem, worker, suggested
+
+    def _try_invite(self, problem_id: str, worker_id: str, *, actor: str, note: str, allow_conflict: bool,
+                    override_capacity: bool, model_version: str | None, score: float | None,
+                    attempt: int) -> str | None:
+        """One attempt of :meth:`invite`: the new match's id, or ``None`` to re-read and try again."""
+        problem, worker, suggested = self._engagement_checks(problem_id, worker_id, requested="invited",
+                                                             allow_conflict=allow_conflict)
         load, capacity = self.worker_load(worker_id), capacity_of(worker)
         if load >= capacity and not override_capacity:
             raise CapacityExceeded(
@@ -545,24 +557,9 @@ class Selection:
         return self.get(match_id)
 
     def _try_volunteer(self, problem_id: str, worker_id: str, *, actor: str, note: str, attempt: int) -> str | None:
-        problem, worker = self._problem(problem_id), self._worker(worker_id)
-        status = problem_status(problem)
-        if status not in _OPEN_PROBLEM_STATUSES:
-            raise IllegalTransition(f"problem {problem_id} is {status}; only open or matched problems take "
-                                    "volunteers", current=status, requested="volunteered")
-        suggested = None
-        for match in self.matches(problem_id=problem_id, worker_id=worker_id):
-            if match["state"] in _PENDING_STATES:
-                raise DuplicateInvitation(
-                    f"worker {worker_id} already has a {match['state']} match {match['id']} for {problem_id}",
-                    current=match["state"], requested="volunteered")
-            if match["state"] == "suggested":
-                suggested = match
-        if worker.get("active") is False:
-            raise WorkerUnavailable(f"worker {worker_id} is inactive")
-        employer = worker.get("employer_id")
-        if employer and employer == problem.get("enterprise_id"):
-            raise ConflictOfInterest(f"worker {worker_id} is employed by {employer}, which posted {problem_id}")
+        """One attempt of :meth:`volunteer`: the match's id, or ``None`` to re-read and try again."""
+        problem, worker, suggested = self._engagement_checks(problem_id, worker_id, requested="volunteered",
+                                                             allow_conflict=False)
         now = self._clock()
         expect = [Expect("Worker", worker_id, {k: worker.get(k) for k in ("active", "employer_id")}),
                   Expect("Problem", problem_id, {k: problem.get(k) for k in ("status", "enterprise_id")})]
