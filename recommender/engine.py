@@ -43,7 +43,7 @@ from recommender.index_files import load as load_index_files
 from recommender.index_files import save as save_index_files
 from recommender.open_problems import OpenProblems
 from recommender.text import problem_text
-from recommender.training import TrainedRanker, make_pseudo_queries, skill_aliases, time_order
+from recommender.training import N_NEGATIVES, TrainedRanker, make_pseudo_queries, skill_aliases, time_order
 
 __all__ = ["Explanation", "ProblemSuggestion", "RankConfig", "Recommendation", "Recommender"]
 
@@ -75,6 +75,10 @@ class RankConfig:
         Above this many workers, candidates are generated instead of scoring everybody.
     similar_problems
         How many most similar past problems contribute their solvers as candidates.
+    profile_candidates, declared_candidates, skill_candidates, district_candidates
+        The other candidate sources' budgets: the workers whose profile text is closest, those declaring a
+        required skill (the most experienced first), those with most solved problems in the required skills,
+        and local workers for on-site services.
     allow_conflicts
         Suggest workers to their own employer too.
     decline_weight, load_weight
@@ -104,6 +108,10 @@ class RankConfig:
     model_dir: Path | None = None
     max_candidates: int = 400
     similar_problems: int = 100
+    profile_candidates: int = 100
+    declared_candidates: int = 200
+    skill_candidates: int = 100
+    district_candidates: int = 100
     allow_conflicts: bool = False
     decline_weight: float = 1.0
     load_weight: float = 0.5
@@ -426,7 +434,7 @@ class Recommender:
         recent = order[np.isin(order, self.index.hp)][-sample:]
         rows: list[np.ndarray] = []
         if len(recent) and solved.nnz:
-            pseudo = make_pseudo_queries(proj, recent, np.ones(proj.n("Problem"), dtype=bool), n_negatives=19,
+            pseudo = make_pseudo_queries(proj, recent, np.ones(proj.n("Problem"), dtype=bool), n_negatives=N_NEGATIVES,
                                          seed=seed)
             if len(pseudo):
                 rows, _ = compute_features(self.index, pseudo.queries, pseudo.candidates, damping=self.config.damping)
@@ -593,22 +601,23 @@ class Recommender:
         if len(top):
             picked.append(_solvers(idx, top))
         prof = idx.profile_similarities(idx.text.transform([query.text]).word)
-        k = min(100, int(np.count_nonzero(prof > 0)))
+        k = min(cfg.profile_candidates, int(np.count_nonzero(prof > 0)))
         if k:
             picked.append(np.argpartition(-prof, k - 1)[:k])
         sk = [self.projection.index["Skill"][s] for s in query.skills if s in self.projection.index["Skill"]]
         if sk:
             declared = idx.declared_csc
             who = np.unique(np.concatenate([declared.indices[declared.indptr[s]:declared.indptr[s + 1]] for s in sk]))
-            if len(who) > 200:
-                who = who[np.argsort(-idx.n_solved[who], kind="stable")[:200]]
+            if len(who) > cfg.declared_candidates:
+                who = who[np.argsort(-idx.n_solved[who], kind="stable")[:cfg.declared_candidates]]
             picked.append(who)
             counts = np.asarray(idx.skill_counts_csc[:, sk].sum(axis=1)).ravel()
-            k = min(100, int(np.count_nonzero(counts > 0)))
+            k = min(cfg.skill_candidates, int(np.count_nonzero(counts > 0)))
             if k:
                 picked.append(np.argpartition(-counts, k - 1)[:k])
         if query.service_type in ONSITE_TYPES and query.district:
-            picked.append(idx.district_workers.get(query.district, np.zeros(0, dtype=np.int64))[:100])
+            local = idx.district_workers.get(query.district, np.zeros(0, dtype=np.int64))
+            picked.append(local[:cfg.district_candidates])
         if not picked:
             return np.argsort(-idx.n_solved, kind="stable")[:cfg.max_candidates]
         return np.unique(np.concatenate([p.astype(np.int64) for p in picked]))

@@ -58,7 +58,11 @@ __all__ = [
     "time_order",
     "worker_priors",
     "train_ranker",
+    "N_NEGATIVES",
 ]
+
+#: Other candidates of a pseudo-query besides its expected worker (20 candidates in all).
+N_NEGATIVES = 19
 
 
 def skill_aliases(proj: Projection) -> dict[str, str]:
@@ -157,7 +161,8 @@ def worker_priors(proj: Projection, history: np.ndarray | None = None) -> np.nda
     return np.column_stack([np.log1p(counts), np.log1p(np.asarray(solved @ decay).ravel())])
 
 
-def make_pseudo_queries(proj: Projection, problems: np.ndarray, history: np.ndarray, *, n_negatives: int = 19,
+def make_pseudo_queries(proj: Projection, problems: np.ndarray, history: np.ndarray, *,
+                        n_negatives: int = N_NEGATIVES,
                         seed: int = 0, reference_popularity: np.ndarray | None = None,
                         same_work: float = INTERCHANGEABLE_COSINE) -> PseudoQueries:
     """Pseudo-queries from solved ``problems`` with candidates drawn from workers with history.
@@ -458,7 +463,7 @@ def train_ranker(
     encoder: Encoder | None = None,
     weights: Mapping[str, float] | None = None,
     holdout: float = 0.1,
-    n_negatives: int = 19,
+    n_negatives: int = N_NEGATIVES,
     max_queries: int = 4000,
     min_queries: int = 30,
     target_queries: int = 300,
