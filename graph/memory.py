@@ -1,5 +1,9 @@
 """The embedded default store: the graph in one SQLite database, ``jianglian.sqlite`` in the data directory.
 
+Why this module is long: it is one implementation of the whole :class:`~graph.store.GraphStore` contract
+(writes with their preconditions and change feed, reads, vectors, metadata, migration entry); the contract suite
+tests it as one unit, and its SQL statements are easiest to review side by side.
+
 The class keeps its historical name, :class:`MemoryStore`, and kind ``"memory"`` (``--store memory``,
 ``JIANGLIAN_STORE=memory``): what changed is where it keeps the graph, not what it is to its callers.
 

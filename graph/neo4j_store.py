@@ -1,5 +1,9 @@
 """The Neo4j store: :class:`GraphStore` over the official Python driver (6.x).
 
+Why this module is long: it is one implementation of the whole :class:`~graph.store.GraphStore` contract over
+the driver (transactions, preconditions, the change feed, reads, vectors, error translation); the Cypher itself
+lives in :mod:`graph.cypher`.
+
 One driver per process, passed in (or created by :meth:`Neo4jStore.connect`, in which case the
 store owns and closes it). Every query names the database, runs in a managed transaction
 (``execute_read`` / ``execute_write``, retried by the driver on transient failures) and consumes its

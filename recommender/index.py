@@ -1,5 +1,8 @@
 """The ranking index: everything the signals need, precomputed once from a :class:`~graph.projection.Projection`.
 
+Why this module is long: :class:`RankingIndex` holds every precomputed matrix the signals read and its
+incremental update; a split is planned with the ranking pipeline refactor (issue 15, one pipeline with ``fit``).
+
 A :class:`RankingIndex` sees the graph through a *history* mask: only solved problems inside it
 count as evidence (text similarity, skill profiles, prior work, the random-walk graph). The
 evaluation builds one index on the older part of a dataset to train the learned fusion without

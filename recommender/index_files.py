@@ -1,5 +1,8 @@
 """The ranking index on disk: built once, stored as versioned files, memory-mapped by every process.
 
+Why this module is long: it is one file format, its writer and its reader (manifest, fingerprints, checks,
+mapped tables); the two must change together, and the tests hold them to each other.
+
 A full build (:class:`graph.projection.Projection` read from the store, then :class:`~recommender.index.RankingIndex`)
 costs seconds at demo scale and many minutes at a province's. :func:`save` writes both as files a later process
 maps instead of rebuilding (:func:`load`), then brings up to date by replaying the store's change feed
