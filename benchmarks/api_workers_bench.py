@@ -8,7 +8,8 @@ project's launcher, ``ops.neo4j_server.Neo4jServer``, on a free port, ``--neo4j-
 
 1. ``jianglian demo --scale S`` loads the demo data; ``jianglian apikey create --scope write`` makes a key.
 2. For each ``--workers`` count N: ``jianglian serve --workers N --threads T`` (``JIANGLIAN_API_RATE_LIMIT`` very
-   high, so the limiter is not what is measured; with N > 1 the limiter's counters are per process anyway).
+   high, so the limiter does not refuse; since 0a16cb4 its counters are shared by the workers in
+   ``<data dir>/ratelimits.sqlite3``, so every request still counts there).
    The run waits for ``/readyz``, then warms up until every worker process has answered a recommendation
    (``X-Jianglian-Worker`` names it; each worker builds its own ranking), then ``--clients`` threads, each with
    its own keep-alive connection, send requests for ``--duration`` seconds drawn with the weights of ``--mix``
