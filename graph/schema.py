@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -264,7 +265,8 @@ class Issue:
     ``not-a-directory``, ``missing-file``, ``unknown-label`` (label). Codes of spreadsheet imports:
     ``required``, ``too-long`` (limit, length), ``too-many-items`` (limit, count), ``item-too-long``
     (limit, length), ``decimal-text`` (got), ``credit-code-number``, ``sample-row`` (id),
-    ``unknown-district`` (value, districts), ``other-district`` (district).
+    ``unknown-district`` (value, districts), ``other-district`` (district), ``not-finite`` (a number that is
+    infinite or not a number, which neither store keeps faithfully).
     """
 
     code: str
@@ -277,7 +279,7 @@ CODES: Final = (
     "not-object", "missing-id", "unsafe-id", "empty-field-name", "type", "title-or-description", "choice",
     "duplicate-id", "unknown-reference", "not-utf8", "bad-json", "not-a-directory", "missing-file", "unknown-label",
     "required", "too-long", "too-many-items", "item-too-long", "decimal-text", "credit-code-number", "sample-row",
-    "unknown-district", "other-district",
+    "unknown-district", "other-district", "not-finite",
 )
 
 #: English names of the types, as messages use them.
@@ -326,6 +328,7 @@ def describe(issue: Issue) -> str:
         "sample-row": lambda: f"the template's example row ({p['id']}) is skipped",
         "unknown-district": lambda: f'the district "{p["value"]}" is not one of {", ".join(p["districts"])}',
         "other-district": lambda: f"only rows of your district ({p['district']}) may be imported",
+        "not-finite": lambda: f'"{key}" must be a finite number (not infinity or NaN)',
     }
     text = texts.get(issue.code)
     return str(text()) if text is not None else issue.code
@@ -378,6 +381,21 @@ def check_value(spec: Field, value: Any) -> bool:
     raise AssertionError(kind)
 
 
+def is_finite(value: Any) -> bool:
+    """False for an infinite or NaN float, alone or in a list (neither store keeps them faithfully).
+
+    Examples
+    --------
+    >>> is_finite(1.5), is_finite(float("inf")), is_finite([1.0, float("nan")]), is_finite("inf")
+    (True, False, False, True)
+    """
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(math.isfinite(v) for v in value if isinstance(v, float))
+    return True
+
+
 def check_row(label: str, row: Any, *, new: bool = True) -> Issue | None:
     """The first problem of ``row`` as a row of ``label``, or None. The safe id alphabet applies to ``new``
     rows (every row of a dataset file; a save of a node not yet stored). References are checked by the
@@ -399,6 +417,9 @@ def check_row(label: str, row: Any, *, new: bool = True) -> Issue | None:
         return Issue("unsafe-id", "id", {"value": _visible(node_id)[:60]})
     if any(not key.strip() for key in row):
         return Issue("empty-field-name")
+    for key, value in row.items():
+        if not is_finite(value):
+            return Issue("not-finite", key)
     for spec in SCHEMA[label]:
         if spec.dataset_check == "none" or row.get(spec.name) is None:
             continue

@@ -11,6 +11,7 @@ Property values are restricted to what Neo4j can hold: ``str``, ``int``, ``float
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -202,6 +203,8 @@ def check_props(props: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
     for key, value in props.items():
         if not isinstance(key, str) or not key:
             raise ConstraintViolation(f"{where}property names must be non-empty strings")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConstraintViolation(f"{where}property {key!r} must be a finite number, not {value}")
         if value is None or isinstance(value, _SCALARS):
             out[key] = value
         elif isinstance(value, list | tuple):
@@ -210,6 +213,8 @@ def check_props(props: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
                 len(kinds) > 1 and not kinds <= {int, float}
             ):
                 raise ConstraintViolation(f"{where}property {key!r} must be a list of one scalar type")
+            if any(isinstance(v, float) and not math.isfinite(v) for v in value):
+                raise ConstraintViolation(f"{where}property {key!r} must hold finite numbers only")
             out[key] = list(value)
         else:
             raise ConstraintViolation(f"{where}property {key!r} has unsupported type {type(value).__name__}")
