@@ -266,7 +266,7 @@ class Issue:
     ``required``, ``too-long`` (limit, length), ``too-many-items`` (limit, count), ``item-too-long``
     (limit, length), ``decimal-text`` (got), ``credit-code-number``, ``sample-row`` (id),
     ``unknown-district`` (value, districts), ``other-district`` (district), ``not-finite`` (a number that is
-    infinite or not a number, which neither store keeps faithfully).
+    infinite, not a number, or an integer beyond 64 bits: neither store keeps those).
     """
 
     code: str
@@ -328,7 +328,7 @@ def describe(issue: Issue) -> str:
         "sample-row": lambda: f"the template's example row ({p['id']}) is skipped",
         "unknown-district": lambda: f'the district "{p["value"]}" is not one of {", ".join(p["districts"])}',
         "other-district": lambda: f"only rows of your district ({p['district']}) may be imported",
-        "not-finite": lambda: f'"{key}" must be a finite number (not infinity or NaN)',
+        "not-finite": lambda: f'"{key}" must be a finite number within 64 bits (not infinity, NaN or larger)',
     }
     text = texts.get(issue.code)
     return str(text()) if text is not None else issue.code
@@ -381,19 +381,26 @@ def check_value(spec: Field, value: Any) -> bool:
     raise AssertionError(kind)
 
 
+def _storable_number(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**63
+    return True
+
+
 def is_finite(value: Any) -> bool:
-    """False for an infinite or NaN float, alone or in a list (neither store keeps them faithfully).
+    """False for an infinite or NaN float or an integer beyond 64 bits, alone or in a list: neither store keeps
+    them (Neo4j's integers are 64-bit; the embedded store's JSON has no infinity).
 
     Examples
     --------
-    >>> is_finite(1.5), is_finite(float("inf")), is_finite([1.0, float("nan")]), is_finite("inf")
-    (True, False, False, True)
+    >>> is_finite(1.5), is_finite(float("inf")), is_finite([1.0, float("nan")]), is_finite(2**64), is_finite("inf")
+    (True, False, False, False, True)
     """
-    if isinstance(value, float):
-        return math.isfinite(value)
     if isinstance(value, list):
-        return all(math.isfinite(v) for v in value if isinstance(v, float))
-    return True
+        return all(_storable_number(v) for v in value)
+    return _storable_number(value)
 
 
 def check_row(label: str, row: Any, *, new: bool = True) -> Issue | None:

@@ -60,7 +60,10 @@ def make_app(store: GraphStore | None, **config: Any) -> Any:
     The app ranks with the real :class:`recommender.engine.Recommender` (built on first use); there is no
     stand-in to fall back on, so an engine that fails to import fails every test that ranks.
     """
-    settings = {"STORE": store, "TESTING": True, "SECRET_KEY": "test-secret", "API_RATE_LIMIT": "100000 per minute"}
+    # the limiter counts in this app's memory: with JIANGLIAN_DATA_DIR set (make test sets it), the default would
+    # be one SQLite file shared by every app of the run, and one test's failed logins would throttle the next's
+    settings = {"STORE": store, "TESTING": True, "SECRET_KEY": "test-secret", "API_RATE_LIMIT": "100000 per minute",
+                "RATELIMIT_STORAGE_URI": "memory://"}
     settings.update(config)
     app = create_app(settings)
     app.add_url_rule("/_test/csrf", "test_csrf", lambda: generate_csrf())

@@ -98,7 +98,8 @@ def issue_text(issue: Issue, label: str) -> str:
         "unknown-district": lambda: _("区县“%(value)s”不在名单中(应为 %(districts)s)", value=p["value"],
                                       districts="、".join(p["districts"])),
         "other-district": lambda: _("只能导入本区县(%(district)s)的数据", district=p["district"]),
-        "not-finite": lambda: _("“%(column)s”必须是有限的数字(不能是无穷大或 NaN)", column=column or issue.field),
+        "not-finite": lambda: _("“%(column)s”必须是有限的数字(不能是无穷大、NaN 或超过 64 位的整数)",
+                                column=column or issue.field),
     }
     text = texts.get(issue.code)
     return text() if text is not None else issue.code
