@@ -175,8 +175,8 @@ def test_an_invitation_decided_on_a_stale_read_is_not_duplicated(store: GraphSto
 
 
 # -- real processes: the real Neo4j server, or one embedded data directory ----------------------------------
-ROUNDS = {"memory": 100, "neo4j": 20}
-CAPACITY_ROUNDS = {"memory": 30, "neo4j": 10}
+ROUNDS = {"memory": 100, "neo4j": 100}
+CAPACITY_ROUNDS = {"memory": 30, "neo4j": 30}
 RACERS = ("accept", "decline", "withdraw")
 
 
