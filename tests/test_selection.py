@@ -16,6 +16,7 @@ from graph.memory import MemoryStore
 from graph.rules import TIMEZONE, new_id
 from graph.store import GraphStore
 from recommender.errors import UnknownProblem, UnknownWorker
+from tests.stores import fresh_store
 from workflow.errors import (
     CapacityExceeded,
     ConflictOfInterest,
@@ -83,15 +84,7 @@ def make_dataset(directory: Path) -> Path:
 @pytest.fixture(params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
     """The small dataset in each kind of store (the Neo4j one is the session's test server)."""
-    s: GraphStore
-    if request.param == "memory":
-        s = MemoryStore()
-    else:
-        from graph.neo4j_store import Neo4jStore
-
-        s = Neo4jStore(request.getfixturevalue("neo4j_driver"), "neo4j")
-        s.clear()
-    s.ensure_schema()
+    s = fresh_store(request)
     load_dataset(s, make_dataset(tmp_path / "ds"))
     yield s
     s.close()

@@ -30,6 +30,7 @@ from graph.memory import MemoryStore
 from graph.rules import TIMEZONE
 from graph.store import GraphStore, NodeRow, WriteBatch
 from tests import selection_racer
+from tests.stores import fresh_store
 from workflow.errors import CapacityExceeded, DuplicateInvitation, IllegalTransition, TransitionConflict
 from workflow.selection import Selection, problem_outcomes
 
@@ -46,15 +47,7 @@ SEED = [
 
 @pytest.fixture(params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
 def store(request: pytest.FixtureRequest) -> Iterator[GraphStore]:
-    s: GraphStore
-    if request.param == "memory":
-        s = MemoryStore()
-    else:
-        from graph.neo4j_store import Neo4jStore
-
-        s = Neo4jStore(request.getfixturevalue("neo4j_driver"), "neo4j")
-        s.clear()
-    s.ensure_schema()
+    s = fresh_store(request)
     s.apply(WriteBatch(nodes=list(SEED)))
     yield s
     s.close()

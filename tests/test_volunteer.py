@@ -15,10 +15,10 @@ import pytest
 
 import graph.rules as rules_module
 from graph.dataset import load_dataset
-from graph.memory import MemoryStore
 from graph.rules import TIMEZONE
 from graph.store import GraphStore, NodeRow, WriteBatch
 from tests import selection_racer
+from tests.stores import fresh_store
 from tests.test_selection import Clock, make_dataset
 from tests.test_selection_concurrency import StaleView
 from workflow.errors import (
@@ -47,15 +47,7 @@ USERS = [
 
 @pytest.fixture(params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
-    s: GraphStore
-    if request.param == "memory":
-        s = MemoryStore()
-    else:
-        from graph.neo4j_store import Neo4jStore
-
-        s = Neo4jStore(request.getfixturevalue("neo4j_driver"), "neo4j")
-        s.clear()
-    s.ensure_schema()
+    s = fresh_store(request)
     load_dataset(s, make_dataset(tmp_path / "ds"))
     s.apply(WriteBatch(nodes=list(USERS)))
     yield s
