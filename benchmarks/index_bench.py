@@ -24,6 +24,16 @@ The dense encoder is off by default (``--encoder none``): it loads the same way 
 Run::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/index_bench.py --scales 1 45 [--queries 100] [--brute 20]
+    # embedded, from a dataset generated once (loaded into the store under --work on the first run):
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/index_bench.py --scales 455 --data /tmp/scale455
+    # Neo4j: a database already loaded at that scale (e.g. by neo4j_load_bench.py --neo4j-dir), served for the run
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/index_bench.py --scales 455 --neo4j-dir /tmp/scale455-neo4j \
+        --port 7787 [--heap 1g]
+
+With ``--neo4j-dir`` (one scale only) every process reads the projection from that Neo4j server (started by this
+script on ``--port`` and stopped at the end; its peak resident memory is reported) and keeps its index files under
+``--work``/``scale-S-neo4j/index``. ``--skip-pair`` leaves out step 3. The load average is printed at the start and
+at the end of each scale (the machine is shared).
 """
 
 from __future__ import annotations
@@ -64,11 +74,13 @@ def child(args: argparse.Namespace) -> None:
     """One process: open, make the recommender (files or build), answer queries; print one JSON line."""
     started = time.perf_counter()
     from graph.memory import MemoryStore
+    from graph.neo4j_store import Neo4jStore
+    from graph.store import GraphStore
     from recommender.engine import RankConfig, Recommender
 
     imported = time.perf_counter() - started
     data = Path(args.child)
-    store = MemoryStore(data / "store")
+    store: GraphStore = Neo4jStore.connect(args.uri) if args.uri else MemoryStore(data / "store")
     encoder: Any = None
     if args.encoder != "none":
         from embeddings.encoder import load_encoder
@@ -123,6 +135,8 @@ def child(args: argparse.Namespace) -> None:
 def _run(data: Path, args: argparse.Namespace, *, hold: str = "", brute: int = 0) -> subprocess.Popen[str]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(data), "--queries", str(args.queries),
            "--brute", str(brute), "--encoder", args.encoder]
+    if args.uri:
+        cmd += ["--uri", args.uri]
     if hold:
         cmd += ["--hold", hold]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
@@ -137,7 +151,8 @@ def _result(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return result
 
 
-def _prepare(scale: float, work: Path) -> tuple[Path, float | None]:
+def _prepare(scale: float, work: Path, dataset: Path | None = None) -> tuple[Path, float | None]:
+    """The embedded store at ``scale`` under ``work`` (loaded once, from ``dataset`` when given, else generated)."""
     from demo.generator import generate
     from graph.dataset import load_dataset
     from graph.memory import MemoryStore
@@ -147,9 +162,11 @@ def _prepare(scale: float, work: Path) -> tuple[Path, float | None]:
         return data, None
     shutil.rmtree(data, ignore_errors=True)
     started = time.perf_counter()
-    generate(data / "dataset", scale=scale, seed=7)
+    if dataset is None:
+        dataset = data / "dataset"
+        generate(dataset, scale=scale, seed=7)
     store = MemoryStore(data / "store")
-    load_dataset(store, data / "dataset")
+    load_dataset(store, dataset)
     store.close()
     (data / "store" / "loaded").touch()
     return data, time.perf_counter() - started
@@ -177,31 +194,76 @@ def main() -> None:
     parser.add_argument("--brute", type=int, default=20, help="queries also answered by the brute force")
     parser.add_argument("--encoder", default="none")
     parser.add_argument("--work", type=Path, default=Path("/tmp/jianglian-index-bench"))
+    parser.add_argument("--data", type=Path, default=None,
+                        help="a demo dataset already generated at the (one) scale, loaded instead of generating one")
+    parser.add_argument("--neo4j-dir", type=Path, default=None,
+                        help="a Neo4j data directory holding the (one) scale's data: rank from Neo4j, not embedded")
+    parser.add_argument("--port", type=int, default=None, help="Bolt port for --neo4j-dir's server")
+    parser.add_argument("--heap", default="1g", help="heap of --neo4j-dir's server")
+    parser.add_argument("--skip-pair", action="store_true", help="leave out the two processes with files at once")
+    parser.add_argument("--uri", default="", help=argparse.SUPPRESS)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--hold", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
+    if (args.data or args.neo4j_dir) and len(args.scales) != 1:
+        parser.error("--data and --neo4j-dir hold one scale: give exactly one --scales")
+    server = None
+    if args.neo4j_dir is not None:
+        from ops.neo4j_server import Neo4jServer
+
+        if not args.neo4j_dir.is_dir():
+            parser.error(f"--neo4j-dir {args.neo4j_dir} is not a directory")
+        server = Neo4jServer(data_dir=args.neo4j_dir, heap=args.heap, port=args.port).start()
+        args.uri = server.uri
+    try:
+        _bench(args, server)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _bench(args: argparse.Namespace, server: Any) -> None:
+    from benchmarks.bulk_load_bench import jvm_peak_mb
+
     load = os.getloadavg()
+    store_name = f"Neo4j {args.uri} ({args.neo4j_dir}, heap {args.heap})" if server is not None else "embedded"
     print(f"# index_bench: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
-          f"load average {load[0]:.1f}, encoder {args.encoder}, {args.queries} queries, {args.brute} brute force",
-          flush=True)
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, store {store_name}, encoder {args.encoder}, "
+          f"{args.queries} queries, {args.brute} brute force", flush=True)
     rows = []
     for scale in args.scales:
-        data, prep = _prepare(scale, args.work)
-        if prep is not None:
-            print(f"scale {scale:g}: generated and loaded in {prep:.0f} s", flush=True)
+        if server is not None:
+            data = args.work / f"scale-{scale:g}-neo4j"
+            data.mkdir(parents=True, exist_ok=True)
+        else:
+            data, prep = _prepare(scale, args.work, args.data)
+            if prep is not None:
+                print(f"scale {scale:g}: generated and loaded in {prep:.0f} s", flush=True)
         shutil.rmtree(data / "index", ignore_errors=True)
+        started = time.perf_counter()
         cold = _result(_run(data, args, brute=args.brute))
         print(f"scale {scale:g}: without files ready in {cold['ready_s']:.1f} s (build {cold['build_s']:.1f} s, "
-              f"write {cold['save_s']:.1f} s)", flush=True)
+              f"write {cold['save_s']:.1f} s; CPU {cold['cpu_first_s']:.1f} s; peak RSS {cold['peak_rss_mb']:.0f} MB; "
+              f"process wall {time.perf_counter() - started:.1f} s with the queries); load average "
+              + " ".join(f"{x:.1f}" for x in os.getloadavg()), flush=True)
+        started = time.perf_counter()
         warm = _result(_run(data, args))
-        marker = data / f"hold-{os.getpid()}"
-        pair = [_run(data, args, hold=f"{marker}.{i}") for i in range(2)]
-        both = [_result(p) for p in pair]
-        for p in data.glob(f"hold-{os.getpid()}.*"):
-            p.unlink()
+        print(f"scale {scale:g}: with files first recommendation {warm['first_s']:.1f} s (CPU "
+              f"{warm['cpu_first_s']:.1f} s; peak RSS {warm['peak_rss_mb']:.0f} MB; process wall "
+              f"{time.perf_counter() - started:.1f} s); load average " + " ".join(f"{x:.1f}" for x in os.getloadavg()),
+              flush=True)
+        both = []
+        if not args.skip_pair:
+            marker = data / f"hold-{os.getpid()}"
+            pair = [_run(data, args, hold=f"{marker}.{i}") for i in range(2)]
+            both = [_result(p) for p in pair]
+            for p in data.glob(f"hold-{os.getpid()}.*"):
+                p.unlink()
+        if server is not None:
+            print(f"scale {scale:g}: Neo4j JVM peak RSS so far {jvm_peak_mb(server.pid):.0f} MB", flush=True)
         same, worst = _same_tops(warm["tops"], cold["tops"])
         size = sum(f.stat().st_size for f in (data / "index").rglob("*") if f.is_file())
         rows.append((scale, cold, warm, both, same, worst, size))
@@ -215,7 +277,7 @@ def main() -> None:
           "same top 10 as a fresh build | files |")
     print("|---|---|---|---|---|---|---|---|")
     for scale, cold, warm, both, same, worst, size in rows:
-        pair_text = "; ".join(f"{b['rss_mb']:.0f} / {b['pss_mb']:.0f} / {b['uss_mb']:.0f} MB" for b in both)
+        pair_text = "; ".join(f"{b['rss_mb']:.0f} / {b['pss_mb']:.0f} / {b['uss_mb']:.0f} MB" for b in both) or "-"
         q = warm["query_ms"]
         naive = cold["first_s"] - cold["save_s"]  # what a start cost before: the build, not writing the files
         print(f"| {scale:g} | {cold['build_s']:.1f} s (+ {cold['save_s']:.1f} s to write) | "

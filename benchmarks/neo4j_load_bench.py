@@ -20,6 +20,14 @@ Run::
 
     .venv/bin/python benchmarks/neo4j_load_bench.py --scale 10           # a quick look (≈ 170k rows)
     .venv/bin/python benchmarks/neo4j_load_bench.py --scale 72 --heap 1g # ≈ 1.2M rows, the province row
+    # scale 455 (≈ 7.6M rows) from a dataset generated once, the loaded database kept for index_bench.py:
+    nice -n 5 .venv/bin/python benchmarks/neo4j_load_bench.py --scale 455 --data /tmp/scale455 \
+        --neo4j-dir /tmp/scale455-neo4j --port 7787 --kill-at 0
+
+``--kill-at 0`` skips step 4; ``--neo4j-dir`` keeps step 3's database in that directory (a fresh one: the
+directory must not exist) instead of a temporary one, so ``benchmarks/index_bench.py --neo4j-dir`` can build the
+ranking index from it. The table's CPU column is the load process's user + system time; the load average is
+read at the start and the end (the machine is shared).
 """
 
 from __future__ import annotations
@@ -92,8 +100,9 @@ def _env(server: Neo4jServer, data_dir: Path) -> dict[str, str]:
 
 
 def _load(env: dict[str, str], dataset: Path, *,
-          kill_at_rows: tuple[Neo4jServer, int] | None = None) -> tuple[float, int, str, float]:
-    """Run ``jianglian load``: (wall seconds, exit status, output, its peak RSS in MB). With ``kill_at_rows``
+          kill_at_rows: tuple[Neo4jServer, int] | None = None) -> tuple[float, int, str, float, float]:
+    """Run ``jianglian load``: (wall seconds, exit status, output, its peak RSS in MB, its CPU seconds). With
+    ``kill_at_rows``
     (server, rows), it is killed with SIGKILL once that server's database holds that many nodes + relationships."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
@@ -110,7 +119,7 @@ def _load(env: dict[str, str], dataset: Path, *,
         seconds = time.perf_counter() - started
         out.seek(0)
         text = out.read()
-    return seconds, proc.returncode, text, usage.ru_maxrss / 1024.0
+    return seconds, proc.returncode, text, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
 
 
 def _kill_at(proc: subprocess.Popen[str], server: Neo4jServer, rows: int) -> None:
@@ -136,6 +145,10 @@ def _counts(server: Neo4jServer) -> tuple[dict[str, int], int]:
         store.close()
 
 
+class _Skip(Exception):
+    """Step 4 not asked for (``--kill-at 0``)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=10.0)
@@ -145,10 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-at", type=float, default=0.5,
                         help="kill the second load once the database holds this fraction of the first load's rows")
     parser.add_argument("--sample", type=float, default=1.0, help="seconds between heap samples")
+    parser.add_argument("--neo4j-dir", type=Path, default=None,
+                        help="keep the first load's database in this new directory (default: a temporary one)")
+    parser.add_argument("--port", type=int, default=None, help="Bolt port of the first load's server")
     args = parser.parse_args(argv)
+    if args.neo4j_dir is not None and args.neo4j_dir.exists():
+        parser.error(f"--neo4j-dir {args.neo4j_dir} exists; the load wants a fresh database")
 
     print(f"# neo4j_load_bench  {machine()}")
     print(f"# {source_state()}")
+    print("# load average at the start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()), flush=True)
     with tempfile.TemporaryDirectory(prefix="jl-load-bench-") as tmp:
         base = Path(tmp)
         dataset = args.data
@@ -159,13 +178,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# generated scale {args.scale:g} in {time.perf_counter() - started:.1f} s: {counts}")
         rows: list[dict[str, Any]] = []
 
-        server = Neo4jServer(data_dir=base / "neo4j-1", heap=args.heap)
+        server = Neo4jServer(data_dir=args.neo4j_dir or base / "neo4j-1", heap=args.heap, port=args.port)
         server.start()
         try:
             assert server.pid is not None
+            print(f"# loading into {server.uri} (data in {server.data_dir})", flush=True)
             sampler = _HeapSampler(server.pid, args.sample)
             sampler.start()
-            seconds, code, out, client = _load(_env(server, base), dataset)
+            seconds, code, out, client, cpu = _load(_env(server, base), dataset)
             sampler.finish()
             if code:
                 print(out[-3000:])
@@ -174,44 +194,54 @@ def main(argv: list[str] | None = None) -> int:
             total = sum(counts.values())
             rows.append({"run": "load", "seconds": seconds, "rows": total, "rate": total / seconds,
                          "heap": sampler.peak_used, "capacity": sampler.peak_capacity,
-                         "jvm_rss": jvm_peak_mb(server.pid), "client": client, "tagged": tagged,
+                         "jvm_rss": jvm_peak_mb(server.pid), "client": client, "tagged": tagged, "cpu": cpu,
+                         "counts": counts,
                          "note": next((line for line in out.splitlines() if line.startswith("load ")), "")})
+            load_now = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"# load done in {seconds:.1f} s, counts {counts}, load average {load_now}", flush=True)
         finally:
             server.stop()
 
         server = Neo4jServer(data_dir=base / "neo4j-2", heap=args.heap)
-        server.start()
+        if args.kill_at > 0:
+            server.start()
         try:
+            if args.kill_at <= 0:
+                raise _Skip
             assert server.pid is not None
-            killed_seconds, code, _, _ = _load(_env(server, base), dataset,
+            killed_seconds, code, _, _, _ = _load(_env(server, base), dataset,
                                                kill_at_rows=(server, int(total * args.kill_at)))
             killed_counts, killed_tagged = _counts(server)
             rows.append({"run": f"killed at {args.kill_at:.0%}", "seconds": killed_seconds,
                          "rows": sum(killed_counts.values()), "rate": float("nan"), "heap": float("nan"),
                          "capacity": float("nan"), "jvm_rss": float("nan"), "client": float("nan"),
-                         "tagged": killed_tagged, "note": f"exit {code}"})
+                         "cpu": float("nan"), "tagged": killed_tagged, "note": f"exit {code}"})
             sampler = _HeapSampler(server.pid, args.sample)
             sampler.start()
-            again, code, out, client = _load(_env(server, base), dataset)
+            again, code, out, client, cpu = _load(_env(server, base), dataset)
             sampler.finish()
             after, tagged = _counts(server)
             undo = next((line for line in out.splitlines() if " undone: " in line), "no undo line")
             rows.append({"run": "re-run", "seconds": again, "rows": sum(after.values()),
                          "rate": sum(after.values()) / again, "heap": sampler.peak_used,
                          "capacity": sampler.peak_capacity, "jvm_rss": jvm_peak_mb(server.pid),
-                         "client": client, "tagged": tagged,
+                         "client": client, "tagged": tagged, "cpu": cpu,
                          "note": f"exit {code}; same counts as the load: {after == counts}; {undo}"})
+        except _Skip:
+            pass
         finally:
             server.stop()
 
+    print("# load average at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     print(f"\n## jianglian load into Neo4j, demo scale {args.scale:g}, heap {args.heap}")
     print("rows = nodes + relationships in the database afterwards; heap = peak in use / peak committed (jstat, "
           f"every {args.sample:g} s); JVM RSS = its VmHWM; client = the load process's peak RSS\n")
-    print("| run | wall s | rows | rows/s | heap used MB | heap committed MB | JVM RSS MB | client MB | "
+    print("| run | wall s | CPU s (load) | rows | rows/s | heap used MB | heap committed MB | JVM RSS MB | client MB | "
           "rows tagged | note |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r['run']} | {r['seconds']:.1f} | {r['rows']:,} | {r['rate']:,.0f} | {r['heap']:,.0f} | "
+        print(f"| {r['run']} | {r['seconds']:.1f} | {r['cpu']:.1f} | {r['rows']:,} | {r['rate']:,.0f} | "
+              f"{r['heap']:,.0f} | "
               f"{r['capacity']:,.0f} | {r['jvm_rss']:,.0f} | {r['client']:,.0f} | {r['tagged']:,} | {r['note']} |")
     return 0
 
