@@ -87,6 +87,15 @@ def test_recommended_problems_link_to_a_workers_view_with_a_match_level(store: G
     assert f'href="/me/problems/{ids["invited"]}"' in page
 
 
+def test_the_page_title_is_text_and_the_history_is_listed_once(store: GraphStore) -> None:
+    # the title block once swallowed a copy of the history list (its endblock was missing)
+    _app, client, _ids = _setup(store)
+    page = client.get("/me/problems").get_data(as_text=True)
+    title = re.search(r"<title>(.*?)</title>", page, flags=re.S)
+    assert title is not None and "<" not in title.group(1) and title.group(1).startswith("适合我的问题")
+    assert page.count('data-testid="my-history"') == 1
+
+
 def test_the_enterprise_is_named_once_the_worker_has_accepted(store: GraphStore) -> None:
     _app, client, ids = _setup(store)
     for key, shown in (("invited", False), ("accepted", True)):
