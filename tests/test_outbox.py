@@ -115,6 +115,63 @@ def test_a_volunteer_is_mailed_to_the_district_coordinator_and_recorded(
     assert _outbox(store, controller.port, clock).deliver().sent == []  # sent once, not again
 
 
+def test_each_mail_is_written_in_its_recipients_language(store: GraphStore,
+                                                        smtp: tuple[Controller, Recorder]) -> None:
+    """The coordinator reads English, the worker has chosen nothing (Chinese): one step's mail each, both real."""
+    controller, recorder = smtp
+    store.update_node("User", "tinghu", {"language": "en"})
+    clock = Clock(NOW)
+    sel = Selection(store, clock=clock)
+    match = sel.volunteer("P1", "W1", actor="wang")
+    sel.confirm(match["id"], actor="tinghu")
+    second = sel.volunteer("P2", "W1", actor="wang")
+    sel.decline_volunteer(second["id"], actor="tinghu", reason="已安排区内工匠")
+    assert {(r["to"], r["lang"]) for r in store.list_nodes("OutboxMessage")} == {
+        ("tinghu@union.example", "en"), ("wang@example.cn", "zh")}
+    assert len(_outbox(store, controller.port, clock).deliver().sent) == 4
+    mails = {(rcpts[0], mail["Subject"]): mail for _sender, rcpts, mail in recorder.messages}
+    volunteered = "[Jianglian] 王建国 volunteered for “注塑件缩痕{}”: please confirm or decline"
+    english = mails["tinghu@union.example", volunteered.format(1)]
+    assert english["Content-Language"] == "en"
+    body = english.get_content()
+    assert "Open: https://jianglian.union.local/notifications/N-" in body and "automated e-mail" in body
+    assert "查看" not in body and "请勿" not in body
+    chinese = mails["wang@example.cn", "【匠联】您对「注塑件缩痕1」的报名已确认,可以开始对接了"]
+    assert chinese["Content-Language"] == "zh-CN"
+    body = chinese.get_content()
+    assert "查看:https://jianglian.union.local/notifications/N-" in body and "请勿直接回复" in body
+    assert "Open:" not in body and "automated" not in body
+    assert ("wang@example.cn", "【匠联】您对「注塑件缩痕2」的报名未被采纳:已安排区内工匠") in mails
+    assert ("tinghu@union.example", volunteered.format(2)) in mails
+
+
+def test_a_user_chooses_the_language_of_their_mail_on_the_notifications_page(store: GraphStore) -> None:
+    from tests.api_support import login_as, make_app
+
+    app = make_app(store)
+    client, csrf = login_as(app, store, "worker", username="wang")
+
+    def post(**data: str) -> Any:
+        return client.post("/notifications/email", data={"csrf_token": csrf["X-CSRFToken"], **data})
+
+    page = client.get("/notifications").get_data(as_text=True)
+    assert '<option value="zh" selected>' in page  # nothing chosen: Chinese
+    assert post(email="wang@example.cn", language="en").status_code == 302
+    assert store.get_node("User", "wang")["language"] == "en"
+    assert '<option value="en" selected>' in client.get("/notifications").get_data(as_text=True)
+    assert "E-mail language" in client.get("/notifications?lang=en").get_data(as_text=True)
+    post(email="wang@example.cn", language="fr")  # refused: nothing changes
+    assert "请选择中文或English" in client.get("/notifications").get_data(as_text=True)
+    post(email="wang2@example.cn")  # a form without the field keeps the language
+    assert (store.get_node("User", "wang")["email"], store.get_node("User", "wang")["language"]) == (
+        "wang2@example.cn", "en")
+    Selection(store, clock=Clock(NOW)).invite("P1", "W1", actor="tinghu")
+    [row] = store.list_nodes("OutboxMessage", where={"to": "wang2@example.cn"})
+    assert (row["lang"], row["subject"]) == ("en", "[Jianglian] You are invited to “注塑件缩痕1”")
+    post(email="wang2@example.cn", language="zh")
+    assert store.get_node("User", "wang")["language"] == "zh"
+
+
 def test_a_relay_that_is_down_is_retried_with_back_off(store: GraphStore) -> None:
     clock = Clock(NOW)
     Selection(store, clock=clock).volunteer("P1", "W1", actor="wang")

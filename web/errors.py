@@ -147,7 +147,8 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
 _STATE_ZH = {"suggested": "已推荐", "invited": "已邀请", "volunteered": "已报名", "accepted": "已接受",
              "declined": "已婉拒", "completed": "已完成", "withdrawn": "已撤回"}
 _LABEL_ZH = {"Worker": "劳模工匠", "Enterprise": "企业", "Problem": "问题", "Skill": "技能",
-             "IndustryChain": "产业链", "District": "地区", "Match": "邀请", "User": "用户", "ApiKey": "API 密钥"}
+             "IndustryChain": "产业链", "District": "地区", "Match": "邀请", "User": "用户", "ApiKey": "API 密钥",
+             "Notification": "通知"}
 
 
 # -- the web layer's own errors -----------------------------------------------------------------

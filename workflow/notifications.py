@@ -24,8 +24,9 @@ completed             the worker                                   ``completed``
 ==================== =========================================== ==========================================
 
 Nobody is told about their own step. Texts are kept as a kind plus its values (problem title, worker name,
-reason): the pages render them in the reader's language; the messages carry the Chinese text
-(:func:`message_text`).
+reason): the pages and the API render them in the reader's language; a message is written in its recipient's
+language, the ``language`` of the ``User`` (``zh`` when unset; :func:`user_language`), fixed when the step
+commits (:func:`message_text`, :data:`TEXTS`).
 """
 
 from __future__ import annotations
@@ -39,14 +40,21 @@ from graph.store import GraphStore, NodeRow, WriteBatch
 
 __all__ = [
     "ADDRESS_FIELDS",
+    "DEFAULT_LANGUAGE",
     "KINDS",
+    "LANGUAGES",
     "NotificationReader",
+    "TEXTS",
+    "TEXTS_EN",
     "TEXTS_ZH",
+    "list_notifications",
     "mark_read",
+    "message_subject",
     "message_text",
     "notification_rows",
     "notifications_for",
     "unread_count",
+    "user_language",
 ]
 
 #: Chinese text of each kind (``str.format`` fields: problem, worker, reason).
@@ -60,7 +68,25 @@ TEXTS_ZH: Final[Mapping[str, str]] = {
     "withdrawn": "「{problem}」的对接已撤回({worker})",
     "completed": "「{problem}」的服务结果已登记",
 }
+#: English text of each kind (the same sentences as the pages' English catalogue, web/translations).
+TEXTS_EN: Final[Mapping[str, str]] = {
+    "invited": "You are invited to “{problem}”",
+    "volunteered": "{worker} volunteered for “{problem}”: please confirm or decline",
+    "accepted": "{worker} accepted the invitation to “{problem}”",
+    "declined": "{worker} declined the invitation to “{problem}”: {reason}",
+    "confirmed": "Your offer to take “{problem}” was confirmed: you can start",
+    "volunteer_declined": "Your offer to take “{problem}” was declined: {reason}",
+    "withdrawn": "The match for “{problem}” was withdrawn ({worker})",
+    "completed": "The outcome of “{problem}” has been recorded",
+}
+#: Language code -> the texts of each kind.
+TEXTS: Final[Mapping[str, Mapping[str, str]]] = {"zh": TEXTS_ZH, "en": TEXTS_EN}
+LANGUAGES: Final[tuple[str, ...]] = tuple(TEXTS)
+#: The language of a user who has not chosen one (the union's users read Chinese).
+DEFAULT_LANGUAGE: Final = "zh"
 KINDS: Final[tuple[str, ...]] = tuple(TEXTS_ZH)
+_NO_REASON: Final[Mapping[str, str]] = {"zh": "未说明", "en": "no reason given"}
+_SUBJECT: Final[Mapping[str, str]] = {"zh": "【匠联】{text}", "en": "[Jianglian] {text}"}
 
 #: Message channel -> the ``User`` property holding that user's address on it. An SMS gateway is one more
 #: entry (``"sms": "phone"``) plus a :class:`workflow.outbox.Channel` registered under ``"sms"``.
@@ -78,8 +104,20 @@ class NotificationReader(Protocol):
                    limit: int | None = None) -> list[dict[str, Any]]: ...
 
 
-def message_text(kind: str, *, problem: str, worker: str = "", reason: str = "") -> str:
-    """The Chinese sentence of a notification.
+def user_language(user: Mapping[str, Any] | None) -> str:
+    """The language a user's messages are written in: their ``language`` if it is one we write, else Chinese.
+
+    Examples
+    --------
+    >>> user_language({"language": "en"}), user_language({}), user_language({"language": "fr"})
+    ('en', 'zh', 'zh')
+    """
+    lang = str((user or {}).get("language") or "")
+    return lang if lang in TEXTS else DEFAULT_LANGUAGE
+
+
+def message_text(kind: str, *, problem: str, worker: str = "", reason: str = "", lang: str = DEFAULT_LANGUAGE) -> str:
+    """The sentence of a notification in ``lang`` (``zh`` or ``en``; another code gives Chinese).
 
     Examples
     --------
@@ -87,8 +125,22 @@ def message_text(kind: str, *, problem: str, worker: str = "", reason: str = "")
     '您收到一个对接邀请:「注塑件缩痕」'
     >>> message_text("volunteer_declined", problem="主轴异响", reason="已有人对接")
     '您对「主轴异响」的报名未被采纳:已有人对接'
+    >>> message_text("declined", problem="主轴异响", worker="王建国", lang="en")
+    '王建国 declined the invitation to “主轴异响”: no reason given'
     """
-    return TEXTS_ZH[kind].format(problem=problem, worker=worker, reason=reason or "未说明")
+    lang = lang if lang in TEXTS else DEFAULT_LANGUAGE
+    return TEXTS[lang][kind].format(problem=problem, worker=worker, reason=reason or _NO_REASON[lang])
+
+
+def message_subject(text: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The subject line of a message whose text is ``text`` (at most 200 characters).
+
+    Examples
+    --------
+    >>> message_subject("You are invited to “主轴异响”", "en")
+    '[Jianglian] You are invited to “主轴异响”'
+    """
+    return _SUBJECT.get(lang, _SUBJECT[DEFAULT_LANGUAGE]).format(text=text)[:200]
 
 
 def _kind(previous: str | None, to: str) -> str | None:
@@ -166,14 +218,16 @@ def notification_rows(store: NotificationReader, match: Mapping[str, Any], to: s
             "match_id": match.get("id"), "problem_id": match.get("problem_id"), "worker_id": match.get("worker_id"),
             "problem_title": title, "worker_name": worker_name, "reason": reason or None,
         }.items() if v is not None}))
-        text = message_text(kind, problem=title, worker=worker_name, reason=reason)
+        lang = user_language(user)
+        text = message_text(kind, problem=title, worker=worker_name, reason=reason, lang=lang)
         for channel, field in ADDRESS_FIELDS.items():
             address = user.get(field)
             if not address:
                 continue
             rows.append(NodeRow("OutboxMessage", new_id("O", now), {
                 "channel": channel, "to": str(address), "user_id": user_id, "notification_id": note_id,
-                "subject": f"【匠联】{text}"[:200], "body": text, "path": f"/notifications/{note_id}",
+                "lang": lang, "subject": message_subject(text, lang), "body": text,
+                "path": f"/notifications/{note_id}",
                 "status": "pending", "attempts": 0, "created_at": stamp, "next_attempt_at": stamp,
             }))
     return rows
@@ -181,9 +235,44 @@ def notification_rows(store: NotificationReader, match: Mapping[str, Any], to: s
 
 def notifications_for(store: GraphStore, user_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
     """A user's notifications, newest first."""
-    rows = store.list_nodes("Notification", where={"user_id": user_id})
-    rows.sort(key=lambda n: str(n["id"]), reverse=True)  # ids sort by time
-    return rows[:limit]
+    return list_notifications(store, [user_id], limit=limit)[0]
+
+
+def list_notifications(store: GraphStore, user_ids: Sequence[str] | None, *, unread: bool | None = None,
+                       offset: int = 0, limit: int = 20) -> tuple[list[dict[str, Any]], int]:
+    """One page of notifications, newest first, and how many there are in all.
+
+    Parameters
+    ----------
+    user_ids
+        Whose notifications (the recipients); ``None`` for everyone's.
+    unread
+        ``True``: only unread ones, ``False``: only read ones, ``None``: both.
+    offset, limit
+        The page: skip the ``offset`` newest, return at most ``limit``.
+
+    Ids sort by creation time (:func:`graph.rules.new_id`), and the stores list by id, so one recipient's
+    page is read from the store as a slice counted from the oldest end (the count and the slice are two
+    reads: a notification written between them may shift the page by one). Several recipients (the users
+    of one worker) are merged in memory.
+    """
+    if offset < 0 or limit < 0:
+        raise ValueError("offset and limit must not be negative")
+    filters: dict[str, Any] = {} if unread is None else {"unread": unread}  # written true, set false when read
+    if user_ids is not None and len(user_ids) != 1:
+        rows = [n for user_id in dict.fromkeys(user_ids)
+                for n in store.list_nodes("Notification", where={"user_id": user_id, **filters})]
+        rows.sort(key=lambda n: str(n["id"]), reverse=True)
+        return rows[offset:offset + limit], len(rows)
+    where = {**filters, **({"user_id": user_ids[0]} if user_ids else {})}
+    total = store.count_nodes("Notification", where=where or None)
+    end = max(0, total - offset)
+    start = max(0, end - limit)
+    if end == start:
+        return [], total
+    rows = store.list_nodes("Notification", where=where or None, offset=start, limit=end - start)
+    rows.sort(key=lambda n: str(n["id"]), reverse=True)
+    return rows, total
 
 
 def unread_count(store: GraphStore, user_id: str) -> int:

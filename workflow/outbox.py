@@ -54,6 +54,13 @@ log = logging.getLogger(__name__)
 
 #: Longest wait between two attempts of one message.
 MAX_DELAY: Final = timedelta(hours=1)
+#: The words an e-mail adds around its row's text, in the row's ``lang`` (the recipient's language, chosen when the
+#: row was written: :func:`workflow.notifications.user_language`): the label of the link, the signature.
+_MAIL_TEXT: Final[Mapping[str, tuple[str, str]]] = {
+    "zh": ("查看:", "—— 匠联 · 劳模工匠助企行(系统邮件,请勿直接回复)"),
+    "en": ("Open: ", "— Jianglian · model workers and craftsmen helping enterprises (automated e-mail, please do "
+                     "not reply)"),
+}
 
 
 class TemporaryFailure(Exception):
@@ -138,7 +145,7 @@ class SmtpChannel:
         self._tls = tls_context
 
     def compose(self, message: Mapping[str, Any]) -> EmailMessage:
-        """The e-mail of an outbox row (plain text, UTF-8)."""
+        """The e-mail of an outbox row (plain text, UTF-8), worded in the row's ``lang`` (Chinese without one)."""
         mail = EmailMessage()
         mail["From"] = self.settings.sender
         mail["To"] = str(message["to"])
@@ -146,10 +153,13 @@ class SmtpChannel:
         mail["Date"] = format_datetime(_now())
         domain = self.settings.sender.rpartition("@")[2] or None
         mail["Message-ID"] = make_msgid(idstring=str(message.get("id") or ""), domain=domain)
+        lang = str(message.get("lang") or "zh")
+        open_label, footer = _MAIL_TEXT.get(lang, _MAIL_TEXT["zh"])
         body = str(message.get("body") or "")
         if self.base_url and message.get("path"):
-            body += f"\n\n查看 / Open: {self.base_url}{message['path']}"
-        mail.set_content(body + "\n\n—— 匠联 · 劳模工匠助企行(系统邮件,请勿直接回复)\n")
+            body += f"\n\n{open_label}{self.base_url}{message['path']}"
+        mail.set_content(f"{body}\n\n{footer}\n")
+        mail["Content-Language"] = "en" if lang == "en" else "zh-CN"  # after set_content, which clears Content-*
         return mail
 
     def send(self, message: Mapping[str, Any]) -> str:

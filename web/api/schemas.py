@@ -31,6 +31,7 @@ from marshmallow import RAISE, ValidationError, validates_schema
 
 from graph.model import PROBLEM_STATUSES, SERVICE_TYPES, is_safe_id, is_safe_name_id
 from graph.schema import ID_MAX, ITEMS_MAX, NAME_MAX, NAMED, SCHEMA, TITLE_MAX, Field
+from workflow.notifications import KINDS
 from workflow.selection import MATCH_STATES
 
 __all__ = [
@@ -44,6 +45,11 @@ __all__ = [
     "VolunteerIn",
     "ConfirmIn",
     "MatchQuery",
+    "MarkReadDoc",
+    "MarkReadIn",
+    "NotificationDoc",
+    "NotificationPageDoc",
+    "NotificationQuery",
     "PageQuery",
     "PlanIn",
     "ApplyIn",
@@ -365,6 +371,26 @@ class WithdrawIn(_Strict):
     reason = String(validate=Length(max=TITLE_MAX), load_default="", multiline=True)
 
 
+# -- notifications --------------------------------------------------------------------------------
+class NotificationQuery(PageQuery):
+    unread = Boolean(metadata={"description": "true: only unread ones; false: only read ones"})
+    user = _short(metadata={"description": "API keys: the recipient's username (a logged-in user sees only "
+                                           "their own and may leave it out)"})
+    worker_id = _short(metadata={"description": "API keys: the notifications of the user(s) linked to this worker"})
+
+
+class MarkReadIn(_Strict):
+    ids = List(_id(), validate=Length(min=1, max=500),
+               metadata={"description": "the notifications to mark read (all must be the recipient's)"})
+    all = _flag(load_default=False, metadata={"description": "mark every unread notification of the recipient"})
+    user = _id(metadata={"description": "API keys (write scope): whose notifications; a user marks their own"})
+
+    @validates_schema
+    def _one_of(self, data: dict[str, Any], **_: Any) -> None:
+        if bool(data.get("ids")) == bool(data.get("all")):
+            raise ValidationError("给出 ids 或 all: true 之一 / give either ids or all: true", field_name="ids")
+
+
 # -- campaign assignment --------------------------------------------------------------------------
 class PlanIn(_Strict):
     problem_ids = List(_id(), validate=Length(min=1, max=2000),
@@ -415,6 +441,34 @@ class RecommendationsDoc(Schema):
     model_version = String()
     audit_id = String()
     items = List(Nested(RecommendationDoc))
+
+
+class NotificationDoc(Schema):
+    id = String()
+    user_id = String(metadata={"description": "the recipient (a username)"})
+    kind = String(validate=OneOf(KINDS))
+    unread = Boolean()
+    at = String(metadata={"description": "when the step happened (ISO 8601, China Standard Time)"})
+    read_at = String()
+    actor = String(metadata={"description": "who took the step (a username, apikey:<id>, "
+                                            "or '<coordinator> for <worker id>')"})
+    match_id = String()
+    problem_id = String()
+    worker_id = String()
+    problem_title = String()
+    worker_name = String()
+    reason = String()
+    text = String(metadata={"description": "the sentence, in the request's language (lang, then Accept-Language)"})
+
+
+class NotificationPageDoc(PageDoc):
+    items = List(Nested(NotificationDoc))
+    unread = Integer(metadata={"description": "unread notifications of the same recipient(s), on every page"})
+
+
+class MarkReadDoc(Schema):
+    marked = Integer(metadata={"description": "how many were unread and are read now"})
+    unread = Integer(metadata={"description": "unread notifications the recipient has left"})
 
 
 _COMMON_ERRORS = {401: "no or bad API key", 403: "scope, role or district does not allow it",

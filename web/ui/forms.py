@@ -22,7 +22,16 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import (
+    AnyOf,
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from graph.model import SERVICE_TYPES
 
@@ -90,6 +99,9 @@ class EmailForm(FlaskForm):
     email = StringField(_l("通知邮箱"), validators=[
         Optional(), Length(max=200), NoControlCharacters(),
         Regexp(r"^[^@\s<>,;\\\"']+@[^@\s<>,;\\\"']+\.[^@\s<>,;\\\"']+$", message=_l("请输入有效的邮箱地址"))])
+    #: The language of the e-mails (``workflow.notifications.LANGUAGES``); not sent: left as it is.
+    language = SelectField(_l("邮件语言"), choices=[("zh", "中文"), ("en", "English")], validate_choice=False,
+                           validators=[Optional(), AnyOf(["zh", "en"], message=_l("请选择中文或English"))])
 
 
 class OnBehalfForm(FlaskForm):

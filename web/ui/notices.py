@@ -18,7 +18,7 @@ from web.ui import bp
 from web.ui.access import principal, role_required, user_role
 from web.ui.context import selection, store
 from web.ui.forms import ActionForm, EmailForm
-from workflow.notifications import mark_read, notifications_for, unread_count
+from workflow.notifications import LANGUAGES, mark_read, notifications_for, unread_count, user_language
 
 __all__ = ["OUTBOX_STATUSES", "TEXTS", "notice_text", "notification_open", "notifications", "notifications_email",
            "notifications_read_all", "outbox_log", "unread"]
@@ -80,23 +80,27 @@ def notifications() -> str:
     user = store().get_node("User", p.id) or {}
     email_form.email.data = user.get("email") or ""
     return render_template("ui/notifications.html", notes=rows, notice_text=notice_text, form=ActionForm(),
-                           email_form=email_form, email=user.get("email") or "")
+                           email_form=email_form, email=user.get("email") or "", language=user_language(user))
 
 
 @bp.route("/notifications/email", methods=["POST"])
 @role_required(*ALL_ROLES)
 def notifications_email() -> Response:
-    """The user sets (or clears) the address their notification e-mails go to."""
+    """The user sets (or clears) the address their notification e-mails go to, and the e-mails' language
+    (``zh`` or ``en``; a form without it leaves the language as it was)."""
     p = principal()
     assert p is not None
     form = EmailForm()
     if not form.validate_on_submit():
         if form.csrf_token.errors:
             abort(400)
-        flash(_("请输入有效的邮箱地址"), "error")
+        flash(_("请选择中文或English") if form.language.errors else _("请输入有效的邮箱地址"), "error")
         return redirect(url_for("ui.notifications"))
     address = (form.email.data or "").strip()
-    store().update_node("User", p.id, {"email": address})
+    props = {"email": address}
+    if form.language.data in LANGUAGES:
+        props["language"] = form.language.data
+    store().update_node("User", p.id, props)
     flash(_("通知会发到 %(email)s。", email=address) if address else _("已停止邮件通知,通知仍在本页显示。"),
           "success")
     return redirect(url_for("ui.notifications"))
