@@ -42,147 +42,56 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import random
-import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.bulk_load_bench import machine, source_state  # noqa: E402
+from benchmarks.http_load import (  # noqa: E402
+    JIANGLIAN,
+    Load,
+    cpu_seconds,
+    demo_and_key,
+    fetch_pools,
+    free_port,
+    pcts,
+    request,
+    start_neo4j,
+    vm_hwm_mb,
+    wait_ready,
+)
 from ops.neo4j_server import Neo4jServer  # noqa: E402
 
 __all__ = ["main"]
 
-JIANGLIAN = Path(sys.executable).parent / "jianglian"
 OPS = ("recommend", "problems", "worker", "recommended")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class ReadLoad(Load):
+    """Recommendations, problem pages, worker rows and a worker's recommended problems."""
 
+    OPS = OPS
 
-def _run(cmd: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
-
-
-def _request(conn: http.client.HTTPConnection, method: str, path: str, key: str,
-             body: dict[str, Any] | None = None) -> tuple[int, bytes]:
-    headers = {"X-API-Key": key, "Accept": "application/json"}
-    data = None
-    if body is not None:
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        headers["Content-Type"] = "application/json"
-    conn.request(method, path, body=data, headers=headers)
-    response = conn.getresponse()
-    return response.status, response.read()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by the process and its descendants (the served app may fork
-    workers), from ``/proc/<pid>/stat``: their own time plus what their exited children left them."""
-    stats: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-    tree, grew = {pid}, True
-    while grew:
-        more = {p for p, fields in stats.items() if int(fields[1]) in tree} - tree
-        tree |= more
-        grew = bool(more)
-    ticks = sum(sum(int(x) for x in stats[p][11:15]) for p in tree if p in stats)  # utime stime cutime cstime
-    return ticks / os.sysconf("SC_CLK_TCK") if pid in stats else float("nan")
-
-
-def _vm_hwm_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-class Load:
-    """The load generator: per-thread connections, shared result lists."""
-
-    def __init__(self, port: int, key: str, problems: list[dict[str, Any]], worker_ids: list[str], pages: int,
-                 weights: list[float], seed: int) -> None:
-        self.port, self.key = port, key
-        self.problems, self.worker_ids, self.pages = problems, worker_ids, pages
-        self.weights, self.seed = weights, seed
-        self.samples: list[tuple[str, int, float]] = []  # (op, status or 0 for a connection error, seconds)
-        self.errors: Counter[str] = Counter()
-        self.bodies_5xx: list[str] = []
-        self._lock = threading.Lock()
-
-    def one(self, conn: http.client.HTTPConnection, rng: random.Random, op: str) -> tuple[int, bytes]:
+    def one(self, conn: http.client.HTTPConnection, rng: random.Random, op: str, n: int) -> tuple[int, bytes, str]:
         if op == "recommend":
-            return _request(conn, "POST", "/api/v1/recommendations", self.key,
-                            {"problem": rng.choice(self.problems), "top_k": 10})
+            return request(conn, "POST", "/api/v1/recommendations", self.key,
+                           {"problem": rng.choice(self.problems), "top_k": 10})
         if op == "problems":
-            return _request(conn, "GET", f"/api/v1/problems?page={rng.randint(1, self.pages)}&per_page=20", self.key)
+            return request(conn, "GET", f"/api/v1/problems?page={rng.randint(1, self.pages)}&per_page=20", self.key)
         if op == "recommended":
-            return _request(conn, "GET", f"/api/v1/workers/{rng.choice(self.worker_ids)}/recommended-problems?top_k=10",
-                            self.key)
-        return _request(conn, "GET", f"/api/v1/workers/{rng.choice(self.worker_ids)}", self.key)
-
-    def client(self, number: int, deadline: float) -> None:
-        rng = random.Random(self.seed * 1000 + number)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        local: list[tuple[str, int, float]] = []
-        while time.monotonic() < deadline:
-            op = rng.choices(OPS, weights=self.weights)[0]
-            started = time.perf_counter()
-            try:
-                status, body = self.one(conn, rng, op)
-            except (OSError, http.client.HTTPException) as err:
-                local.append((op, 0, time.perf_counter() - started))
-                with self._lock:
-                    self.errors[type(err).__name__] += 1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-                continue
-            local.append((op, status, time.perf_counter() - started))
-            if status >= 500:
-                with self._lock:
-                    self.bodies_5xx.append(body[:300].decode("utf-8", "replace"))
-        conn.close()
-        with self._lock:
-            self.samples.extend(local)
-
-    def run(self, clients: int, duration: float) -> float:
-        deadline = time.monotonic() + duration
-        threads = [threading.Thread(target=self.client, args=(i, deadline), daemon=True) for i in range(clients)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(duration + 180)
-        return time.perf_counter() - started
+            return request(conn, "GET", f"/api/v1/workers/{rng.choice(self.worker_ids)}/recommended-problems?top_k=10",
+                           self.key)
+        return request(conn, "GET", f"/api/v1/workers/{rng.choice(self.worker_ids)}", self.key)
 
 
 def _store_what(store: str) -> str:
@@ -193,21 +102,6 @@ def _store_mb(store: str, tmp: str) -> float:
     """Size of the store on disk: every file of the embedded store, or everything under Neo4j's ``data``."""
     files = (Path(tmp) / "store").rglob("*") if store == "memory" else (Path(tmp) / "neo4j" / "data").rglob("*")
     return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
-
-
-def _stop_neo4j(server: Neo4jServer) -> None:
-    code = server.stop()
-    if code not in (0, None):
-        print(f"Neo4j exited with code {code}:\n" + "\n".join(server.output_tail()[-20:]), file=sys.stderr)
-    else:
-        print(f"Neo4j stopped (exit code {code})", flush=True)
-
-
-def _pcts(values: list[float]) -> str:
-    if not values:
-        return "-"
-    a = np.asarray(values) * 1000
-    return f"{np.percentile(a, 50):.0f} / {np.percentile(a, 95):.0f} / {np.percentile(a, 99):.0f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,64 +139,31 @@ def main(argv: list[str] | None = None) -> int:
             env.pop("JIANGLIAN_API_RATE_COSTS", None)
         neo4j: Neo4jServer | None = None
         if args.store == "neo4j":
-            neo4j = Neo4jServer(data_dir=Path(tmp) / "neo4j", heap=args.neo4j_heap)
-            stack.callback(_stop_neo4j, neo4j)  # registered first: runs after the server has stopped
-            neo4j.start()
-            env.update({"NEO4J_URI": neo4j.uri, "NEO4J_DATABASE": "neo4j", "NEO4J_USER": "neo4j",
-                        "NEO4J_PASSWORD": ""})
-            print(f"Neo4j 5.26 at {neo4j.uri} (pid {neo4j.pid}, heap {args.neo4j_heap}) ready in "
-                  f"{neo4j.startup_seconds:.1f} s", flush=True)
+            neo4j = start_neo4j(stack, Path(tmp) / "neo4j", args.neo4j_heap, env)
         started = time.perf_counter()
-        _run([str(JIANGLIAN), "demo", "--scale", str(args.scale)], env)
-        out = _run([str(JIANGLIAN), "apikey", "create", "--name", "api-load", "--scope", "read"], env)
-        match = re.search(r"^key:\s+(\S+)", out, re.M)
-        if match is None:
-            raise SystemExit(f"no key in: {out}")
-        key = match.group(1)
+        key = demo_and_key(env, args.scale, name="api-load", scope="read")
         graph_mb = _store_mb(args.store, tmp)
         print(f"demo data (scale {args.scale:g}, {args.store} store) and a read API key in "
               f"{time.perf_counter() - started:.0f} s; {_store_what(args.store)} {graph_mb:.1f} MB", flush=True)
 
-        port = _free_port()
+        port = free_port()
         log = open(Path(tmp) / "serve.log", "w+", encoding="utf-8")  # noqa: SIM115 - read back at the end
         server = subprocess.Popen([str(JIANGLIAN), "serve", "--host", "127.0.0.1", "--port", str(port),
                                    "--threads", str(args.threads)], env=env, cwd=REPO, stdout=log,
                                   stderr=subprocess.STDOUT)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    if _request(conn, "GET", "/readyz", key)[0] == 200:
-                        break
-                except OSError:
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise SystemExit(f"the server did not become ready:\n{log.read()[-3000:]}")
-                time.sleep(0.5)
-            # the pools the clients draw from, fetched through the API itself
-            status, body = _request(conn, "GET", "/api/v1/problems?per_page=100&status=solved", key)
-            assert status == 200, body
-            listing = json.loads(body)
-            pages = max(1, -(-int(listing["total"]) // 20))
-            fields = ("title", "description", "skills", "enterprise_id", "district", "service_type")
-            problems = [{k: p[k] for k in fields if p.get(k) is not None} for p in listing["items"]]
-            worker_ids: list[str] = []
-            for page in (1, 2, 3):
-                status, body = _request(conn, "GET", f"/api/v1/workers?per_page=100&page={page}", key)
-                worker_ids += [w["id"] for w in json.loads(body)["items"]]
+            conn = wait_ready(server, port, key, log, timeout=300)
+            problems, worker_ids, pages = fetch_pools(conn, key)
             t = time.perf_counter()
-            status, body = _request(conn, "POST", "/api/v1/recommendations", key, {"problem": problems[0]})
+            status, body, _ = request(conn, "POST", "/api/v1/recommendations", key, {"problem": problems[0]})
             assert status == 200, body
             print(f"server ready on 127.0.0.1:{port} ({args.threads} threads); first recommendation "
                   f"(builds the projection) {time.perf_counter() - t:.1f} s; {len(problems)} query problems, "
                   f"{len(worker_ids)} worker ids, {pages} problem pages", flush=True)
-            status, body = _request(conn, "GET", f"/api/v1/workers/{worker_ids[0]}/recommended-problems", key)
+            status, body, _ = request(conn, "GET", f"/api/v1/workers/{worker_ids[0]}/recommended-problems", key)
             assert status == 200, body  # the first one keeps the open problems' rows
             if not limited:  # a warm-up would spend the key's budget
-                warm = Load(port, key, problems, worker_ids, pages, weights, args.seed + 1)
+                warm = ReadLoad(port, key, problems, worker_ids, pages, weights, args.seed + 1)
                 warm.run(min(4, args.clients), 5.0)
             else:
                 time.sleep(61)  # let the setup calls leave the one-minute window
@@ -311,13 +172,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"load: {args.clients} clients for {args.duration:.0f} s, mix "
                   f"recommend:problems:worker:recommended = {':'.join(f'{w:g}' for w in weights)}, rate limit "
                   f"{args.rate_limit!r}; {machine()}", flush=True)
-            load = Load(port, key, problems, worker_ids, pages, weights, args.seed)
-            cpu_before = _cpu_seconds(server.pid)
+            load = ReadLoad(port, key, problems, worker_ids, pages, weights, args.seed)
+            cpu_before = cpu_seconds(server.pid)
             wall = load.run(args.clients, args.duration)
-            server_cpu = _cpu_seconds(server.pid) - cpu_before
+            server_cpu = cpu_seconds(server.pid) - cpu_before
             print(f"after the load: {machine()}", flush=True)
-            server_peak = _vm_hwm_mb(server.pid)
-            jvm_peak = _vm_hwm_mb(neo4j.pid) if neo4j is not None and neo4j.pid is not None else float("nan")
+            server_peak = vm_hwm_mb(server.pid)
+            jvm_peak = vm_hwm_mb(neo4j.pid) if neo4j is not None and neo4j.pid is not None else float("nan")
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -331,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         graph_mb_after = _store_mb(args.store, tmp)
 
     samples = load.samples
-    statuses = Counter(s for _, s, _ in samples)
+    statuses = Counter(s for _, s, _, _ in samples)
     n_5xx = sum(n for s, n in statuses.items() if s >= 500)
     served = sum(n for s, n in statuses.items() if 200 <= s < 300)
     print(f"\n{len(samples)} requests in {wall:.1f} s: {len(samples) / wall:.1f} requests/s ({served / wall:.1f} "
@@ -348,10 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = [s for s in samples if op in ("all", s[0])]
         if not rows:
             continue
-        limited_n = sum(1 for _, status, _ in rows if status == 429)
-        bad = sum(1 for _, status, _ in rows if not 200 <= status < 300 and status != 429)
-        ok_times = [x for _, status, x in rows if 200 <= status < 300]
-        print(f"| {op} | {len(rows)} | {len(rows) / wall:.1f} | {_pcts(ok_times)} | {limited_n} | "
+        limited_n = sum(1 for _, status, _, _ in rows if status == 429)
+        bad = sum(1 for _, status, _, _ in rows if not 200 <= status < 300 and status != 429)
+        ok_times = [x for _, status, x, _ in rows if 200 <= status < 300]
+        print(f"| {op} | {len(rows)} | {len(rows) / wall:.1f} | {pcts(ok_times)} | {limited_n} | "
               f"{bad} |")
     for text in load.bodies_5xx[:5]:
         print(f"5xx body: {text}")

@@ -37,190 +37,74 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.api_load import _free_port, _request, _run, _stop_neo4j  # noqa: E402
 from benchmarks.bulk_load_bench import machine, source_state  # noqa: E402
-from ops.neo4j_server import Neo4jServer  # noqa: E402
+from benchmarks.http_load import (  # noqa: E402
+    JIANGLIAN,
+    Load,
+    cpu_seconds,
+    demo_and_key,
+    fetch_pools,
+    free_port,
+    pcts,
+    request,
+    rss_mb,
+    start_neo4j,
+    wait_ready,
+)
 from web.server import WORKER_HEADER  # noqa: E402
 
 __all__ = ["main"]
 
-JIANGLIAN = Path(sys.executable).parent / "jianglian"
 OPS = ("recommend", "read", "write")
 
 
-def _call(conn: http.client.HTTPConnection, method: str, path: str, key: str,
-          body: dict[str, Any] | None = None) -> tuple[int, bytes, str]:
-    headers = {"X-API-Key": key, "Accept": "application/json"}
-    data = None
-    if body is not None:
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        headers["Content-Type"] = "application/json"
-    conn.request(method, path, body=data, headers=headers)
-    response = conn.getresponse()
-    return response.status, response.read(), response.headers.get(WORKER_HEADER, "")
+class Mix(Load):
+    """Recommendations, reads (a problem page or a worker row, half each) and new problems; every sample
+    names the worker process that answered (``X-Jianglian-Worker``)."""
 
-
-def _tree(pid: int) -> set[int]:
-    """``pid`` and its descendants."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    tree, grew = {pid}, True
-    while grew:
-        more = {p for p, parent in parents.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
-    return tree
-
-
-def _cpu_seconds(pids: set[int]) -> float:
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mb(pids: set[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
-class Mix:
-    """The load generator: one keep-alive connection per client thread."""
-
-    def __init__(self, port: int, key: str, problems: list[dict[str, Any]], worker_ids: list[str], pages: int,
-                 weights: list[float], seed: int) -> None:
-        self.port, self.key, self.problems, self.worker_ids, self.pages = port, key, problems, worker_ids, pages
-        self.weights, self.seed = weights, seed
-        self.samples: list[tuple[str, int, float, str]] = []  # (op, status or 0, seconds, worker pid)
-        self.errors: Counter[str] = Counter()
-        self.bodies_5xx: list[str] = []
-        self._lock = threading.Lock()
+    OPS = OPS
 
     def one(self, conn: http.client.HTTPConnection, rng: random.Random, op: str, n: int) -> tuple[int, bytes, str]:
         if op == "recommend":
-            return _call(conn, "POST", "/api/v1/recommendations", self.key,
-                         {"problem": rng.choice(self.problems), "top_k": 10})
+            return request(conn, "POST", "/api/v1/recommendations", self.key,
+                           {"problem": rng.choice(self.problems), "top_k": 10}, header=WORKER_HEADER)
         if op == "write":
             problem = dict(rng.choice(self.problems))
             problem["title"] = f"{problem.get('title') or '新难题'}（{n}）"
-            return _call(conn, "POST", "/api/v1/problems", self.key, problem)
+            return request(conn, "POST", "/api/v1/problems", self.key, problem, header=WORKER_HEADER)
         if rng.random() < 0.5:
-            return _call(conn, "GET", f"/api/v1/problems?page={rng.randint(1, self.pages)}&per_page=20", self.key)
-        return _call(conn, "GET", f"/api/v1/workers/{rng.choice(self.worker_ids)}", self.key)
-
-    def client(self, number: int, deadline: float) -> None:
-        rng = random.Random(self.seed * 1000 + number)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        local: list[tuple[str, int, float, str]] = []
-        n = 0
-        while time.monotonic() < deadline:
-            op = rng.choices(OPS, weights=self.weights)[0]
-            n += 1
-            started = time.perf_counter()
-            try:
-                status, body, worker = self.one(conn, rng, op, number * 1_000_000 + n)
-            except (OSError, http.client.HTTPException) as err:
-                local.append((op, 0, time.perf_counter() - started, ""))
-                with self._lock:
-                    self.errors[type(err).__name__] += 1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-                continue
-            local.append((op, status, time.perf_counter() - started, worker))
-            if status >= 500:
-                with self._lock:
-                    self.bodies_5xx.append(body[:300].decode("utf-8", "replace"))
-        conn.close()
-        with self._lock:
-            self.samples.extend(local)
-
-    def run(self, clients: int, duration: float) -> float:
-        deadline = time.monotonic() + duration
-        threads = [threading.Thread(target=self.client, args=(i, deadline), daemon=True) for i in range(clients)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(duration + 180)
-        return time.perf_counter() - started
-
-
-def _pcts(values: list[float]) -> str:
-    if not values:
-        return "-"
-    a = np.asarray(values) * 1000
-    return f"{np.percentile(a, 50):.0f} / {np.percentile(a, 95):.0f} / {np.percentile(a, 99):.0f}"
+            return request(conn, "GET", f"/api/v1/problems?page={rng.randint(1, self.pages)}&per_page=20", self.key,
+                           header=WORKER_HEADER)
+        return request(conn, "GET", f"/api/v1/workers/{rng.choice(self.worker_ids)}", self.key, header=WORKER_HEADER)
 
 
 def _serve_and_load(args: argparse.Namespace, env: dict[str, str], tmp: Path, workers: int, key: str,
                     weights: list[float]) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     log = open(tmp / f"serve-{workers}.log", "w+", encoding="utf-8")  # noqa: SIM115 - read back at the end
     server = subprocess.Popen([str(JIANGLIAN), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
                                str(workers), "--threads", str(args.threads)], env=env, cwd=REPO, stdout=log,
                               stderr=subprocess.STDOUT)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         started = time.perf_counter()
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                if _request(conn, "GET", "/readyz", key)[0] == 200:
-                    break
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise SystemExit(f"the server did not become ready:\n{log.read()[-3000:]}")
-            time.sleep(0.5)
+        conn = wait_ready(server, port, key, log, timeout=600)
         ready = time.perf_counter() - started
-        status, body = _request(conn, "GET", "/api/v1/problems?per_page=100&status=solved", key)
-        assert status == 200, body
-        listing = json.loads(body)
-        pages = max(1, -(-int(listing["total"]) // 20))
-        fields = ("title", "description", "skills", "enterprise_id", "district", "service_type")
-        problems = [{k: p[k] for k in fields if p.get(k) is not None} for p in listing["items"]]
-        worker_ids: list[str] = []
-        for page in (1, 2, 3):
-            status, body = _request(conn, "GET", f"/api/v1/workers?per_page=100&page={page}", key)
-            worker_ids += [w["id"] for w in json.loads(body)["items"]]
+        problems, worker_ids, pages = fetch_pools(conn, key)
         conn.close()
         # warm-up: every worker process answers recommendations before the clock starts
         warmed: set[str] = set()
@@ -234,12 +118,10 @@ def _serve_and_load(args: argparse.Namespace, env: dict[str, str], tmp: Path, wo
               f"{warmup:.1f} s more ({len(warmed)} answering); load: {args.clients} clients, {args.duration:.0f} s; "
               f"{machine()}", flush=True)
         mix = Mix(port, key, problems, worker_ids, pages, weights, args.seed)
-        pids = _tree(server.pid)
-        cpu_before = _cpu_seconds(pids)
+        cpu_before = cpu_seconds(server.pid)
         wall = mix.run(args.clients, args.duration)
-        pids = _tree(server.pid)
-        server_cpu = _cpu_seconds(pids) - cpu_before
-        rss = _rss_mb(pids)
+        server_cpu = cpu_seconds(server.pid) - cpu_before
+        rss = rss_mb(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -276,7 +158,7 @@ def _report(run: dict[str, Any]) -> tuple[float, int, int]:
         if rows:
             ok_times = [x for _, status, x, _ in rows if 200 <= status < 300]
             bad = sum(1 for _, status, _, _ in rows if not 200 <= status < 300)
-            print(f"| {op} | {len(rows)} | {len(rows) / wall:.1f} | {_pcts(ok_times)} | {bad} |")
+            print(f"| {op} | {len(rows)} | {len(rows) / wall:.1f} | {pcts(ok_times)} | {bad} |")
     for text in mix.bodies_5xx[:5]:
         print(f"5xx body: {text}")
     return ok / wall, n_5xx, sum(mix.errors.values())
@@ -311,23 +193,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.encoder is not None:
             env["JIANGLIAN_EMBEDDING_MODEL"] = args.encoder
         if args.store == "neo4j":
-            neo4j = Neo4jServer(data_dir=tmp / "neo4j", heap=args.neo4j_heap)
-            stack.callback(_stop_neo4j, neo4j)
-            neo4j.start()
-            env.update({"NEO4J_URI": neo4j.uri, "NEO4J_DATABASE": "neo4j", "NEO4J_USER": "neo4j",
-                        "NEO4J_PASSWORD": ""})
-            print(f"Neo4j 5.26 at {neo4j.uri} (heap {args.neo4j_heap}) ready in {neo4j.startup_seconds:.1f} s",
-                  flush=True)
+            start_neo4j(stack, tmp / "neo4j", args.neo4j_heap, env)
         started = time.perf_counter()
-        _run([str(JIANGLIAN), "demo", "--scale", str(args.scale)], env)
-        out = _run([str(JIANGLIAN), "apikey", "create", "--name", "api-workers", "--scope", "write"], env)
-        match = re.search(r"^key:\s+(\S+)", out, re.M)
-        if match is None:
-            raise SystemExit(f"no key in: {out}")
+        key = demo_and_key(env, args.scale, name="api-workers", scope="write")
         print(f"demo data (scale {args.scale:g}, {args.store} store) and a write key in "
               f"{time.perf_counter() - started:.0f} s", flush=True)
         for workers in counts:
-            runs.append(_serve_and_load(args, env, tmp, workers, match.group(1), weights))
+            runs.append(_serve_and_load(args, env, tmp, workers, key, weights))
 
     failed = False
     summary = []
