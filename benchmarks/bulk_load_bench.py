@@ -46,7 +46,7 @@ from graph import cypher  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
 from graph.errors import GraphError  # noqa: E402
 from graph.memory import MemoryStore  # noqa: E402
-from graph.neo4j_store import Neo4jStore, _storable  # noqa: E402
+from graph.neo4j_store import Neo4jStore, storable  # noqa: E402
 from graph.store import Progress, WriteBatch  # noqa: E402
 from ops.neo4j_server import Neo4jServer  # noqa: E402
 
@@ -136,9 +136,9 @@ def naive(driver: Any, database: str, batch: WriteBatch, *, one_transaction: boo
     """One statement per row (nodes, then relationships), auto-commit or inside one transaction."""
     statements: list[tuple[str, dict[str, Any]]] = []
     for n in batch.nodes:
-        statements.append((cypher.MERGE_NODES[n.label], {"rows": [[n.id, _storable(n.props)]]}))
+        statements.append((cypher.MERGE_NODES[n.label], {"rows": [[n.id, storable(n.props)]]}))
     for r in batch.rels:
-        props = _storable(r.props)
+        props = storable(r.props)
         row = [r.start_id, r.end_id, props] if props else [r.start_id, r.end_id]
         statements.append((cypher.MERGE_RELS[(r.type, r.start_label, r.end_label)], {"rows": [row]}))
     started = time.perf_counter()
@@ -159,9 +159,9 @@ def _statements(rows: list[Any]) -> list[tuple[str, list[list[Any]]]]:
     grouped: dict[str, list[list[Any]]] = {}
     for r in rows:
         if hasattr(r, "label"):
-            grouped.setdefault(cypher.MERGE_NODES[r.label], []).append([r.id, _storable(r.props)])
+            grouped.setdefault(cypher.MERGE_NODES[r.label], []).append([r.id, storable(r.props)])
         else:
-            props = _storable(r.props)
+            props = storable(r.props)
             grouped.setdefault(cypher.MERGE_RELS[(r.type, r.start_label, r.end_label)], []).append(
                 [r.start_id, r.end_id, props] if props else [r.start_id, r.end_id])
     return [(q, rs[i:i + 5000]) for q, rs in grouped.items() for i in range(0, len(rs), 5000)]

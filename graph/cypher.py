@@ -25,6 +25,7 @@ from typing import Final
 from graph.model import FULLTEXT_PROPERTIES, LABELS, REL_ENDPOINTS, REL_TYPES
 
 __all__ = [
+    "per_label",
     "AWAIT_INDEX",
     "AWAIT_INDEXES",
     "CLEAR",
@@ -116,7 +117,7 @@ def _fill(template: str, **names: str) -> str:
     return out
 
 
-def _per_label(template: str, labels: tuple[str, ...] = LABELS) -> Mapping[str, str]:
+def per_label(template: str, labels: tuple[str, ...] = LABELS) -> Mapping[str, str]:
     return MappingProxyType({label: _fill(template, L=label) for label in labels})
 
 
@@ -136,7 +137,7 @@ _WHERE = "all(k IN keys($where) WHERE n[k] = $where[k] OR (n[k] IS NULL AND $whe
 PING: Final = "RETURN 1 AS ok"
 
 # -- schema ------------------------------------------------------------------------------------
-CONSTRAINTS: Final = _per_label(
+CONSTRAINTS: Final = per_label(
     "CREATE CONSTRAINT jianglian___L___id IF NOT EXISTS FOR (n:__L__) REQUIRE n.id IS UNIQUE", SCHEMA_LABELS
 )
 RANGE_INDEXES: Final[tuple[str, ...]] = tuple(
@@ -158,34 +159,34 @@ SHOW_VECTOR_INDEXES: Final = (
 
 # -- node writes -------------------------------------------------------------------------------
 #: Rows are compact ``[id, props]`` lists: packing parameters dominates a bulk load's client time.
-MERGE_NODES: Final = _per_label("UNWIND $rows AS row MERGE (n:__L__ {id: row[0]}) SET n += row[1]")
-CREATE_NODE: Final = _per_label("CREATE (n:__L__ {id: $id}) SET n += $props RETURN " + _N_PROPS)
-UPDATE_NODE: Final = _per_label("MATCH (n:__L__ {id: $id}) SET n += $props RETURN " + _N_PROPS)
+MERGE_NODES: Final = per_label("UNWIND $rows AS row MERGE (n:__L__ {id: row[0]}) SET n += row[1]")
+CREATE_NODE: Final = per_label("CREATE (n:__L__ {id: $id}) SET n += $props RETURN " + _N_PROPS)
+UPDATE_NODE: Final = per_label("MATCH (n:__L__ {id: $id}) SET n += $props RETURN " + _N_PROPS)
 #: Takes the node's write lock for the rest of the transaction, then reads it. Under read committed a plain
 #: ``MATCH (m:Match {id: $id}) WHERE m.state = $expected SET ...`` reads before it locks, so two transactions can
 #: both see the old state and both write (the second waits for the first, then overwrites it): the Neo4j manual's
 #: "lost updates in Cypher". Setting and removing a property locks first, so the read sees the last commit and
 #: every other writer of the node waits until this transaction ends; the write's preconditions are checked on
 #: what this returns (``graph.store.WriteBatch.expect``). The property never outlives the statement.
-LOCK_NODE: Final = _per_label("MATCH (n:__L__ {id: $id}) SET n._lock = true REMOVE n._lock RETURN " + _N_PROPS)
-DELETE_NODE: Final = _per_label("MATCH (n:__L__ {id: $id}) DETACH DELETE n RETURN count(*) AS deleted")
+LOCK_NODE: Final = per_label("MATCH (n:__L__ {id: $id}) SET n._lock = true REMOVE n._lock RETURN " + _N_PROPS)
+DELETE_NODE: Final = per_label("MATCH (n:__L__ {id: $id}) DETACH DELETE n RETURN count(*) AS deleted")
 #: Deletes everything in batches; an implicit (auto-commit) transaction is required by ``IN TRANSACTIONS``.
 #: The change feed's nodes (``Feed``, ``FeedEntry``, ``LabelRevision``) survive: the feed never restarts.
 CLEAR: Final = ("MATCH (n) WHERE NOT (n:Feed OR n:FeedEntry OR n:LabelRevision) "
                 "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
 
 # -- node reads --------------------------------------------------------------------------------
-GET_NODE: Final = _per_label("MATCH (n:__L__ {id: $id}) RETURN " + _N_PROPS)
-EXISTING_IDS: Final = _per_label("UNWIND $ids AS id MATCH (n:__L__ {id: id}) RETURN collect(n.id) AS ids")
-LIST_NODES: Final = _per_label(
+GET_NODE: Final = per_label("MATCH (n:__L__ {id: $id}) RETURN " + _N_PROPS)
+EXISTING_IDS: Final = per_label("UNWIND $ids AS id MATCH (n:__L__ {id: id}) RETURN collect(n.id) AS ids")
+LIST_NODES: Final = per_label(
     "MATCH (n:__L__) WHERE " + _WHERE + " RETURN " + _N_PROPS + " ORDER BY n.id SKIP $offset LIMIT $limit"
 )
 #: Keyset pagination for ``iter_nodes``: the uniqueness constraint's index serves ``n.id > $after`` in order.
-PAGE_NODES: Final = _per_label(
+PAGE_NODES: Final = per_label(
     "MATCH (n:__L__) WHERE n.id > $after RETURN " + _N_PROPS + " ORDER BY n.id LIMIT $limit"
 )
-COUNT_NODES: Final = _per_label("MATCH (n:__L__) RETURN count(n) AS n")
-COUNT_NODES_WHERE: Final = _per_label("MATCH (n:__L__) WHERE " + _WHERE + " RETURN count(n) AS n")
+COUNT_NODES: Final = per_label("MATCH (n:__L__) RETURN count(n) AS n")
+COUNT_NODES_WHERE: Final = per_label("MATCH (n:__L__) WHERE " + _WHERE + " RETURN count(n) AS n")
 #: Variants for a ``where`` that includes a range-indexed property, so the planner can seek.
 LIST_NODES_BY: Final[Mapping[tuple[str, str], str]] = MappingProxyType({
     (label, prop): _fill(
@@ -200,7 +201,7 @@ COUNT_NODES_BY: Final[Mapping[tuple[str, str], str]] = MappingProxyType({
     for label, props in RANGE_INDEXED.items()
     for prop in props
 })
-NEIGHBOURS: Final = _per_label(
+NEIGHBOURS: Final = per_label(
     "MATCH (n:__L__ {id: $id})-[r]-(m) "
     "WITH DISTINCT r, m, startNode(r) = n AS outgoing, [l IN labels(m) WHERE l IN $labels][0] AS other_label "
     "WITH r, m, other_label, "
@@ -244,14 +245,14 @@ FULLTEXT_QUERY_LABELS: Final = (
 )
 
 # -- vectors (the property name is a parameter except in the index DDL) ------------------------
-WRITE_VECTORS: Final = _per_label(
+WRITE_VECTORS: Final = per_label(
     "UNWIND $rows AS row MATCH (n:__L__ {id: row.id}) SET n[$prop] = row.vector RETURN count(*) AS n"
 )
-READ_VECTORS: Final = _per_label(
+READ_VECTORS: Final = per_label(
     "MATCH (n:__L__) WHERE n[$prop] IS NOT NULL RETURN n.id AS id, n[$prop] AS vector ORDER BY n.id"
 )
-DELETE_VECTORS: Final = _per_label("MATCH (n:__L__) WHERE n[$prop] IS NOT NULL SET n[$prop] = null")
-VECTOR_DIMENSION: Final = _per_label("MATCH (n:__L__) WHERE n[$prop] IS NOT NULL RETURN size(n[$prop]) AS dim LIMIT 1")
+DELETE_VECTORS: Final = per_label("MATCH (n:__L__) WHERE n[$prop] IS NOT NULL SET n[$prop] = null")
+VECTOR_DIMENSION: Final = per_label("MATCH (n:__L__) WHERE n[$prop] IS NOT NULL RETURN size(n[$prop]) AS dim LIMIT 1")
 VECTOR_QUERY: Final = (
     "CALL db.index.vector.queryNodes($name, $k, $vector) YIELD node, score RETURN node.id AS id, score"
 )

@@ -624,6 +624,10 @@ class MemoryStore(GraphStore):
                 conn.execute(f"DELETE FROM {table}")  # noqa: S608 - a fixed table name
             self._record(conn, None, LABELS)
 
+    def announce_rebuild(self) -> None:
+        with self._write() as conn:
+            self._record(conn, None, LABELS)
+
     # -- reads ----------------------------------------------------------------------------
     def get_node(self, label: str, node_id: str) -> dict[str, Any] | None:
         check_label(label)

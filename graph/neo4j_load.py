@@ -112,12 +112,12 @@ _REL_INDEXES: Final = tuple(
     for t in REL_TYPES
 )
 #: Properties of the nodes of a chunk that exist and are not yet part of the load, for ``_load_prev``.
-_PREV_NODES: Final = cypher._per_label(
+_PREV_NODES: Final = cypher.per_label(
     "UNWIND $ids AS id MATCH (n:__L__ {id: id}) WHERE n._load IS NULL "
     "RETURN n.id AS id, [k IN keys(n) WHERE NOT k STARTS WITH '_' | [k, n[k]]] AS props"
 )
 #: Rows ``[id, props, prev JSON or null]``.
-_STAGE_NODES: Final = cypher._per_label(
+_STAGE_NODES: Final = cypher.per_label(
     "UNWIND $rows AS row MERGE (n:__L__ {id: row[0]}) ON CREATE SET n._load_new = true "
     "SET n += row[1], n._load = $load, n._load_prev = coalesce(n._load_prev, row[2])"
 )
@@ -152,7 +152,7 @@ _COMMIT_DELETES: Final = _per_type(
 _COMMIT_RELS: Final = _per_type(
     "MATCH ()-[r:__T__]->() WHERE r._load = $load WITH r LIMIT $limit " + _remove_tags("r") + " RETURN count(*) AS n"
 )
-_COMMIT_NODES: Final = cypher._per_label(
+_COMMIT_NODES: Final = cypher.per_label(
     "MATCH (n:__L__) WHERE n._load = $load WITH n LIMIT $limit " + _remove_tags("n") + " RETURN count(*) AS n"
 )
 _UNDO_NEW_RELS: Final = _per_type(
@@ -170,23 +170,22 @@ _RESTORE_RELS: Final = _per_type(
     "UNWIND $rows AS row MATCH ()-[r:__T__]->() WHERE elementId(r) = row[0] SET r += row[1] "
     + _remove_tags("r")
 )
-_UNDO_NEW_NODES: Final = cypher._per_label(
+_UNDO_NEW_NODES: Final = cypher.per_label(
     "MATCH (n:__L__) WHERE n._load = $load AND n._load_new WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n"
 )
-_UNDO_PREV_NODES: Final = cypher._per_label(
+_UNDO_PREV_NODES: Final = cypher.per_label(
     "MATCH (n:__L__) WHERE n._load = $load WITH n LIMIT $limit RETURN n.id AS id, n._load_prev AS prev"
 )
-_RESTORE_NODES: Final = cypher._per_label(
+_RESTORE_NODES: Final = cypher.per_label(
     "UNWIND $rows AS row MATCH (n:__L__ {id: row[0]}) SET n += row[1] " + _remove_tags("n")
 )
-_ANY_NODE: Final = cypher._per_label("MATCH (n:__L__) RETURN count(n) > 0 AS any")
+_ANY_NODE: Final = cypher.per_label("MATCH (n:__L__) RETURN count(n) > 0 AS any")
 
 
 # -- plumbing --------------------------------------------------------------------------------------
 def _write(store: Neo4jStore, work: Callable[[ManagedTransaction], Any]) -> Any:
     """One write transaction through the store's driver and error translation, not counted as a change."""
-    with store._translate(), store._session(write=True) as session:  # noqa: SLF001 - the load path of the store
-        return session.execute_write(work)
+    return store.write_unrecorded(work)
 
 
 def _loop(store: Neo4jStore, statement: str, load: str, limit: int) -> int:
@@ -204,7 +203,7 @@ def _loop(store: Neo4jStore, statement: str, load: str, limit: int) -> int:
 
 def _announce(store: Neo4jStore) -> None:
     """One unlistable change-feed entry (every label counted), so every process's caches of the graph rebuild."""
-    store._write_tx(lambda tx: None, None, LABELS)  # noqa: SLF001 - the load path of the store
+    store.announce_rebuild()
 
 
 def _record(store: Neo4jStore, load: PendingLoad | None) -> None:
@@ -223,8 +222,8 @@ def pending_load(store: Neo4jStore) -> PendingLoad | None:
 
 def _ensure_indexes(store: Neo4jStore) -> None:
     for statement in (*_NODE_INDEXES, *_REL_INDEXES):
-        store._schema(statement)  # noqa: SLF001
-    store._schema(cypher.AWAIT_INDEXES, {"timeout": 300})  # noqa: SLF001
+        store.run_schema(statement)
+    store.run_schema(cypher.AWAIT_INDEXES, {"timeout": 300})
 
 
 # -- commit and undo -------------------------------------------------------------------------------
@@ -411,10 +410,10 @@ def _mark_deletes(key: tuple[str, str, str], pairs: list[list[str]],
 
 
 def _stage_nodes(label: str, chunk: list[Any], load: str, fresh: bool) -> Callable[[ManagedTransaction], None]:
-    from graph.neo4j_store import _check_id, _storable
+    from graph.neo4j_store import check_id, storable
 
     by_id: dict[str, dict[str, Any]] = {
-        _check_id(label, n.id): _storable(n.props, where=f"{label} {n.id}: ") for n in chunk}
+        check_id(label, n.id): storable(n.props, where=f"{label} {n.id}: ") for n in chunk}
 
     def work(tx: ManagedTransaction) -> None:
         prev: dict[str, str] = {}
@@ -429,10 +428,10 @@ def _stage_nodes(label: str, chunk: list[Any], load: str, fresh: bool) -> Callab
 
 def _stage_rels(store: Neo4jStore, key: tuple[str, str, str], chunk: list[Any], load: str,
                 fresh: bool) -> Callable[[ManagedTransaction], None]:
-    from graph.neo4j_store import _storable
+    from graph.neo4j_store import dangling_error, storable
 
     props: dict[tuple[str, str], dict[str, Any]] = {
-        (r.start_id, r.end_id): _storable(r.props, where=f"{r.type}: ") for r in chunk}
+        (r.start_id, r.end_id): storable(r.props, where=f"{r.type}: ") for r in chunk}
     pairs = [[start, end] for start, end in props]
 
     def work(tx: ManagedTransaction) -> None:
@@ -444,6 +443,6 @@ def _stage_rels(store: Neo4jStore, key: tuple[str, str, str], chunk: list[Any], 
         rows = [[start, end, values or None, prev.get((start, end))] for (start, end), values in props.items()]
         record = tx.run(_STAGE_RELS[key], {"rows": rows, "load": load}).single(strict=True)
         if record["n"] != len(rows):
-            raise store._dangling(tx, key, pairs)  # noqa: SLF001
+            raise dangling_error(tx, key, pairs)
 
     return work

@@ -76,7 +76,7 @@ from graph.store import (
 from graph.store import decode_change as _decode_change
 from graph.store import encode_change as _encode_change
 
-__all__ = ["Neo4jStore", "escape_lucene"]
+__all__ = ["Neo4jStore", "check_id", "dangling_error", "escape_lucene", "storable"]
 
 _LUCENE_SPECIAL = re.compile(r'([+\-&|!(){}\[\]^"~*?:\\/])')
 _MAX_QUERY_CHARS = 256  # Lucene refuses queries of more than 1,024 clauses; the cjk analyser makes one per bigram
@@ -102,7 +102,7 @@ def escape_lucene(text: str) -> str:
     return _LUCENE_SPECIAL.sub(r"\\\1", text.lower())
 
 
-def _storable(props: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
+def storable(props: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
     """Validate like :func:`check_props`, then adapt values to what Neo4j properties accept.
 
     Neo4j lists are homogeneous, so a list mixing ints and floats becomes floats, and integers
@@ -119,10 +119,23 @@ def _storable(props: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
     return out
 
 
-def _check_id(label: str, node_id: Any) -> str:
+def check_id(label: str, node_id: Any) -> str:
+    """``node_id`` if it is a non-empty string; raises :class:`ConstraintViolation` otherwise."""
     if not isinstance(node_id, str) or not node_id:
         raise ConstraintViolation(f"{label} ids must be non-empty strings, got {node_id!r}")
     return node_id
+
+
+def dangling_error(tx: ManagedTransaction, key: tuple[str, str, str], rows: list[list[Any]]) -> ConstraintViolation:
+    """Name one missing endpoint of a relationship chunk (the transaction is rolled back by raising)."""
+    rel_type, start_label, end_label = key
+    for label, side in ((start_label, 0), (end_label, 1)):
+        ids = list(dict.fromkeys(row[side] for row in rows))
+        found = set(tx.run(cypher.EXISTING_IDS[label], {"ids": ids}).single(strict=True)["ids"])
+        missing = [i for i in ids if i not in found]
+        if missing:
+            return ConstraintViolation(f"{rel_type}: {label} {missing[0]!r} does not exist")
+    return ConstraintViolation(f"{rel_type}: an endpoint does not exist")
 
 
 def _chunks(rows: list[Any], size: int) -> Iterator[list[Any]]:
@@ -323,8 +336,8 @@ class Neo4jStore(GraphStore):
         result: list[Record] = self._write_tx(work, changes, labels)
         return result
 
-    def _schema(self, query: str, params: Mapping[str, Any] | None = None) -> None:
-        """Schema statements each run alone (Neo4j refuses them next to data writes)."""
+    def run_schema(self, query: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run one schema statement alone (Neo4j refuses them next to data writes)."""
 
         def work(tx: ManagedTransaction) -> None:
             tx.run(query, dict(params or {})).consume()
@@ -332,17 +345,29 @@ class Neo4jStore(GraphStore):
         with self._translate(), self._session(write=True) as s:
             s.execute_write(work)
 
+    def write_unrecorded(self, work: Callable[[ManagedTransaction], Any]) -> Any:
+        """Run ``work`` in one write transaction, with the store's error translation and no change-feed entry.
+
+        For writes the feed must not list one by one: the staged bulk load (:mod:`graph.neo4j_load`), whose rows
+        stay invisible until its commit, which then calls :meth:`announce_rebuild`.
+        """
+        with self._translate(), self._session(write=True) as s:
+            return s.execute_write(work)
+
+    def announce_rebuild(self) -> None:
+        self._write_tx(lambda tx: None, None, LABELS)
+
     # -- life cycle ----------------------------------------------------------------------------
     def ensure_schema(self) -> None:
         """Uniqueness constraints on ``id`` (every label and ``Meta``), range and full-text indexes."""
         for statement in cypher.CONSTRAINTS.values():
-            self._schema(statement)
+            self.run_schema(statement)
         for statement in cypher.RANGE_INDEXES:
-            self._schema(statement)
-        self._schema(cypher.FULLTEXT_INDEX_DDL)
+            self.run_schema(statement)
+        self.run_schema(cypher.FULLTEXT_INDEX_DDL)
         for statement in cypher.FEED_SCHEMA:
-            self._schema(statement)
-        self._schema(cypher.AWAIT_INDEXES, {"timeout": _INDEX_TIMEOUT_S})
+            self.run_schema(statement)
+        self.run_schema(cypher.AWAIT_INDEXES, {"timeout": _INDEX_TIMEOUT_S})
         self._read_feed(create=True)
 
     def ping(self) -> None:
@@ -442,11 +467,11 @@ class Neo4jStore(GraphStore):
         nodes: dict[str, list[list[Any]]] = defaultdict(list)
         for n in batch.nodes:
             label = check_label(n.label)
-            nodes[label].append([_check_id(label, n.id), _storable(n.props, where=f"{label} {n.id}: ")])
+            nodes[label].append([check_id(label, n.id), storable(n.props, where=f"{label} {n.id}: ")])
         rels: dict[tuple[str, str, str], list[list[Any]]] = defaultdict(list)
         for r in batch.rels:
             check_rel(r.type, r.start_label, r.end_label)
-            props = _storable(r.props, where=f"{r.type}: ")
+            props = storable(r.props, where=f"{r.type}: ")
             rels[(r.type, r.start_label, r.end_label)].append(
                 [r.start_id, r.end_id, props] if props else [r.start_id, r.end_id])
         deletes: dict[tuple[str, str, str], list[list[Any]]] = defaultdict(list)
@@ -472,7 +497,7 @@ class Neo4jStore(GraphStore):
                 for chunk in _chunks(rows, size):
                     record = tx.run(cypher.MERGE_RELS[key], {"rows": chunk}).single(strict=True)
                     if record["n"] != len(chunk):
-                        raise self._dangling(tx, key, chunk)
+                        raise dangling_error(tx, key, chunk)
                     if progress:
                         progress(len(chunk))
             for key, rows in deletes.items():
@@ -489,22 +514,10 @@ class Neo4jStore(GraphStore):
         if len(batch) or expects or batch.check is not None:
             self._write_tx(work, changes, [n.label for n in batch.nodes])
 
-    @staticmethod
-    def _dangling(tx: ManagedTransaction, key: tuple[str, str, str], rows: list[list[Any]]) -> ConstraintViolation:
-        """Name one missing endpoint of a relationship chunk (the transaction is rolled back by raising)."""
-        rel_type, start_label, end_label = key
-        for label, side in ((start_label, 0), (end_label, 1)):
-            ids = list(dict.fromkeys(row[side] for row in rows))
-            found = set(tx.run(cypher.EXISTING_IDS[label], {"ids": ids}).single(strict=True)["ids"])
-            missing = [i for i in ids if i not in found]
-            if missing:
-                return ConstraintViolation(f"{rel_type}: {label} {missing[0]!r} does not exist")
-        return ConstraintViolation(f"{rel_type}: an endpoint does not exist")
-
     def create_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
         check_label(label)
-        _check_id(label, node_id)
-        clean = {k: v for k, v in _storable(props).items() if v is not None}
+        check_id(label, node_id)
+        clean = {k: v for k, v in storable(props).items() if v is not None}
         try:
             records = self._write(cypher.CREATE_NODE[label], {"id": node_id, "props": clean},
                                   [Change(node=(label, node_id))] if label in DOMAIN_LABELS else [], [label])
@@ -517,7 +530,7 @@ class Neo4jStore(GraphStore):
     def update_node(self, label: str, node_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
         check_label(label)
         # ``SET n += $props`` removes the properties whose value is null
-        records = self._write(cypher.UPDATE_NODE[label], {"id": node_id, "props": _storable(props)},
+        records = self._write(cypher.UPDATE_NODE[label], {"id": node_id, "props": storable(props)},
                               [Change(node=(label, node_id))] if label in DOMAIN_LABELS else [], [label])
         if not records:
             raise NodeNotFound(label, node_id)
@@ -536,10 +549,10 @@ class Neo4jStore(GraphStore):
         with self._translate(), self._session(write=True) as s:
             try:
                 s.run(cypher.CLEAR).consume()
-            finally:  # an unlistable feed entry, every label counted: caches of anything rebuild
-                self._write_tx(lambda tx: None, None, LABELS)
+            finally:
+                self.announce_rebuild()
         for index in self._vector_indexes():
-            self._schema(cypher.DROP_INDEX, {"name": index["name"]})
+            self.run_schema(cypher.DROP_INDEX, {"name": index["name"]})
 
     # -- reads ---------------------------------------------------------------------------------
     def get_node(self, label: str, node_id: str) -> dict[str, Any] | None:
@@ -712,8 +725,8 @@ class Neo4jStore(GraphStore):
                        if label in DOMAIN_LABELS else [])
         if not indexed:
             name = cypher.vector_index_name(label, key)
-            self._schema(cypher.vector_index_ddl(label, key), {"dim": dim})
-            self._schema(cypher.AWAIT_INDEX, {"name": name, "timeout": _INDEX_TIMEOUT_S})
+            self.run_schema(cypher.vector_index_ddl(label, key), {"dim": dim})
+            self.run_schema(cypher.AWAIT_INDEX, {"name": name, "timeout": _INDEX_TIMEOUT_S})
 
     def read_vectors(self, label: str, key: str) -> tuple[list[str], np.ndarray]:
         check_label(label)
@@ -726,7 +739,7 @@ class Neo4jStore(GraphStore):
         check_label(label)
         self._write(cypher.DELETE_VECTORS[label], {"prop": self._check_key(key)},
                     None if label in DOMAIN_LABELS else [])
-        self._schema(cypher.DROP_INDEX, {"name": cypher.vector_index_name(label, key)})
+        self.run_schema(cypher.DROP_INDEX, {"name": cypher.vector_index_name(label, key)})
 
     def vector_query(
         self, label: str, key: str, vector: Sequence[float] | np.ndarray, k: int = 10

@@ -104,6 +104,9 @@ class ReadOnlyStore(GraphStore):
     def clear(self) -> None:
         self._refuse("clear")
 
+    def announce_rebuild(self) -> None:
+        self._refuse("announce_rebuild")
+
     def write_vectors(self, label: str, key: str, ids: Sequence[str], vectors: np.ndarray) -> None:
         self._refuse("write_vectors")
 

@@ -318,6 +318,16 @@ class GraphStore(ABC):
     def clear(self) -> None:
         """Delete everything (tests and fresh evaluation stores only)."""
 
+    @abstractmethod
+    def announce_rebuild(self) -> None:
+        """Append an unlistable change-feed entry counting every label, and write nothing else.
+
+        Every process's caches of the graph then rebuild: :meth:`changes_since` of any earlier revision answers
+        ``None`` and every :meth:`label_revision` moves. For writes made around the store's own methods, such as
+        the staged Neo4j bulk load (:mod:`graph.neo4j_load`); :meth:`clear` and the stores' bulk loads do it in
+        their own transaction.
+        """
+
     # -- reads ----------------------------------------------------------------------------
     @abstractmethod
     def get_node(self, label: str, node_id: str) -> dict[str, Any] | None:

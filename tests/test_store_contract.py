@@ -225,6 +225,16 @@ def test_revision_ignores_workflow_writes_and_lists_domain_changes(store: GraphS
     assert store.revision != last and store.changes_since(after_worker) is None
 
 
+def test_announce_rebuild_makes_every_cache_rebuild_and_writes_nothing_else(store: GraphStore) -> None:
+    store.create_node("Worker", "W1", {"name": "张三"})
+    before, matches, workers = store.revision, store.label_revision("Match"), store.label_revision("Worker")
+    store.announce_rebuild()
+    assert store.revision != before and store.changes_since(before) is None
+    assert store.label_revision("Match") != matches and store.label_revision("Worker") != workers
+    assert store.get_node("Worker", "W1") == {"id": "W1", "name": "张三"}
+    assert store.changes_since(store.revision) == []
+
+
 def test_label_revision_follows_writes_of_one_label_or_says_it_cannot(store: GraphStore) -> None:
     matches, workers = store.label_revision("Match"), store.label_revision("Worker")
     assert matches is not None and workers is not None  # durable counters in both stores
