@@ -37,11 +37,16 @@ def serve_cmd(host: str, port: int, workers: int | None, threads: int) -> None:
     gracefully with fresh settings, SIGTERM stops after the requests in flight. An embedded store that admits
     one process only is served by one worker, with a warning.
     """
+    from cli.common import settings
+    from web.server import default_workers, preload, run_gunicorn, run_waitress
+
+    # the ranking's modules and the packaged encoder load in a thread while the app is made (read-only: no store
+    # is opened there, so the gunicorn workers inherit them safely after the fork)
+    preloading = preload(settings())
     from embeddings.errors import EmbeddingError
     from web import create_app
     from web.auth import demo_logins
     from web.extensions import get_state
-    from web.server import default_workers, run_gunicorn, run_waitress
 
     try:
         app = create_app()
@@ -71,6 +76,7 @@ def serve_cmd(host: str, port: int, workers: int | None, threads: int) -> None:
                 where = f" {login['district'] or login['worker_id']}" if login["district"] or login["worker_id"] else ""
                 click.echo(f"    {login['username']:<10} {login['password']}  ({login['role']}{where})")
 
+    preloading.join()  # before the fork: nothing half-loaded in the parent
     if wanted == 1:
         try:
             run_waitress(app, host, port, threads, on_listening=banner)

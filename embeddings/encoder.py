@@ -245,7 +245,8 @@ def load_encoder(name_or_path: str | None = None, *,
         A model directory, a Hugging Face name in the local cache, or ``"all-MiniLM-L6-v2"``; ``None``
         is the project's own built model under ``data_dir``.
     data_dir
-        The data directory holding ``models/jianglian-zh``.
+        The data directory holding ``models/jianglian-zh`` (and ``models/cache``, where the multilingual encoder's
+        loaded model is cached for the next process).
 
     Raises
     ------
@@ -257,7 +258,8 @@ def load_encoder(name_or_path: str | None = None, *,
     """
     resolved = resolve_model(name_or_path, data_dir=data_dir)
     if resolved == MULTILINGUAL_NAME:
-        return load_multilingual()
+        # the loaded model is cached under the data directory: a later process maps it (embeddings.multilingual)
+        return load_multilingual(cache_dir=Path(data_dir) / "models" / "cache")
     with _LOAD_LOCK:
         cached = _LOADED.get(resolved)
         if cached is not None:

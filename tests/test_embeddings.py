@@ -367,3 +367,44 @@ def test_the_ranking_and_the_encoders_read_one_problem_text() -> None:
     assert ranking_text.problem_text is problem_text  # one definition (embeddings.texts), imported by the ranking
     row = {"title": " 主轴异响 ", "description": "", "skills": ["数控", None, " "], "district": "亭湖区"}
     assert ranking_text.problem_text(row) == problem_text(row) == "主轴异响 数控"
+
+
+# -- the packaged multilingual encoder's cached model -------------------------------------------
+def test_the_multilingual_model_is_cached_mapped_and_never_trusted_when_damaged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from embeddings.multilingual import MultilingualEncoder
+
+    texts = ["注塑件缩痕严重，怎么调保压", "PLC program debug 2024", "焊接变形"]
+    reference = MultilingualEncoder().encode(texts)  # no cache: the package's own loading
+    first = MultilingualEncoder(cache_dir=tmp_path)
+    assert np.array_equal(first.encode(texts), reference)
+    assert first.load_source == "package, cache written"
+    (written,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    second = MultilingualEncoder(cache_dir=tmp_path)
+    assert second.identity == first.identity == MultilingualEncoder().identity  # from the manifest, no hashing
+    assert np.array_equal(second.preload().encode(texts), reference)
+    assert second.load_source == "cache"
+    big = second._model._backend.table
+    assert not big.flags.writeable and big.base is not None  # mapped from arrays.bin, not a private copy
+    maps = Path("/proc/self/maps").read_text()
+    assert str(written / "arrays.bin") in maps
+    # a cut file, then a zeroed layer in the middle of the arrays (same size, same first and last 64 KB: only the
+    # probe text's vector sees it) -> the package is loaded again, with a log line, and the cache rewritten
+    arrays = written / "arrays.bin"
+    data = arrays.read_bytes()
+    arrays.write_bytes(data[: len(data) // 2])
+    with caplog.at_level("WARNING", logger="embeddings.multilingual"):
+        third = MultilingualEncoder(cache_dir=tmp_path)
+        assert np.array_equal(third.encode(texts), reference)
+    assert third.load_source == "package, cache written" and "is not used" in caplog.text
+    manifest = json.loads((written / "manifest.json").read_text())
+    start, size = max(manifest["buffers"][1:], key=lambda span: span[1])  # the largest dense layer
+    damaged = bytearray(arrays.read_bytes())
+    damaged[start: start + size] = bytes(size)
+    arrays.write_bytes(bytes(damaged))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="embeddings.multilingual"):
+        fourth = MultilingualEncoder(cache_dir=tmp_path)
+        assert np.array_equal(fourth.encode(texts), reference)
+    assert fourth.load_source == "package, cache written" and "probe" in caplog.text
+    assert MultilingualEncoder(cache_dir=tmp_path).preload().load_source == "cache"

@@ -17,12 +17,23 @@ Windows).
 
 Every response carries ``X-Jianglian-Worker: <pid>`` when several workers serve, so an operator (and the tests)
 can tell which process answered.
+
+What *is* loaded before the fork (:func:`preload`, in a thread while the app is created) is read-only and opens
+no store or driver: the ranking's modules (numpy, scipy, the engine) and the packaged multilingual encoder's
+model (mapped from its cache under the data directory). The workers inherit them, so neither worker imports or
+loads them again (a start pays them once, not once per worker on the same cores), and their pages stay shared
+between the workers (the collector's generations are frozen before the fork, so a collection in a worker does
+not write to them).
 """
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -30,7 +41,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flask import Flask
 
-__all__ = ["WORKER_HEADER", "default_workers", "run_gunicorn", "run_waitress", "worker_header"]
+    from graph.config import Settings
+
+__all__ = ["WORKER_HEADER", "Preload", "default_workers", "preload", "run_gunicorn", "run_waitress", "worker_header"]
+
+_log = logging.getLogger(__name__)
 
 #: The response header naming the worker process that answered (several workers only).
 WORKER_HEADER = "X-Jianglian-Worker"
@@ -58,6 +73,47 @@ def worker_header(wsgi_app: _WsgiApp) -> _WsgiApp:
         return wsgi_app(environ, start)
 
     return app
+
+
+class Preload:
+    """The read-only part of the ranking loaded in a background thread (:func:`preload`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.seconds: float | None = None
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="ranking-preload", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        started = time.perf_counter()
+        try:
+            import recommender.engine  # noqa: F401 - numpy, scipy and the engine, imported once for every worker
+            from embeddings.encoder import MULTILINGUAL_ALIASES, NO_ENCODER, RANKING_DEFAULT, load_encoder
+
+            named = (self.settings.embedding_model or RANKING_DEFAULT).strip()
+            # only the packaged numpy encoder: a torch model is not loaded before a fork (its thread pools)
+            if named.lower() not in NO_ENCODER and named in MULTILINGUAL_ALIASES:
+                encoder = load_encoder(named, data_dir=self.settings.data_dir)
+                encoder.preload()  # type: ignore[union-attr]
+                encoder.identity  # noqa: B018 - the index files' fingerprint needs it: once, here
+        except Exception as err:  # noqa: BLE001 - each worker loads what it needs anyway and reports failures
+            self.error = f"{type(err).__name__}: {err}"
+            _log.warning("preloading the ranking failed (each worker loads it itself): %s", self.error)
+        self.seconds = time.perf_counter() - started
+
+    def join(self) -> None:
+        """Wait for the thread: call before forking (nothing may be half-loaded in the parent then)."""
+        self._thread.join()
+
+
+def preload(settings: Settings) -> Preload:
+    """Start importing the ranking's modules and loading the packaged encoder in a background thread.
+
+    Nothing here opens a store, a driver or a file that stays open except the encoder's mapped cache (read-only),
+    so it is safe to do before gunicorn forks its workers; :meth:`Preload.join` before the fork.
+    """
+    return Preload(settings)
 
 
 def _start_ranking(app: Flask) -> None:
@@ -163,6 +219,9 @@ def run_gunicorn(
             return load()
 
     arbiter = os.getpid()
+    # what the parent loaded (preload) is shared copy-on-write with the workers: a collection in a worker must not
+    # write to those objects' headers, so they move to the permanent generation before the fork
+    gc.freeze()
     try:
         _Application().run()
     except SystemExit as done:  # the arbiter exits through sys.exit once every worker has stopped
