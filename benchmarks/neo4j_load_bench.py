@@ -24,7 +24,9 @@ Run::
     nice -n 5 .venv/bin/python benchmarks/neo4j_load_bench.py --scale 455 --data /tmp/scale455 \
         --neo4j-dir /tmp/scale455-neo4j --port 7787 --kill-at 0
 
-``--kill-at 0`` skips step 4; ``--neo4j-dir`` keeps step 3's database in that directory (a fresh one: the
+``--kill-at 0`` skips step 4; ``--kill-only ROWS`` skips step 3 (ROWS: the full load's nodes + relationships,
+from an earlier run); ``--after-kill undo`` follows the kill with ``jianglian load --undo`` (the database must end
+empty, no tags) instead of the re-run; ``--neo4j-dir`` keeps step 3's database in that directory (a fresh one: the
 directory must not exist) instead of a temporary one, so ``benchmarks/index_bench.py --neo4j-dir`` can build the
 ranking index from it. The table's CPU column is the load process's user + system time; the load average is
 read at the start and the end (the machine is shared).
@@ -99,14 +101,15 @@ def _env(server: Neo4jServer, data_dir: Path) -> dict[str, str]:
             "NEO4J_PASSWORD": "", "JIANGLIAN_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
 
 
-def _load(env: dict[str, str], dataset: Path, *,
+def _load(env: dict[str, str], dataset: Path | None, *,
           kill_at_rows: tuple[Neo4jServer, int] | None = None) -> tuple[float, int, str, float, float]:
     """Run ``jianglian load``: (wall seconds, exit status, output, its peak RSS in MB, its CPU seconds). With
-    ``kill_at_rows``
+    ``dataset`` None, ``jianglian load --undo``. With ``kill_at_rows``
     (server, rows), it is killed with SIGKILL once that server's database holds that many nodes + relationships."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen([str(JIANGLIAN), "load", str(dataset)], env=env, cwd=REPO, stdout=out,
+        what = ["--undo"] if dataset is None else [str(dataset)]
+        proc = subprocess.Popen([str(JIANGLIAN), "load", *what], env=env, cwd=REPO, stdout=out,
                                 stderr=subprocess.STDOUT, text=True)
         watcher = None
         if kill_at_rows is not None:
@@ -161,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--neo4j-dir", type=Path, default=None,
                         help="keep the first load's database in this new directory (default: a temporary one)")
     parser.add_argument("--port", type=int, default=None, help="Bolt port of the first load's server")
+    parser.add_argument("--kill-only", type=int, default=None, metavar="ROWS",
+                        help="skip the first load; ROWS = its nodes + relationships (from an earlier run)")
+    parser.add_argument("--after-kill", choices=("rerun", "undo"), default="rerun",
+                        help="after the kill: run the same load again, or `jianglian load --undo`")
     args = parser.parse_args(argv)
     if args.neo4j_dir is not None and args.neo4j_dir.exists():
         parser.error(f"--neo4j-dir {args.neo4j_dir} exists; the load wants a fresh database")
@@ -179,8 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[dict[str, Any]] = []
 
         server = Neo4jServer(data_dir=args.neo4j_dir or base / "neo4j-1", heap=args.heap, port=args.port)
-        server.start()
+        counts, total = {}, args.kill_only or 0
+        if args.kill_only is None:
+            server.start()
         try:
+            if args.kill_only is not None:
+                raise _Skip
             assert server.pid is not None
             print(f"# loading into {server.uri} (data in {server.data_dir})", flush=True)
             sampler = _HeapSampler(server.pid, args.sample)
@@ -199,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                          "note": next((line for line in out.splitlines() if line.startswith("load ")), "")})
             load_now = " ".join(f"{x:.1f}" for x in os.getloadavg())
             print(f"# load done in {seconds:.1f} s, counts {counts}, load average {load_now}", flush=True)
+        except _Skip:
+            pass
         finally:
             server.stop()
 
@@ -216,17 +229,27 @@ def main(argv: list[str] | None = None) -> int:
                          "rows": sum(killed_counts.values()), "rate": float("nan"), "heap": float("nan"),
                          "capacity": float("nan"), "jvm_rss": float("nan"), "client": float("nan"),
                          "cpu": float("nan"), "tagged": killed_tagged, "note": f"exit {code}"})
+            load_now = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"# killed after {killed_seconds:.1f} s: {killed_counts}, {killed_tagged} tagged; load average "
+                  f"{load_now}", flush=True)
             sampler = _HeapSampler(server.pid, args.sample)
             sampler.start()
-            again, code, out, client, cpu = _load(_env(server, base), dataset)
+            again, code, out, client, cpu = _load(_env(server, base),
+                                                  None if args.after_kill == "undo" else dataset)
             sampler.finish()
             after, tagged = _counts(server)
             undo = next((line for line in out.splitlines() if " undone: " in line), "no undo line")
-            rows.append({"run": "re-run", "seconds": again, "rows": sum(after.values()),
+            if args.after_kill == "undo":
+                undo = "; ".join(line for line in out.splitlines() if line.strip())[-300:]
+            same = (f"same counts as the load: {after == counts}" if counts else f"counts {after}")
+            if args.after_kill == "undo":
+                same = f"database empty again: {sum(after.values()) == 0}"
+            rows.append({"run": "re-run" if args.after_kill == "rerun" else "load --undo", "seconds": again,
+                         "rows": sum(after.values()),
                          "rate": sum(after.values()) / again, "heap": sampler.peak_used,
                          "capacity": sampler.peak_capacity, "jvm_rss": jvm_peak_mb(server.pid),
                          "client": client, "tagged": tagged, "cpu": cpu,
-                         "note": f"exit {code}; same counts as the load: {after == counts}; {undo}"})
+                         "note": f"exit {code}; {same}; {undo}"})
         except _Skip:
             pass
         finally:
