@@ -73,6 +73,10 @@ def _smaps_kb() -> dict[str, int]:
 def child(args: argparse.Namespace) -> None:
     """One process: open, make the recommender (files or build), answer queries; print one JSON line."""
     started = time.perf_counter()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("recommender").setLevel(logging.INFO)
     from graph.memory import MemoryStore
     from graph.neo4j_store import Neo4jStore
     from graph.store import GraphStore
@@ -140,12 +144,18 @@ def _run(data: Path, args: argparse.Namespace, *, hold: str = "", brute: int = 0
     if hold:
         cmd += ["--hold", hold]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # the child's log (the engine's timed steps) goes to a file beside its data, kept after the run
+    log = data / f"child-{time.strftime('%H%M%S')}-{hold.rsplit('.', 1)[-1] if hold else 'b' if brute else 'w'}.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
 
 
 def _result(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, err = proc.communicate()
+    out, _ = proc.communicate()
     if proc.returncode:
+        err = proc.log.read_text()  # type: ignore[attr-defined]
         raise RuntimeError(f"child failed ({proc.returncode}):\n{err[-3000:]}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
