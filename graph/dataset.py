@@ -12,7 +12,7 @@ relationships are derived from the row by :func:`row_relationships`. Values the 
 Rows are checked against the row schema (:func:`graph.schema.check_row`) and problems are
 :class:`graph.schema.Issue` codes; each :class:`~graph.errors.RowError` carries its code and the English
 text. Rows held in memory (spreadsheet imports) go through the same checks (:func:`check_rows`,
-:func:`load_rows`). The module stays one file (about 560 lines): reading, the row-to-node mapping,
+:func:`load_rows`). Why this module is long (about 560 lines): reading, the row-to-node mapping,
 loading and :func:`save_row` apply the same rules and are read together when a load goes wrong.
 """
 

@@ -11,7 +11,7 @@ Three views are derived from :data:`SCHEMA`:
 A validation problem is an :class:`Issue`: a code with parameters (``Issue("type", "capacity",
 {"expected": "int", "got": '"x"'})``). :func:`describe` writes it in English for the command line;
 the web renders the same codes in Chinese or English through Flask-Babel
-(:mod:`web.ui.row_issues`). Nothing parses a message back.
+(:mod:`web.row_issues`). Nothing parses a message back.
 
 Chinese headers and enumeration labels are product data (the names the union's spreadsheets use), not
 user-interface text, which is why they live here.

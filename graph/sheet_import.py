@@ -5,7 +5,7 @@
   each value within the JSON API's limit for its field; the rows are then checked by
   :func:`graph.dataset.check_rows` (in memory), so an import accepts exactly what the dataset loader accepts.
   Every bad row is reported with its spreadsheet row number and a problem code (:class:`RowProblem`),
-  which the web writes in the reader's language (:mod:`web.ui.row_issues`). A row whose id is stored is an
+  which the web writes in the reader's language (:mod:`web.row_issues`). A row whose id is stored is an
   update: the preview lists the fields it changes (:class:`FieldChange`), and it is written over the
   stored row, so columns the sheet lacks and blank cells keep their values, and so do the relationships
   derived from them (skills, a solved problem's ``solved_by`` history and status).
@@ -42,7 +42,7 @@ _FALSE = {"否", "无", "未建会", "未建", "false", "no", "n", "0", "×", "�
 @dataclass(frozen=True)
 class RowProblem:
     """One bad spreadsheet row: its row number (the header is row 1), the row's label and the problem as a
-    code with parameters, which :mod:`web.ui.row_issues` writes in the reader's language."""
+    code with parameters, which :mod:`web.row_issues` writes in the reader's language."""
 
     row: int
     issue: Issue

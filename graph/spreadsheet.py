@@ -21,9 +21,14 @@ Coordinators keep their lists in Excel, so this module speaks their format:
   so an export imports back unchanged; ``jianglian export`` (JSON Lines) is not affected.
 
 Columns are views of the row schema (:mod:`graph.schema`); problems are codes (:class:`UploadError`), which
-the web writes in the reader's language (:mod:`web.ui.row_issues`). The pages (:mod:`web.ui.importexport`)
+the web writes in the reader's language (:mod:`web.row_issues`). The pages (:mod:`web.ui.importexport`)
 call these functions. The template's 说明 sheet, sheet titles and 是/否 are product data (what the union's
 spreadsheets say), not page text.
+
+Why this module is long (about 500 lines): it is one file format read and written in both directions. The
+columns, the cell rules (:func:`spreadsheet_text` on export, :func:`unquote_text` and the text-not-number rule
+on reading) and the template must agree with each other for an export to import back unchanged, so they are
+read and changed together; validation and applying already live apart (:mod:`graph.sheet_import`).
 """
 
 from __future__ import annotations
@@ -220,7 +225,7 @@ UPLOAD_ERRORS: Final[dict[str, str]] = {
 
 class UploadError(ValueError):
     """The file as a whole cannot be read (wrong format, no header row, too many rows): a ``code`` of
-    :data:`UPLOAD_ERRORS` with ``params``; ``str()`` is English, :mod:`web.ui.row_issues` writes it for people.
+    :data:`UPLOAD_ERRORS` with ``params``; ``str()`` is English, :mod:`web.row_issues` writes it for people.
     """
 
     def __init__(self, code: str, **params: Any) -> None:

@@ -305,3 +305,24 @@ def test_settings_from_the_environment_and_a_persisted_secret(tmp_path: Any, mon
     monkeypatch.setenv("JIANGLIAN_SECRET_KEY", "12345")
     assert create_app().config["SECRET_KEY"] == "12345"
     assert create_app({"STORE": MemoryStore()}).config["SECRET_KEY"] == "12345"
+
+
+def test_a_row_the_store_refuses_is_explained_in_the_request_s_language(api_app: Any, keys: dict,
+                                                                       store: GraphStore) -> None:
+    # the worker's stored employer disappears, so saving any edit of the worker's row is refused by
+    # graph.dataset.save_row (a DatasetError with an unknown-reference code), not by the request's schema
+    worker = next(w for w in store.iter_nodes("Worker") if w.get("employer_id"))
+    store.delete_node("Enterprise", worker["employer_id"])
+    client = api_app.test_client()
+    answers = {}
+    for name, headers in {"zh": {}, "en": {"Accept-Language": "en-US,en;q=0.9"}}.items():
+        response = client.patch(f"/api/v1/workers/{worker['id']}", headers={**keys["write"], **headers},
+                                json={"name": "王师傅（改）"})
+        answers[name] = assert_problem(response, 422, slug="validation")
+        assert response.headers["Content-Language"] == name
+    zh, en = ([e for e in answers[lang]["errors"] if e["field"] == "body.employer_id"] for lang in ("zh", "en"))
+    assert len(zh) == len(en) == 1
+    assert "不存在的企业" in zh[0]["message"] and worker["employer_id"] in zh[0]["message"]
+    assert "does not exist" not in zh[0]["message"]
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in en[0]["message"].replace(worker["employer_id"], ""))
+    assert worker["employer_id"] in en[0]["message"]

@@ -17,7 +17,7 @@ from graph.schema import CODES, ITEMS_MAX, SCHEMA, Field, Issue, check_row, desc
 from graph.spreadsheet import COLUMNS, LABEL_OF, UPLOAD_ERRORS, UploadError
 from tests.api_support import make_app
 from web.api import schemas
-from web.ui.row_issues import issue_text, row_error_text, upload_error_text
+from web.row_issues import issue_text, row_error_text, upload_error_text
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 API = {  # label -> (create body, update body)

@@ -20,7 +20,7 @@ from graph.spreadsheet import read_table
 from graph.store import GraphStore
 from tests import api_support
 from tests.api_support import assert_problem, keys, login_as, make_app
-from web.ui.row_issues import problem_text
+from web.row_issues import problem_text
 
 demo_dir = api_support.demo_dir
 store = api_support.store

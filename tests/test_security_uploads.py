@@ -27,8 +27,8 @@ from graph.spreadsheet import MAX_CELL, MAX_SCANNED_ROWS, UploadError, read_tabl
 from graph.store import GraphStore
 from tests import api_support
 from tests.api_support import login_as, make_app
+from web.row_issues import upload_error_text
 from web.ui.importexport import JOBS_IN_ALL, JOBS_PER_USER, ImportJob, ImportJobs
-from web.ui.row_issues import upload_error_text
 
 demo_dir = api_support.demo_dir
 store = api_support.store

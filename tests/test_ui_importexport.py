@@ -18,7 +18,7 @@ from graph.spreadsheet import COLUMNS, export_csv, read_table, template_workbook
 from graph.store import GraphStore
 from tests import api_support
 from tests.api_support import login_as, make_app
-from web.ui.row_issues import issue_text, problem_text, upload_error_text
+from web.row_issues import issue_text, problem_text, upload_error_text
 
 demo_dir = api_support.demo_dir
 store = api_support.store

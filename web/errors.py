@@ -11,10 +11,12 @@ switch), then ``Accept-Language`` (Chinese when none asks for English): :func:`r
 Validation problems add ``errors``: one entry per bad
 field, ``{"field": "body.top_k", "message": ...}``.
 
-Handlers are registered per exception type (domain errors of :mod:`graph`, :mod:`embeddings` and
-:mod:`recommender`, the web layer's own errors, werkzeug's HTTP errors) and never for
+Handlers are registered per exception type (domain errors of :mod:`graph`, :mod:`embeddings`,
+:mod:`recommender` and :mod:`workflow`, the web layer's own errors, werkzeug's HTTP errors) and never for
 ``Exception``: an unexpected bug still becomes a 500 through werkzeug's ``InternalServerError``,
-whose handler answers with a problem document that hides the traceback.
+whose handler answers with a problem document that hides the traceback. Errors answered from their
+message alone are one table (:data:`_BY_MESSAGE`); the others have a handler each. A dataset row the store
+refused is written in the request's language by :mod:`web.row_issues` (the pages' renderer).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, cast
 
 from flask import Flask, Response, current_app, has_request_context, json, request
+from flask_babel import force_locale
 from werkzeug.exceptions import HTTPException, default_exceptions
 
 from embeddings.errors import ModelNotFound as EncoderMissing
@@ -38,6 +41,7 @@ from graph.errors import (
     UnknownLabel,
 )
 from recommender import errors as rec_errors
+from web.row_issues import dataset_error_fields
 from workflow import errors as wf_errors
 
 __all__ = [
@@ -190,8 +194,7 @@ class NotFound(ApiError):
     slug = "not-found"
 
     def __init__(self, label: str, node_id: str) -> None:
-        super().__init__(f"{label} {node_id!r}", what=f"{_LABEL_ZH.get(label, label)} {node_id!r}",
-                         what_en=f"{label} {node_id!r}")
+        super().__init__(f"{label} {node_id!r}", **_node(label, node_id))
 
 
 class Conflict(ApiError):
@@ -363,34 +366,23 @@ def _store_full(err: StoreFull) -> Response:
     return problem_response(503, "store-full" + variant, headers={"Retry-After": "60"})
 
 
+def _node(label: str, node_id: str) -> dict[str, Any]:
+    """The ``what`` parameters naming a node in both languages."""
+    return {"what": f"{_LABEL_ZH.get(label, label)} {node_id!r}", "what_en": f"{label} {node_id!r}"}
+
+
 def _node_not_found(err: NodeNotFound) -> Response:
-    return problem_response(404, "not-found", what=f"{_LABEL_ZH.get(err.label, err.label)} {err.node_id!r}",
-                            what_en=f"{err.label} {err.node_id!r}")
+    return problem_response(404, "not-found", **_node(err.label, err.node_id))
 
 
 def _duplicate(err: DuplicateNode) -> Response:
-    return problem_response(409, "duplicate", what=f"{_LABEL_ZH.get(err.label, err.label)} {err.node_id!r}",
-                            what_en=f"{err.label} {err.node_id!r}")
-
-
-def _constraint(err: ConstraintViolation) -> Response:
-    return problem_response(422, "constraint", reason=str(err))
+    return problem_response(409, "duplicate", **_node(err.label, err.node_id))
 
 
 def _dataset(err: DatasetError) -> Response:
-    fields: dict[str, list[str]] = {}
-    for e in err.errors:
-        fields.setdefault("body", []).append(e.reason)
-    return _validation_response(fields)
-
-
-def _unknown_label(err: UnknownLabel) -> Response:
-    return problem_response(400, "bad-request", reason=str(err))
-
-
-def _match_not_found(err: wf_errors.MatchNotFound) -> Response:
-    text = str(err)
-    return problem_response(404, "not-found", what=text, what_en=text)
+    """Rows the store refused (a row saved through the API), each problem in the request's language."""
+    with force_locale(request_language()):
+        return _validation_response(dataset_error_fields(err))
 
 
 def _illegal(err: wf_errors.IllegalTransition) -> Response:
@@ -407,22 +399,6 @@ def _transition_conflict(err: wf_errors.TransitionConflict) -> Response:
     states: dict[str, Any] = {"expected": err.expected, "current": err.current, "requested": err.requested}
     states.update({f"{k}_zh": _STATE_ZH.get(v, v) for k, v in list(states.items())})
     return problem_response(409, "transition-conflict", **states)
-
-
-def _conflict_of_interest(err: wf_errors.ConflictOfInterest) -> Response:
-    return problem_response(409, "conflict-of-interest")
-
-
-def _capacity(err: wf_errors.CapacityExceeded) -> Response:
-    return problem_response(409, "capacity-exceeded")
-
-
-def _selection(err: wf_errors.SelectionError) -> Response:
-    return problem_response(409, "conflict", reason=str(err), reason_en=str(err))
-
-
-def _assignment(err: wf_errors.AssignmentError) -> Response:
-    return problem_response(422, "assignment", reason=str(err))
 
 
 def _http_exception(err: HTTPException) -> Response | HTTPException:
@@ -471,6 +447,34 @@ def _apiflask_error(error: Any) -> Response:
     return problem_response(status, "http", name=name, description=name, headers=dict(error.headers or {}))
 
 
+#: Errors answered from their message alone: (type, status, catalogue slug, the parameter ``str(err)`` fills in
+#: both languages, or ``None`` when the catalogue's text says it all). Flask picks the most specific type.
+_BY_MESSAGE: tuple[tuple[type[Exception], int, str, Literal["reason", "what"] | None], ...] = (
+    (ConstraintViolation, 422, "constraint", "reason"),
+    (UnknownLabel, 400, "bad-request", "reason"),
+    (wf_errors.MatchNotFound, 404, "not-found", "what"),
+    (wf_errors.ConflictOfInterest, 409, "conflict-of-interest", None),
+    (wf_errors.CapacityExceeded, 409, "capacity-exceeded", None),
+    (wf_errors.SelectionError, 409, "conflict", "reason"),
+    (wf_errors.AssignmentError, 422, "assignment", "reason"),
+    (wf_errors.InvalidSelection, 422, "invalid-selection", "reason"),
+    (wf_errors.WorkerUnavailable, 409, "worker-unavailable", "reason"),
+    (rec_errors.UnknownProblem, 404, "not-found", "what"),
+    (rec_errors.UnknownWorker, 404, "not-found", "what"),
+    (rec_errors.InvalidQuery, 422, "invalid-query", "reason"),
+    (rec_errors.ModelNotFound, 503, "model-unavailable", "reason"),
+    (EncoderMissing, 503, "model-unavailable", "reason"),
+)
+
+
+def _by_message(status: int, slug: str, param: Literal["reason", "what"] | None) -> Any:
+    def handle(err: Exception) -> Response:
+        params: dict[str, Any] = {} if param is None else {param: str(err), f"{param}_en": str(err)}
+        return problem_response(status, slug, **params)
+
+    return handle
+
+
 def register_error_handlers(app: Flask) -> None:
     """Register one handler per error type (no blanket ``Exception`` handler)."""
     app.register_error_handler(ApiError, _api_error)
@@ -479,35 +483,13 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(StoreLocked, _store_unavailable)
     app.register_error_handler(NodeNotFound, _node_not_found)
     app.register_error_handler(DuplicateNode, _duplicate)
-    app.register_error_handler(ConstraintViolation, _constraint)
     app.register_error_handler(DatasetError, _dataset)
-    app.register_error_handler(UnknownLabel, _unknown_label)
-    app.register_error_handler(wf_errors.MatchNotFound, _match_not_found)
     app.register_error_handler(wf_errors.IllegalTransition, _illegal)
     app.register_error_handler(wf_errors.TransitionConflict, _transition_conflict)
-    app.register_error_handler(wf_errors.ConflictOfInterest, _conflict_of_interest)
-    app.register_error_handler(wf_errors.CapacityExceeded, _capacity)
-    app.register_error_handler(wf_errors.SelectionError, _selection)
-    app.register_error_handler(wf_errors.AssignmentError, _assignment)
-    app.register_error_handler(rec_errors.UnknownProblem, _recommender_handler(404, "not-found"))
-    app.register_error_handler(rec_errors.UnknownWorker, _recommender_handler(404, "not-found"))
-    app.register_error_handler(rec_errors.InvalidQuery, _recommender_handler(422, "invalid-query"))
-    app.register_error_handler(wf_errors.InvalidSelection, _recommender_handler(422, "invalid-selection"))
-    app.register_error_handler(wf_errors.WorkerUnavailable, _recommender_handler(409, "worker-unavailable"))
-    app.register_error_handler(rec_errors.ModelNotFound, _recommender_handler(503, "model-unavailable"))
-    app.register_error_handler(EncoderMissing, _recommender_handler(503, "model-unavailable"))
+    for error, status, slug, param in _BY_MESSAGE:
+        app.register_error_handler(error, _by_message(status, slug, param))
     app.register_error_handler(HTTPException, _http_exception)
     if hasattr(app, "error_callback"):
         # APIFlask's HTTPError handler calls ``app.error_callback``; ``app.error_processor`` would also
         # turn every werkzeug error of the HTML pages into JSON, so the attribute is set directly.
         app.error_callback = _apiflask_error
-
-
-def _recommender_handler(status: int, slug: str) -> Any:
-    def handle(err: Exception) -> Response:
-        text = str(err)
-        if slug == "not-found":
-            return problem_response(status, slug, what=text, what_en=text)
-        return problem_response(status, slug, reason=text, reason_en=text)
-
-    return handle

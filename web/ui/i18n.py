@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 from flask import Flask, redirect, request
 from flask_babel import Babel, get_locale
-from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from web.errors import request_language
+from web.labels import ROLE_LABELS, STATUS_LABELS
 from web.ui import bp
 
 __all__ = ["LANGUAGES", "STATUS_LABELS", "ROLE_LABELS", "init_babel", "safe_next", "select_locale", "ui_lang"]
@@ -23,18 +23,6 @@ __all__ = ["LANGUAGES", "STATUS_LABELS", "ROLE_LABELS", "init_babel", "safe_next
 LANGUAGES = ("zh", "en")
 COOKIE = "lang"
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
-
-STATUS_LABELS = {
-    "open": _l("待对接"), "matched": _l("已对接"), "solved": _l("已解决"), "closed": _l("已关闭"),
-    "suggested": _l("已推荐"), "invited": _l("已邀请"), "volunteered": _l("已报名"), "accepted": _l("已接受"),
-    "declined": _l("已婉拒"),
-    "completed": _l("已完成"), "withdrawn": _l("已撤回"),
-}
-ROLE_LABELS = {
-    "admin": _l("管理员"), "city": _l("市级协调员"), "district": _l("区县协调员"), "viewer": _l("只读用户"),
-    "worker": _l("劳模工匠"),
-}
-
 
 def select_locale() -> str:
     """``?lang=`` first, then the ``lang`` cookie, else Chinese: the API errors' rule

@@ -27,7 +27,8 @@ from graph.spreadsheet import (
     template_workbook,
 )
 from graph.store import GraphStore
-from web.ui import bp, row_issues
+from web import row_issues
+from web.ui import bp
 from web.ui.access import EDITORS, READERS, principal, role_required, user_district, user_role
 from web.ui.context import recommender, store
 from web.ui.forms import ActionForm, UploadForm
@@ -36,6 +37,10 @@ from web.ui.queries import districts
 __all__ = ["ImportJob", "ImportJobs", "import_apply", "import_page", "import_preview", "import_progress"]
 
 log = logging.getLogger(__name__)
+
+# the preview page names each row problem's column and says what is wrong in the reader's language
+bp.add_app_template_global(row_issues.problem_column, "problem_column")
+bp.add_app_template_global(row_issues.problem_text, "problem_text")
 
 KIND_LABELS = {"workers": _l("劳模工匠"), "enterprises": _l("企业"), "problems": _l("问题")}
 EXTENSION_KEY = "jianglian_ui_imports"

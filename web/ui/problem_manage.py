@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 from graph.dataset import props_to_row, save_row
 from graph.errors import DatasetError
 from graph.rules import LIVE_STATES, TIMEZONE, capacity_of, problem_status
+from web.row_issues import row_error_text
 from web.ui import bp
 from web.ui.access import (
     EDITORS,
@@ -28,7 +29,6 @@ from web.ui.access import (
 from web.ui.context import recommender, selection, store
 from web.ui.forms import ActionForm, CloseProblemForm, ProblemForm
 from web.ui.queries import districts, enterprise_names, filter_workers, split_list
-from web.ui.row_issues import row_error_text
 from workflow import errors as wf_errors
 
 __all__ = ["SEARCH_LIMIT", "check_skills", "fill_problem_choices", "find_invitable", "problem_close", "problem_edit",

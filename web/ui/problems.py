@@ -15,6 +15,7 @@ from graph.errors import DatasetError
 from graph.model import PROBLEM_STATUSES, SERVICE_TYPES
 from graph.rules import TIMEZONE, new_id
 from recommender import errors as rec_errors
+from web.row_issues import row_error_text
 from web.ui import bp
 from web.ui.access import (
     EDITORS,
@@ -45,7 +46,6 @@ from web.ui.forms import (
 from web.ui.paging import paginate
 from web.ui.problem_manage import check_skills, fill_problem_choices, find_invitable, skill_options
 from web.ui.queries import chains, districts, filter_problems
-from web.ui.row_issues import row_error_text
 from web.ui.scores import match_scores
 from workflow import errors as wf_errors
 

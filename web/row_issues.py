@@ -2,8 +2,11 @@
 
 The dataset loader and spreadsheet imports report problems as codes with parameters; this module is the
 one place that writes them for people, through Flask-Babel (Chinese message ids, English in
-``messages.po``). Columns are named by their spreadsheet header in Chinese, by the schema's English
-header in English. Templates call :func:`problem_text` and :func:`problem_column` (template globals).
+``messages.po``), in the locale Flask-Babel has selected (the pages' rule, or ``force_locale``).
+Columns are named by their spreadsheet header in Chinese, by the schema's English header in English.
+The pages use it (:func:`problem_text` and :func:`problem_column` are template globals of the import pages,
+:mod:`web.ui.importexport`) and so do the API's errors (:func:`dataset_error_fields`, :mod:`web.errors`):
+it imports neither.
 """
 
 from __future__ import annotations
@@ -11,17 +14,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from graph.errors import RowError
+from graph.dataset import FILES
+from graph.errors import DatasetError, RowError
 from graph.schema import ID_MAX, Issue, field_of
 from graph.sheet_import import RowProblem
 from graph.spreadsheet import UploadError
-from web.ui import bp
-from web.ui.i18n import STATUS_LABELS, ui_lang
+from web.labels import STATUS_LABELS
 
-__all__ = ["column_name", "issue_text", "problem_column", "problem_text", "row_error_text", "upload_error_text"]
+__all__ = [
+    "column_name",
+    "dataset_error_fields",
+    "issue_text",
+    "problem_column",
+    "problem_text",
+    "row_error_text",
+    "upload_error_text",
+]
 
 _TYPE = {
     "str": _l("文本"), "int": _l("非负整数"), "bool": _l("“是”或“否”"), "list[str]": _l("非空的列表(用顿号分隔)"),
@@ -29,16 +41,21 @@ _TYPE = {
 }
 
 
+def _lang() -> str:
+    """The language Flask-Babel renders in now (``zh`` or ``en``)."""
+    return str(get_locale() or "zh")[:2]
+
+
 def column_name(label: str, name: str) -> str:
     """The spreadsheet header of ``label``'s field ``name`` in the reader's language (``name`` if unknown)."""
     spec = field_of(label, name)
     if spec is None or not spec.header:
         return name
-    return spec.header_en if ui_lang() == "en" and spec.header_en else spec.header
+    return spec.header_en if _lang() == "en" and spec.header_en else spec.header
 
 
 def _list(items: Any) -> str:
-    return (", " if ui_lang() == "en" else "、").join(str(i) for i in items)
+    return (", " if _lang() == "en" else "、").join(str(i) for i in items)
 
 
 def _choice(value: str) -> str:
@@ -105,13 +122,11 @@ def issue_text(issue: Issue, label: str) -> str:
     return text() if text is not None else issue.code
 
 
-@bp.app_template_global()
 def problem_column(problem: RowProblem) -> str:
     """The column a spreadsheet row problem concerns, in the reader's language ('' when none)."""
     return column_name(problem.label, problem.issue.field) if problem.column else ""
 
 
-@bp.app_template_global()
 def problem_text(problem: RowProblem) -> str:
     """A spreadsheet row problem as one sentence in the reader's language."""
     return issue_text(problem.issue, problem.label)
@@ -120,6 +135,20 @@ def problem_text(problem: RowProblem) -> str:
 def row_error_text(error: RowError, label: str) -> str:
     """A :class:`graph.errors.RowError` (say from :func:`graph.dataset.save_row`) in the reader's language."""
     return issue_text(error.issue, label) if error.issue is not None else error.reason
+
+
+def dataset_error_fields(error: DatasetError) -> dict[str, list[str]]:
+    """The bad rows of ``error`` as ``{"body.<field>": [sentence, ...]}`` for an API validation problem.
+
+    A row of a dataset file is named by its file's label (``workers.jsonl``: ``Worker``), a row saved through
+    the API by its label; a problem with no field is listed under ``body``.
+    """
+    fields: dict[str, list[str]] = {}
+    for row_error in error.errors:
+        issue = row_error.issue
+        field = f"body.{issue.field}" if issue is not None and issue.field else "body"
+        fields.setdefault(field, []).append(row_error_text(row_error, FILES.get(row_error.file, row_error.file)))
+    return fields
 
 
 def upload_error_text(error: UploadError) -> str:
@@ -150,7 +179,7 @@ def upload_error_text(error: UploadError) -> str:
         "empty-file": lambda: _("文件是空的:第一行应为表头"),
         "unknown-kind": lambda: _("未知的数据类型 %(label)s", label=p["kind"]),
         "missing-columns": lambda: _("缺少必填列:%(columns)s(请使用下载的模板)", columns=(
-            ", " if ui_lang() == "en" else "、").join(column_name(p["label"], c) for c in p["columns"])),
+            ", " if _lang() == "en" else "、").join(column_name(p["label"], c) for c in p["columns"])),
     }
     text = texts.get(error.code)
     return text() if text is not None else str(error)
