@@ -47,7 +47,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font, PatternFill
 
 from graph.dataset import props_to_row
-from graph.schema import LABEL_OF_KIND, SCHEMA, Field
+from graph.schema import LABEL_OF_KIND, SCHEMA, TEXT_MAX, Field
 from graph.store import GraphStore
 
 __all__ = [
@@ -91,7 +91,7 @@ MAX_COLUMNS: Final = 100
 #: whole row before handing it over, so a row of millions of cells would cost gigabytes.
 MAX_ROW_CELLS: Final = 16_384
 #: Characters in one cell: the longest text the API accepts (a problem description).
-MAX_CELL: Final = 200_000
+MAX_CELL: Final = TEXT_MAX
 #: Seconds reading one file may take.
 READ_SECONDS: Final = 30.0
 

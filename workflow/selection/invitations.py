@@ -101,17 +101,9 @@ class InvitationSteps(SelectionSteps):
         ConflictOfInterest, CapacityExceeded, WorkerUnavailable
             Unless overridden (conflict, capacity); inactive workers cannot be invited.
         """
-        match_id: str | None = None
-        with self._lock:
-            for attempt in range(ATTEMPTS):
-                match_id = self._try_invite(problem_id, worker_id, actor=actor, note=note,
-                                            allow_conflict=allow_conflict, override_capacity=override_capacity,
-                                            model_version=model_version, score=score, attempt=attempt)
-                if match_id is not None:
-                    break
-        assert match_id is not None  # the last attempt lands or raises
-        self._changed()
-        return self.get(match_id)
+        return self._until_landed(lambda attempt: self._try_invite(
+            problem_id, worker_id, actor=actor, note=note, allow_conflict=allow_conflict,
+            override_capacity=override_capacity, model_version=model_version, score=score, attempt=attempt))
 
     def _try_invite(self, problem_id: str, worker_id: str, *, actor: str, note: str, allow_conflict: bool,
                     override_capacity: bool, model_version: str | None, score: float | None,

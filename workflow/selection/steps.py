@@ -96,21 +96,8 @@ def recount_load(matches: Sequence[Mapping[str, Any]], *, worker_id: str, month:
 
 
 class SelectionSteps(SelectionReads):
-    """Reads plus the conditional-write machinery the steps share (see the module's docstring).
-
-    Parameters
-    ----------
-    store
-        The graph store holding workers, problems, matches and audit events.
-    on_change
-        Called after every write that changes matches or problems (e.g. ``Recommender.refresh``),
-        so the next ranking sees the new load, declines and solved problems.
-    clock
-        Returns the current time (an aware datetime); tests inject a fixed clock.
-    notify
-        Write the step's notifications and outbox messages (:mod:`workflow.notifications`) in the
-        step's own batch (default).
-    """
+    """Reads plus the conditional-write machinery the steps share (see the module's docstring); the parameters
+    are :class:`workflow.selection.Selection`'s."""
 
     def __init__(
         self,
@@ -207,6 +194,20 @@ class SelectionSteps(SelectionReads):
             f"match {match_id} was {current} when read and is {now_state} now: another request "
             f"changed it first, so it was not made {to}",
             expected=current, current=None if now_state is None else str(now_state), requested=to)
+
+    def _until_landed(self, attempt_once: Callable[[int], str | None]) -> dict[str, Any]:
+        """Run ``attempt_once(attempt)`` under the lock until it returns the id of the match it wrote (``None``:
+        something around the step changed, re-read and try again; the last of :data:`ATTEMPTS` lands or raises);
+        then call ``on_change`` and return the match as stored."""
+        match_id: str | None = None
+        with self._lock:
+            for attempt in range(ATTEMPTS):
+                match_id = attempt_once(attempt)
+                if match_id is not None:
+                    break
+        assert match_id is not None  # the last attempt lands or raises
+        self._changed()
+        return self.get(match_id)
 
     # -- moving an existing match -------------------------------------------------------------------
     def _transition(self, match_id: str, to: str, *, actor: str, reason: str = "",

@@ -41,15 +41,8 @@ class VolunteerSteps(SelectionSteps):
         WorkerUnavailable, ConflictOfInterest
             An inactive worker, or one employed by the enterprise that posted the problem.
         """
-        match_id: str | None = None
-        with self._lock:
-            for attempt in range(ATTEMPTS):
-                match_id = self._try_volunteer(problem_id, worker_id, actor=actor, note=note.strip(), attempt=attempt)
-                if match_id is not None:
-                    break
-        assert match_id is not None  # the last attempt lands or raises
-        self._changed()
-        return self.get(match_id)
+        return self._until_landed(lambda attempt: self._try_volunteer(problem_id, worker_id, actor=actor,
+                                                                      note=note.strip(), attempt=attempt))
 
     def _try_volunteer(self, problem_id: str, worker_id: str, *, actor: str, note: str, attempt: int) -> str | None:
         """One attempt of :meth:`volunteer`: the match's id, or ``None`` to re-read and try again."""
