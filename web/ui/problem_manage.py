@@ -32,7 +32,7 @@ from web.ui.queries import districts, enterprise_names, filter_workers, split_li
 from workflow import errors as wf_errors
 
 __all__ = ["SEARCH_LIMIT", "check_skills", "fill_problem_choices", "find_invitable", "problem_close", "problem_edit",
-           "problem_reopen", "skill_options"]
+           "problem_form_fields", "problem_reopen", "save_problem", "skill_options"]
 
 #: Workers one search on the problem page lists.
 SEARCH_LIMIT = 20
@@ -87,8 +87,20 @@ def _problem_or_404(problem_id: str) -> dict[str, Any]:
     return problem
 
 
-def _save(row: dict[str, Any]) -> str | None:
-    """Write the problem row; the reason it was refused, or None."""
+def problem_form_fields(form: ProblemForm, skills: list[str]) -> dict[str, Any]:
+    """The row fields a :class:`ProblemForm` sets, for a new problem and an edit alike."""
+    return {
+        "title": form.title.data.strip(),
+        "description": form.description.data.strip(),
+        "skills": skills,
+        "enterprise_id": form.enterprise_id.data,
+        "service_type": form.service_type.data,
+        "district": form.district.data,
+    }
+
+
+def save_problem(row: dict[str, Any]) -> str | None:
+    """Write the problem row (and refresh the ranking); the reason it was refused, or None."""
     try:
         save_row(store(), "Problem", row)
     except DatasetError as err:
@@ -115,17 +127,9 @@ def problem_edit(problem_id: str) -> str | Response:
     if skills is not None:
         require_edit_district(form.district.data)
         row = props_to_row("Problem", problem)
-        row.update({
-            "title": form.title.data.strip(),
-            "description": form.description.data.strip(),
-            "skills": skills,
-            "enterprise_id": form.enterprise_id.data,
-            "service_type": form.service_type.data,
-            "district": form.district.data,
-            "updated_at": datetime.now(TIMEZONE).isoformat(timespec="seconds"),
-            "updated_by": user_name(),
-        })
-        reason = _save(row)
+        row.update(problem_form_fields(form, skills))
+        row.update({"updated_at": datetime.now(TIMEZONE).isoformat(timespec="seconds"), "updated_by": user_name()})
+        reason = save_problem(row)
         if reason is None:
             flash(_("问题已修改。"), "success")
             return redirect(url_for("ui.problem_detail", problem_id=problem_id))
@@ -161,7 +165,7 @@ def problem_close(problem_id: str) -> Response:
     row = props_to_row("Problem", store().get_node("Problem", problem_id) or problem)
     row.update({"status": "closed", "closed_at": datetime.now(TIMEZONE).isoformat(timespec="seconds"),
                 "closed_by": user_name(), "close_reason": reason})
-    refused = _save(row)
+    refused = save_problem(row)
     if refused is not None:
         flash(_("问题未能保存:%(reason)s", reason=refused), "error")
     elif withdrawn:
@@ -186,7 +190,7 @@ def problem_reopen(problem_id: str) -> Response:
         row.pop(key, None)
     row.update({"status": "open", "reopened_at": datetime.now(TIMEZONE).isoformat(timespec="seconds"),
                 "reopened_by": user_name()})
-    refused = _save(row)
+    refused = save_problem(row)
     flash(_("问题未能保存:%(reason)s", reason=refused) if refused else _("问题已重新打开。"),
           "error" if refused else "success")
     return redirect(url_for("ui.problem_detail", problem_id=problem_id))

@@ -10,12 +10,9 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from graph.dataset import save_row
-from graph.errors import DatasetError
 from graph.model import PROBLEM_STATUSES, SERVICE_TYPES
 from graph.rules import TIMEZONE, new_id
 from recommender import errors as rec_errors
-from web.row_issues import row_error_text
 from web.ui import bp
 from web.ui.access import (
     EDITORS,
@@ -44,7 +41,14 @@ from web.ui.forms import (
     WithdrawForm,
 )
 from web.ui.paging import paginate
-from web.ui.problem_manage import check_skills, fill_problem_choices, find_invitable, skill_options
+from web.ui.problem_manage import (
+    check_skills,
+    fill_problem_choices,
+    find_invitable,
+    problem_form_fields,
+    save_problem,
+    skill_options,
+)
 from web.ui.queries import chains, districts, filter_problems
 from web.ui.scores import match_scores
 from workflow import errors as wf_errors
@@ -113,27 +117,13 @@ def problem_new() -> str | Response:
     if skills is not None:
         require_edit_district(form.district.data)
         now = datetime.now(TIMEZONE)
-        row = {
-            "id": new_id("P", now),
-            "title": form.title.data.strip(),
-            "description": form.description.data.strip(),
-            "skills": skills,
-            "enterprise_id": form.enterprise_id.data,
-            "service_type": form.service_type.data,
-            "district": form.district.data,
-            "status": "open",
-            "posted_at": now.date().isoformat(),
-        }
-        try:
-            problem_id = str(save_row(store(), "Problem", row)["id"])
-        except DatasetError as err:
-            flash(_("问题未能保存:%(reason)s", reason="; ".join(row_error_text(e, "Problem") for e in err.errors)),
-                  "error")
-            return render_template("ui/problem_new.html", form=form, skills=skill_options(),
-                                   may_add_skills=can_edit_district(None, "Skill"))
-        recommender().refresh()
-        flash(_("问题已登记,以下是推荐的劳模工匠。"), "success")
-        return redirect(url_for("ui.problem_detail", problem_id=problem_id))
+        row = {"id": new_id("P", now), **problem_form_fields(form, skills), "status": "open",
+               "posted_at": now.date().isoformat()}
+        reason = save_problem(row)
+        if reason is None:
+            flash(_("问题已登记,以下是推荐的劳模工匠。"), "success")
+            return redirect(url_for("ui.problem_detail", problem_id=row["id"]))
+        flash(_("问题未能保存:%(reason)s", reason=reason), "error")
     return render_template("ui/problem_new.html", form=form, skills=skill_options(),
                            may_add_skills=can_edit_district(None, "Skill"))
 
