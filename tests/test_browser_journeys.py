@@ -245,3 +245,35 @@ def test_viewer_and_admin_read_and_are_told_in_chinese_where_they_may_not_go(
     for step, path in (("audit", "/audit"), ("outbox", "/outbox"), ("apikeys", "/apikeys"), ("import", "/import")):
         admin.goto(path, step)
     admin.close()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=IDS)
+def test_a_coordinator_confirms_a_volunteer_beyond_capacity_in_two_steps(
+        site: dict[str, Any], viewport: tuple[int, int]) -> None:
+    """Confirming is refused at capacity; the second confirmation says why and takes a ticked box and a reason."""
+    store: GraphStore = site["store"]
+    width = viewport[0]
+    worker = _fresh_worker(store, USED)
+    sel = Selection(store)
+    first = _untouched_problem(store, worker)
+    sel.confirm(sel.volunteer(first["id"], worker["id"], actor=worker["id"])["id"], actor="setup")
+    problem = _untouched_problem(store, worker)
+    store.update_node("Worker", worker["id"], {"capacity": 1})
+    match_id = sel.volunteer(problem["id"], worker["id"], actor=worker["id"])["id"]
+    coordinator_name = f"jo-{width}"
+    create_user(store, coordinator_name, PASSWORD, role="district", district=str(problem["district"]))
+    them = Journey(site, coordinator_name, "override", viewport)
+    page = them.page
+    them.goto(f"/problems/{problem['id']}#volunteers", "volunteer")
+    page.locator(f"[data-testid=volunteer][data-worker-id='{worker['id']}'] [data-testid=confirm-volunteer]").click()
+    page.wait_for_selector("[data-testid=override-form]")
+    them.check("second-confirmation")
+    assert "每月 1 项" in page.inner_text("[data-testid=refused-capacity]")
+    page.fill("[data-testid=override-reason]", "本人同意本月多接一项")
+    page.check("[data-testid=override-acknowledge]")
+    page.click("[data-testid=override-confirm]")
+    page.wait_for_selector("[data-testid=match-list]")
+    them.check("confirmed")
+    match = store.get_node("Match", match_id)
+    assert (match["state"], match["confirmed_by"]) == ("accepted", coordinator_name)
+    them.close()

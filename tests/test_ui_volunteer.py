@@ -5,6 +5,7 @@ the worker's history, and the enterprise's address and contact person once the m
 from __future__ import annotations
 
 import html
+import json
 import re
 from typing import Any
 
@@ -201,3 +202,111 @@ def test_a_user_sets_where_notification_mail_goes(store: GraphStore) -> None:
         selection().withdraw(coordinator_matches[0]["id"], actor=f"district-{case['district']}")
     assert len(store.list_nodes("OutboxMessage", where={"user_id": f"worker-{wid}"})) == 1
     assert store.count_nodes("Notification", where={"user_id": f"worker-{wid}"}) == 2
+
+
+def test_a_coordinator_overrides_capacity_with_a_second_confirmation_and_a_reason(store: GraphStore) -> None:
+    """Issue 14: confirming in the pages could not override the capacity check (the API and CLI could)."""
+    app = make_app(store)
+    case = _pick(store)
+    wid, district, p1, p2 = case["worker"]["id"], case["district"], case["p1"], case["p2"]
+    store.update_node("Worker", wid, {"capacity": 1})
+    worker, _ = login_as(app, store, "worker", worker_id=wid)
+    coordinator, _ = login_as(app, store, "district", district=district)
+    other_district = next(d["id"] for d in store.iter_nodes("District") if d["id"] != district)
+    outsider, _ = login_as(app, store, "district", district=other_district)
+    for p in (p1, p2):
+        _post(worker, f"/me/problems/{p['id']}/volunteer")
+    first, second = (store.list_nodes("Match", where={"worker_id": wid, "problem_id": p["id"]})[0]["id"]
+                     for p in (p1, p2))
+    assert _post(coordinator, f"/matches/{first}/confirm", back="problem").status_code == 302
+    assert store.get_node("Match", first)["state"] == "accepted"
+
+    # the plain confirmation is refused and leads to the second confirmation, which says why
+    response = _post(coordinator, f"/matches/{second}/confirm", back="problem")
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/matches/{second}/confirm-override")
+    assert store.get_node("Match", second)["state"] == "volunteered"
+    page = coordinator.get(f"/matches/{second}/confirm-override").get_data(as_text=True)
+    assert "该劳模工匠本月服务容量已满。" in page  # the refusal, flashed
+    refusal = re.search(r'data-testid="refused-capacity">(.*?)</li>', page, flags=re.S)
+    assert refusal is not None and "本月已有 1 项对接" in refusal.group(1) and "每月 1 项" in refusal.group(1)
+    assert 'data-testid="refused-conflict"' not in page
+    assert 'name="override_capacity" type="hidden" value="1"' in page
+    english = coordinator.get(f"/matches/{second}/confirm-override?lang=en").get_data(as_text=True)
+    assert "already has 1 engagement(s) this month" in english and "Confirm anyway and start" in english
+
+    url = f"/matches/{second}/confirm-override"
+    assert outsider.get(url).status_code == 403 and _post(outsider, url, acknowledge="y", reason="x",
+                                                          override_capacity="1").status_code == 403
+    assert worker.get(url).status_code == 403
+    assert coordinator.post(url, data={"acknowledge": "y", "reason": "x", "override_capacity": "1"}).status_code == 400
+    for incomplete in ({"reason": "本人同意本月多接一项"}, {"acknowledge": "y", "reason": " "}):
+        again = _post(coordinator, url, override_capacity="1", **incomplete)
+        assert again.status_code == 200 and "请勾选确认框并写明原因。" in again.get_data(as_text=True)
+        assert store.get_node("Match", second)["state"] == "volunteered"
+
+    done = _post(coordinator, url, acknowledge="y", reason="本人同意本月多接一项", override_capacity="1")
+    assert done.status_code == 302 and done.headers["Location"].endswith(f"/problems/{p2['id']}#volunteers")
+    match = store.get_node("Match", second)
+    assert match["state"] == "accepted" and match["confirmed_by"] == f"district-{district}"
+    [event] = [e for e in store.list_nodes("AuditEvent", where={"match_id": second}) if e["kind"] == "confirm"]
+    detail = json.loads(event["detail_json"])
+    assert (detail["override_capacity"], detail["reason"], detail["load"], detail["capacity"]) == (
+        True, "本人同意本月多接一项", 1, 1)
+    assert "本人同意本月多接一项" in coordinator.get(f"/matches/{second}").get_data(as_text=True)  # the timeline
+    admin, _ = login_as(app, store, "admin")
+    audit = admin.get("/audit?kind=confirm").get_data(as_text=True)
+    assert audit.count('data-testid="override-capacity"') == 1 and "本人同意本月多接一项" in audit
+    # answered now: the page sends the coordinator back instead of confirming twice
+    assert _post(coordinator, url, acknowledge="y", reason="再次", override_capacity="1").status_code == 302
+    assert store.get_node("Match", second)["confirmed_at"] == match["confirmed_at"]
+
+
+def test_a_conflict_of_interest_is_overridden_only_when_the_page_showed_it(store: GraphStore) -> None:
+    app = make_app(store)
+    case = _pick(store)
+    wid, district, p1 = case["worker"]["id"], case["district"], case["p1"]
+    worker, _ = login_as(app, store, "worker", worker_id=wid)
+    coordinator, _ = login_as(app, store, "district", district=district)
+    _post(worker, f"/me/problems/{p1['id']}/volunteer")
+    mid = store.list_nodes("Match", where={"worker_id": wid, "problem_id": p1["id"]})[0]["id"]
+    store.update_node("Worker", wid, {"employer_id": p1["enterprise_id"]})  # the worker changed jobs meanwhile
+    response = _post(coordinator, f"/matches/{mid}/confirm", back="problem")
+    assert response.headers["Location"].endswith(f"/matches/{mid}/confirm-override")
+    url = f"/matches/{mid}/confirm-override"
+    page = coordinator.get(url).get_data(as_text=True)
+    employer = store.get_node("Enterprise", p1["enterprise_id"])["name"]
+    assert 'data-testid="refused-conflict"' in page and html.escape(employer) in page
+    assert 'data-testid="refused-capacity"' not in page
+    # a form that lifts only the capacity check does not slip past the conflict: the page comes back
+    sneaky = _post(coordinator, url, acknowledge="y", reason="企业同意", override_capacity="1")
+    assert sneaky.status_code == 302 and sneaky.headers["Location"].endswith(url)
+    assert store.get_node("Match", mid)["state"] == "volunteered"
+    assert "情况有变" in coordinator.get(url).get_data(as_text=True)
+    _post(coordinator, url, acknowledge="y", reason="企业与工会同意由本企业劳模承担", allow_conflict="1")
+    assert store.get_node("Match", mid)["state"] == "accepted"
+    detail = json.loads(next(e for e in store.list_nodes("AuditEvent", where={"match_id": mid})
+                             if e["kind"] == "confirm")["detail_json"])
+    assert detail["allow_conflict"] is True and detail["reason"] == "企业与工会同意由本企业劳模承担"
+    # a volunteer nothing refuses is simply confirmed: the override page sends the coordinator back
+    p3 = case["p3"]
+    store.update_node("Worker", wid, {"employer_id": None})
+    _post(worker, f"/me/problems/{p3['id']}/volunteer")
+    m3 = store.list_nodes("Match", where={"worker_id": wid, "problem_id": p3["id"]})[0]["id"]
+    assert coordinator.get(f"/matches/{m3}/confirm-override").status_code == 302
+    assert store.get_node("Match", m3)["state"] == "volunteered"
+
+
+def test_the_api_records_the_reason_of_an_override(store: GraphStore) -> None:
+    app = make_app(store)
+    case = _pick(store)
+    wid, p1 = case["worker"]["id"], case["p1"]
+    store.update_node("Worker", wid, {"capacity": 0})
+    worker, worker_headers = login_as(app, store, "worker", worker_id=wid)
+    match = worker.post("/api/v1/matches/volunteer", json={"problem_id": p1["id"]}, headers=worker_headers).get_json()
+    coordinator, headers = login_as(app, store, "district", district=case["district"])
+    url = f"/api/v1/matches/{match['id']}/confirm"
+    assert coordinator.post(url, json={}, headers=headers).status_code == 409  # at capacity
+    assert coordinator.post(url, json={"override_capacity": True, "reason": "x" * 5001},
+                            headers=headers).status_code == 422
+    confirmed = coordinator.post(url, json={"override_capacity": True, "reason": "本人同意"}, headers=headers)
+    assert confirmed.status_code == 200 and confirmed.get_json()["history"][-1]["reason"] == "本人同意"

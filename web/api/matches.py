@@ -180,7 +180,7 @@ def volunteer(data: dict[str, Any]) -> tuple[Response, int, dict[str, str]]:
         responses=schemas.error_responses(400, 404, 409, 413, 422))
 def confirm(match_id: str, data: dict[str, Any]) -> Response:
     return _transition(match_id, "confirm", allow_conflict=data["allow_conflict"],
-                       override_capacity=data["override_capacity"])
+                       override_capacity=data["override_capacity"], reason=data["reason"])
 
 
 @bp.post("/matches/<match_id>/decline-volunteer")

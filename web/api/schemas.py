@@ -352,6 +352,8 @@ class VolunteerIn(_Strict):
 class ConfirmIn(_Strict):
     allow_conflict = _flag(load_default=False, metadata={"description": "confirm an employee of the enterprise"})
     override_capacity = _flag(load_default=False, metadata={"description": "confirm beyond monthly capacity"})
+    reason = String(validate=Length(max=TITLE_MAX), load_default="", multiline=True,
+                    metadata={"description": "why (an override): kept in the match's history and the audit event"})
 
 
 class DeclineIn(_Strict):

@@ -35,6 +35,7 @@ from web.ui import (  # noqa: E402,F401
     importexport,
     layout,
     notices,
+    overrides,
     problem_manage,
     problems,
     workers,

@@ -15,6 +15,7 @@ from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
     BooleanField,
     DecimalField,
+    HiddenField,
     IntegerField,
     PasswordField,
     RadioField,
@@ -35,9 +36,9 @@ from wtforms.validators import (
 
 from graph.model import SERVICE_TYPES
 
-__all__ = ["ActionForm", "ApiKeyForm", "CloseProblemForm", "DeclineForm", "EmailForm", "InviteForm", "LoginForm",
-           "NoControlCharacters", "OnBehalfForm", "OutcomeForm", "ProblemForm", "UploadForm", "VolunteerForm",
-           "WithdrawForm"]
+__all__ = ["ActionForm", "ApiKeyForm", "CloseProblemForm", "ConfirmOverrideForm", "DeclineForm", "EmailForm",
+           "InviteForm", "LoginForm", "NoControlCharacters", "OnBehalfForm", "OutcomeForm", "ProblemForm", "UploadForm",
+           "VolunteerForm", "WithdrawForm"]
 
 _BAD_LINE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 _BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
@@ -113,6 +114,17 @@ class OnBehalfForm(FlaskForm):
 class CloseProblemForm(FlaskForm):
     reason = StringField(_l("关闭原因"), validators=[DataRequired(), Length(max=500), _TEXT],
                          description=_l("例如:企业已自行解决、需求取消。进行中的邀请会一并撤回。"))
+
+
+class ConfirmOverrideForm(FlaskForm):
+    """The second confirmation of a volunteer that the capacity or conflict-of-interest check refused: the
+    coordinator ticks that they checked it and says why (kept in the match's history and the audit log).
+    ``override_capacity`` / ``allow_conflict`` carry the refusals the page showed ("1")."""
+
+    acknowledge = BooleanField(_l("我已核实上述情况,仍然确认这次报名"), validators=[DataRequired()])
+    reason = TextAreaField(_l("原因(记入对接时间线和审计日志)"), validators=[DataRequired(), Length(max=500), _TEXT])
+    override_capacity = HiddenField(validators=[Optional(), AnyOf(["1"])])
+    allow_conflict = HiddenField(validators=[Optional(), AnyOf(["1"])])
 
 
 class WithdrawForm(FlaskForm):

@@ -287,9 +287,22 @@ def match_withdraw(match_id: str) -> Response:
 @bp.route("/matches/<match_id>/confirm", methods=["POST"])
 @role_required(*EDITORS)
 def match_confirm(match_id: str) -> Response:
-    """A coordinator of the problem's district confirms a worker's volunteer: the match is accepted."""
-    return _transition(match_id, "confirm", ActionForm, lambda m, f, actor: selection().confirm(m["id"], actor=actor),
-                       _("已确认报名,对接开始。"))
+    """A coordinator of the problem's district confirms a worker's volunteer: the match is accepted. Refused by
+    the capacity or conflict-of-interest check, they are taken to the second confirmation that may override it
+    (:mod:`web.ui.overrides`)."""
+    refused: list[Exception] = []
+
+    def step(match: dict[str, Any], form: ActionForm, actor: str) -> None:
+        try:
+            selection().confirm(match["id"], actor=actor)
+        except (wf_errors.CapacityExceeded, wf_errors.ConflictOfInterest) as err:
+            refused.append(err)
+            raise
+
+    response = _transition(match_id, "confirm", ActionForm, step, _("已确认报名,对接开始。"))
+    if refused:
+        return redirect(url_for("ui.match_confirm_override", match_id=match_id))
+    return response
 
 
 @bp.route("/matches/<match_id>/decline-volunteer", methods=["POST"])

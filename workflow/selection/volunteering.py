@@ -80,14 +80,15 @@ class VolunteerSteps(SelectionSteps):
         return match_id if self._apply(batch, attempt) else None
 
     def confirm(self, match_id: str, *, actor: str, allow_conflict: bool = False,
-                override_capacity: bool = False) -> dict[str, Any]:
+                override_capacity: bool = False, reason: str = "") -> dict[str, Any]:
         """A coordinator confirms a volunteer: ``volunteered -> accepted``, with the checks of an invitation.
 
         The problem must still be open or matched, the worker active, not employed by the posting enterprise
         (unless ``allow_conflict``) and below capacity (unless ``override_capacity``), the load recounted under
         the worker's lock inside the write, so concurrent confirmations and invitations cannot exceed it.
         Of a confirmation and a decline (or the worker's withdrawal) racing, exactly one commits; the other
-        gets :class:`TransitionConflict`.
+        gets :class:`TransitionConflict`. ``reason`` (why an override was needed) goes into the match's
+        history and the audit event.
         """
         with self._lock:
             for attempt in range(ATTEMPTS):
@@ -108,7 +109,7 @@ class VolunteerSteps(SelectionSteps):
                 check_capacity(worker_id, load, capacity, override=override_capacity, verb="confirm")
                 detail = {"load": load, "capacity": capacity, "allow_conflict": allow_conflict or None,
                           "override_capacity": override_capacity or None}
-                batch = self._transition_batch(match, "accepted", actor=actor, reason="", outcome=None,
+                batch = self._transition_batch(match, "accepted", actor=actor, reason=reason.strip(), outcome=None,
                                                kind="confirm", extra=detail, match_props={"confirmed_by": actor})
                 batch.expect.append(guard("Worker", worker_id, worker, ("active", "capacity", "employer_id")))
                 month = current_month(self._clock())
