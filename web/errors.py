@@ -41,6 +41,7 @@ from graph.errors import (
     UnknownLabel,
 )
 from recommender import errors as rec_errors
+from web.labels import STATUS_LABELS
 from web.row_issues import dataset_error_fields
 from workflow import errors as wf_errors
 
@@ -147,9 +148,6 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
     "http": ("{name}", "{description}", "{description}"),
 }
 
-#: Match states as the UI names them (web.ui.i18n), for messages of the API.
-_STATE_ZH = {"suggested": "已推荐", "invited": "已邀请", "volunteered": "已报名", "accepted": "已接受",
-             "declined": "已婉拒", "completed": "已完成", "withdrawn": "已撤回"}
 _LABEL_ZH = {"Worker": "劳模工匠", "Enterprise": "企业", "Problem": "问题", "Skill": "技能",
              "IndustryChain": "产业链", "District": "地区", "Match": "邀请", "User": "用户", "ApiKey": "API 密钥",
              "Notification": "通知"}
@@ -397,7 +395,8 @@ def _transition_conflict(err: wf_errors.TransitionConflict) -> Response:
     if not (err.expected and err.current and err.requested):  # retries used up: no single state to name
         return problem_response(409, "conflict", reason=f"并发修改冲突，请稍后重试：{err}", reason_en=str(err))
     states: dict[str, Any] = {"expected": err.expected, "current": err.current, "requested": err.requested}
-    states.update({f"{k}_zh": _STATE_ZH.get(v, v) for k, v in list(states.items())})
+    with force_locale("zh"):  # the states' names as the pages say them (web.labels), for the Chinese detail
+        states.update({f"{k}_zh": str(STATUS_LABELS.get(v, v)) for k, v in list(states.items())})
     return problem_response(409, "transition-conflict", **states)
 
 
