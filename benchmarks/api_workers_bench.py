@@ -1,7 +1,7 @@
 """The API under a recommend + read + write mix with 1, 2 and 4 worker processes (``jianglian serve --workers N``).
 
-An extension of ``benchmarks/api_load.py`` (whose request helpers it uses) for issue 12: the same data and the
-same store serve every worker count in turn, so the runs differ only in the number of processes.
+A sibling of ``benchmarks/api_load.py`` (both subclass ``benchmarks/http_load.Load``) for issue 12: the same data
+and the same store serve every worker count in turn, so the runs differ only in the number of processes.
 
 Steps (in a temporary ``JIANGLIAN_DATA_DIR``; with ``--store neo4j`` a throwaway Neo4j 5.26 started with the
 project's launcher, ``ops.neo4j_server.Neo4jServer``, on a free port, ``--neo4j-heap``):
