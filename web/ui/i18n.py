@@ -15,10 +15,9 @@ from flask_babel import Babel, get_locale
 from werkzeug.wrappers import Response
 
 from web.errors import request_language
-from web.labels import ROLE_LABELS, STATUS_LABELS
 from web.ui import bp
 
-__all__ = ["LANGUAGES", "STATUS_LABELS", "ROLE_LABELS", "init_babel", "safe_next", "select_locale", "ui_lang"]
+__all__ = ["LANGUAGES", "init_babel", "safe_next", "select_locale", "ui_lang"]
 
 LANGUAGES = ("zh", "en")
 COOKIE = "lang"

@@ -10,10 +10,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from graph.rules import TIMEZONE
+from web.labels import ROLE_LABELS, STATUS_LABELS
 from web.ui import bp
 from web.ui.access import READERS, split_actor, user_district, user_role, user_worker_id
 from web.ui.context import store
-from web.ui.i18n import ROLE_LABELS, STATUS_LABELS, ui_lang
+from web.ui.i18n import ui_lang
 from web.ui.notices import unread as unread_notices
 
 __all__ = ["NAV", "actor_label", "status_label", "when"]
