@@ -54,7 +54,7 @@ def serve_cmd(host: str, port: int, workers: int | None, threads: int) -> None:
         fail(str(err))
     state = get_state(app)
     try:
-        logins = demo_logins(state.store)
+        logins = demo_logins(state.store, checked=state.data_dir / "demo-logins-checked.json")
     except GraphError as err:  # e.g. Neo4j not up yet: serve anyway, /readyz reports it
         click.echo(f"warning: the store is not reachable yet ({err}); requests answer 503 until it is", err=True)
         logins = []

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,18 +17,13 @@ from cli.common import configured_store, fail, settings
 from graph.errors import GraphError
 from graph.store import GraphStore
 from recommender.errors import RecommenderError
-from workflow.assign import (
-    AssignmentInputs,
-    Plan,
-    apply_plan,
-    assignment_inputs,
-    greedy_assignment,
-    plan_assignment,
-)
 from workflow.errors import WorkflowError
 from workflow.progress import programme_progress
 from workflow.selection import Selection
 from workflow.targets import load_targets
+
+if TYPE_CHECKING:  # the assignment solver (scipy.optimize, networkx) is imported by `assign` only: not every command
+    from workflow.assign import AssignmentInputs, Plan
 
 __all__ = ["commands", "format_table"]
 
@@ -128,6 +123,8 @@ def assign_cmd(dry_run: bool, actor: str, objective: str, city_team_penalty: flo
 
     Without --dry-run the plan's invitations are created.
     """
+    from workflow.assign import apply_plan, assignment_inputs, greedy_assignment, plan_assignment
+
     with configured_store() as store, _errors():
         selection = Selection(store)
         inputs = assignment_inputs(store, selection=selection)

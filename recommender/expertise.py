@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.decomposition import TruncatedSVD
 
 __all__ = ["ExpertiseModel", "fit_expertise", "refit_workers"]
 
@@ -171,6 +170,8 @@ def fit_expertise(
         return None
     rng = np.random.default_rng(seed)
     fit_rows = x if n_docs <= max_fit_docs else x[np.sort(rng.choice(n_docs, max_fit_docs, replace=False))]
+    from sklearn.decomposition import TruncatedSVD  # imported by a fit only: a mapped index does not need it
+
     svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=seed).fit(fit_rows)
     components = np.asarray(svd.components_, dtype=np.float32)
     workers = _worker_tower(x, components, solved, alpha=alpha, block=block)

@@ -28,8 +28,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
 
 from recommender.features import FEATURES
 
@@ -245,6 +243,8 @@ class PairwiseLogisticFusion(_Scaled):
             d = d[rng.choice(len(d), self.max_pairs, replace=False)]
         flip = rng.random(len(d)) < 0.5
         d[flip] *= -1.0
+        from sklearn.linear_model import LogisticRegression  # fits only: serving a fusion does not import it
+
         model = LogisticRegression(C=self.C, fit_intercept=False, max_iter=2000)
         model.fit(d, (~flip).astype(int))
         self.coef_ = model.coef_[0].copy()
@@ -282,6 +282,8 @@ class BoostedFusion:
 
     def fit(self, x: Any, y: Any, groups: Any) -> BoostedFusion:
         arr = _check_x(x)
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
         self.model_ = HistGradientBoostingClassifier(max_iter=self.max_iter, learning_rate=self.learning_rate,
                                                      max_leaf_nodes=self.max_leaf_nodes,
                                                      random_state=self.random_state)

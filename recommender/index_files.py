@@ -37,6 +37,7 @@ import array
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -54,7 +55,6 @@ import numpy as np
 import orjson
 import scipy
 import scipy.sparse as sp
-import sklearn
 
 from graph.projection import EdgeList, Projection
 from recommender.expertise import ExpertiseModel
@@ -78,8 +78,9 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-#: Version of the file layout; a directory of another version is rebuilt.
-FORMAT_VERSION = 1
+#: Version of the file layout; a directory of another version is rebuilt. 2: the text model as mapped vocabulary
+#: tables (``text.*.npy``) and its vectorisers' settings (``text.vectorisers.pkl``) instead of one pickle.
+FORMAT_VERSION = 2
 #: Files up to this size are verified by their full sha256 on load.
 FULL_DIGEST_BYTES = 1 << 22
 #: Larger files: the sha256 of their first and last this many bytes (plus the exact size).
@@ -110,6 +111,17 @@ def store_identity(store: Any) -> str | None:
     return str(value) if value else None
 
 
+@functools.cache
+def _version(distribution: str) -> str:
+    """An installed distribution's version without importing it (scikit-learn costs a second to import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "?"
+
+
 def _code_digest() -> str:
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
@@ -130,7 +142,7 @@ def fingerprints(encoder: Any) -> dict[str, Any]:
         "index": {"hub_degree": RankingIndex.hub_degree, "max_hubs": RankingIndex.max_hubs,
                   "expertise_skill_weight": RankingIndex.expertise_skill_weight,
                   "activity_half_life": ACTIVITY_HALF_LIFE},
-        "libraries": {"numpy": np.__version__, "scipy": scipy.__version__, "sklearn": sklearn.__version__},
+        "libraries": {"numpy": np.__version__, "scipy": scipy.__version__, "sklearn": _version("scikit-learn")},
         "code": _code_digest(),
     }
 
@@ -332,7 +344,12 @@ class _Writer:
                     "fields": {f.name: self.encode(f"{name}.{f.name}", getattr(value, f.name))
                                for f in dataclasses.fields(value)}}
         if isinstance(value, TextModel):
-            return {"t": "pickle", "f": self.blob(f"{name}.pkl", pickle.dumps(value, protocol=5))}
+            # the vocabularies as mapped arrays, not a pickled dictionary (text.VocabTable); the vectorisers'
+            # settings pickled without them, unpickled (with scikit-learn) only when a large batch needs them
+            arrays, settings, vectorisers = value.tables()
+            return {"t": "textmodel", "settings": settings,
+                    "arrays": {k: self.array(f"{name}.{k}", v) for k, v in arrays.items()},
+                    "vectorisers": self.blob(f"{name}.vectorisers.pkl", vectorisers)}
         if isinstance(value, list | StrTable) and all(isinstance(v, str) for v in value):
             return self.strings(name, value)
         if isinstance(value, dict):
@@ -551,6 +568,9 @@ class _Reader:
         if kind == "dc":
             cls = {"_Edges": _Edges, "ExpertiseModel": ExpertiseModel}[spec["cls"]]
             return cls(**{k: self.decode(v) for k, v in spec["fields"].items()})
+        if kind == "textmodel":
+            return TextModel.from_tables({k: self.array(v) for k, v in spec["arrays"].items()}, spec["settings"],
+                                         (self.dir / spec["vectorisers"]).read_bytes())
         if kind == "pickle":
             with open(self.dir / spec["f"], "rb") as fh:
                 return pickle.load(fh)  # noqa: S301 - our own file, verified against the manifest's digest

@@ -55,3 +55,32 @@ def test_serve_prints_logins_answers_and_stops(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "stopped" in rest
     MemoryStore(tmp_path / "store").close()  # the lock was released: the store opens again
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_demo_logins_are_checked_once_per_password_hash(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import web.auth as auth
+
+    store = MemoryStore(tmp_path / "store")
+    try:
+        store.create_node("Worker", "W1", {"name": "王师傅", "district": "亭湖区"})
+        ensure_demo_users(store)
+        checked = tmp_path / "demo-logins-checked.json"
+        calls: list[str] = []
+        real = auth.check_password_hash
+
+        def counting(stored: str, password: str) -> bool:
+            calls.append(stored)
+            return real(stored, password)
+
+        monkeypatch.setattr(auth, "check_password_hash", counting)
+        first = auth.demo_logins(store, checked=checked)
+        assert {x["username"] for x in first} == {"admin", "city", "district", "viewer", "worker"} and len(calls) == 5
+        assert auth.demo_logins(store, checked=checked) == first and len(calls) == 5  # remembered: no scrypt
+        auth.set_password(store, "city", "a-new-password-2026")  # a new hash: checked again, and not printed
+        again = auth.demo_logins(store, checked=checked)
+        assert {x["username"] for x in again} == {"admin", "district", "viewer", "worker"} and len(calls) == 6
+        assert auth.demo_logins(store, checked=checked) == again and len(calls) == 6  # "not the demo" remembered
+        checked.write_text("{garbled")  # an unreadable record: every hash checked again, the same answer
+        assert auth.demo_logins(store, checked=checked) == again and len(calls) == 11
+    finally:
+        store.close()

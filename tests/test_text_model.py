@@ -97,3 +97,64 @@ _WORDS = st.sampled_from(["数控", "机床", "焊接", "PLC", "伺服", "spindl
 def test_fast_path_equals_scikit_learn_on_generated_texts(texts: list[str]) -> None:
     model = TextModel().fit(CORPUS)  # a fresh model: no cached answer may hide a difference
     _assert_same(model.transform(texts), _oracle(model, texts))
+
+
+# -- the analysers and the vocabulary tables (what a process that maps the stored index uses) ---------
+_ODD = ["a\x00", "x\x00\x00 数控", "\ud800 lone", "ß ǅ İ", "e\u0301", "A" * 70 + " 数控", "tab\tand  spaces\u3000全角",
+        "数控" * 30, "中文English混合123abc", "🙂 emoji 🙂🙂"]
+
+
+@pytest.mark.parametrize("text", EDGE_CASES + CORPUS + _ODD)
+def test_analysers_equal_scikit_learn_s(model: TextModel, text: str) -> None:
+    from recommender.text import char_wb_ngrams, word_ngrams
+
+    assert word_ngrams(text) == model.counter_.build_analyzer()(text)
+    assert char_wb_ngrams(text, model.char_.ngram_range) == model.char_.build_analyzer()(text)
+    assert char_wb_ngrams(text, (1, 1)) == TfidfVectorizerOneGram().build_analyzer()(text)
+
+
+def TfidfVectorizerOneGram():  # type: ignore[no-untyped-def]  # noqa: N802 - the fallback char_ of fit_transform
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 1), dtype=np.float32)
+
+
+def _exactly(a: TextViews, b: TextViews) -> None:
+    for name in ("word", "char", "counts"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.shape == y.shape and np.array_equal(x.indptr, y.indptr) and np.array_equal(x.indices, y.indices)
+        assert np.array_equal(x.data, y.data), name
+
+
+def test_a_model_read_from_its_tables_transforms_bit_for_bit_like_the_fitted_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pickle
+
+    corpus = CORPUS + _ODD + [problem_text(row) for name, row in generate_rows(scale=0.05, seed=5)
+                              if name.startswith("problems")]
+    fitted = TextModel().fit(corpus)
+    arrays, settings_, vectorisers = fitted.tables()
+    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in arrays.values())
+    assert len(vectorisers) < 100_000 and b"\x8c\x0bvocabulary_" not in vectorisers  # idf_ kept, no vocabulary
+    for key, arr in arrays.items():  # as the index files do: .npy files mapped read-only
+        np.save(tmp_path / f"{key}.npy", arr, allow_pickle=False)
+    mapped = {k: np.load(tmp_path / f"{k}.npy", mmap_mode="r") for k in arrays}
+    loaded = TextModel.from_tables(mapped, settings_, vectorisers)
+    assert "counter_" not in loaded.__dict__  # nothing of scikit-learn until a large batch
+    queries = EDGE_CASES + _ODD + corpus[:40] + ["从没见过的 token", "a\x00 b"]
+    for text in queries:
+        _exactly(loaded.transform([text]), fitted.transform([text]))
+    _exactly(loaded.transform(queries), fitted.transform(queries))  # > 8 texts: the vectorisers, rebuilt
+    assert loaded.counter_.vocabulary_ == fitted.counter_.vocabulary_
+    assert loaded.char_.vocabulary_ == fitted.char_.vocabulary_
+    again = pickle.loads(pickle.dumps(loaded))
+    _exactly(again.transform(queries[:3]), fitted.transform(queries[:3]))
+
+
+def test_vocabulary_table_lookups_by_hand() -> None:
+    from recommender.text import VocabTable
+
+    vocab = {"b": 0, "a": 3, "数控": 1, "z\x00": 2, "long " * 10: 4}
+    table = VocabTable.from_mapping(vocab)
+    assert table.columns(["a", "b", "数控", "z\x00", "z", "long " * 10, "long", "", "a\x00"]).tolist() == \
+        [3, 0, 1, 2, -1, 4, -1, -1, -1]
+    assert table.mapping() == vocab

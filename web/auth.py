@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
+import os
 import re
 import secrets
 import time
@@ -49,6 +51,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
+from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from flask import Flask, current_app, g, request, session
@@ -420,13 +423,43 @@ def ensure_demo_users(store: GraphStore) -> list[str]:
     return created
 
 
-def demo_logins(store: GraphStore) -> list[dict[str, str]]:
-    """Demo users whose password is still :data:`DEMO_PASSWORD` (``jianglian serve`` prints them)."""
+def demo_logins(store: GraphStore, *, checked: Path | None = None) -> list[dict[str, str]]:
+    """Demo users whose password is still :data:`DEMO_PASSWORD` (``jianglian serve`` prints them).
+
+    Parameters
+    ----------
+    checked
+        A file remembering which stored password hashes were already checked against the demo password (by the
+        sha256 of the hash string, with the answer): an unchanged hash is not checked again. A scrypt check costs
+        about 0.2 s a user, a second of ``serve``'s start for the five demo logins; a changed password has a
+        new hash (a new salt), so it is checked. Unreadable or unwritable: every hash is checked.
+    """
+    known: dict[str, bool] = {}
+    if checked is not None:
+        try:
+            loaded = json.loads(checked.read_text(encoding="utf-8"))
+            known = {str(k): bool(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            known = {}
+    seen: dict[str, bool] = {}
     out = []
     for node in store.iter_nodes("User"):
-        if node.get("demo") and check_password_hash(str(node.get("password_hash", "")), DEMO_PASSWORD):
+        if not node.get("demo"):
+            continue
+        stored = str(node.get("password_hash", ""))
+        key = hashlib.sha256(stored.encode("utf-8")).hexdigest()
+        still = known[key] if key in known else check_password_hash(stored, DEMO_PASSWORD)
+        seen[key] = still
+        if still:
             out.append({"username": node["id"], "password": DEMO_PASSWORD, "role": str(node.get("role")),
                         "district": str(node.get("district") or ""), "worker_id": str(node.get("worker_id") or "")})
+    if checked is not None and seen != known:
+        try:
+            tmp = checked.with_name(f".{checked.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(seen), encoding="utf-8")
+            os.replace(tmp, checked)
+        except OSError:
+            pass
     return out
 
 

@@ -49,10 +49,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-import networkx as nx
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
 
 from graph.rules import LIVE_STATES, capacity_of, problem_status
 from graph.store import GraphStore
@@ -304,6 +302,8 @@ def plan_assignment(
 
 def _solve_flow(pairs: list[tuple[str, str, float, float]], capacity: Mapping[str, int],
                 demand: Mapping[str, int], objective: Objective) -> list[tuple[str, str, float, float]]:
+    import networkx as nx  # the solvers are imported when a plan is made, not by every process that imports this
+
     graph = nx.DiGraph()
     source, sink = ("source", ""), ("sink", "")
     per_worker: dict[str, int] = defaultdict(int)
@@ -334,6 +334,8 @@ def _solve_flow(pairs: list[tuple[str, str, float, float]], capacity: Mapping[st
 def _solve_lp(pairs: list[tuple[str, str, float, float]], capacity: Mapping[str, int], demand: Mapping[str, int],
               objective: Objective, price_k: int, stats: dict[str, int]) -> list[tuple[str, str, float, float]]:
     """HiGHS on the pairs' LP with column generation from each problem's and worker's best pairs."""
+    from scipy.optimize import linprog
+
     workers = sorted({c[1] for c in pairs})
     problems = sorted({c[0] for c in pairs})
     w_at = {w: i for i, w in enumerate(workers)}
