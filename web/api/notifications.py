@@ -24,7 +24,7 @@ from web.api import bp, schemas
 from web.api.paging import page_response
 from web.errors import Forbidden, NotFound, ValidationFailed, request_language
 from web.extensions import get_state
-from workflow.notifications import list_notifications, mark_read, message_text
+from workflow.notifications import list_notifications, mark_read, message_text, unread_count
 
 __all__: list[str] = []
 
@@ -94,12 +94,11 @@ def list_(query: dict[str, Any]) -> Response:
     users = _own(principal, user, worker_id) if principal.kind == "user" else _recipients(user, worker_id)
     store = get_state().store
     page, per_page = query["page"], query["per_page"]
-    rows, total = list_notifications(store, users, unread=query.get("unread"), offset=(page - 1) * per_page,
-                                     limit=per_page)
-    unread = list_notifications(store, users, unread=True, limit=0)[1]
+    found = list_notifications(store, users, unread=query.get("unread"), offset=(page - 1) * per_page,
+                               limit=per_page)
     lang = request_language()
-    return page_response([_item(n, lang) for n in rows], total=total, page=page, per_page=per_page,
-                         extra={"unread": unread})
+    return page_response([_item(n, lang) for n in found.items], total=found.total, page=page, per_page=per_page,
+                         extra={"unread": found.unread})
 
 
 @bp.post("/notifications/read")
@@ -131,5 +130,4 @@ def mark(data: dict[str, Any]) -> Response:
             if note is None or note.get("user_id") != user_id:  # someone else's is as unknown as a missing one
                 raise NotFound("Notification", note_id)
     marked = mark_read(state.store, user_id, ids or None, state.selection._clock())
-    unread = list_notifications(state.store, [user_id], unread=True, limit=0)[1]
-    return jsonify(marked=marked, unread=unread)
+    return jsonify(marked=marked, unread=unread_count(state.store, user_id))
