@@ -187,3 +187,26 @@ def test_the_api_the_mail_and_the_pages_say_the_same_sentence() -> None:
                 for kind in KINDS:
                     page = notice_text({"kind": kind, **values})
                     assert page == message_text(kind, problem="主轴异响", worker="王建国", reason="出差", lang=lang)
+
+
+def test_a_worker_with_two_logins_is_listed_as_one_inbox(store: GraphStore) -> None:
+    """``worker_id`` for a key: every user linked to the worker, merged newest first, paged and counted together."""
+    store.apply(WriteBatch(nodes=[NodeRow("User", "wang2", {"role": "worker", "worker_id": "W1", "active": True})]))
+    clock = Clock(NOW)
+    sel = Selection(store, clock=clock)
+    for i in (10, 11, 12):
+        sel.invite(f"P{i}", "W1", actor="tinghu")
+        clock.advance(seconds=1)
+    app = make_app(store)
+    read = {"X-API-Key": create_api_key(store, name="平台只读", scope="read").key}
+    client = app.test_client()
+    both = client.get(f"{API}?worker_id=W1&per_page=4", headers=read).get_json()
+    assert (both["total"], both["unread"]) == (6, 6)
+    assert [(n["problem_id"], n["user_id"]) for n in both["items"]][:2] in (
+        [("P12", "wang"), ("P12", "wang2")], [("P12", "wang2"), ("P12", "wang")])
+    rest = client.get(f"{API}?worker_id=W1&per_page=4&page=2", headers=read).get_json()
+    assert {n["problem_id"] for n in rest["items"]} == {"P10"}
+    wang2, headers = login_as(app, store, "worker", username="wang2")
+    assert wang2.post(f"{API}/read", json={"all": True}, headers=headers).get_json() == {"marked": 3, "unread": 0}
+    after = client.get(f"{API}?worker_id=W1&unread=false", headers=read).get_json()
+    assert (after["total"], after["unread"]) == (3, 3) and {n["user_id"] for n in after["items"]} == {"wang2"}
