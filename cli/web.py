@@ -185,9 +185,11 @@ def _read_password(password_stdin: bool) -> str:
 @click.option("--worker-id", default=None, help="The worker a worker login belongs to.")
 @click.option("--display-name", default=None)
 @click.option("--email", default=None, help="Where notification e-mails go (optional; see `user email`).")
+@click.option("--language", type=click.Choice(["zh", "en"]), default=None,
+              help="The language of the user's notification e-mails (default: Chinese).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_create(username: str, role: str, district: str | None, worker_id: str | None, display_name: str | None,
-                email: str | None, password_stdin: bool) -> None:
+                email: str | None, language: str | None, password_stdin: bool) -> None:
     """Create a user; the password is prompted for (or read from stdin) and stored hashed."""
     from web.auth import create_user
 
@@ -204,6 +206,8 @@ def user_create(username: str, role: str, district: str | None, worker_id: str |
             fail(f"user {username!r} already exists")
         if email:
             _set_email(store, username, email)
+        if language:
+            store.update_node("User", username, {"language": language})
     click.echo(f"created {user['id']} ({user['role']})")
 
 
@@ -216,13 +220,18 @@ def _set_email(store: Any, username: str, email: str | None) -> None:
 @user_group.command("email")
 @click.argument("username")
 @click.argument("address", required=False)
-def user_email(username: str, address: str | None) -> None:
+@click.option("--language", type=click.Choice(["zh", "en"]), default=None,
+              help="Also set the language of the e-mails (unchanged without it).")
+def user_email(username: str, address: str | None, language: str | None) -> None:
     """Set (or, without ADDRESS, remove) the address notification e-mails to USERNAME go to."""
     with configured_store() as store:
         if store.get_node("User", username) is None:
             fail(f"no user {username!r}")
         _set_email(store, username, address)
-    click.echo(f"{username}: notification e-mail {'to ' + address if address else 'off'}")
+        if language:
+            store.update_node("User", username, {"language": language})
+    suffix = f" in {language}" if language else ""
+    click.echo(f"{username}: notification e-mail {'to ' + address if address else 'off'}{suffix}")
 
 
 @user_group.command("list")

@@ -282,11 +282,12 @@ def volunteer_cmd(problem_id: str, worker_id: str, actor: str, note: str) -> Non
 @_actor_option
 @click.option("--allow-conflict", is_flag=True, help="Confirm a worker for their own employer's problem.")
 @click.option("--override-capacity", is_flag=True, help="Confirm a worker who is at capacity.")
-def confirm_cmd(match_id: str, actor: str, allow_conflict: bool, override_capacity: bool) -> None:
+@click.option("--reason", default="", help="Why (an override): kept in the match's history and the audit log.")
+def confirm_cmd(match_id: str, actor: str, allow_conflict: bool, override_capacity: bool, reason: str) -> None:
     """A coordinator confirms a volunteer: the match is accepted."""
     with configured_store() as store, _errors():
         _show(Selection(store).confirm(match_id, actor=actor, allow_conflict=allow_conflict,
-                                       override_capacity=override_capacity))
+                                       override_capacity=override_capacity, reason=reason))
 
 
 @match_group.command("decline-volunteer")

@@ -382,8 +382,8 @@ def test_the_outbox_and_volunteer_commands(tmp_path: Path, smtp: tuple[Controlle
     runner = CliRunner()
     assert runner.invoke(main, ["load", str(make_dataset(tmp_path / "ds"))], env=env).exit_code == 0
     made = runner.invoke(main, ["user", "create", "tinghu", "--role", "district", "--district", "亭湖区",
-                                "--email", "tinghu@union.example", "--password-stdin"], input="long-password\n",
-                         env=env)
+                                "--email", "tinghu@union.example", "--language", "en", "--password-stdin"],
+                         input="long-password\n", env=env)
     assert made.exit_code == 0, made.output
     bad = runner.invoke(main, ["user", "email", "tinghu", "not-an-address"], env=env)
     assert bad.exit_code == 1 and "not an e-mail address" in bad.output
@@ -396,11 +396,15 @@ def test_the_outbox_and_volunteer_commands(tmp_path: Path, smtp: tuple[Controlle
     sent = runner.invoke(main, ["outbox", "send"], env=mail_env)
     assert sent.exit_code == 0 and "sent 1, to retry 0, failed 0" in sent.output, sent.output
     assert [m[1] for m in recorder.messages] == [["tinghu@union.example"]]
+    assert recorder.messages[0][2]["Subject"].startswith("[Jianglian] ")  # --language en
     listed = runner.invoke(main, ["outbox", "list", "--status", "sent"], env=env).output.splitlines()
     assert len(listed) == 1 and "\tsent\t1\ttinghu@union.example\t" in listed[0]
     mid = volunteered.output.split()[0].removeprefix("id=")
-    confirmed = runner.invoke(main, ["match", "confirm", mid, "--actor", "tinghu"], env=env)
+    confirmed = runner.invoke(main, ["match", "confirm", mid, "--actor", "tinghu", "--reason", "本人同意"], env=env)
     assert confirmed.exit_code == 0 and "state=accepted" in confirmed.output
+    back = runner.invoke(main, ["user", "email", "tinghu", "tinghu@union.example", "--language", "zh"], env=env)
+    assert back.exit_code == 0 and back.output.strip() == "tinghu: notification e-mail to tinghu@union.example in zh"
+    assert runner.invoke(main, ["user", "email", "tinghu", "--language", "fr"], env=env).exit_code == 2
 
 
 def test_admins_read_the_record_of_what_was_sent(store: GraphStore, smtp: tuple[Controller, Recorder]) -> None:
