@@ -161,6 +161,8 @@ def test_bad_input_is_a_422_naming_the_field(store: GraphStore, method: str, que
 def test_the_openapi_document_describes_both_routes() -> None:
     spec = make_app(MemoryStore()).test_client().get("/api/v1/openapi.json").get_json()
     listing, marking = spec["paths"][API]["get"], spec["paths"][f"{API}/read"]["post"]
+    assert listing["tags"] == marking["tags"] == ["notifications"]
+    assert "notifications" in {t["name"] for t in spec["tags"]}
     params = {p["name"] for p in listing["parameters"]}
     assert {"page", "per_page", "unread", "user", "worker_id", "lang"} <= params
     schemas = spec["components"]["schemas"]

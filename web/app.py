@@ -93,6 +93,7 @@ DEFAULTS: dict[str, Any] = {
         {"name": "industry-chains", "description": "产业链 / industry chains"},
         {"name": "matches", "description": "双向选择 / two-way selection: invitations and outcomes"},
         {"name": "assignments", "description": "批量派单 / campaign assignment"},
+        {"name": "notifications", "description": "通知 / a user's notifications: the list, marking read"},
         {"name": "stats", "description": "目标进度与审计 / programme progress and audit log"},
     ],
     "SECURITY_SCHEMES": {"ApiKeyAuth": {"type": "apiKey", "in": "header", "name": auth.API_KEY_HEADER}},
