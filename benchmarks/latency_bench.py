@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import recommender.engine as engine_module  # noqa: E402
 import recommender.features as features_module  # noqa: E402
+import recommender.pipeline as pipeline_module  # noqa: E402
 from benchmarks.bulk_load_bench import peak_mb  # noqa: E402
 from demo.generator import generate  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
@@ -64,9 +65,11 @@ from graph.memory import MemoryStore  # noqa: E402
 from graph.store import NodeRow, RelRow, WriteBatch  # noqa: E402
 from recommender.engine import RankConfig, Recommendation, Recommender  # noqa: E402
 from recommender.explain import explain as build_explanation  # noqa: E402
-from recommender.features import FEATURES, _seed_vector, compute_features  # noqa: E402
+from recommender.features import FEATURES, compute_features, vectorise  # noqa: E402
+from recommender.pipeline import DeclinedRows, declined_similarity  # noqa: E402
 from recommender.signals import personalized_pagerank  # noqa: E402
 from recommender.text import problem_text  # noqa: E402
+from recommender.walk import seed_vector  # noqa: E402
 
 __all__ = ["main"]
 
@@ -117,7 +120,7 @@ def _add_matches(store: MemoryStore, n: int, seed: int) -> None:
 def naive_recommend(rec: Recommender, problem: dict[str, Any], n: int = 10) -> list[Recommendation]:
     """Brute force: every signal for every eligible worker, the walk by power iteration over the whole graph."""
     idx = rec.index
-    query = rec._query(problem)
+    query = vectorise(idx, rec._query(problem))
     rec._workflow = rec._read_workflow()
     everyone = rec._eligible(query, np.arange(idx.n_workers))
     feats, evidence = compute_features(idx, [query], [everyone], ppr=False, keep_evidence=True,
@@ -125,7 +128,7 @@ def naive_recommend(rec: Recommender, problem: dict[str, Any], n: int = 10) -> l
     f = feats[0]
     sims = evidence[0].word_sims
     sk = [rec.projection.index["Skill"][s] for s in query.skills if s in rec.projection.index["Skill"]]
-    seed = _seed_vector(idx, query, (np.arange(len(sims)), sims), sk).toarray().ravel()
+    seed = seed_vector(idx, query, (np.arange(len(sims)), sims), sk).toarray().ravel()
     walk = personalized_pagerank(idx.walk, seed.astype(np.float32), damping=rec.config.damping, tol=1e-5,
                                  max_iter=200)
     w0 = idx.walk_offset["Worker"]
@@ -133,7 +136,7 @@ def naive_recommend(rec: Recommender, problem: dict[str, Any], n: int = 10) -> l
     fused = rec.fusion.decision_function(f, np.zeros(len(f), dtype=np.int64))
     cfg = rec.config
     ids = rec.projection.ids["Worker"]
-    declined = rec._declined_similarity(query, everyone)
+    declined = declined_similarity(idx, query, everyone, rec._workflow, DeclinedRows(idx, rec._workflow))
     load = np.array([rec._workflow.load.get(ids[w], 0) for w in everyone], dtype=np.float64)
     cap = idx.worker_capacity[everyone]
     share = np.divide(load, cap, out=np.zeros_like(load), where=np.isfinite(cap) & (cap > 0))
@@ -182,10 +185,13 @@ def _stage_breakdown(rec: Recommender, queries: list[dict[str, Any]], n_profile:
 
     patches: list[tuple[Any, str, Any]] = [
         (rec, "_current_workflow", "workflow read"), (rec, "_query", "query parse"),
-        (rec, "_similar", "text: similar problems"), (rec, "_generate", "candidates (incl. profile text)"),
-        (rec, "_eligible", "eligibility filter"), (engine_module, "compute_features", "features (all signals)"),
-        (features_module, "walk_scores", "  of which ppr walk"), (features_module, "_rows_dot", "  of which text rows"),
-        (rec, "_declined_similarity", "decline penalty"), (engine_module, "build_explanation", "explanations"),
+        (engine_module, "vectorise", "query analysis (once)"), (rec, "_similar", "text: similar problems"),
+        (engine_module, "generate_candidates", "candidates (incl. profile text)"),
+        (rec, "_eligible", "eligibility filter"), (engine_module, "score", "features (all signals)"),
+        (features_module, "walk_scores", "  of which ppr walk"),
+        (features_module, "_entry_dots", "  of which text rows"),
+        (pipeline_module, "declined_similarity", "decline penalty"),
+        (pipeline_module, "build_explanation", "explanations"),
     ]
     saved = [(obj, attr, obj.__dict__.get(attr)) for obj, attr, _ in patches]
     for obj, attr, name in patches:

@@ -147,7 +147,7 @@ def _features_per_problem(proj: Projection, history: np.ndarray, test: np.ndarra
         mask = history.copy()
         earlier = order[:int(position[test[start:end]].min())]
         mask[earlier] = True  # everything posted before this date, test problems included
-        index = RankingIndex(proj, history=mask, encoder=encoder, reuse=index)
+        index = RankingIndex(encoder=encoder).fit(proj, history=mask, reuse=index)
         rows, _ = compute_features(index, queries[start:end], [everyone] * (end - start))
         feats[start:end] = rows
         start = end
@@ -176,7 +176,7 @@ def replay(proj: Projection, history: np.ndarray, test: np.ndarray, *, seed: int
     if per_problem:
         feats = _features_per_problem(proj, history, test, queries, encoder)
     else:
-        index = RankingIndex(proj, history=history, encoder=encoder)
+        index = RankingIndex(encoder=encoder).fit(proj, history=history)
         feats, _ = compute_features(index, queries, [everyone] * len(queries))
     relevant = [set(solved.indices[solved.indptr[p]:solved.indptr[p + 1]].tolist()) for p in test]
     service = [q.service_type or "-" for q in queries]

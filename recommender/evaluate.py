@@ -157,7 +157,7 @@ def evaluate_dataset(
     say(f"fusion: {trained.chosen} ({trained.version}): {trained.meta.get('why', '')}")
 
     t2 = time.perf_counter()
-    index = RankingIndex(proj, encoder=encoder)
+    index = RankingIndex(encoder=encoder).fit(proj)
     aliases = skill_aliases(proj)
     queries = [_query_of(r, proj, aliases) for r in rows]
     worker_ids = proj.ids["Worker"]

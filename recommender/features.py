@@ -2,23 +2,29 @@
 
 One row per candidate, one column per name in :data:`FEATURES`. The same code serves the
 evaluation (thousands of queries with 20 candidates each), the learned fusion's training
-pseudo-queries and the product (one query, a few hundred generated candidates).
+pseudo-queries, the product (one query, a few hundred generated candidates) and campaign
+assignment (two hundred problems against the same few hundred workers, one batch).
+
+A :class:`Query` is analysed once (:func:`vectorise`: its TF-IDF rows and dense vector) and
+every stage of a recommendation reads those vectors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recommender.index import RankingIndex, day_number
-from recommender.signals import push_pagerank, recency_weight, segment_max, segment_topk
-from recommender.text import problem_text
+from recommender.signals import recency_weight, segment_max, segment_topk
+from recommender.text import TextViews, problem_text
+from recommender.walk import PUSH_PRECISION_NODES, seed_vector, walk_scores
 
 __all__ = [
+    "BATCH_PRODUCT_RATIO",
     "FEATURES",
     "ONSITE_TYPES",
     "RD_TYPES",
@@ -26,8 +32,11 @@ __all__ = [
     "Query",
     "QueryEvidence",
     "CHAR_DEPTH",
+    "PUSH_PRECISION_NODES",
     "compute_features",
     "gather_segments",
+    "seed_vector",
+    "vectorise",
     "walk_scores",
 ]
 
@@ -71,7 +80,9 @@ _F = {name: i for i, name in enumerate(FEATURES)}
 class Query:
     """A problem to rank workers for (stored or new).
 
-    ``skills`` are canonical skill ids (aliases already resolved).
+    ``skills`` are canonical skill ids (aliases already resolved). ``views`` and ``dense`` are the
+    text's TF-IDF rows and dense vector once :func:`vectorise` has analysed it (``None`` before; not
+    part of the query's identity).
     """
 
     text: str
@@ -82,6 +93,8 @@ class Query:
     posted_at: str | None = None
     problem_id: str | None = None
     title: str = ""
+    views: TextViews | None = field(default=None, compare=False, repr=False)
+    dense: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], *, skill_of: Mapping[str, str] | None = None) -> Query:
@@ -151,88 +164,21 @@ def _rows_dot(m: sp.csr_matrix, rows: np.ndarray, q: sp.csr_matrix) -> np.ndarra
     return np.asarray(m[once] @ dense, dtype=np.float64)[back]
 
 
-def _seed_vector(index: RankingIndex, query: Query, similar: tuple[np.ndarray, np.ndarray], skill_idx: list[int],
-                 *, n_similar: int = 10) -> sp.csr_matrix:
-    """Restart distribution of the walk (a sparse row): the problem's skills, its most similar
-    past problems (``similar``: history positions and cosines, any order), its enterprise, chain
-    and district."""
-    proj = index.projection
-    off = index.walk_offset
-    parts: list[tuple[float, np.ndarray, np.ndarray]] = []
-    if skill_idx:
-        idx = np.asarray(skill_idx) + off["Skill"]
-        parts.append((0.4, idx, np.full(len(idx), index.skill_idf[skill_idx])))
-    top, sims = np.asarray(similar[0], dtype=np.int64), np.asarray(similar[1], dtype=np.float64)
-    if len(top) > n_similar:
-        best = np.argpartition(-sims, n_similar - 1)[:n_similar]
-        top, sims = top[best], sims[best]
-    top, sims = top[sims > 0], sims[sims > 0]
-    if len(top):
-        parts.append((0.4, top + off["Problem"], sims))
-    ent = proj.index["Enterprise"].get(query.enterprise_id or "")
-    if ent is not None:
-        parts.append((0.1, np.array([ent + off["Enterprise"]]), np.ones(1)))
-        chains = index.enterprise_chain[ent].indices
-        if len(chains):
-            parts.append((0.05, chains + off["IndustryChain"], np.ones(len(chains))))
-    dist = proj.index["District"].get(query.district or "")
-    if dist is not None:
-        parts.append((0.05, np.array([dist + off["District"]]), np.ones(1)))
-    cols: list[np.ndarray] = []
-    data: list[np.ndarray] = []
-    for weight, idx, values in parts:
-        total = values.sum()
-        if total > 0:
-            cols.append(np.asarray(idx, dtype=np.int64))
-            data.append(weight * np.asarray(values, dtype=np.float64) / total)
-    if not cols:
-        return sp.csr_matrix((1, index.walk_size))
-    c = np.concatenate(cols)
-    return sp.csr_matrix((np.concatenate(data), (np.zeros(len(c), dtype=np.int64), c)), shape=(1, index.walk_size))
-
-
-#: The push threshold stops shrinking with the walk graph beyond this many nodes (see :func:`walk_scores`).
-PUSH_PRECISION_NODES = 200_000
-
-
-def walk_scores(index: RankingIndex, seed: sp.csr_matrix, workers: np.ndarray, *, damping: float,
-                tol: float = 0.002, precision_nodes: int = PUSH_PRECISION_NODES) -> np.ndarray:
-    """Personalised PageRank of some workers from a restart distribution over the walk graph.
-
-    Residual push (:func:`recommender.signals.push_pagerank`) from the seeds with the walk's
-    hubs frozen; the residual left on the hubs is spread with their precomputed vectors
-    (:meth:`RankingIndex.hub_worker_scores`). The push threshold is ``tol / m`` per unit of
-    degree with ``m = min(walk size, precision_nodes)``, so ``m * score`` is off by at most
-    ``tol * degree`` and never overestimated. Up to ``precision_nodes`` that is the ``ppr``
-    feature's own scale (``walk size * score``); beyond it the error stays the same in absolute
-    terms instead of shrinking with the graph, which keeps the push's work (about ``1 / threshold``
-    pushes) from growing with it: the workers that matter sit near the seeds, with scores far above
-    the average ``1 / walk size``.
-    """
-    workers = np.asarray(workers, dtype=np.int64)
-    if not index.walk_size or not seed.nnz:
-        return np.zeros(len(workers))
-    eps = tol / max(min(index.walk_size, precision_nodes), 1)
-    scores, residual = push_pagerank(index.walk, seed, damping=damping, eps=eps, frozen=index.walk_hub_mask)
-    out = scores[index.walk_offset["Worker"] + workers]
-    hubs = index.walk_hubs
-    if len(hubs):
-        held = residual[hubs]
-        if held.any():
-            out += index.hub_worker_scores(damping)[workers] @ held
-    return out
-
-
 def _best_per_segment(values: np.ndarray, indptr: np.ndarray, k: int) -> np.ndarray:
     """Mask of the ``k`` largest values of each segment (ties by position)."""
     lengths = np.diff(indptr)
     if not len(values) or lengths.max(initial=0) <= k:
         return np.ones(len(values), dtype=bool)
-    groups = np.repeat(np.arange(len(lengths)), lengths)
-    order = np.lexsort((-values, groups))
-    rank = np.empty(len(values), dtype=np.int64)
-    rank[order] = np.arange(len(values)) - np.repeat(indptr[:-1], lengths)
-    return rank < k
+    long = np.flatnonzero(lengths > k)  # only these segments lose entries: rank them alone
+    pos, ptr = gather_segments(indptr, long)
+    sub = values[pos]
+    groups = np.repeat(np.arange(len(long)), lengths[long])
+    order = np.lexsort((-sub, groups))
+    rank = np.empty(len(sub), dtype=np.int64)
+    rank[order] = np.arange(len(sub)) - np.repeat(ptr[:-1], lengths[long])
+    mask = np.ones(len(values), dtype=bool)
+    mask[pos] = rank < k
+    return mask
 
 
 def _skill_rows(index: RankingIndex, queries: Sequence[Query]) -> sp.csr_matrix:
@@ -246,6 +192,89 @@ def _skill_rows(index: RankingIndex, queries: Sequence[Query]) -> sp.csr_matrix:
 #: The character n-gram signals look at this many of a candidate's solved problems: the ones closest
 #: by word cosine (the character view's best three are virtually always among them).
 CHAR_DEPTH = 25
+
+
+#: :func:`_entry_dots` multiplies the queries with every row any of them needs (one sparse product for the
+#: batch) while that computes at most this many times more dot products than the entries asked for; beyond
+#: it (a few rows per query, e.g. 20 candidates per evaluation query) it reads each query's own rows.
+BATCH_PRODUCT_RATIO = 8
+
+
+def _entry_dots(m: sp.csr_matrix, rows: np.ndarray, owner: np.ndarray, queries: sp.csr_matrix) -> np.ndarray:
+    """Per entry ``e``, the dot product of row ``rows[e]`` of ``m`` with query row ``owner[e]`` of ``queries``.
+
+    Entries are grouped by query (``owner`` non-decreasing). The numbers are exactly :func:`_rows_dot`'s
+    per query whichever way they are computed: each output is the same sum in the same order (scipy's
+    sparse row times dense vector, one row or many columns at once; terms outside the queries only
+    add zeros), so batching changes the cost, never a score.
+
+    Examples
+    --------
+    >>> m = sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]], dtype=np.float32))
+    >>> q = sp.csr_matrix(np.array([[0.5, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=np.float32))
+    >>> _entry_dots(m, np.array([0, 1, 0]), np.array([0, 0, 1]), q).tolist()
+    [2.5, 3.0, 1.0]
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    owner = np.asarray(owner, dtype=np.int64)
+    n_queries = queries.shape[0]
+    if not len(rows):
+        return np.zeros(0)
+    once, back = np.unique(rows, return_inverse=True)
+    if len(once) * n_queries > BATCH_PRODUCT_RATIO * len(rows):
+        out = np.zeros(len(rows))
+        bounds = np.searchsorted(owner, np.arange(n_queries + 1))
+        for i in range(n_queries):
+            a, b = bounds[i], bounds[i + 1]
+            if a < b:
+                out[a:b] = _rows_dot(m, rows[a:b], queries[i])
+        return out
+    terms = np.unique(queries.indices)
+    if not len(terms):
+        return np.zeros(len(rows))
+    coo = queries.tocoo()
+    dense = np.zeros((len(terms), n_queries), dtype=m.dtype)
+    dense[np.searchsorted(terms, coo.col), coo.row] = coo.data
+    product = m[once][:, terms] @ dense  # (rows needed, queries), in m's type like _rows_dot's
+    return np.asarray(product[back.ravel(), owner], dtype=np.float64)
+
+
+def vectorise(index: RankingIndex, query: Query) -> Query:
+    """``query`` with its text analysed once for every stage of a recommendation: its TF-IDF rows
+    (:meth:`recommender.text.TextModel.transform` of the one text) and, when the index has an encoder,
+    its dense vector. The vectors belong to ``index`` (its text model and encoder)."""
+    if query.views is not None:
+        return query
+    views = index.text.transform([query.text])
+    dense = None
+    if index.encoder is not None and index.dense_docs is not None:
+        dense = np.asarray(index.encoder.encode([query.text]), dtype=np.float32)[0]
+    return replace(query, views=views, dense=dense)
+
+
+def _query_views(index: RankingIndex, chunk: Sequence[Query], *, one_by_one: bool) -> TextViews:
+    """The chunk's text rows: the queries' own (:func:`vectorise`), else analysed one by one (as
+    :func:`vectorise` would) or as one batch (the evaluation's way; a batch of more than a few texts goes
+    through the vectorisers, whose float rounding differs slightly from the few-text path)."""
+    if all(q.views is not None for q in chunk) or one_by_one:
+        parts = [q.views if q.views is not None else index.text.transform([q.text]) for q in chunk]
+        if len(parts) == 1:
+            return parts[0]
+        return TextViews(*(sp.csr_matrix(sp.vstack([getattr(v, name) for v in parts], format="csr"))
+                           for name in ("word", "char", "counts")))
+    return index.text.transform([q.text for q in chunk])
+
+
+def _query_dense(index: RankingIndex, chunk: Sequence[Query], *, one_by_one: bool) -> np.ndarray | None:
+    """The chunk's dense vectors (``None`` without an encoder), from the queries or encoded like the views."""
+    if index.encoder is None or index.dense_docs is None:
+        return None
+    if all(q.dense is not None for q in chunk) or one_by_one:
+        rows = [q.dense if q.dense is not None else np.asarray(index.encoder.encode([q.text]), dtype=np.float32)[0]
+                for q in chunk]
+        return np.vstack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, index.encoder.dim),
+                                                                                     dtype=np.float32)
+    return np.asarray(index.encoder.encode([q.text for q in chunk]), dtype=np.float32)
 
 
 def compute_features(
@@ -268,10 +297,20 @@ def compute_features(
     is computed for the candidates and their solved problems only; the character n-gram signals
     for each candidate's :data:`CHAR_DEPTH` solved problems closest by word cosine.
 
+    A batch of queries is computed together: the (query, candidate, solved problem) entries of all its
+    queries are laid end to end, so the aggregations are one call each and the text products one sparse
+    product when the queries share their candidates (campaign assignment: every problem against the same
+    workers). Only the walk, the skills and the enterprise/district lookups run query by query. The
+    numbers do not depend on how queries are batched.
+
     Parameters
     ----------
+    queries
+        The queries; vectorised ones (:func:`vectorise`) bring their text rows and dense vectors.
     candidates
         Worker indices of the projection per query.
+    batch
+        Queries computed together.
     ppr
         Run the personalised PageRank.
     keep_evidence
@@ -280,126 +319,206 @@ def compute_features(
         Walk continuation probability (restart probability ``1 - damping``).
     similar
         Per query, history positions and exact word cosines of its best-matching problems
-        (:meth:`RankingIndex.similar_problems`), the query's own problem left out.
+        (:meth:`RankingIndex.similar_problems`), the query's own problem left out. Queries without
+        vectors are then analysed one by one (as :func:`vectorise` does), else as one batch.
     """
-    proj = index.projection
     out: list[np.ndarray] = []
     evidence: list[QueryEvidence] = []
-    skill_ids = proj.index["Skill"]
-    district_ids = proj.index["District"]
     n_hist = len(index.hp)
-    rating_w = index.edge_rating_weight
-    batch = 1 if similar is not None else max(1, min(batch, (1 << 26) // max(n_hist, 1)))  # dense cosines < 256 MB
-    for lo in range(0, len(queries), batch):
-        chunk = list(queries[lo:lo + batch])
-        views = index.text.transform([q.text for q in chunk])
-        dense_word = None
-        if similar is None:
-            dense_word = np.asarray((views.word @ index.docs_word_t).todense(), dtype=np.float32)
-        expert_z = None
-        if index.expertise is not None:
-            expert_z = index.expertise.embed(views.word, _skill_rows(index, chunk))
-        q_bin = views.counts.copy()
-        q_bin.data[:] = 1.0
-        qd = None
-        if index.encoder is not None and index.dense_docs is not None:
-            qd = np.asarray(index.encoder.encode([q.text for q in chunk]), dtype=np.float32)
-        for i, q in enumerate(chunk):
-            # the query problem itself is never its own evidence
-            pid = proj.index["Problem"].get(q.problem_id or "")
-            own = index.hp_pos.get(pid, -1) if pid is not None else -1
-            cand = np.asarray(candidates[lo + i], dtype=np.int64)
-            pos, ptr = gather_segments(index.solved.indptr, cand)
-            cols = index.solved.indices[pos]
-            if dense_word is not None:
-                row = dense_word[i]
-                if own >= 0:
-                    row[own] = 0.0
-                k = min(10, n_hist)
-                best = np.argpartition(-row, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-                best_sims = row[best]
-            else:
-                assert similar is not None
-                best, best_sims = (np.asarray(a) for a in similar[lo + i])
-                row = np.zeros(n_hist, dtype=np.float32)
-                row[best] = best_sims
-                if len(cols):
-                    row[cols] = _rows_dot(index.docs.word, cols, views.word[i])
-                if own >= 0:
-                    row[own] = 0.0
-            sk = [skill_ids[s] for s in q.skills if s in skill_ids]
-            f = np.zeros((len(cand), len(FEATURES)), dtype=np.float64)
-            out.append(f)
-            if len(cand) == 0:
-                evidence.append(QueryEvidence(row if keep_evidence else np.zeros(0)))
-                continue
-            weight = rating_w[pos]
-            q_day = day_number(q.posted_at)
-            if not np.isnan(q_day):
-                weight = weight * recency_weight(q_day - index.edges.day[pos])
-            if n_hist:
-                sw = row[cols].astype(np.float64)
-                f[:, _F["text_top3"]] = segment_topk(sw * weight, ptr, 3)[0]
-                f[:, _F["text_max"]] = segment_max(sw, ptr)
-                seg = np.repeat(np.arange(len(cand)), np.diff(ptr))
-                hits = np.bincount(seg[sw >= 0.15], minlength=len(cand))
-                f[:, _F["text_hits"]] = np.log1p(hits)
-                near = _best_per_segment(sw, ptr, CHAR_DEPTH)
-                near_ptr = np.zeros(len(cand) + 1, dtype=np.int64)
-                np.cumsum(np.bincount(seg[near], minlength=len(cand)), out=near_ptr[1:])
-                sc = _rows_dot(index.docs.char, cols[near], views.char[i])
-                sc[cols[near] == own] = 0.0
-                f[:, _F["char_top3"]] = segment_topk(sc * weight[near], near_ptr, 3)[0]
-                f[:, _F["char_max"]] = segment_max(sc, near_ptr)
-                if qd is not None and index.dense_docs is not None:
-                    sd = (index.dense_docs[cols] @ qd[i]).astype(np.float64)
-                    sd[cols == own] = -1.0
-                    f[:, _F["dense_top3"]] = segment_topk(sd * weight, ptr, 3)[0]
-                    f[:, _F["dense_max"]] = segment_max(sd, ptr)
-            if expert_z is not None:
-                f[:, _F["expertise"]] = index.expertise.scores(expert_z[i], cand)  # type: ignore[union-attr]
-            f[:, _F["bm25"]] = _rows_dot(index.bm25, cand, q_bin[i])
-            f[:, _F["profile"]] = 0.5 * (_rows_dot(index.profiles.word, cand, views.word[i])
-                                         + _rows_dot(index.profiles.char, cand, views.char[i]))
-            if qd is not None and index.dense_profiles is not None:
-                f[:, _F["dense_profile"]] = index.dense_profiles[cand] @ qd[i]
-            if sk:
-                qv = np.zeros(index.n_skills)
-                qv[sk] = index.skill_idf[sk]
-                qv /= np.linalg.norm(qv)
-                f[:, _F["skill_hist"]] = index.skill_profiles[cand] @ qv
-                f[:, _F["skill_count"]] = (index.skill_logcounts_csc[:, sk] @ index.skill_idf[sk])[cand]
-                qset = set(q.skills)
-                f[:, _F["skill_declared"]] = [len(qset & index.declared_sets[w]) / len(qset) for w in cand]
-            walk = None
-            if ppr and index.walk_size:
-                seed = _seed_vector(index, q, (best, best_sims), sk)
-                walk = walk_scores(index, seed, cand, damping=damping)
-                f[:, _F["ppr"]] = np.log1p(walk * index.walk_size)
-            ent = proj.index["Enterprise"].get(q.enterprise_id or "")
-            if ent is not None:
-                f[:, _F["enterprise"]] = np.log1p(_column(index.worker_enterprise_csc, [ent])[cand])
-                chains = index.enterprise_chain[ent].indices
-                if len(chains):
-                    f[:, _F["chain"]] = np.log1p(_column(index.worker_chain_csc, chains)[cand])
-            dist = district_ids.get(q.district or "")
-            if dist is not None:
-                f[:, _F["district_work"]] = np.log1p(_column(index.worker_district_work, [dist])[cand])
-                near_d = set(np.asarray(proj.ids["District"])[index.district_adjacency[dist].indices].tolist())
-                f[:, _F["district"]] = [1.0 if index.worker_district[w] == q.district
-                                        else 0.5 if index.worker_district[w] in near_d else 0.0 for w in cand]
-            f[:, _F["popularity"]] = np.log1p(index.n_solved[cand])
-            f[:, _F["activity"]] = index.activity[cand]
-            f[:, _F["quality"]] = index.quality[cand]
-            f[:, _F["honours"]] = index.honours[cand]
-            if q.service_type in TRAINING_TYPES:
-                f[:, _F["teach_fit"]] = index.teaches[cand].astype(float)
-            if q.service_type in ONSITE_TYPES:
-                f[:, _F["onsite_fit"]] = f[:, _F["district"]]
-            if q.service_type in RD_TYPES:
-                f[:, _F["depth_fit"]] = f[:, _F["text_hits"]]
-            if keep_evidence:
-                evidence.append(QueryEvidence(row.copy() if dense_word is not None else row, walk, sk))
-            else:
-                evidence.append(QueryEvidence(np.zeros(0)))
+    if similar is None:
+        batch = max(1, min(batch, (1 << 26) // max(n_hist, 1)))  # dense cosines < 256 MB
+    for lo in range(0, len(queries), max(1, batch)):
+        hi = min(lo + max(1, batch), len(queries))
+        feats, ev = _batch_features(index, list(queries[lo:hi]), [np.asarray(c, dtype=np.int64)
+                                                                  for c in candidates[lo:hi]],
+                                    None if similar is None else list(similar[lo:hi]), ppr=ppr,
+                                    keep_evidence=keep_evidence, damping=damping)
+        out += feats
+        evidence += ev
     return out, evidence
+
+
+def _own_position(index: RankingIndex, query: Query) -> int:
+    """History position of the query's own problem (never its own evidence), ``-1`` when it has none."""
+    pid = index.projection.index["Problem"].get(query.problem_id or "")
+    return index.hp_pos.get(pid, -1) if pid is not None else -1
+
+
+def _by_candidates(candidates: Sequence[np.ndarray]) -> dict[bytes, list[int]]:
+    """Queries grouped by identical candidate arrays (their dense rows are copied once per group)."""
+    groups: dict[bytes, list[int]] = {}
+    for i, cand in enumerate(candidates):
+        groups.setdefault(cand.tobytes(), []).append(i)
+    return groups
+
+
+def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndarray],
+                    similar: list[tuple[np.ndarray, np.ndarray]] | None, *, ppr: bool, keep_evidence: bool,
+                    damping: float) -> tuple[list[np.ndarray], list[QueryEvidence]]:
+    """:func:`compute_features` for one batch of queries."""
+    n_hist = len(index.hp)
+    n_q = len(chunk)
+    views = _query_views(index, chunk, one_by_one=similar is not None)
+    qd = _query_dense(index, chunk, one_by_one=similar is not None)
+    dense_word = None
+    if similar is None:
+        dense_word = np.asarray((views.word @ index.docs_word_t).todense(), dtype=np.float32)
+    expert_z = index.expertise.embed(views.word, _skill_rows(index, chunk)) if index.expertise is not None else None
+    q_bin = views.counts.copy()
+    q_bin.data[:] = 1.0
+    own = np.array([_own_position(index, q) for q in chunk], dtype=np.int64)
+
+    # the batch's (query, candidate) pairs, and their (pair, solved history problem) entries, end to end
+    sizes = np.array([len(c) for c in cands], dtype=np.int64)
+    pair_at = np.zeros(n_q + 1, dtype=np.int64)
+    np.cumsum(sizes, out=pair_at[1:])
+    pair_q = np.repeat(np.arange(n_q), sizes)
+    pair_w = np.concatenate(cands) if n_q else np.zeros(0, dtype=np.int64)
+    pos, ptr = gather_segments(index.solved.indptr, pair_w)
+    cols = index.solved.indices[pos]
+    seg = np.repeat(np.arange(len(pair_w)), np.diff(ptr))  # entry -> pair
+    entry_q = pair_q[seg]  # entry -> query
+    entry_at = ptr[pair_at]  # each query's first entry
+    f = np.zeros((len(pair_w), len(FEATURES)), dtype=np.float64)
+
+    # word cosines of each entry's solved problem (the query's own problem counts 0)
+    rows: list[np.ndarray] = []
+    if dense_word is not None:
+        best_of: list[tuple[np.ndarray, np.ndarray]] = []
+        k = min(10, n_hist)
+        for i in range(n_q):
+            row = dense_word[i]
+            if own[i] >= 0:
+                row[own[i]] = 0.0
+            best = np.argpartition(-row, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+            best_of.append((best, row[best]))
+            rows.append(row)
+        sw = dense_word[entry_q, cols].astype(np.float64)
+    else:
+        assert similar is not None
+        best_of = [(np.asarray(a), np.asarray(b)) for a, b in similar]
+        sw = _entry_dots(index.docs.word, cols, entry_q, views.word)
+        for i in range(n_q):
+            row = np.zeros(n_hist, dtype=np.float32)
+            best, best_sims = best_of[i]
+            row[best] = best_sims
+            row[cols[entry_at[i]:entry_at[i + 1]]] = sw[entry_at[i]:entry_at[i + 1]]
+            if own[i] >= 0:
+                row[own[i]] = 0.0
+            rows.append(row)
+        sw = np.asarray(sw.astype(np.float32), dtype=np.float64)
+        sw[cols == own[entry_q]] = 0.0
+
+    # weights of the solved problems: outcome rating, and age at the query's date
+    weight = np.empty(len(pos))
+    for i, q in enumerate(chunk):
+        a, b = entry_at[i], entry_at[i + 1]
+        w = index.edge_rating_weight[pos[a:b]]
+        q_day = day_number(q.posted_at)
+        if not np.isnan(q_day):
+            w = w * recency_weight(q_day - index.edges.day[pos[a:b]])
+        weight[a:b] = w
+
+    if n_hist and len(pos):
+        f[:, _F["text_top3"]] = segment_topk(sw * weight, ptr, 3)[0]
+        f[:, _F["text_max"]] = segment_max(sw, ptr)
+        hits = np.bincount(seg[sw >= 0.15], minlength=len(pair_w))
+        f[:, _F["text_hits"]] = np.log1p(hits)
+        near = _best_per_segment(sw, ptr, CHAR_DEPTH)
+        near_ptr = np.zeros(len(pair_w) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(seg[near], minlength=len(pair_w)), out=near_ptr[1:])
+        sc = _entry_dots(index.docs.char, cols[near], entry_q[near], views.char)
+        sc[cols[near] == own[entry_q[near]]] = 0.0
+        f[:, _F["char_top3"]] = segment_topk(sc * weight[near], near_ptr, 3)[0]
+        f[:, _F["char_max"]] = segment_max(sc, near_ptr)
+        if qd is not None and index.dense_docs is not None:
+            sd = np.empty(len(pos))
+            for members in _by_candidates(cands).values():  # one copy of the candidates' rows per group
+                a, b = entry_at[members[0]], entry_at[members[0] + 1]
+                solved_rows = index.dense_docs[cols[a:b]]
+                for i in members:
+                    a, b = entry_at[i], entry_at[i + 1]
+                    sd[a:b] = (solved_rows @ qd[i]).astype(np.float64)
+            sd[cols == own[entry_q]] = -1.0
+            f[:, _F["dense_top3"]] = segment_topk(sd * weight, ptr, 3)[0]
+            f[:, _F["dense_max"]] = segment_max(sd, ptr)
+    f[:, _F["bm25"]] = _entry_dots(index.bm25, pair_w, pair_q, q_bin)
+    f[:, _F["profile"]] = 0.5 * (_entry_dots(index.profiles.word, pair_w, pair_q, views.word)
+                                 + _entry_dots(index.profiles.char, pair_w, pair_q, views.char))
+    if expert_z is not None or (qd is not None and index.dense_profiles is not None):
+        for members in _by_candidates(cands).values():
+            cand = cands[members[0]]
+            experts = index.expertise.workers[cand] if expert_z is not None else None  # type: ignore[union-attr]
+            profiles = index.dense_profiles[cand] if qd is not None and index.dense_profiles is not None else None
+            for i in members:
+                a, b = pair_at[i], pair_at[i + 1]
+                if experts is not None and expert_z is not None:
+                    f[a:b, _F["expertise"]] = np.asarray(experts @ expert_z[i], dtype=np.float64)
+                if profiles is not None and qd is not None:
+                    f[a:b, _F["dense_profile"]] = profiles @ qd[i]
+    f[:, _F["popularity"]] = np.log1p(index.n_solved[pair_w])
+    f[:, _F["activity"]] = index.activity[pair_w]
+    f[:, _F["quality"]] = index.quality[pair_w]
+    f[:, _F["honours"]] = index.honours[pair_w]
+
+    # query by query: skills, the walk, enterprise and district
+    out: list[np.ndarray] = []
+    evidence: list[QueryEvidence] = []
+    for i, q in enumerate(chunk):
+        cand = cands[i]
+        fi = f[pair_at[i]:pair_at[i + 1]]
+        out.append(fi)
+        sk = _query_features(index, q, cand, fi)
+        walk = None
+        if len(cand) and ppr and index.walk_size:
+            seed = seed_vector(index, q, best_of[i], sk)
+            walk = walk_scores(index, seed, cand, damping=damping)
+            fi[:, _F["ppr"]] = np.log1p(walk * index.walk_size)
+        if not len(cand):
+            evidence.append(QueryEvidence(rows[i] if keep_evidence else np.zeros(0)))
+        elif keep_evidence:
+            evidence.append(QueryEvidence(rows[i].copy() if dense_word is not None else rows[i], walk, sk))
+        else:
+            evidence.append(QueryEvidence(np.zeros(0)))
+    return out, evidence
+
+
+def _query_features(index: RankingIndex, q: Query, cand: np.ndarray, f: np.ndarray) -> list[int]:
+    """The features of one query's candidates that are lookups rather than products: skills, enterprise,
+    chain, district and the service-type rules (written into ``f``); returns the query's skill indices."""
+    proj = index.projection
+    skill_ids = proj.index["Skill"]
+    sk = [skill_ids[s] for s in q.skills if s in skill_ids]
+    if not len(cand):
+        return sk
+    if sk:
+        qv = np.zeros(index.n_skills)
+        qv[sk] = index.skill_idf[sk]
+        qv /= np.linalg.norm(qv)
+        f[:, _F["skill_hist"]] = index.skill_profiles[cand] @ qv
+        f[:, _F["skill_count"]] = (index.skill_logcounts_csc[:, sk] @ index.skill_idf[sk])[cand]
+        qset = set(q.skills)
+        f[:, _F["skill_declared"]] = [len(qset & index.declared_sets[w]) / len(qset) for w in cand]
+    ent = proj.index["Enterprise"].get(q.enterprise_id or "")
+    if ent is not None:
+        f[:, _F["enterprise"]] = np.log1p(_column(index.worker_enterprise_csc, [ent])[cand])
+        chains = index.enterprise_chain[ent].indices
+        if len(chains):
+            f[:, _F["chain"]] = np.log1p(_column(index.worker_chain_csc, chains)[cand])
+    dist = proj.index["District"].get(q.district or "")
+    if dist is not None:
+        f[:, _F["district_work"]] = np.log1p(_column(index.worker_district_work, [dist])[cand])
+        near_d = set(np.asarray(proj.ids["District"])[index.district_adjacency[dist].indices].tolist())
+        f[:, _F["district"]] = [1.0 if index.worker_district[w] == q.district
+                                else 0.5 if index.worker_district[w] in near_d else 0.0 for w in cand]
+    if q.service_type in TRAINING_TYPES:
+        f[:, _F["teach_fit"]] = index.teaches[cand].astype(float)
+    if q.service_type in ONSITE_TYPES:
+        f[:, _F["onsite_fit"]] = f[:, _F["district"]]
+    if q.service_type in RD_TYPES:
+        f[:, _F["depth_fit"]] = f[:, _F["text_hits"]]
+    return sk
+
+
+#: Former names, kept for callers of this module.
+_seed_vector = seed_vector

@@ -1,7 +1,11 @@
 """The ranking index: everything the signals need, precomputed once from a :class:`~graph.projection.Projection`.
 
-Why this module is long: :class:`RankingIndex` holds every precomputed matrix the signals read and its
-incremental update; a split is planned with the ranking pipeline refactor (issue 15, one pipeline with ``fit``).
+Why this module is still about 500 lines: :meth:`RankingIndex.fit` computes every matrix the signals read,
+each also incrementally (``reuse``: the rows of unchanged texts, the unchanged expertise model, hub vectors),
+and the two ways are kept side by side per stage (``_fit_solved``, ``_fit_text``, ``_fit_skills``,
+``_fit_context``, ``_fit_priors``, ``_fit_expertise``, ``_fit_dense``) so that a reader sees what an update
+reuses next to what a full fit computes. The walk graph lives in :mod:`recommender.walk`, dates in
+:mod:`recommender.dates`.
 
 A :class:`RankingIndex` sees the graph through a *history* mask: only solved problems inside it
 count as evidence (text similarity, skill profiles, prior work, the random-walk graph). The
@@ -21,9 +25,11 @@ import scipy.sparse as sp
 
 from graph.projection import Projection
 from graph.rules import capacity_of
+from recommender.dates import day_number, natural_key, time_order
 from recommender.expertise import ExpertiseModel, fit_expertise, refit_workers
-from recommender.signals import bm25_weights, personalized_pagerank, rating_weight, transition_matrix
+from recommender.signals import bm25_weights, rating_weight
 from recommender.text import TextModel, TextViews, problem_text, profile_text
+from recommender.walk import build_walk, hub_worker_scores
 
 __all__ = [
     "ACTIVITY_HALF_LIFE", "RATING_PRIOR", "RATING_PRIOR_WEIGHT", "Encoder", "RankingIndex", "day_number", "natural_key",
@@ -46,52 +52,6 @@ class Encoder(Protocol):
     dim: int
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def day_number(value: Any) -> float:
-    """Days since 1970-01-01 of a ``YYYY-MM-DD...`` string; NaN when absent or unreadable.
-
-    Examples
-    --------
-    >>> day_number("1970-01-11T08:00")
-    10.0
-    >>> import math; math.isnan(day_number(None))
-    True
-    """
-    if not isinstance(value, str) or len(value) < 10:
-        return float("nan")
-    try:
-        return float(np.datetime64(value[:10], "D").astype(np.int64))
-    except ValueError:
-        return float("nan")
-
-
-def natural_key(text: str) -> tuple[Any, ...]:
-    """Sort key that orders ``q9`` before ``q10`` (ids that count up in creation order).
-
-    Examples
-    --------
-    >>> sorted(["q10", "q9", "p1"], key=natural_key)
-    ['p1', 'q9', 'q10']
-    """
-    import re
-
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
-
-
-def time_order(proj: Projection) -> np.ndarray:
-    """Problem indices oldest first: by ``posted_at`` (else ``solved_at``) when most problems are dated,
-    then by natural id order (``q9`` before ``q10``)."""
-    props = proj.props["Problem"]
-    days = np.array([day_number(p.get("posted_at") or p.get("solved_at")) for p in props])
-    keys = [natural_key(pid) for pid in proj.ids["Problem"]]
-    by_id = sorted(range(len(keys)), key=keys.__getitem__)
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[by_id] = np.arange(len(keys))
-    if len(days) and np.mean(~np.isnan(days)) >= 0.5:
-        filled = np.where(np.isnan(days), np.nanmin(days) if np.any(~np.isnan(days)) else 0.0, days)
-        return np.lexsort((rank, filled))
-    return np.asarray(by_id, dtype=np.int64)
 
 
 def _row_normalise(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -162,32 +122,16 @@ class _Edges:
 class RankingIndex:
     """Precomputed matrices over one projection, restricted to a history of solved problems.
 
+    Built the scikit-learn way: ``RankingIndex(encoder=...).fit(projection, ...)`` (hyper-parameters in the
+    constructor, the data in :meth:`fit`, which returns the index). The fitted matrices keep their plain
+    names (``solved``, ``docs``, ``walk``, ...) rather than a trailing underscore: they are the stored index
+    format's field names (:mod:`recommender.index_files`) and every signal reads them.
+
     Parameters
     ----------
-    projection
-        The graph.
-    history
-        Boolean mask over the projection's problems that may serve as evidence; ``None`` means all.
     encoder
         Optional dense text encoder; when given, problem and profile embeddings are computed
-        (or taken from ``vectors``) and the dense signals switch on.
-    vectors
-        Precomputed dense vectors by problem id (e.g. from the store's embedding cache).
-    reuse
-        An index over an earlier state of the same graph (the projection patched in place since):
-        its fitted text model is kept, with the text rows (and dense vectors) of the problems and
-        profiles whose text has not changed, and its hub vectors when the hubs are the same
-        nodes. Only new or edited texts are analysed, so an update costs a fraction of a full
-        build; vocabulary, idf and hub vectors are those of the earlier fit until the next build
-        without ``reuse``.
-    changed
-        With ``reuse``: the node keys ``(label, id)`` and relationship keys (:attr:`graph.store.RelRow.key`)
-        written since ``reuse`` was built; values derived from anything else are copied from it.
-        ``None``: derive everything again (texts are still re-analysed only when they differ).
-    hidden_declared
-        ``(workers, skills)``: declared skills to leave out (training on pseudo-queries hides the
-        skills a worker's profile can only have learned from the held-out problems, see
-        :func:`recommender.training.future_only_skills`).
+        (or taken from ``vectors`` in :meth:`fit`) and the dense signals switch on.
     """
 
     #: Walk nodes with at least this many edges are hubs (resolved by precomputed vectors).
@@ -201,21 +145,76 @@ class RankingIndex:
     problem_order: np.ndarray
     #: Weight of the problem's skills beside its words in the expertise model's input.
     expertise_skill_weight: float = 0.0
+    #: The walk graph and its hubs (:func:`recommender.walk.build_walk`), and the hub vectors per damping.
+    walk: sp.csc_matrix
+    walk_offset: dict[str, int]
+    walk_size: int
+    walk_hubs: np.ndarray
+    walk_hub_mask: np.ndarray
+    _hub_vectors: dict[float, np.ndarray]
 
-    def __init__(self, projection: Projection, *, history: np.ndarray | None = None, encoder: Encoder | None = None,
-                 vectors: Mapping[str, np.ndarray] | None = None, reuse: RankingIndex | None = None,
-                 changed: Collection[tuple[str, ...]] | None = None,
-                 hidden_declared: sp.spmatrix | None = None) -> None:
+    def __init__(self, *, encoder: Encoder | None = None) -> None:
+        self.encoder = encoder
+
+    def fit(self, projection: Projection, *, history: np.ndarray | None = None,
+            vectors: Mapping[str, np.ndarray] | None = None, reuse: RankingIndex | None = None,
+            changed: Collection[tuple[str, ...]] | None = None,
+            hidden_declared: sp.spmatrix | None = None) -> RankingIndex:
+        """Compute every matrix the signals read from ``projection``; returns ``self``.
+
+        Parameters
+        ----------
+        projection
+            The graph.
+        history
+            Boolean mask over the projection's problems that may serve as evidence; ``None`` means all.
+        vectors
+            Precomputed dense vectors by problem id (e.g. from the store's embedding cache).
+        reuse
+            An index over an earlier state of the same graph (the projection patched in place since):
+            its fitted text model is kept, with the text rows (and dense vectors) of the problems and
+            profiles whose text has not changed, and its hub vectors when the hubs are the same
+            nodes. Only new or edited texts are analysed, so an update costs a fraction of a full
+            build; vocabulary, idf and hub vectors are those of the earlier fit until the next fit
+            without ``reuse``.
+        changed
+            With ``reuse``: the node keys ``(label, id)`` and relationship keys (:attr:`graph.store.RelRow.key`)
+            written since ``reuse`` was built; values derived from anything else are copied from it.
+            ``None``: derive everything again (texts are still re-analysed only when they differ).
+        hidden_declared
+            ``(workers, skills)``: declared skills to leave out (training on pseudo-queries hides the
+            skills a worker's profile can only have learned from the held-out problems, see
+            :func:`recommender.training.future_only_skills`).
+        """
         proj = projection
         self.projection = proj
-        self.encoder = encoder
         n_problems = proj.n("Problem")
-        mask = np.ones(n_problems, dtype=bool) if history is None else np.asarray(history, dtype=bool)
-        self.history_mask = mask
+        self.history_mask = np.ones(n_problems, dtype=bool) if history is None else np.asarray(history, dtype=bool)
         self.n_workers = proj.n("Worker")
         self.n_skills = proj.n("Skill")
+        self._fit_solved(reuse, changed)
+        same_skills = changed is not None and not any(key[0] == "Skill" for key in changed if len(key) == 2)
+        self._fit_text(reuse, changed, same_skills)
+        self._fit_skills(reuse, changed, same_skills, hidden_declared)
+        self._fit_context()
+        self._fit_priors(reuse)
+        self._fit_expertise(reuse, changed)
+        build_walk(self)
+        self._fit_dense(vectors, reuse)
+        if reuse is not None and self.hub_keys() == reuse.hub_keys():
+            # the same hubs: their vectors stay (new workers get none until the next full build)
+            for damping, old in reuse._hub_vectors.items():
+                grown = np.zeros((self.n_workers, old.shape[1]), dtype=np.float32)
+                grown[:min(self.n_workers, len(old))] = old[:self.n_workers]
+                self._hub_vectors[damping] = grown
 
-        # --- the history SOLVED edges -------------------------------------------------------
+        return self
+
+    def _fit_solved(self, reuse: RankingIndex | None, changed: Collection[tuple[str, ...]] | None) -> None:
+        """The history ``SOLVED`` edges: which problems are evidence, who solved them, rating, date, trainees."""
+        proj = self.projection
+        mask = self.history_mask
+        n_problems = proj.n("Problem")
         solved_edges = proj.edge_list("SOLVED", "Worker", "Problem")
         starts = np.asarray(solved_edges.start, dtype=np.int64)
         ends = np.asarray(solved_edges.end, dtype=np.int64)
@@ -255,7 +254,12 @@ class RankingIndex:
         self.solved_csc = sp.csc_matrix(self.solved)
         self.n_solved = np.diff(self.solved.indptr).astype(np.float64)
 
-        # --- text -----------------------------------------------------------------------------
+
+    def _fit_text(self, reuse: RankingIndex | None, changed: Collection[tuple[str, ...]] | None,
+                  same_skills: bool) -> None:
+        """The text model (fitted on the history problems), their rows, the profiles' rows, BM25 weights."""
+        proj = self.projection
+        hp = self.hp
         p_props = proj.props["Problem"]
         self.problem_texts: list[str]
         if reuse is not None and changed is not None:
@@ -281,7 +285,6 @@ class RankingIndex:
             if sprops.get("aliases"):
                 aliases[sid] = list(sprops["aliases"])
         self.profile_texts: list[str]
-        same_skills = changed is not None and not any(key[0] == "Skill" for key in changed if len(key) == 2)
         if reuse is not None and changed is not None and same_skills:
             w_ids = proj.ids["Worker"]
             self.profile_texts = [reuse.profile_texts[i] if i < reuse.n_workers and ("Worker", w_ids[i]) not in changed
@@ -297,7 +300,12 @@ class RankingIndex:
         worker_counts = self.solved @ self.docs.counts
         self.bm25 = bm25_weights(sp.csr_matrix(worker_counts))  # workers x terms
 
-        # --- skills ---------------------------------------------------------------------------
+
+    def _fit_skills(self, reuse: RankingIndex | None, changed: Collection[tuple[str, ...]] | None,
+                    same_skills: bool, hidden_declared: sp.spmatrix | None) -> None:
+        """Required, solved and declared skills: idf, per-worker counts and profiles."""
+        proj = self.projection
+        hp = self.hp
         requires = proj.matrix("REQUIRES", "Problem", "Skill")
         self.problem_skills = sp.csr_matrix(requires[hp]) if len(hp) else sp.csr_matrix((0, self.n_skills))
         df = np.bincount(self.problem_skills.indices, minlength=self.n_skills).astype(np.float64)
@@ -326,7 +334,11 @@ class RankingIndex:
             self.declared_sets = [set(skill_names[self.declared.indices[a:b]].tolist())
                                   for a, b in zip(self.declared.indptr[:-1], self.declared.indptr[1:], strict=True)]
 
-        # --- enterprises, chains, districts --------------------------------------------------
+
+    def _fit_context(self) -> None:
+        """Enterprises, industry chains and districts: of the history problems and of the workers' solved work."""
+        proj = self.projection
+        hp = self.hp
         posted = proj.matrix("POSTED", "Enterprise", "Problem")
         self.problem_enterprise = sp.csr_matrix(posted.T)[hp] if len(hp) else sp.csr_matrix((0, posted.shape[0]))
         self.worker_enterprise = sp.csr_matrix(self.solved @ self.problem_enterprise)
@@ -340,7 +352,12 @@ class RankingIndex:
         adj = proj.matrix("ADJACENT_TO", "District", "District")
         self.district_adjacency = sp.csr_matrix(((adj + adj.T) > 0).astype(np.float32))
 
-        # --- priors ---------------------------------------------------------------------------
+
+    def _fit_priors(self, reuse: RankingIndex | None) -> None:
+        """Recent activity, shrunk outcome quality, trainees, and the worker flags."""
+        proj = self.projection
+        hp = self.hp
+        n_problems = proj.n("Problem")
         # recent activity: each solved problem counts 0.5 ** (problems posted after it / half-life)
         if reuse is not None and len(reuse.problem_order) <= n_problems:  # problems added since are the newest
             self.problem_order = np.concatenate([reuse.problem_order,
@@ -364,7 +381,10 @@ class RankingIndex:
         self.trainees = np.bincount(rows, weights=trained, minlength=self.n_workers)
         self.read_worker_flags()
 
-        # --- the learned expertise model --------------------------------------------------------
+
+    def _fit_expertise(self, reuse: RankingIndex | None, changed: Collection[tuple[str, ...]] | None) -> None:
+        """The learned expertise model: fitted, kept, or its worker tower refitted (new evidence)."""
+        hp = self.hp
         self.expertise: ExpertiseModel | None = None
         if reuse is None or reuse.expertise is None:
             self.expertise = fit_expertise(self.docs.word, self.solved, skills=self.problem_skills,
@@ -375,10 +395,12 @@ class RankingIndex:
         else:  # new solves, workers or edited history texts: the worker tower again, the problem tower kept
             self.expertise = refit_workers(reuse.expertise, self.docs.word, self.solved, skills=self.problem_skills)
 
-        # --- the random-walk graph ------------------------------------------------------------
-        self._build_walk()
 
-        # --- dense vectors --------------------------------------------------------------------
+    def _fit_dense(self, vectors: Mapping[str, np.ndarray] | None, reuse: RankingIndex | None) -> None:
+        """The encoder's vectors of the history problems and profiles (cached, reused or encoded)."""
+        encoder = self.encoder
+        hp = self.hp
+        problem_ids = [self.projection.ids["Problem"][int(p)] for p in hp]
         self.dense_docs: np.ndarray | None = None
         self.dense_profiles: np.ndarray | None = None
         if encoder is not None:
@@ -409,12 +431,6 @@ class RankingIndex:
                     redo = sorted(set(redo) - set(same))
                 if redo:
                     self.dense_profiles[redo] = encoder.encode([self.profile_texts[i] for i in redo])
-        if reuse is not None and self.hub_keys() == reuse.hub_keys():
-            # the same hubs: their vectors stay (new workers get none until the next full build)
-            for damping, old in reuse._hub_vectors.items():
-                grown = np.zeros((self.n_workers, old.shape[1]), dtype=np.float32)
-                grown[:min(self.n_workers, len(old))] = old[:self.n_workers]
-                self._hub_vectors[damping] = grown
 
     def _history_text_changed(self, changed: Collection[tuple[str, ...]]) -> bool:
         """Whether ``changed`` names a problem of the history (its text may have been edited)."""
@@ -430,81 +446,9 @@ class RankingIndex:
                 row.setdefault(key, value)
         return row
 
-    def _build_walk(self) -> None:
-        proj = self.projection
-        blocks = ["Worker", "Problem", "Skill", "Enterprise", "IndustryChain", "District"]
-        sizes = {"Worker": self.n_workers, "Problem": len(self.hp), "Skill": self.n_skills,
-                 "Enterprise": proj.n("Enterprise"), "IndustryChain": proj.n("IndustryChain"),
-                 "District": proj.n("District")}
-        self.walk_offset: dict[str, int] = {}
-        at = 0
-        for label in blocks:
-            self.walk_offset[label] = at
-            at += sizes[label]
-        self.walk_size = at
-        pairs = [
-            ("Worker", "Problem", self.solved),
-            ("Problem", "Skill", self.problem_skills),
-            ("Worker", "Skill", self.declared),
-            ("Enterprise", "Problem", sp.csr_matrix(self.problem_enterprise.T)),
-            ("Enterprise", "IndustryChain", self.enterprise_chain),
-            ("Skill", "IndustryChain", proj.matrix("IN_CHAIN", "Skill", "IndustryChain")),
-            ("Worker", "District", proj.matrix("LOCATED_IN", "Worker", "District")),
-            ("Enterprise", "District", proj.matrix("LOCATED_IN", "Enterprise", "District")),
-            ("Problem", "District", self.problem_district),
-            ("District", "District", proj.matrix("ADJACENT_TO", "District", "District")),
-        ]
-        rows: list[np.ndarray] = []
-        cols: list[np.ndarray] = []
-        for a, b, m in pairs:
-            coo = sp.coo_matrix(m)
-            if coo.nnz == 0:
-                continue
-            r = coo.row.astype(np.int64) + self.walk_offset[a]
-            c = coo.col.astype(np.int64) + self.walk_offset[b]
-            rows += [r, c]
-            cols += [c, r]
-        if rows:
-            r_all, c_all = np.concatenate(rows), np.concatenate(cols)
-            adj = sp.csr_matrix((np.ones(len(r_all), dtype=np.float32), (r_all, c_all)),
-                                shape=(self.walk_size, self.walk_size))
-            adj.data[:] = 1.0
-        else:
-            adj = sp.csr_matrix((self.walk_size, self.walk_size), dtype=np.float32)
-        # column u holds u's out-transitions: what a residual push from u reads
-        self.walk = sp.csc_matrix(transition_matrix(adj), dtype=np.float32)
-        degree = np.diff(self.walk.indptr)
-        hubs = np.flatnonzero(degree >= self.hub_degree)
-        if len(hubs) > self.max_hubs:
-            hubs = np.sort(hubs[np.argsort(-degree[hubs], kind="stable")[:self.max_hubs]])
-        self.walk_hubs = hubs
-        self.walk_hub_mask = np.zeros(self.walk_size, dtype=bool)
-        self.walk_hub_mask[hubs] = True
-        self._hub_vectors: dict[float, np.ndarray] = {}
-
     def hub_worker_scores(self, damping: float) -> np.ndarray:
-        """``(n workers, n hubs)``: the personalised PageRank of each hub of the walk, on the worker nodes.
-
-        Hubs are the walk's few high-degree nodes (skills, industry chains, districts in the demo
-        data; popular tags in a Q&A set). :func:`recommender.signals.push_pagerank` never pushes
-        them: the residual that reaches a hub is spread with this exact vector instead, which keeps
-        each query's walk local. Computed once per damping value (by power iteration).
-        """
-        key = float(damping)
-        cached = self._hub_vectors.get(key)
-        if cached is not None:
-            return cached
-        w0 = self.walk_offset["Worker"]
-        hubs = self.walk_hubs
-        out = np.zeros((self.n_workers, len(hubs)), dtype=np.float32)
-        for lo in range(0, len(hubs), 32):
-            part = hubs[lo:lo + 32]
-            restart = np.zeros((self.walk_size, len(part)), dtype=np.float32)
-            restart[part, np.arange(len(part))] = 1.0
-            scores = personalized_pagerank(self.walk, restart, damping=damping, tol=1e-6, max_iter=500)
-            out[:, lo:lo + len(part)] = scores[w0:w0 + self.n_workers]
-        self._hub_vectors[key] = out
-        return out
+        """``(n workers, n hubs)``: the walk's hub vectors (:func:`recommender.walk.hub_worker_scores`)."""
+        return hub_worker_scores(self, damping)
 
     def read_worker_flags(self) -> None:
         """(Re)read what comes from worker properties alone: district, employer, activity, capacity,

@@ -92,8 +92,9 @@ CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 
 #: Sources whose code decides what the index holds: any change to them makes earlier files untrusted.
-_CODE = ("graph/projection.py", "recommender/index.py", "recommender/text.py", "recommender/expertise.py",
-         "recommender/signals.py", "recommender/index_files.py", "embeddings/texts.py")
+_CODE = ("graph/projection.py", "recommender/index.py", "recommender/walk.py", "recommender/dates.py",
+         "recommender/text.py", "recommender/expertise.py", "recommender/signals.py", "recommender/index_files.py",
+         "embeddings/texts.py")
 
 #: RankingIndex attributes recomputed on load from the saved ones (derived, Python objects, or not data).
 _DERIVED = frozenset({"projection", "encoder", "hp_pos", "declared_sets", "worker_district", "worker_employer",
@@ -544,7 +545,9 @@ class _Reader:
     def array(self, fname: str) -> np.ndarray:
         arr = self._arrays.get(fname)
         if arr is None:
-            arr = np.load(self.dir / fname, mmap_mode="r", allow_pickle=False)
+            # a plain ndarray over the mapping (its base is the np.memmap): np.memmap's own __getitem__ and
+            # __array_finalize__ run on every slice and every result of an operation, ~5% of a query
+            arr = np.load(self.dir / fname, mmap_mode="r", allow_pickle=False).view(np.ndarray)
             self._arrays[fname] = arr
         return arr
 

@@ -425,8 +425,8 @@ def _pseudo_features(proj: Projection, order: np.ndarray, base: np.ndarray, *, e
         if len(pseudo):
             say(f"pseudo-queries: the newest {holdout:.0%} of solved problems ({len(pseudo)}) against "
                 f"{int(history.sum())} older problems")
-            index = RankingIndex(proj, history=history, encoder=encoder,
-                                 hidden_declared=future_only_skills(proj, history, held))
+            index = RankingIndex(encoder=encoder).fit(proj, history=history,
+                                                      hidden_declared=future_only_skills(proj, history, held))
             feats, _ = compute_features(index, pseudo.queries, pseudo.candidates)
             at = proj.index["Problem"]
             posted = np.array([at[q.problem_id or ""] for q in pseudo.queries], dtype=np.int64)
@@ -444,8 +444,8 @@ def _pseudo_features(proj: Projection, order: np.ndarray, base: np.ndarray, *, e
                                    reference_popularity=reference_popularity)
         if not len(fold):
             continue
-        fold_index = RankingIndex(proj, history=history, encoder=encoder,
-                                  hidden_declared=future_only_skills(proj, history, part))
+        fold_index = RankingIndex(encoder=encoder).fit(proj, history=history,
+                                                       hidden_declared=future_only_skills(proj, history, part))
         fold_feats, _ = compute_features(fold_index, fold.queries, fold.candidates)
         pseudo.queries += fold.queries
         pseudo.candidates += fold.candidates

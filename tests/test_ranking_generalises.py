@@ -198,7 +198,7 @@ def test_profiles_learned_from_the_held_out_problems_are_hidden(tmp_path: Path) 
     hidden = future_only_skills(proj, history, held)
     w1, casting = proj.index["Worker"]["w1"], proj.index["Skill"]["铸造"]
     assert hidden[w1, casting] == 1 and hidden.nnz == 1
-    index = RankingIndex(proj, history=history, hidden_declared=hidden)
+    index = RankingIndex().fit(proj, history=history, hidden_declared=hidden)
     assert "铸造" not in index.declared_sets[w1] and "PLC编程" in index.declared_sets[w1]
 
 
@@ -232,7 +232,7 @@ def test_activity_counts_recent_work_more_than_old_work(tmp_path: Path) -> None:
     data["problems.jsonl"] += old + new
     store = MemoryStore(None)
     load_dataset(store, write_dataset(tmp_path / "act", data))
-    index = RankingIndex(Projection.from_store(store))
+    index = RankingIndex().fit(Projection.from_store(store))
     wid = index.projection.index["Worker"]
     assert index.n_solved[wid["w1"]] == index.n_solved[wid["w2"]]
     assert index.activity[wid["w2"]] > index.activity[wid["w1"]] + 0.5

@@ -13,7 +13,7 @@ from graph.memory import MemoryStore
 from graph.projection import Projection
 from graph.store import NodeRow, RelRow, WriteBatch
 from recommender.errors import ConvergenceError
-from recommender.features import FEATURES, Query, _seed_vector, compute_features, gather_segments, walk_scores
+from recommender.features import FEATURES, Query, compute_features, gather_segments
 from recommender.index import RankingIndex
 from recommender.signals import (
     bm25_weights,
@@ -30,6 +30,7 @@ from recommender.signals import (
     skill_profile_cosine,
     transition_matrix,
 )
+from recommender.walk import build_walk, seed_vector, walk_scores
 
 
 def test_segment_topk_hand_computed() -> None:
@@ -140,12 +141,12 @@ def test_push_pagerank_raises_when_the_rounds_run_out() -> None:
 
 
 def test_walk_scores_agree_with_the_exact_walk() -> None:
-    index = RankingIndex(Projection.from_store(_tiny_store()))
+    index = RankingIndex().fit(Projection.from_store(_tiny_store()))
     index.hub_degree = 3  # make the skill node 焊接 (and prolific w1) hubs on this tiny graph
-    index._build_walk()
+    build_walk(index)
     assert len(index.walk_hubs) >= 1
     sims = (index.text.transform(["welding crack"]).word @ index.docs_word_t).toarray().ravel()
-    seed = _seed_vector(index, Query(text="welding crack", skills=("焊接",)), (np.arange(len(sims)), sims),
+    seed = seed_vector(index, Query(text="welding crack", skills=("焊接",)), (np.arange(len(sims)), sims),
                         [index.projection.index["Skill"]["焊接"]])
     exact = personalized_pagerank(index.walk.astype(np.float64), seed.toarray().ravel(), damping=0.5, tol=1e-12,
                                   max_iter=1000)
@@ -214,7 +215,7 @@ def _tiny_store() -> MemoryStore:
 
 
 def test_text_top3_is_the_sum_of_the_three_best_cosines() -> None:
-    index = RankingIndex(Projection.from_store(_tiny_store()))
+    index = RankingIndex().fit(Projection.from_store(_tiny_store()))
     query = Query(text="welding crack", skills=("焊接",))
     feats, _ = compute_features(index, [query], [np.array([0, 1])])
     f = feats[0]
@@ -234,7 +235,7 @@ def test_text_top3_is_the_sum_of_the_three_best_cosines() -> None:
 
 
 def test_a_stored_problem_is_not_its_own_evidence() -> None:
-    index = RankingIndex(Projection.from_store(_tiny_store()))
+    index = RankingIndex().fit(Projection.from_store(_tiny_store()))
     query = Query(text="plc program crash", problem_id="p5")
     feats, _ = compute_features(index, [query], [np.array([1])])
     assert feats[0][0, FEATURES.index("text_max")] == pytest.approx(0.0, abs=1e-6)
@@ -273,7 +274,7 @@ def test_similar_problems_first_pass_reads_the_rarest_postings_within_the_budget
     # 40 problems share "pump"; "seal" is in 4 of them, "gasket" in 1; "alpha".."theta" are in one each
     texts = [f"pump {'seal ' if i % 10 == 0 else ''}{'gasket' if i == 20 else ''} filler{i}" for i in range(40)]
     texts += [f"{word} other" for word in ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta")]
-    index = RankingIndex(_text_projection(texts))
+    index = RankingIndex().fit(_text_projection(texts))
     index.common_term_share = 1.0  # every query term counts as rare: only the budget limits the first pass
     query = index.text.transform(["pump seal gasket alpha beta gamma delta epsilon zeta eta theta"]).word
     exact = np.asarray((query @ index.docs_word_t).todense()).ravel()
@@ -291,9 +292,9 @@ def test_similar_problems_first_pass_reads_the_rarest_postings_within_the_budget
 
 
 def test_walk_scores_precision_is_capped_in_absolute_terms() -> None:
-    index = RankingIndex(Projection.from_store(_tiny_store()))
+    index = RankingIndex().fit(Projection.from_store(_tiny_store()))
     sims = (index.text.transform(["welding crack"]).word @ index.docs_word_t).toarray().ravel()
-    seed = _seed_vector(index, Query(text="welding crack", skills=("焊接",)), (np.arange(len(sims)), sims),
+    seed = seed_vector(index, Query(text="welding crack", skills=("焊接",)), (np.arange(len(sims)), sims),
                         [index.projection.index["Skill"]["焊接"]])
     workers = np.arange(index.n_workers)
     exact = walk_scores(index, seed, workers, damping=0.5, tol=1e-9)

@@ -1,0 +1,136 @@
+"""The ranking as one pipeline: a query analysed once, batched feature computation equal to the per-query one.
+
+The batched paths (campaign assignment scores two hundred problems as one batch) must give the same numbers as
+query-by-query computation, bit for bit: each test holds a fast path against its definition.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import recommender.features as features_module
+from demo.generator import generate
+from graph.dataset import load_dataset
+from graph.memory import MemoryStore
+from recommender.engine import RankConfig, Recommender
+from recommender.features import _best_per_segment, _entry_dots, _rows_dot, compute_features, vectorise
+from recommender.index import RankingIndex
+from recommender.pipeline import generate_candidates, make_query, similar_problems
+from recommender.signals import _segment_topk_sorted, segment_topk
+
+
+@pytest.fixture(scope="module")
+def demo_store() -> MemoryStore:
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(tmp, scale=0.3, seed=3)
+        store = MemoryStore()
+        load_dataset(store, tmp)
+    return store
+
+
+@pytest.fixture(scope="module")
+def rec(demo_store: MemoryStore, tmp_path_factory: pytest.TempPathFactory) -> Recommender:
+    return Recommender(demo_store, config=RankConfig(model_dir=tmp_path_factory.mktemp("models")))
+
+
+def _segments(rng: np.random.Generator, n: int, longest: int) -> np.ndarray:
+    lengths = rng.integers(0, longest, size=n)
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    return ptr
+
+
+def test_segment_topk_equals_sorting_each_segment_bit_for_bit() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        ptr = _segments(rng, int(rng.integers(1, 50)), 12)
+        values = rng.choice(np.round(rng.standard_normal(30), 2), size=int(ptr[-1]))  # many ties
+        if trial % 2:
+            values = values * rng.random(len(values))
+        for k in (1, 3, 25):
+            got, want = segment_topk(values, ptr, k), _segment_topk_sorted(values, ptr, k)
+            assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True)), (trial, k)
+
+
+def test_best_per_segment_ranks_only_long_segments_like_a_full_sort() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        ptr = _segments(rng, int(rng.integers(1, 40)), 9)
+        values = rng.choice(np.arange(5.0), size=int(ptr[-1]))
+        lengths = np.diff(ptr)
+        groups = np.repeat(np.arange(len(lengths)), lengths)
+        order = np.lexsort((-values, groups))
+        rank = np.empty(len(values), dtype=np.int64)
+        rank[order] = np.arange(len(values)) - np.repeat(ptr[:-1], lengths)
+        for k in (1, 3):
+            assert np.array_equal(_best_per_segment(values, ptr, k), rank < k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_entry_dots_batched_and_per_query_give_the_same_numbers(dtype: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(2)
+    m = sp.random(400, 3000, density=0.01, format="csr", dtype=dtype, random_state=3)
+    m.data = (m.data * 3 - 1).astype(dtype)
+    queries = sp.random(30, 3000, density=0.004, format="csr", dtype=np.float32, random_state=4)
+    owner = np.sort(rng.integers(0, 30, size=2000))
+    rows = rng.integers(0, 400, size=2000)
+    want = np.concatenate([_rows_dot(m, rows[owner == i], queries[i]) for i in range(30)])
+    for ratio in (0, 10**9):  # never / always one product for the batch
+        monkeypatch.setattr(features_module, "BATCH_PRODUCT_RATIO", ratio)
+        assert np.array_equal(_entry_dots(m, rows, owner, queries), want)
+
+
+def test_features_do_not_depend_on_the_batch(rec: Recommender) -> None:
+    index = rec.index
+    open_ids = [p for p, row in zip(rec.projection.ids["Problem"], rec.projection.props["Problem"], strict=True)
+                if row.get("status") == "open"][:25]
+    queries = [vectorise(index, make_query(rec.projection, pid, rec._aliases)) for pid in open_ids]
+    similar = [similar_problems(index, q, 100) for q in queries]
+    cands = [generate_candidates(index, q, s, rec.config) for q, s in zip(queries, similar, strict=True)]
+    cands = [c[(c + i) % 3 != 0] for i, c in enumerate(cands)]  # different candidates per query
+    together, _ = compute_features(index, queries, cands, similar=similar)
+    alone = [compute_features(index, [q], [c], similar=[s])[0][0]
+             for q, c, s in zip(queries, cands, similar, strict=True)]
+    assert all(np.array_equal(a, b) for a, b in zip(together, alone, strict=True))
+    # the evaluation's way (no vectors, exact cosines to every history problem): batches agree (both of more
+    # than 8 texts: TextModel.transform analyses up to 8 texts another way, with other float rounding)
+    plain = [make_query(rec.projection, pid, rec._aliases) for pid in open_ids]
+    small, _ = compute_features(index, plain, cands, batch=13)
+    large, _ = compute_features(index, plain, cands, batch=25)
+    assert all(np.array_equal(a, b) for a, b in zip(small, large, strict=True))
+
+
+def test_a_recommendation_analyses_its_query_text_once(rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "数控机床主轴振动异常 加工中心主轴高速运转时振动大"
+    seen: list[list[str]] = []
+    real = type(rec.index.text).transform
+
+    def counting(self: object, texts: list[str]) -> object:
+        texts = list(texts)
+        seen.append(texts)
+        return real(self, texts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(rec.index.text), "transform", counting)
+    small = Recommender(rec.store, config=RankConfig(model_dir=Path(tempfile.mkdtemp()), max_candidates=20))
+    row = {"title": text, "skills": ["焊接"]}
+    analysed = small._query(row).text
+    seen.clear()
+    got = small.recommend(row, n=5)
+    assert got and len(small.index.profile_texts) > 20  # candidates are generated (profiles read)
+    assert sum(t == [analysed] for t in seen) == 1  # similar problems, candidates, features, declines: one analysis
+
+
+def test_ranking_index_is_fitted_like_an_estimator(demo_store: MemoryStore) -> None:
+    from graph.projection import Projection
+
+    proj = Projection.from_store(demo_store)
+    index = RankingIndex()
+    assert not hasattr(index, "solved")
+    assert index.fit(proj) is index
+    again = RankingIndex().fit(proj)
+    assert (index.solved != again.solved).nnz == 0 and np.array_equal(index.hp, again.hp)
