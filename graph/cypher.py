@@ -99,6 +99,9 @@ RANGE_INDEXED: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
     "Problem": ("status", "district", "enterprise_id", "service_type"),
     "Match": ("problem_id", "worker_id", "state"),
     "AuditEvent": ("actor", "kind"),
+    "User": ("worker_id", "role"),
+    "Notification": ("user_id",),
+    "OutboxMessage": ("status",),
 })
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

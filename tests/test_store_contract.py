@@ -769,6 +769,29 @@ def test_neo4j_unreachable_server_is_store_unavailable() -> None:
 
 
 @pytest.mark.neo4j
+@pytest.mark.parametrize(("label", "prop"), [(label, prop) for label, props in cypher.RANGE_INDEXED.items()
+                                             for prop in props])
+def test_neo4j_filters_on_indexed_properties_seek(neo4j_schema: Driver, label: str, prop: str) -> None:
+    """Every range-indexed filter (matches by worker, notifications by user, the outbox by status...) is an index
+    seek in Neo4j's plan, not a scan of the label: a list page costs the matching rows, not the whole label."""
+    from graph.neo4j_store import _list_query
+
+    neo4j_schema.execute_query("CALL db.awaitIndexes(120)", database_="neo4j")
+    query, params = _list_query(label, {prop: "x"}, 0, 10)
+    _, summary, _ = neo4j_schema.execute_query("EXPLAIN " + query, params, database_="neo4j")
+    plan = json.dumps(summary.plan)
+    assert "NodeIndexSeek" in plan, plan
+
+
+def test_the_hot_filters_are_indexed() -> None:
+    """The filters the pages run on every request are among the indexed ones (the seek test then covers them)."""
+    hot = {("Match", "worker_id"), ("Match", "problem_id"), ("Match", "state"), ("Notification", "user_id"),
+           ("User", "worker_id"), ("User", "role"), ("OutboxMessage", "status"), ("Problem", "status")}
+    indexed = {(label, prop) for label, props in cypher.RANGE_INDEXED.items() for prop in props}
+    assert hot <= indexed
+
+
+@pytest.mark.neo4j
 def test_neo4j_connect_and_schema_are_idempotent(neo4j_uri: str) -> None:
     with Neo4jStore.connect(neo4j_uri, database="neo4j") as store:
         store.ping()
