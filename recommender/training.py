@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 
@@ -268,6 +267,8 @@ class TrainedRanker:
         doc: dict[str, Any] = {"version": self.version, "chosen": self.chosen, "validation": self.validation,
                                "n_train": self.n_train, "n_valid": self.n_valid, "meta": self.meta}
         if isinstance(self.fusion, BoostedFusion):
+            import joblib
+
             joblib.dump(self.fusion, base / "ranker.joblib")
             doc["fusion"] = {"kind": self.fusion.kind, "file": "ranker.joblib"}
         else:
@@ -285,6 +286,8 @@ class TrainedRanker:
             doc = json.loads(path.read_text(encoding="utf-8"))
             fusion: Fusion
             if doc["fusion"]["kind"] == BoostedFusion.kind:
+                import joblib
+
                 fusion = joblib.load(Path(directory) / doc["fusion"]["file"])
             else:
                 fusion = fusion_from_dict(doc["fusion"])
