@@ -65,8 +65,9 @@ from graph.memory import MemoryStore  # noqa: E402
 from graph.store import NodeRow, RelRow, WriteBatch  # noqa: E402
 from recommender.engine import RankConfig, Recommendation, Recommender  # noqa: E402
 from recommender.explain import explain as build_explanation  # noqa: E402
-from recommender.features import FEATURES, compute_features, vectorise  # noqa: E402
+from recommender.features import FEATURES, compute_features  # noqa: E402
 from recommender.pipeline import DeclinedRows, declined_similarity  # noqa: E402
+from recommender.query import vectorise  # noqa: E402
 from recommender.signals import personalized_pagerank  # noqa: E402
 from recommender.text import problem_text  # noqa: E402
 from recommender.walk import seed_vector  # noqa: E402

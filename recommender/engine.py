@@ -26,7 +26,7 @@ from graph.store import GraphStore
 from recommender.config import RankConfig
 from recommender.errors import InvalidQuery, ModelNotFound, UnknownWorker
 from recommender.explain import Explanation
-from recommender.features import FEATURES, Query, compute_features, vectorise
+from recommender.features import FEATURES, compute_features
 from recommender.fusion import Fusion, PairwiseLogisticFusion, QueryNormFusion, WeightedFusion, fingerprint
 from recommender.index import Encoder
 from recommender.lifecycle import IndexLifecycle
@@ -46,6 +46,7 @@ from recommender.pipeline import (
     score,
     similar_problems,
 )
+from recommender.query import Query, vectorise
 from recommender.training import N_NEGATIVES, TrainedRanker, make_pseudo_queries, skill_aliases, time_order
 
 __all__ = ["Explanation", "ProblemSuggestion", "RankConfig", "Recommendation", "Recommender"]

@@ -11,16 +11,16 @@ every stage of a recommendation reads those vectors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
 from recommender.index import RankingIndex, day_number
+from recommender.query import Query, vectorise
 from recommender.signals import recency_weight, segment_max, segment_topk
-from recommender.text import TextViews, problem_text
+from recommender.text import TextViews
 from recommender.walk import PUSH_PRECISION_NODES, seed_vector, walk_scores
 
 __all__ = [
@@ -74,37 +74,6 @@ FEATURES: tuple[str, ...] = (
     "activity",         # log(1 + recency-weighted problems solved): is the worker active now
 )
 _F = {name: i for i, name in enumerate(FEATURES)}
-
-
-@dataclass
-class Query:
-    """A problem to rank workers for (stored or new).
-
-    ``skills`` are canonical skill ids (aliases already resolved). ``views`` and ``dense`` are the
-    text's TF-IDF rows and dense vector once :func:`vectorise` has analysed it (``None`` before; not
-    part of the query's identity).
-    """
-
-    text: str
-    skills: tuple[str, ...] = ()
-    enterprise_id: str | None = None
-    district: str | None = None
-    service_type: str | None = None
-    posted_at: str | None = None
-    problem_id: str | None = None
-    title: str = ""
-    views: TextViews | None = field(default=None, compare=False, repr=False)
-    dense: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any], *, skill_of: Mapping[str, str] | None = None) -> Query:
-        """Build a query from a problem row (title, description, skills, enterprise_id, district, ...)."""
-        aliases = skill_of or {}
-        skills = tuple(dict.fromkeys(aliases.get(s, s) for s in row.get("skills") or [] if isinstance(s, str)))
-        return cls(text=problem_text(row), skills=skills, enterprise_id=row.get("enterprise_id") or None,
-                   district=row.get("district") or None, service_type=row.get("service_type") or None,
-                   posted_at=row.get("posted_at") or None, problem_id=row.get("id") or None,
-                   title=str(row.get("title") or row.get("description") or "")[:80])
 
 
 @dataclass
@@ -237,19 +206,6 @@ def _entry_dots(m: sp.csr_matrix, rows: np.ndarray, owner: np.ndarray, queries: 
     dense[np.searchsorted(terms, coo.col), coo.row] = coo.data
     product = m[once][:, terms] @ dense  # (rows needed, queries), in m's type like _rows_dot's
     return np.asarray(product[back.ravel(), owner], dtype=np.float64)
-
-
-def vectorise(index: RankingIndex, query: Query) -> Query:
-    """``query`` with its text analysed once for every stage of a recommendation: its TF-IDF rows
-    (:meth:`recommender.text.TextModel.transform` of the one text) and, when the index has an encoder,
-    its dense vector. The vectors belong to ``index`` (its text model and encoder)."""
-    if query.views is not None:
-        return query
-    views = index.text.transform([query.text])
-    dense = None
-    if index.encoder is not None and index.dense_docs is not None:
-        dense = np.asarray(index.encoder.encode([query.text]), dtype=np.float32)[0]
-    return replace(query, views=views, dense=dense)
 
 
 def _query_views(index: RankingIndex, chunk: Sequence[Query], *, one_by_one: bool) -> TextViews:

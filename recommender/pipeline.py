@@ -38,8 +38,9 @@ from recommender.config import RankConfig
 from recommender.errors import InvalidQuery, UnknownProblem, UnknownWorker
 from recommender.explain import Explanation
 from recommender.explain import explain as build_explanation
-from recommender.features import FEATURES, ONSITE_TYPES, Query, QueryEvidence, compute_features, vectorise
+from recommender.features import FEATURES, ONSITE_TYPES, QueryEvidence, compute_features
 from recommender.index import RankingIndex
+from recommender.query import Query, vectorise
 from recommender.text import problem_text
 
 __all__ = [

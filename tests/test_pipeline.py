@@ -18,9 +18,10 @@ from demo.generator import generate
 from graph.dataset import load_dataset
 from graph.memory import MemoryStore
 from recommender.engine import RankConfig, Recommender
-from recommender.features import _best_per_segment, _entry_dots, _rows_dot, compute_features, vectorise
+from recommender.features import _best_per_segment, _entry_dots, _rows_dot, compute_features
 from recommender.index import RankingIndex
 from recommender.pipeline import generate_candidates, make_query, similar_problems
+from recommender.query import vectorise
 from recommender.signals import _segment_topk_sorted, segment_topk
 
 
