@@ -15,7 +15,9 @@ The :class:`Recommender` is a facade over three rooms:
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,10 @@ class Recommender(IndexLifecycle):
         Ranking settings.
     """
 
+    #: How many analysed queries (text rows, dense vector, similar problems) are remembered per index: a campaign
+    #: plan asks for every open problem (up to 200) on each page view.
+    analysed_memo: int = 1024
+
     def __init__(self, store: GraphStore, *, encoder: Encoder | None = None, config: RankConfig | None = None) -> None:
         self.store = store
         self.encoder = encoder
@@ -80,12 +86,15 @@ class Recommender(IndexLifecycle):
         self._workflow_key: tuple[int | None, str] = (None, "")
         self._declined_cache: DeclinedRows | None = None
         self._open: OpenProblems | None = None  # a new text model: nothing of the old rows is reusable
+        self._analysed: OrderedDict[tuple[str, str | None], tuple[Any, Any, tuple[np.ndarray, np.ndarray]]] = (
+            OrderedDict())
         self._current_workflow()
         self._set_fusion()
 
     def _patched(self, *, index: bool, skills: bool) -> None:
         if index:
             self._declined_cache = None
+            self._analysed.clear()
         if skills:
             self._aliases = skill_aliases(self.projection)
 
@@ -169,6 +178,22 @@ class Recommender(IndexLifecycle):
     def _similar(self, query: Query) -> tuple[np.ndarray, np.ndarray]:
         return similar_problems(self.index, query, max(self.config.similar_problems, 10))
 
+    def _analyse(self, query: Query) -> tuple[Query, tuple[np.ndarray, np.ndarray]]:
+        """The query vectorised (:func:`recommender.query.vectorise`) and its similar problems, remembered for
+        the current index by text and problem id (what they depend on; the caller holds the lock)."""
+        key = (query.text, query.problem_id)
+        hit = self._analysed.get(key)
+        if hit is not None:
+            self._analysed.move_to_end(key)
+            views, dense, similar = hit
+            return replace(query, views=views, dense=dense), similar
+        query = vectorise(self.index, query)
+        similar = self._similar(query)
+        self._analysed[key] = (query.views, query.dense, similar)
+        while len(self._analysed) > self.analysed_memo:
+            self._analysed.popitem(last=False)
+        return query, similar
+
     def _eligible(self, query: Query, cand: np.ndarray) -> np.ndarray:
         return eligible(self.index, query, cand, self._workflow, allow_conflicts=self.config.allow_conflicts)
 
@@ -194,8 +219,7 @@ class Recommender(IndexLifecycle):
         with self._lock:
             state = self._current_workflow()  # matches do not move the store's revision
             index = self.index
-            query = vectorise(index, self._query(problem))
-            similar = self._similar(query)
+            query, similar = self._analyse(self._query(problem))
             if candidates is not None:
                 cand = given_candidates(index, candidates)
             else:
@@ -293,8 +317,7 @@ class Recommender(IndexLifecycle):
             similar: list[tuple[np.ndarray, np.ndarray]] = []
             cands: list[np.ndarray] = []
             for pid in problem_ids:
-                query = vectorise(index, self._query(pid))
-                near = self._similar(query)
+                query, near = self._analyse(self._query(pid))
                 cand = self._eligible(query, generate_candidates(index, query, near, self.config))
                 out[pid] = {}
                 if len(cand):

@@ -124,6 +124,12 @@ def test_a_recommendation_analyses_its_query_text_once(rec: Recommender, monkeyp
     got = small.recommend(row, n=5)
     assert got and len(small.index.profile_texts) > 20  # candidates are generated (profiles read)
     assert sum(t == [analysed] for t in seen) == 1  # similar problems, candidates, features, declines: one analysis
+    again = small.recommend(row, n=5)  # asked again (a plan page asks for every open problem on each view)
+    assert sum(t == [analysed] for t in seen) == 1
+    assert [(r.worker_id, r.score) for r in again] == [(r.worker_id, r.score) for r in got]
+    small.rebuild()  # a new index: its own analysis
+    small.recommend(row, n=5)
+    assert sum(t == [analysed] for t in seen) == 2
 
 
 def test_ranking_index_is_fitted_like_an_estimator(demo_store: MemoryStore) -> None:
