@@ -39,10 +39,14 @@ BODY = json.dumps({"problem": {"title": "注塑件缩痕严重", "skills": ["注
 
 #: Set by ``--tree``: another checkout's code (e.g. the commit before a change) run with this venv.
 TREE: Path | None = None
+#: Set by ``--encoder``: the served ranking's dense encoder (``JIANGLIAN_EMBEDDING_MODEL``), unset = the default.
+ENCODER: str | None = None
 
 
 def _env(data: Path) -> dict[str, str]:
     env = {**os.environ, "JIANGLIAN_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    if ENCODER is not None:
+        env["JIANGLIAN_EMBEDDING_MODEL"] = ENCODER
     if TREE is not None:  # its own index files: the files' fingerprint includes the index-building code
         env.update(PYTHONPATH=str(TREE), JIANGLIAN_INDEX_DIR=str(data / f"index-{TREE.name}"))
     return env
@@ -164,14 +168,18 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=None,
                         help="run another checkout's code (PYTHONPATH) with this venv, e.g. a `git archive` of the "
                              "commit before a change, for a before/after on the same machine state")
+    parser.add_argument("--encoder", default=None,
+                        help="JIANGLIAN_EMBEDDING_MODEL for the server (e.g. none, with an index_bench data directory "
+                             "such as /tmp/jianglian-index-bench/scale-45 whose files were built without one)")
     args = parser.parse_args()
-    global TREE
+    global TREE, ENCODER
     TREE = args.tree.resolve() if args.tree else None
+    ENCODER = args.encoder
     key = prepare(args.data)
     load = os.getloadavg()
     print(f"# serve_start_bench: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load average {load[0]:.1f} / {load[1]:.1f}, --workers {args.workers}, {args.runs} runs, code "
-          f"{TREE or ROOT}", flush=True)
+          f"{TREE or ROOT}, data {args.data}, encoder {ENCODER or 'default'}", flush=True)
     runs = []
     for i in range(args.runs):
         before = os.getloadavg()[0]
