@@ -3,8 +3,10 @@
 Starts ``jianglian serve --workers N`` (a fresh process, as ``make serve`` does) on a prepared data directory
 with the ranking index files present, and polls ``POST /api/v1/recommendations`` (a new problem's text, so the
 dense encoder really runs) every ``--poll`` seconds from the moment the process is started until one answers
-200. Then it waits until ``/readyz`` has answered 200 from every worker and reads each worker's memory from
-``/proc/<pid>/smaps_rollup`` (RSS, PSS, USS = private clean + private dirty), stops the server with ``SIGTERM``
+200. Then it waits until ``/readyz`` has answered 200 from every worker, has every worker answer ``--warm``
+recommendations of other texts, and reads each worker's memory from ``/proc/<pid>/smaps_rollup`` (RSS, PSS,
+USS = private clean + private dirty: mapped pages touched by one worker only count as its own), stops the
+server with ``SIGTERM``
 and starts the next run. Printed: one line per run and a table with the median over the runs. On a shared
 machine the wall clock depends on the other load; the CPU seconds the server's process tree (``jianglian serve``
 and its workers) had used when the first answer came do not.
@@ -34,6 +36,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin" / "jianglian"
+WORDS = ["注塑", "焊接", "数控", "机床", "主轴", "异响", "液压", "泄漏", "伺服", "驱动", "模具", "冷却", "变形", "裂纹",
+         "轴承", "过热", "PLC", "程序", "调试", "精度", "电机", "振动", "密封", "涂装"]
 BODY = json.dumps({"problem": {"title": "注塑件缩痕严重", "skills": ["注塑成型"]}, "top_k": 5}).encode()
 
 
@@ -44,7 +48,8 @@ ENCODER: str | None = None
 
 
 def _env(data: Path) -> dict[str, str]:
-    env = {**os.environ, "JIANGLIAN_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {**os.environ, "JIANGLIAN_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "JIANGLIAN_API_RATE_LIMIT": "100000 per minute"}  # the polling and warming are not what is measured
     if ENCODER is not None:
         env["JIANGLIAN_EMBEDDING_MODEL"] = ENCODER
     if TREE is not None:  # its own index files: the files' fingerprint includes the index-building code
@@ -109,7 +114,7 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
-def one_run(data: Path, key: str, *, workers: int, port: int, poll: float) -> dict[str, Any]:
+def one_run(data: Path, key: str, *, workers: int, port: int, poll: float, warm: int = 20) -> dict[str, Any]:
     """Start the server, time the first answered recommendation, measure the workers, stop it."""
     base = f"http://127.0.0.1:{port}"
     headers = {"X-API-Key": key, "Content-Type": "application/json"}
@@ -147,6 +152,19 @@ def one_run(data: Path, key: str, *, workers: int, port: int, poll: float) -> di
             time.sleep(poll)
         result["all_ready_s"] = max(t for t, _ in ready.values())
         result["ranking"] = {w: r for w, (_, r) in ready.items()}
+        # every worker answers `warm` recommendations of different texts before its memory is read: a worker
+        # that has answered nothing has touched few of the mapped pages, which would make it look cheap
+        answered = dict.fromkeys(ready, 0)
+        for i in range(warm * workers * 5):
+            if min(answered.values(), default=warm) >= warm:
+                break
+            body = json.dumps({"problem": {"title": f"{WORDS[i % len(WORDS)]}{WORDS[(i * 7 + 3) % len(WORDS)]}故障",
+                                           "skills": []}, "top_k": 10}).encode()
+            status, _, hdr = _call(base + "/api/v1/recommendations", data=body, headers=headers)
+            who = hdr.get("X-Jianglian-Worker", str(proc.pid))
+            if status == 200 and who in answered:
+                answered[who] += 1
+        result["warm_answers"] = answered
         result["memory"] = {w: _memory(int(w)) for w in ready}
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -168,6 +186,8 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=None,
                         help="run another checkout's code (PYTHONPATH) with this venv, e.g. a `git archive` of the "
                              "commit before a change, for a before/after on the same machine state")
+    parser.add_argument("--warm", type=int, default=20,
+                        help="recommendations every worker answers before its memory is read")
     parser.add_argument("--encoder", default=None,
                         help="JIANGLIAN_EMBEDDING_MODEL for the server (e.g. none, with an index_bench data directory "
                              "such as /tmp/jianglian-index-bench/scale-45 whose files were built without one)")
@@ -183,10 +203,11 @@ def main() -> None:
     runs = []
     for i in range(args.runs):
         before = os.getloadavg()[0]
-        run = one_run(args.data, key, workers=args.workers, port=args.port, poll=args.poll)
+        run = one_run(args.data, key, workers=args.workers, port=args.port, poll=args.poll, warm=args.warm)
         run["load"] = before
         runs.append(run)
         mem = "; ".join(f"{m['rss_mb']:.0f}/{m['pss_mb']:.0f}/{m['uss_mb']:.0f}" for m in run["memory"].values())
+        mem += f" after {sorted(run['warm_answers'].values())} warm answers"
         seconds = [r.get("seconds") for r in run["ranking"].values()]
         print(f"run {i + 1}: load {before:.1f}, listening {run['listening_s']:.2f} s, first answer "
               f"{run['first_answer_s']:.2f} s (server CPU by then {run['cpu_s']:.2f} s), every worker ready "
