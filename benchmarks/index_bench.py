@@ -23,7 +23,7 @@ The dense encoder is off by default (``--encoder none``): it loads the same way 
 
 Run::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/index_bench.py --scales 1 45 [--queries 100] [--brute 20]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/index_bench.py --scales 1 45 [--queries 100] [--brute 20] [--rounds 3]
     # embedded, from a dataset generated once (loaded into the store under --work on the first run):
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/index_bench.py --scales 455 --data /tmp/scale455
     # Neo4j: a database already loaded at that scale (e.g. by neo4j_load_bench.py --neo4j-dir), served for the run
@@ -174,11 +174,19 @@ def child(args: argparse.Namespace) -> None:
     cpu_first = time.process_time()
     times: list[float] = []
     tops: dict[str, list[tuple[str, float]]] = {}
-    for q in queries:
-        t = time.perf_counter()
-        got = rec.recommend(q)
-        times.append(time.perf_counter() - t)
-        tops[q] = [(r.worker_id, r.score) for r in got]
+    best_wall = [float("inf")] * len(queries)
+    best_cpu = [float("inf")] * len(queries)
+    for rnd in range(max(1, args.rounds)):  # --rounds: each query's best of N (a shared machine's noise)
+        for i, q in enumerate(queries):
+            t = time.perf_counter()
+            c = time.process_time()
+            got = rec.recommend(q)
+            wall = time.perf_counter() - t
+            best_cpu[i] = min(best_cpu[i], time.process_time() - c)
+            best_wall[i] = min(best_wall[i], wall)
+            if rnd == 0:
+                times.append(wall)
+                tops[q] = [(r.worker_id, r.score) for r in got]
     brute: list[float] = []
     if args.brute:
         from benchmarks.latency_bench import naive_recommend
@@ -206,13 +214,14 @@ def child(args: argparse.Namespace) -> None:
         "peak_rss_mb": _proc_kb("VmHWM") / 1024, "rss_mb": smaps.get("Rss", 0) / 1024,
         "pss_mb": smaps.get("Pss", 0) / 1024,
         "uss_mb": (smaps.get("Private_Clean", 0) + smaps.get("Private_Dirty", 0)) / 1024,
-        "query_ms": [t * 1000 for t in times], "brute_ms": [t * 1000 for t in brute], "tops": tops}))
+        "query_ms": [t * 1000 for t in times], "brute_ms": [t * 1000 for t in brute], "tops": tops,
+        "best_query_ms": [t * 1000 for t in best_wall], "best_query_cpu_ms": [t * 1000 for t in best_cpu]}))
     store.close()
 
 
 def _run(data: Path, args: argparse.Namespace, *, hold: str = "", brute: int = 0) -> subprocess.Popen[str]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(data), "--queries", str(args.queries),
-           "--brute", str(brute), "--encoder", args.encoder]
+           "--brute", str(brute), "--encoder", args.encoder, "--rounds", str(args.rounds)]
     if args.uri:
         cmd += ["--uri", args.uri]
     if args.lean_save:
@@ -279,6 +288,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--brute", type=int, default=20, help="queries also answered by the brute force")
     parser.add_argument("--encoder", default="none")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="answer the queries this many times; also print each query's best wall and CPU time")
     parser.add_argument("--work", type=Path, default=Path("/tmp/jianglian-index-bench"))
     parser.add_argument("--data", type=Path, default=None,
                         help="a demo dataset already generated at the (one) scale, loaded instead of generating one")
@@ -379,6 +390,12 @@ def _bench(args: argparse.Namespace, server: Any) -> None:
               f"{cold['peak_rss_mb']:.0f} / {warm['peak_rss_mb']:.0f} MB | {pair_text} | "
               f"{_pct(q, 50):.1f} / {_pct(q, 95):.1f} / {_pct(q, 99):.1f} ms ({_pct(cold['brute_ms'], 50):.0f} ms) | "
               f"{same} / {len(warm['tops'])} (max score difference {worst:.1e}) | {size / 1e6:.0f} MB |")
+    for scale, _, warm, *_rest in rows:
+        if args.rounds > 1:
+            bw, bc = warm["best_query_ms"], warm["best_query_cpu_ms"]
+            print(f"scale {scale:g}, the process with files, each query's best of {args.rounds} rounds: wall p50 / "
+                  f"p95 / p99 {_pct(bw, 50):.1f} / {_pct(bw, 95):.1f} / {_pct(bw, 99):.1f} ms, "
+                  f"CPU {_pct(bc, 50):.1f} / {_pct(bc, 95):.1f} / {_pct(bc, 99):.1f} ms")
 
 
 if __name__ == "__main__":
