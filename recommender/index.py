@@ -1,6 +1,6 @@
 """The ranking index: everything the signals need, precomputed once from a :class:`~graph.projection.Projection`.
 
-Why this module is still about 500 lines: :meth:`RankingIndex.fit` computes every matrix the signals read,
+Why this module is long (about 560 lines): :meth:`RankingIndex.fit` computes every matrix the signals read,
 each also incrementally (``reuse``: the rows of unchanged texts, the unchanged expertise model, hub vectors),
 and the two ways are kept side by side per stage (``_fit_solved``, ``_fit_text``, ``_fit_skills``,
 ``_fit_context``, ``_fit_priors``, ``_fit_expertise``, ``_fit_dense``) so that a reader sees what an update
