@@ -31,7 +31,7 @@ from graph.memory import MemoryStore
 from graph.neo4j_store import Neo4jStore
 from ops.neo4j_server import find_free_port
 from web.auth import create_api_key
-from web.server import WORKER_HEADER
+from web.server import WORKER_HEADER, compute_threads
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -192,6 +192,7 @@ def test_two_workers_on_one_embedded_data_directory(tmp_path: Path) -> None:
     try:
         _wait_ready(base, proc)
         seen = _workers_seen(base, 2, seconds=10 if one_process else 30)
+        pools = {_get(base + "/readyz")[1]["compute_threads"] for _ in range(8)}
         if not one_process:
             _write_through_one_read_through_other(base, key)
     finally:
@@ -203,3 +204,5 @@ def test_two_workers_on_one_embedded_data_directory(tmp_path: Path) -> None:
         assert seen == {""}
     else:
         assert len(seen) == 2 and "" not in seen, (seen, output)
+        # each worker's BLAS pool is its share of the cores, not the whole machine (N workers x N threads)
+        assert pools == {compute_threads(2)}, pools

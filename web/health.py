@@ -2,7 +2,8 @@
 store answers and can take writes, and a served process's ranking index is ready; 503 problem+json otherwise:
 ``model-unavailable`` while the index is mapped or built at start, ``store-full`` while the store's disk is
 full, ``store-unavailable`` while it cannot be reached or, with a detail saying so, while Neo4j waits for a
-restart after a critical error)."""
+restart after a critical error). A ready answer says the process's store, feed position, ranking
+index and ``compute_threads`` (its BLAS pool size)."""
 
 from __future__ import annotations
 
@@ -46,5 +47,13 @@ def readyz() -> Response:
         if "error" in ranking:
             state.start_ranking()  # try again
         return problem_response(503, "model-unavailable", reason=_STARTING, headers={"Retry-After": "2"})
-    return jsonify(status="ready", store=store.kind, revision=store.revision,
+    return jsonify(status="ready", store=store.kind, revision=store.revision, compute_threads=_compute_threads(),
                    **({"ranking": ranking} if ranking is not None else {}))
+
+
+def _compute_threads() -> int | None:
+    """The largest BLAS/OpenMP pool loaded in this process (``jianglian serve`` shares the cores out between
+    its workers: :func:`web.server.compute_threads`); ``None`` if no such library is loaded."""
+    from threadpoolctl import threadpool_info
+
+    return max((int(info["num_threads"]) for info in threadpool_info()), default=None)

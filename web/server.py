@@ -15,6 +15,11 @@ socket (the kernel spreads the connections), and it is what a union's IT departm
 systemd. It is Unix only, which the deployment is; waitress stays for one worker (and would be the way on
 Windows).
 
+Each worker's BLAS/OpenMP pools get its share of the cores (:func:`compute_threads`: one thread each for two
+workers on two cores), set after the fork; ``/readyz`` reports the size as ``compute_threads``. Without it every
+worker's pool is as large as the machine and the city-wide assignment plan took 2.0-2.3 s warm instead of 0.8 s
+(``benchmarks/assignment_page_bench.py``, with and without ``OMP_NUM_THREADS=1``, load 2).
+
 Every response carries ``X-Jianglian-Worker: <pid>`` when several workers serve, so an operator (and the tests)
 can tell which process answered.
 
@@ -32,6 +37,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -43,7 +49,11 @@ if TYPE_CHECKING:
 
     from graph.config import Settings
 
-__all__ = ["WORKER_HEADER", "Preload", "default_workers", "preload", "run_gunicorn", "run_waitress", "worker_header"]
+__all__ = ["WORKER_HEADER", "Preload", "compute_threads", "default_workers", "limit_compute_threads", "preload",
+           "run_gunicorn", "run_waitress", "worker_header"]
+
+#: The environment variables the numeric libraries read when they are loaded (libraries loaded later in a worker).
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +69,31 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def compute_threads(workers: int, cores: int | None = None) -> int:
+    """The BLAS/OpenMP threads each of ``workers`` processes should use: the cores shared out, at least 1.
+
+    Every worker's numeric library starts a pool as large as the machine; ``N`` workers on ``N`` cores then
+    run ``N x N`` threads that fight over the cores and a large product (the city-wide assignment plan's
+    features) takes about twice as long under load as with one thread per worker (issue 14).
+
+    >>> compute_threads(2, cores=2), compute_threads(1, cores=8), compute_threads(3, cores=8)
+    (1, 8, 2)
+    """
+    return max(1, (cores if cores is not None else default_workers()) // max(1, workers))
+
+
+def limit_compute_threads(threads: int) -> None:
+    """Limit this process's BLAS/OpenMP pools (the loaded libraries now, and any loaded later) to ``threads``."""
+    from threadpoolctl import threadpool_limits
+
+    for name in _THREAD_VARIABLES:  # read by a library when it is loaded, so they cover the later ones
+        os.environ[name] = str(threads)
+    threadpool_limits(limits=threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:  # the sentence-transformers encoders' own pool, if torch is already in
+        torch.set_num_threads(threads)
 
 
 def worker_header(wsgi_app: _WsgiApp) -> _WsgiApp:
@@ -174,7 +209,10 @@ def run_gunicorn(
     """
     from gunicorn.app.base import BaseApplication
 
+    threads_each = compute_threads(workers)
+
     def load() -> Flask:
+        limit_compute_threads(threads_each)  # in the worker, after the fork
         if create_app is None:
             from web import create_app as default_factory
 
