@@ -251,10 +251,6 @@ class PropTable:
             yield self._at(i)
 
 
-def _rows_json(rows: Sequence[Mapping[str, Any]], *, empty_as_nothing: bool) -> list[bytes]:
-    return [b"" if empty_as_nothing and not row else orjson.dumps(dict(row)) for row in rows]
-
-
 # -- writing ----------------------------------------------------------------------------------
 class _Writer:
     """Encodes objects into a JSON spec plus one ``.npy`` file per array."""
@@ -310,6 +306,26 @@ class _Writer:
         return {"t": kind, "shape": list(m.shape), "sorted": bool(m.has_sorted_indices),
                 "data": self.array(f"{name}.data", m.data),
                 "indices": self.array(f"{name}.indices", indices), "indptr": self.array(f"{name}.indptr", indptr)}
+
+    def rows(self, name: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """A table of JSON rows, read back as a :class:`StrTable`; streamed into its file row by row.
+
+        The same bytes as ``strings`` of the rows' JSON, without holding them: a list of one ``bytes`` per row
+        costs about 4 KB each however short the row, which took a 1M-problem save past 16 GB (issue 13).
+        """
+        dumps = orjson.dumps
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(dumps(dict(row))) for row in rows], out=offsets[1:])
+        fname = f"{name}.blob.npy"
+        with open(self.dir / fname, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False,
+                                                      "shape": (int(offsets[-1]),)})
+            for row in rows:
+                fh.write(dumps(dict(row)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.files[fname] = (self.dir / fname).stat().st_size
+        return {"t": "strs", "blob": fname, "offsets": self.array(f"{name}.offsets", offsets)}
 
     def strings(self, name: str, items: Sequence[str]) -> dict[str, Any]:
         blob, offsets = _pack([s.encode("utf-8") for s in items])
@@ -386,15 +402,17 @@ def _digest(path: Path, size: int) -> str:
 def _encode_projection(w: _Writer, proj: Projection) -> dict[str, Any]:
     spec: dict[str, Any] = {"labels": {}, "edges": [], "revision": proj.revision}
     for label, ids in proj.ids.items():
-        props = proj.props[label]
-        spec["labels"][label] = {
-            "ids": w.strings(f"proj.{label}.ids", ids),
-            "props": w.strings(f"proj.{label}.props", [b.decode("utf-8") for b in
-                                                       _rows_json(props, empty_as_nothing=False)]),
-        }
+        spec["labels"][label] = {"ids": w.strings(f"proj.{label}.ids", ids),
+                                 "props": w.rows(f"proj.{label}.props", proj.props[label])}
     for i, ((rel_type, s_label, e_label), edges) in enumerate(proj.edges.items()):
-        rows = _rows_json(edges.props, empty_as_nothing=True)
-        blob, offsets = _pack(rows)
+        packed = bytearray()  # one buffer, not one bytes object per edge (see _Writer.rows)
+        offsets = np.zeros(len(edges.props) + 1, dtype=np.int64)
+        for j, row in enumerate(edges.props):
+            if row:  # an edge without properties stores nothing
+                packed += orjson.dumps(dict(row))
+            offsets[j + 1] = len(packed)
+        blob = np.frombuffer(bytes(packed), dtype=np.uint8) if packed else np.zeros(0, dtype=np.uint8)
+        del packed
         spec["edges"].append({
             "key": [rel_type, s_label, e_label],
             "start": w.array(f"proj.edge{i}.start", np.asarray(edges.start, dtype=np.int64)),

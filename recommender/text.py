@@ -328,6 +328,8 @@ class TextModel:
         settings = {"char_ngrams": list(self.char_ngrams), "min_df_char": self.min_df_char,
                     "char_range": list(char_range), "word_size": word.size, "char_size": char.size,
                     "word_odd": word.odd, "char_odd": char.odd}
+        if "counter_" not in self.__dict__:  # read from tables itself: its pickled vectorisers are the same bytes
+            return arrays, settings, self._vectorisers
         stripped = []
         for vec in (self.counter_, self.word_, self.char_):
             state = dict(vec.__dict__)
