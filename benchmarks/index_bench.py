@@ -80,6 +80,7 @@ def lean_save() -> None:
     properties. This streams node tables into their ``.npy`` file (two passes of ``orjson.dumps``: the lengths,
     then the bytes) and packs edge properties into one ``bytearray``, so ``--lean-save`` can write the 1M files
     on this machine; the files are byte-identical to the product's (checked at scale 1 by ``--check-lean``).
+    Since ``c8de6f0`` the product's writer streams the same way, so the option only matters for older code.
     """
     import orjson
 
