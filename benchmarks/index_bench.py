@@ -70,88 +70,6 @@ def _smaps_kb() -> dict[str, int]:
     return out
 
 
-def lean_save() -> None:
-    """Make ``recommender.index_files`` write the projection's property tables row by row (the same bytes).
-
-    The product's writer keeps a list of one ``orjson.dumps`` result per row, and each of those ``bytes`` holds
-    about 4 KB however short the row (tracemalloc: 65,312 SOLVED rows of ~60 bytes of JSON, 267.6 MB), then
-    decodes and re-encodes the node rows: at 1M problems that took a 14.4 GB process past 16 GB while it wrote
-    ``proj.Problem.props`` (1M rows) and, with that table streamed, again while it wrote the 1.48M SOLVED edges'
-    properties. This streams node tables into their ``.npy`` file (two passes of ``orjson.dumps``: the lengths,
-    then the bytes) and packs edge properties into one ``bytearray``, so ``--lean-save`` can write the 1M files
-    on this machine; the files are byte-identical to the product's (checked at scale 1 by ``--check-lean``).
-    Since ``c8de6f0`` the product's writer streams the same way, so the option only matters for older code.
-    """
-    import orjson
-
-    from recommender import index_files
-
-    def streamed(w: Any, name: str, rows: Any) -> dict[str, Any]:
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum([len(orjson.dumps(dict(row))) for row in rows], out=offsets[1:])
-        fname = f"{name}.blob.npy"
-        with open(w.dir / fname, "wb") as fh:
-            np.lib.format.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False,
-                                                      "shape": (int(offsets[-1]),)})
-            for row in rows:
-                fh.write(orjson.dumps(dict(row)))
-            fh.flush()
-            os.fsync(fh.fileno())
-        w.files[fname] = (w.dir / fname).stat().st_size
-        return {"t": "strs", "blob": fname, "offsets": w.array(f"{name}.offsets", offsets)}
-
-    def encode_projection(w: Any, proj: Any) -> dict[str, Any]:
-        spec: dict[str, Any] = {"labels": {}, "edges": [], "revision": proj.revision}
-        for label, ids in proj.ids.items():
-            spec["labels"][label] = {"ids": w.strings(f"proj.{label}.ids", ids),
-                                     "props": streamed(w, f"proj.{label}.props", proj.props[label])}
-        for i, ((rel_type, s_label, e_label), edges) in enumerate(proj.edges.items()):
-            packed = bytearray()
-            offsets = np.zeros(len(edges.props) + 1, dtype=np.int64)
-            for j, row in enumerate(edges.props):
-                if row:
-                    packed += orjson.dumps(dict(row))
-                offsets[j + 1] = len(packed)
-            blob = np.frombuffer(bytes(packed), dtype=np.uint8) if packed else np.zeros(0, dtype=np.uint8)
-            del packed
-            spec["edges"].append({
-                "key": [rel_type, s_label, e_label],
-                "start": w.array(f"proj.edge{i}.start", np.asarray(edges.start, dtype=np.int64)),
-                "end": w.array(f"proj.edge{i}.end", np.asarray(edges.end, dtype=np.int64)),
-                "props_blob": w.array(f"proj.edge{i}.props.blob", blob),
-                "props_offsets": w.array(f"proj.edge{i}.props.offsets", offsets),
-            })
-        return spec
-
-    index_files._encode_projection = encode_projection
-
-
-def check_lean(data: Path) -> None:
-    """Write the embedded store's index at ``data`` with the product's writer and with :func:`lean_save`;
-    raise unless every file is byte-identical."""
-    import hashlib
-
-    from graph.memory import MemoryStore
-    from recommender import index_files
-    from recommender.engine import RankConfig, Recommender
-
-    store = MemoryStore(data / "store")
-    rec = Recommender(store, config=RankConfig(model_dir=data / "models"))
-    digests = []
-    for lean in (False, True):
-        if lean:
-            lean_save()
-        shutil.rmtree(data / "lean-check", ignore_errors=True)
-        rec.config.index_dir = data / "lean-check"
-        version = rec.save_index()
-        assert version is not None
-        digests.append({f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(version.iterdir())
-                        if f.name != index_files.MANIFEST})
-    store.close()
-    assert digests[0] == digests[1], [k for k in digests[0] if digests[0][k] != digests[1].get(k)]
-    print(f"lean save: {len(digests[0])} files byte-identical to the product's writer")
-
-
 def child(args: argparse.Namespace) -> None:
     """One process: open, make the recommender (files or build), answer queries; print one JSON line."""
     started = time.perf_counter()
@@ -166,8 +84,6 @@ def child(args: argparse.Namespace) -> None:
 
     imported = time.perf_counter() - started
     data = Path(args.child)
-    if args.lean_save:
-        lean_save()
     store: GraphStore = Neo4jStore.connect(args.uri) if args.uri else MemoryStore(data / "store")
     encoder: Any = None
     if args.encoder != "none":
@@ -234,8 +150,6 @@ def _run(data: Path, args: argparse.Namespace, *, hold: str = "", brute: int = 0
            "--brute", str(brute), "--encoder", args.encoder, "--rounds", str(args.rounds)]
     if args.uri:
         cmd += ["--uri", args.uri]
-    if args.lean_save:
-        cmd += ["--lean-save"]
     if hold:
         cmd += ["--hold", hold]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
@@ -309,18 +223,14 @@ def main() -> None:
     parser.add_argument("--heap", default="1g", help="heap of --neo4j-dir's server")
     parser.add_argument("--skip-pair", action="store_true", help="leave out the two processes with files at once")
     parser.add_argument("--lean-save", action="store_true",
-                        help="write the index files with lean_save() (same bytes, less memory; see its docstring)")
-    parser.add_argument("--check-lean", type=Path, default=None, metavar="DIR",
-                        help="check that lean_save() writes the product's bytes for the embedded store at DIR/store")
+                        help="no effect: the product's writer streams its tables since c8de6f0 (this option patched "
+                             "it in for the 1M runs; kept so the commands recorded in docs/benchmarks.md still run)")
     parser.add_argument("--uri", default="", help=argparse.SUPPRESS)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--hold", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
-        return
-    if args.check_lean:
-        check_lean(args.check_lean)
         return
     if (args.data or args.neo4j_dir) and len(args.scales) != 1:
         parser.error("--data and --neo4j-dir hold one scale: give exactly one --scales")
