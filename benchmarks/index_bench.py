@@ -70,6 +70,24 @@ def _smaps_kb() -> dict[str, int]:
     return out
 
 
+def _anon_file_mb() -> tuple[float, float]:
+    """``RssAnon`` (the process's own heap and arrays) and ``RssFile`` (mapped file pages: shareable) now, MB."""
+    return _proc_kb("RssAnon") / 1024, _proc_kb("RssFile") / 1024
+
+
+def _mapped_files_mb(top: int = 12) -> list[tuple[str, float]]:
+    """The ``top`` mapped files by resident MB (``/proc/self/smaps``): which index files the process touched."""
+    rss: dict[str, float] = {}
+    name = ""
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if len(head) >= 5 and "-" in head[0] and ":" in head[3]:
+            name = head[5] if len(head) > 5 else ""
+        elif line.startswith("Rss:") and name.startswith("/") and ".so" not in name:
+            rss[name] = rss.get(name, 0.0) + int(line.split()[1]) / 1024
+    return sorted(((Path(k).name, v) for k, v in rss.items()), key=lambda kv: -kv[1])[:top]
+
+
 def child(args: argparse.Namespace) -> None:
     """One process: open, make the recommender (files or build), answer queries; print one JSON line."""
     started = time.perf_counter()
@@ -93,11 +111,13 @@ def child(args: argparse.Namespace) -> None:
     rec = Recommender(store, encoder=encoder, config=RankConfig(index_dir=data / "index", model_dir=data / "models"))
     ready = time.perf_counter() - started
     cpu_ready = time.process_time()
+    mem = {"ready": _anon_file_mb()}
     ids = rec.projection.ids["Problem"]
     queries = [ids[i] for i in np.linspace(0, len(ids) - 1, args.queries).astype(int)]
     first = rec.recommend(queries[0])
     first_s = time.perf_counter() - started
     cpu_first = time.process_time()
+    mem["first"] = _anon_file_mb()
     times: list[float] = []
     tops: dict[str, list[tuple[str, float]]] = {}
     best_wall = [float("inf")] * len(queries)
@@ -113,6 +133,8 @@ def child(args: argparse.Namespace) -> None:
             if rnd == 0:
                 times.append(wall)
                 tops[q] = [(r.worker_id, r.score) for r in got]
+    mem["queries"] = _anon_file_mb()
+    mapped = _mapped_files_mb()
     brute: list[float] = []
     if args.brute:
         from benchmarks.latency_bench import naive_recommend
@@ -138,7 +160,7 @@ def child(args: argparse.Namespace) -> None:
         "cpu_ready_s": cpu_ready, "cpu_first_s": cpu_first, "first_n": len(first),
         "build_s": state.get("build_seconds"), "save_s": state.get("save_seconds"), "load_s": state.get("load_seconds"),
         "peak_rss_mb": _proc_kb("VmHWM") / 1024, "rss_mb": smaps.get("Rss", 0) / 1024,
-        "pss_mb": smaps.get("Pss", 0) / 1024,
+        "pss_mb": smaps.get("Pss", 0) / 1024, "anon_file_mb": mem, "mapped_top_mb": mapped,
         "uss_mb": (smaps.get("Private_Clean", 0) + smaps.get("Private_Dirty", 0)) / 1024,
         "query_ms": [t * 1000 for t in times], "brute_ms": [t * 1000 for t in brute], "tops": tops,
         "best_query_ms": [t * 1000 for t in best_wall], "best_query_cpu_ms": [t * 1000 for t in best_cpu]}))
@@ -279,6 +301,10 @@ def _bench(args: argparse.Namespace, server: Any) -> None:
               f"{warm['cpu_first_s']:.1f} s; peak RSS {warm['peak_rss_mb']:.0f} MB; process wall "
               f"{time.perf_counter() - started:.1f} s); load average " + " ".join(f"{x:.1f}" for x in os.getloadavg()),
               flush=True)
+        print(f"scale {scale:g}: with files RssAnon / RssFile MB: " + "; ".join(
+            f"{stage} {a:.0f} / {f:.0f}" for stage, (a, f) in warm["anon_file_mb"].items())
+            + "; most resident files after the queries (MB): "
+            + ", ".join(f"{n} {mb:.0f}" for n, mb in warm["mapped_top_mb"]), flush=True)
         both = []
         if not args.skip_pair:
             marker = data / f"hold-{os.getpid()}"

@@ -26,11 +26,12 @@ array([[1.]], dtype=float32)
 
 from __future__ import annotations
 
+import array
 import json
 import threading
-from collections.abc import Iterable, Mapping, MutableSequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,7 +39,7 @@ import scipy.sparse as sp
 from graph.model import DOMAIN_LABELS, REL_ENDPOINTS
 from graph.store import GraphStore
 
-__all__ = ["EdgeList", "Projection", "WALK_RELS", "pair_codes"]
+__all__ = ["EdgeList", "IntColumn", "Projection", "WALK_RELS", "pair_codes"]
 
 #: Relationship types the random walk follows (employment and mentoring say nothing about expertise).
 WALK_RELS: tuple[str, ...] = ("SOLVED", "REQUIRES", "HAS_SKILL", "POSTED", "IN_CHAIN", "LOCATED_IN", "ADJACENT_TO")
@@ -66,43 +67,119 @@ def pair_codes(start: np.ndarray, end: np.ndarray) -> np.ndarray:
     return (np.asarray(start, dtype=np.int64) << 32) | np.asarray(end, dtype=np.int64)
 
 
+class IntColumn(MutableSequence[int]):
+    """A growable column of int64: a read-only base array (mapped from the index files) plus appended values.
+
+    What an :class:`EdgeList` read from files keeps instead of a copy of its mapped endpoints: the base is
+    shared by every process mapping the files, only what is appended after the load is the process's own.
+    ``np.asarray`` of it is the base itself while nothing was appended.
+
+    Examples
+    --------
+    >>> col = IntColumn(np.array([3, 1], dtype=np.int64))
+    >>> col.append(7)
+    >>> len(col), col[0], col[2], col[-1], np.asarray(col).tolist()
+    (3, 3, 7, 7, [3, 1, 7])
+    """
+
+    def __init__(self, base: np.ndarray) -> None:
+        self._base = base
+        self._n = len(base)
+        self._tail = array.array("q")
+
+    def __len__(self) -> int:
+        return self._n + len(self._tail)
+
+    def _position(self, i: int) -> int:
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return i
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[int]: ...
+
+    def __getitem__(self, i: int | slice) -> int | list[int]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = self._position(i)
+        return int(self._base[i]) if i < self._n else self._tail[i - self._n]
+
+    def __iter__(self) -> Iterator[int]:
+        yield from (int(v) for v in self._base)
+        yield from self._tail
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.asarray(self._base) if not self._tail else np.concatenate(
+            [self._base, np.frombuffer(self._tail, dtype=np.int64)])
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def append(self, value: int) -> None:
+        self._tail.append(int(value))
+
+    def insert(self, i: int, value: int) -> None:
+        if i != len(self):
+            raise NotImplementedError("an IntColumn only grows at its end")
+        self.append(value)
+
+    @overload
+    def __setitem__(self, i: int, value: int) -> None: ...
+
+    @overload
+    def __setitem__(self, i: slice, value: Iterable[int]) -> None: ...
+
+    def __setitem__(self, i: Any, value: Any) -> None:
+        raise TypeError("an IntColumn's values are read-only (relationships are never moved)")
+
+    def __delitem__(self, i: Any) -> None:
+        raise TypeError("an IntColumn's values are read-only (relationships are never removed in place)")
+
+
 @dataclass
 class EdgeList:
     """The relationships of one ``(type, start label, end label)``: parallel index lists plus props.
 
     Edges without properties share one empty dictionary: treat ``props`` entries as read-only and
     change them through :meth:`add` or :meth:`set_props`.
+
+    An edge list read from the index files finds an edge by binary search in ``sorted_codes`` (its
+    :func:`pair_codes`, sorted, with ``sorted_at`` their positions; mapped arrays shared by every process);
+    ``seen`` then holds only the edges added since. Built in memory, ``seen`` holds every edge.
     """
 
-    start: MutableSequence[int] = field(default_factory=list)  # a list, or an int64 array.array (read from files)
+    start: MutableSequence[int] = field(default_factory=list)  # a list, or an IntColumn (read from files)
     end: MutableSequence[int] = field(default_factory=list)
     props: list[dict[str, Any]] = field(default_factory=list)
-    #: ``_pair(start, end) -> position``; ``None`` until first needed (an edge list read from files builds it
-    #: only when a write touches its kind).
-    seen: dict[int, int] | None = field(default_factory=dict)
-
-    def _seen(self) -> dict[int, int]:
-        if self.seen is None:
-            self.seen = dict(zip(pair_codes(np.asarray(self.start), np.asarray(self.end)).tolist(),
-                                 range(len(self.start)), strict=True))
-        return self.seen
+    #: ``_pair(start, end) -> position`` of the edges ``sorted_codes`` does not cover.
+    seen: dict[int, int] = field(default_factory=dict)
+    sorted_codes: np.ndarray | None = None
+    sorted_at: np.ndarray | None = None
 
     def add(self, s: int, e: int, props: Mapping[str, Any] | None = None) -> None:
         """Add an edge, or merge the properties of an existing one (relationships are unique)."""
-        seen = self._seen()
-        at = seen.get(_pair(s, e))
+        at = self.position(s, e)
         if at is not None:
             if props:
                 self.set_props(at, {**self.props[at], **props})
             return
-        seen[_pair(s, e)] = len(self.start)
+        self.seen[_pair(s, e)] = len(self.start)
         self.start.append(s)
         self.end.append(e)
         self.props.append(dict(props) if props else _NO_PROPS)
 
     def position(self, s: int, e: int) -> int | None:
         """Where the edge ``s -> e`` is in the parallel lists (``None``: no such edge)."""
-        return self._seen().get(_pair(s, e))
+        code = _pair(s, e)
+        if self.sorted_codes is not None and self.sorted_at is not None:
+            i = int(np.searchsorted(self.sorted_codes, code))
+            if i < len(self.sorted_codes) and int(self.sorted_codes[i]) == code:
+                return int(self.sorted_at[i])
+        return self.seen.get(code)
 
     def set_props(self, at: int, props: Mapping[str, Any] | None) -> None:
         """Replace the properties of the edge at position ``at``."""
@@ -132,7 +209,7 @@ class Projection:
 
     def __init__(self) -> None:
         self.ids: dict[str, list[str]] = {label: [] for label in DOMAIN_LABELS}
-        self.index: dict[str, dict[str, int]] = {label: {} for label in DOMAIN_LABELS}
+        self.index: dict[str, MutableMapping[str, int]] = {label: {} for label in DOMAIN_LABELS}
         self.props: dict[str, list[dict[str, Any]]] = {label: [] for label in DOMAIN_LABELS}
         self.edges: dict[EdgeKey, EdgeList] = {}
         self.revision = -1

@@ -27,6 +27,7 @@ from graph.projection import Projection
 from graph.rules import capacity_of
 from recommender.dates import day_number, natural_key, time_order
 from recommender.expertise import ExpertiseModel, fit_expertise, refit_workers
+from recommender.lookups import DeclaredSkills, HistoryPositions
 from recommender.signals import bm25_weights, rating_weight
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 from recommender.walk import build_walk, hub_worker_scores
@@ -195,7 +196,7 @@ class RankingIndex:
         self._fit_solved(reuse, changed)
         same_skills = changed is not None and not any(key[0] == "Skill" for key in changed if len(key) == 2)
         self._fit_text(reuse, changed, same_skills)
-        self._fit_skills(reuse, changed, same_skills, hidden_declared)
+        self._fit_skills(hidden_declared)
         self._fit_context()
         self._fit_priors(reuse)
         self._fit_expertise(reuse, changed)
@@ -226,7 +227,7 @@ class RankingIndex:
             # text rows are reused as they are
             hp = np.concatenate([reuse.hp, np.setdiff1d(hp, reuse.hp, assume_unique=True)])
         self.hp = hp
-        self.hp_pos = {int(p): i for i, p in enumerate(hp)}
+        self.hp_pos = HistoryPositions(hp, n_problems)
         position = np.full(n_problems, -1, dtype=np.int64)
         position[hp] = np.arange(len(hp))
         col = position[ends[keep]]
@@ -301,8 +302,7 @@ class RankingIndex:
         self.bm25 = bm25_weights(sp.csr_matrix(worker_counts))  # workers x terms
 
 
-    def _fit_skills(self, reuse: RankingIndex | None, changed: Collection[tuple[str, ...]] | None,
-                    same_skills: bool, hidden_declared: sp.spmatrix | None) -> None:
+    def _fit_skills(self, hidden_declared: sp.spmatrix | None) -> None:
         """Required, solved and declared skills: idf, per-worker counts and profiles."""
         proj = self.projection
         hp = self.hp
@@ -324,16 +324,8 @@ class RankingIndex:
             declared.eliminate_zeros()
         self.declared = declared
         self.declared_csc = sp.csc_matrix(self.declared)
-        self.declared_sets: list[set[str]]
-        if hidden_declared is None and reuse is not None and changed is not None and same_skills and not any(
-                key[0] == "HAS_SKILL" for key in changed if len(key) == 5):
-            self.declared_sets = reuse.declared_sets[:self.n_workers] + [
-                set() for _ in range(self.n_workers - reuse.n_workers)]
-        else:
-            skill_names = np.asarray(proj.ids["Skill"])
-            self.declared_sets = [set(skill_names[self.declared.indices[a:b]].tolist())
-                                  for a, b in zip(self.declared.indptr[:-1], self.declared.indptr[1:], strict=True)]
-
+        #: per worker, the names of its declared skills (sets made when asked, from ``declared``'s rows)
+        self.declared_sets = DeclaredSkills(self.declared, proj.ids["Skill"])
 
     def _fit_context(self) -> None:
         """Enterprises, industry chains and districts: of the history problems and of the workers' solved work."""

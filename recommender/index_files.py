@@ -20,8 +20,9 @@ Layout of an index directory (``JIANGLIAN_INDEX_DIR``, default ``<data dir>/inde
 
 Arrays are loaded with ``np.load(mmap_mode="r")``: pages are read on first use and shared by every process that
 maps the same files (the kernel's page cache), so a second web worker costs its own Python objects, not the
-matrices again. Node properties are a mapped string table (:class:`PropTable`) decoded on access, not a list
-of dictionaries.
+matrices again. Node ids, their lookup and their properties are mapped tables (:mod:`recommender.tables`:
+:class:`StrTable`, :class:`IdIndex`, :class:`PropTable`) decoded on access, not lists and dictionaries; an edge
+is found by binary search in its kind's sorted ``(start, end)`` codes, not in a dictionary of every edge.
 
 Trust: :func:`load` refuses (returns ``None`` and says why; the caller rebuilds) a directory whose manifest is
 missing or unreadable, of another format, another store (``store_id``), a feed position ahead of the store's,
@@ -33,7 +34,6 @@ also refused by numpy itself when mapped. A wrong ranking is never served from f
 
 from __future__ import annotations
 
-import array
 import contextlib
 import dataclasses
 import fcntl
@@ -56,9 +56,11 @@ import orjson
 import scipy
 import scipy.sparse as sp
 
-from graph.projection import EdgeList, Projection
+from graph.projection import EdgeList, IntColumn, Projection, pair_codes
 from recommender.expertise import ExpertiseModel
 from recommender.index import ACTIVITY_HALF_LIFE, RankingIndex, _Edges
+from recommender.lookups import DeclaredSkills, HistoryPositions
+from recommender.tables import IdIndex, PropTable, StrTable, id_hashes, pack
 from recommender.text import TextModel, TextViews
 
 __all__ = [
@@ -79,8 +81,13 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 #: Version of the file layout; a directory of another version is rebuilt. 2: the text model as mapped vocabulary
-#: tables (``text.*.npy``) and its vectorisers' settings (``text.vectorisers.pkl``) instead of one pickle.
-FORMAT_VERSION = 2
+#: tables (``text.*.npy``) and its vectorisers' settings (``text.vectorisers.pkl``) instead of one pickle. 3: per
+#: label the ids' sorted CRC-32s (``proj.<label>.id_hashes``/``id_at``), per edge kind its sorted pair codes
+#: (``proj.edge<i>.codes``/``codes_at``), so a loaded projection keeps no dictionary of ids or edges.
+FORMAT_VERSION = 3
+#: Labels with at least this many nodes keep their ids and id lookup in the mapped files when loaded (a list and
+#: a dictionary of a million problem ids cost ~150 MB in every process); smaller ones are decoded into both.
+MAPPED_IDS = 1 << 16
 #: Files up to this size are verified by their full sha256 on load.
 FULL_DIGEST_BYTES = 1 << 22
 #: Larger files: the sha256 of their first and last this many bytes (plus the exact size).
@@ -94,6 +101,7 @@ MANIFEST = "manifest.json"
 #: Sources whose code decides what the index holds: any change to them makes earlier files untrusted.
 _CODE = ("graph/projection.py", "recommender/index.py", "recommender/walk.py", "recommender/dates.py",
          "recommender/text.py", "recommender/expertise.py", "recommender/signals.py", "recommender/index_files.py",
+         "recommender/tables.py", "recommender/lookups.py",
          "embeddings/texts.py")
 
 #: RankingIndex attributes recomputed on load from the saved ones (derived, Python objects, or not data).
@@ -146,109 +154,6 @@ def fingerprints(encoder: Any) -> dict[str, Any]:
         "libraries": {"numpy": np.__version__, "scipy": scipy.__version__, "sklearn": _version("scikit-learn")},
         "code": _code_digest(),
     }
-
-
-# -- string tables --------------------------------------------------------------------------
-def _pack(items: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    offsets = np.zeros(len(items) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in items], out=offsets[1:])
-    blob = np.frombuffer(b"".join(items), dtype=np.uint8) if offsets[-1] else np.zeros(0, dtype=np.uint8)
-    return blob, offsets
-
-
-class StrTable(Sequence[str]):
-    """A read-only sequence of strings over a mapped UTF-8 blob and its offsets (decoded on access)."""
-
-    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
-        self._blob = blob
-        self._offsets = offsets
-
-    def __len__(self) -> int:
-        return len(self._offsets) - 1
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(i)
-        return self._blob[self._offsets[i]:self._offsets[i + 1]].tobytes().decode("utf-8")
-
-    def __iter__(self) -> Iterator[str]:
-        for i in range(len(self)):
-            yield self[i]
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and len(other) == len(self) and all(
-            a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-_NO_PROPS: dict[str, Any] = {}
-
-
-class PropTable:
-    """The properties of a projection's nodes (or edges) as a mapped table of JSON rows, decoded on access.
-
-    Behaves as the list of dictionaries it replaces for what :class:`~graph.projection.Projection` and its
-    readers do: indexing (a fresh dictionary each time: change rows by assigning them, never in place),
-    slicing, iteration, ``len``, ``append`` and item assignment (kept in memory beside the mapped rows).
-    ``shared_empty`` rows (edge properties) decode an empty row to one shared, read-only empty dictionary.
-    """
-
-    def __init__(self, blob: np.ndarray, offsets: np.ndarray, *, shared_empty: bool = False) -> None:
-        self._blob = blob
-        self._offsets = offsets
-        self._n = len(offsets) - 1
-        self._changed: dict[int, dict[str, Any]] = {}
-        self._added: list[dict[str, Any]] = []
-        self._shared_empty = shared_empty
-
-    def __len__(self) -> int:
-        return self._n + len(self._added)
-
-    def _at(self, i: int) -> dict[str, Any]:
-        if i >= self._n:
-            return self._added[i - self._n]
-        hit = self._changed.get(i)
-        if hit is not None:
-            return hit
-        a, b = int(self._offsets[i]), int(self._offsets[i + 1])
-        if a == b:
-            return _NO_PROPS if self._shared_empty else {}
-        out: dict[str, Any] = orjson.loads(self._blob[a:b].tobytes())
-        return out
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self._at(j) for j in range(*i.indices(len(self)))]
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(i)
-        return self._at(i)
-
-    def __setitem__(self, i: int, value: dict[str, Any]) -> None:
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(i)
-        if i >= self._n:
-            self._added[i - self._n] = value
-        else:
-            self._changed[i] = value
-
-    def append(self, value: dict[str, Any]) -> None:
-        self._added.append(value)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for i in range(len(self)):
-            yield self._at(i)
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -328,7 +233,7 @@ class _Writer:
         return {"t": "strs", "blob": fname, "offsets": self.array(f"{name}.offsets", offsets)}
 
     def strings(self, name: str, items: Sequence[str]) -> dict[str, Any]:
-        blob, offsets = _pack([s.encode("utf-8") for s in items])
+        blob, offsets = pack([s.encode("utf-8") for s in items])
         return {"t": "strs", "blob": self.array(f"{name}.blob", blob),
                 "offsets": self.array(f"{name}.offsets", offsets)}
 
@@ -402,7 +307,10 @@ def _digest(path: Path, size: int) -> str:
 def _encode_projection(w: _Writer, proj: Projection) -> dict[str, Any]:
     spec: dict[str, Any] = {"labels": {}, "edges": [], "revision": proj.revision}
     for label, ids in proj.ids.items():
+        hashes, at = id_hashes(ids)
         spec["labels"][label] = {"ids": w.strings(f"proj.{label}.ids", ids),
+                                 "lookup": {"hashes": w.array(f"proj.{label}.id_hashes", hashes),
+                                            "at": w.array(f"proj.{label}.id_at", at)},
                                  "props": w.rows(f"proj.{label}.props", proj.props[label])}
     for i, ((rel_type, s_label, e_label), edges) in enumerate(proj.edges.items()):
         packed = bytearray()  # one buffer, not one bytes object per edge (see _Writer.rows)
@@ -413,10 +321,18 @@ def _encode_projection(w: _Writer, proj: Projection) -> dict[str, Any]:
             offsets[j + 1] = len(packed)
         blob = np.frombuffer(bytes(packed), dtype=np.uint8) if packed else np.zeros(0, dtype=np.uint8)
         del packed
+        start = np.asarray(edges.start, dtype=np.int64)
+        end = np.asarray(edges.end, dtype=np.int64)
+        codes = pair_codes(start, end)
+        order = np.argsort(codes, kind="stable")
         spec["edges"].append({
             "key": [rel_type, s_label, e_label],
-            "start": w.array(f"proj.edge{i}.start", np.asarray(edges.start, dtype=np.int64)),
-            "end": w.array(f"proj.edge{i}.end", np.asarray(edges.end, dtype=np.int64)),
+            "start": w.array(f"proj.edge{i}.start", start),
+            "end": w.array(f"proj.edge{i}.end", end),
+            # the edges' (start, end) codes sorted, and where each is: an edge is found by binary search in
+            # the mapped arrays (a dictionary of every edge cost ~50 bytes an edge in each process)
+            "codes": w.array(f"proj.edge{i}.codes", codes[order]),
+            "codes_at": w.array(f"proj.edge{i}.codes_at", order.astype(np.int64)),
             "props_blob": w.array(f"proj.edge{i}.props.blob", blob),
             "props_offsets": w.array(f"proj.edge{i}.props.offsets", offsets),
         })
@@ -602,28 +518,23 @@ class _Reader:
         raise ValueError(f"unknown entry kind {kind!r}")
 
 
-def _ints(values: np.ndarray) -> array.array[int]:
-    """A growable sequence of int64 (8 bytes an entry, not a Python int object each), as EdgeList keeps."""
-    out = array.array("q")
-    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
-    return out
-
-
 def _decode_projection(r: _Reader, spec: Mapping[str, Any]) -> Projection:
     proj = Projection()
     for label, part in spec["labels"].items():
-        ids = list(r.decode(part["ids"]))
-        proj.ids[label] = ids
-        proj.index[label] = dict(zip(ids, range(len(ids)), strict=True))
+        ids = r.decode(part["ids"])
+        if len(ids) < MAPPED_IDS:  # a few thousand skills or districts: a list and a dictionary cost nothing
+            proj.ids[label] = list(ids)
+            proj.index[label] = dict(zip(proj.ids[label], range(len(ids)), strict=True))
+        else:
+            proj.ids[label] = ids
+            proj.index[label] = IdIndex(ids, r.array(part["lookup"]["hashes"]), r.array(part["lookup"]["at"]))
         table = part["props"]
         proj.props[label] = PropTable(r.array(table["blob"]), r.array(table["offsets"]))  # type: ignore[assignment]
     for part in spec["edges"]:
-        start = r.array(part["start"])
-        end = r.array(part["end"])
-        edges = EdgeList(start=_ints(start), end=_ints(end),
+        edges = EdgeList(start=IntColumn(r.array(part["start"])), end=IntColumn(r.array(part["end"])),
                          props=PropTable(r.array(part["props_blob"]), r.array(part["props_offsets"]),  # type: ignore[arg-type]
                                          shared_empty=True),
-                         seen=None)  # built when a replayed write touches this kind of edge
+                         sorted_codes=r.array(part["codes"]), sorted_at=r.array(part["codes_at"]))
         proj.edges[tuple(part["key"])] = edges  # type: ignore[index]
     proj.revision = int(spec["revision"])
     return proj
@@ -664,11 +575,8 @@ def load(directory: Path | str, *, store_id: str | None, revision: int, encoder:
             setattr(index, key, r.decode(value))
         index.projection = proj
         index.encoder = encoder
-        index.hp_pos = {int(p): i for i, p in enumerate(index.hp)}
-        skill_names = np.asarray(proj.ids["Skill"])
-        declared = index.declared
-        index.declared_sets = [set(skill_names[declared.indices[a:b]].tolist())
-                               for a, b in zip(declared.indptr[:-1], declared.indptr[1:], strict=True)]
+        index.hp_pos = HistoryPositions(index.hp, proj.n("Problem"))
+        index.declared_sets = DeclaredSkills(index.declared, proj.ids["Skill"])
         index.read_worker_flags()
     except Exception as err:  # noqa: BLE001 - any damage the digests did not catch: rebuild, never serve it
         return f"{version.name}: cannot be read ({type(err).__name__}: {err})"

@@ -26,6 +26,7 @@ from graph.store import NodeRow, RelRow, WriteBatch
 from recommender import index_files
 from recommender.engine import RankConfig, Recommender
 from recommender.index_files import PropTable, StrTable
+from recommender.tables import IdIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_PROBLEM: dict[str, Any] = {"title": "光伏组件焊带虚焊", "description": "串焊机焊带虚焊，组件EL检测发现隐裂",
@@ -118,7 +119,17 @@ def _assert_same_rankings(a: Recommender, b: Recommender, queries: Sequence[str]
     assert np.allclose([s.score for s in pa], [s.score for s in pb], rtol=0, atol=atol)
 
 
-def test_files_rank_exactly_like_a_build_in_memory(data: Path) -> None:
+@pytest.fixture(params=["small labels decoded", "every label mapped"])
+def mapped_ids(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both ways a loaded projection keeps its ids: decoded into a list and a dictionary (labels under
+    ``MAPPED_IDS`` nodes, every label of the demo) and mapped (:class:`IdIndex`, what a million problems get)."""
+    every = request.param == "every label mapped"
+    if every:
+        monkeypatch.setattr(index_files, "MAPPED_IDS", 0)
+    return every
+
+
+def test_files_rank_exactly_like_a_build_in_memory(data: Path, mapped_ids: bool) -> None:
     store = MemoryStore(data / "store")
     built = _rec(data, store, index_dir=data / "index")
     assert built.index_state()["source"] == "build"
@@ -141,6 +152,19 @@ def test_files_rank_exactly_like_a_build_in_memory(data: Path) -> None:
     assert isinstance(loaded.index.problem_texts, StrTable)
     assert list(loaded.index.problem_texts) == list(built.index.problem_texts)
     assert [dict(p) for p in loaded.projection.props["Worker"]] == [dict(p) for p in built.projection.props["Worker"]]
+    # ids, their lookup and every edge's position: mapped tables answer like the build's lists and dictionaries
+    for label, ids in built.projection.ids.items():
+        assert isinstance(loaded.projection.index[label], IdIndex) == (mapped_ids and len(ids) > 0)
+        assert list(loaded.projection.ids[label]) == list(ids)
+        assert dict(loaded.projection.index[label]) == dict(built.projection.index[label])
+        assert loaded.projection.index[label].get("no such id") is None
+    for key, edges in memory_only.projection.edges.items():
+        mapped = loaded.projection.edges[key]
+        assert mapped.sorted_codes is not None and _mapped(mapped.sorted_codes) and not mapped.seen
+        assert list(mapped.start) == list(edges.start) and list(mapped.end) == list(edges.end)
+        for at in range(0, len(edges), max(1, len(edges) // 50)):
+            assert mapped.position(edges.start[at], edges.end[at]) == at
+        assert mapped.position(len(edges.start) + 10**6, 0) is None
     store.close()
 
 
@@ -227,7 +251,7 @@ def _write_behind_its_back(data: Path) -> None:
     other.close()
 
 
-def test_data_changed_behind_its_back_is_replayed_like_a_live_process(data: Path) -> None:
+def test_data_changed_behind_its_back_is_replayed_like_a_live_process(data: Path, mapped_ids: bool) -> None:
     store = MemoryStore(data / "store")
     live = _rec(data, store, index_dir=data / "index")  # saves the files at the current feed position
     built_at = live.index_state()["files_revision"]
@@ -355,7 +379,7 @@ def test_a_mapped_index_saves_again_to_the_same_files(small: Path) -> None:
     different = [n for n in names if n != "manifest.json" and (first / n).read_bytes() != (second / n).read_bytes()]
     assert not different
     table = rec.projection.props["Problem"]
-    blob, offsets = index_files._pack([orjson.dumps(dict(row)) for row in table])
+    blob, offsets = index_files.pack([orjson.dumps(dict(row)) for row in table])
     stored = np.load(first / "proj.Problem.props.blob.npy"), np.load(first / "proj.Problem.props.offsets.npy")
     assert np.array_equal(stored[0], blob) and np.array_equal(stored[1], offsets)
     store.close()
@@ -363,7 +387,7 @@ def test_a_mapped_index_saves_again_to_the_same_files(small: Path) -> None:
 
 def test_prop_table_behaves_like_the_list_it_replaces() -> None:
     rows: list[dict[str, Any]] = [{"a": 1}, {}, {"b": [1.5, 2.0], "c": "焊"}]
-    blob, offsets = index_files._pack([orjson.dumps(row) for row in rows])
+    blob, offsets = index_files.pack([orjson.dumps(row) for row in rows])
     table = PropTable(blob, offsets)
     assert list(table) == rows and len(table) == 3 and table[-1] == rows[-1] and table[1:] == rows[1:]
     table[0] = {"a": 2}
