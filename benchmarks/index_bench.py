@@ -101,6 +101,25 @@ def child(args: argparse.Namespace) -> None:
     from recommender.engine import RankConfig, Recommender
 
     imported = time.perf_counter() - started
+    if args.madvise:  # an experiment of memory_limit_bench.py: advise the kernel on every mapped index file
+        import mmap
+
+        from recommender import index_files
+
+        advice = getattr(mmap, f"MADV_{args.madvise.upper()}")
+        plain = index_files._Reader.array
+
+        def advised(reader: Any, fname: str) -> np.ndarray:
+            fresh = fname not in reader._arrays
+            arr = plain(reader, fname)
+            base = arr
+            while fresh and base is not None and not isinstance(base, np.memmap):
+                base = base.base
+            if fresh and isinstance(base, np.memmap) and base._mmap is not None:
+                base._mmap.madvise(advice)
+            return arr
+
+        index_files._Reader.array = advised  # type: ignore[method-assign]
     data = Path(args.child)
     store: GraphStore = Neo4jStore.connect(args.uri) if args.uri else MemoryStore(data / "store")
     encoder: Any = None
@@ -250,6 +269,7 @@ def main() -> None:
     parser.add_argument("--uri", default="", help=argparse.SUPPRESS)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--hold", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--madvise", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)

@@ -86,8 +86,9 @@ _log = logging.getLogger(__name__)
 #: (``proj.edge<i>.codes``/``codes_at``), so a loaded projection keeps no dictionary of ids or edges.
 FORMAT_VERSION = 3
 #: Labels with at least this many nodes keep their ids and id lookup in the mapped files when loaded (a list and
-#: a dictionary of a million problem ids cost ~150 MB in every process); smaller ones are decoded into both.
-MAPPED_IDS = 1 << 16
+#: a dictionary of a million problem ids cost ~150 MB in every process); smaller ones are decoded into both (the
+#: workers of a province, 136.5k at 1M problems: ~20 MB, and a query looks up hundreds of them).
+MAPPED_IDS = 1 << 18
 #: Files up to this size are verified by their full sha256 on load.
 FULL_DIGEST_BYTES = 1 << 22
 #: Larger files: the sha256 of their first and last this many bytes (plus the exact size).

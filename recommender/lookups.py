@@ -72,8 +72,8 @@ class DeclaredSkills(Sequence[set[str]]):
     """
 
     def __init__(self, declared: sp.csr_matrix, names: Sequence[str]) -> None:
-        self._indptr = declared.indptr
-        self._indices = declared.indices
+        self._indptr = np.ascontiguousarray(declared.indptr).data  # no copy: the mapped array
+        self._indices = np.ascontiguousarray(declared.indices).data
         self._names = names
 
     def __len__(self) -> int:
@@ -94,4 +94,4 @@ class DeclaredSkills(Sequence[set[str]]):
         if not 0 <= w < n:
             raise IndexError(w)
         names = self._names
-        return {names[int(j)] for j in self._indices[self._indptr[w]:self._indptr[w + 1]]}
+        return {names[j] for j in self._indices[self._indptr[w]:self._indptr[w + 1]]}
