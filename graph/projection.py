@@ -90,14 +90,6 @@ class IntColumn(MutableSequence[int]):
     def __len__(self) -> int:
         return self._n + len(self._tail)
 
-    def _position(self, i: int) -> int:
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(i)
-        return i
-
     @overload
     def __getitem__(self, i: int) -> int: ...
 
@@ -107,7 +99,7 @@ class IntColumn(MutableSequence[int]):
     def __getitem__(self, i: int | slice) -> int | list[int]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        i = self._position(i)
+        i = range(len(self))[i]  # a negative i from the end; IndexError outside
         return int(self._base[i]) if i < self._n else self._tail[i - self._n]
 
     def __iter__(self) -> Iterator[int]:

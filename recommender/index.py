@@ -228,9 +228,7 @@ class RankingIndex:
             hp = np.concatenate([reuse.hp, np.setdiff1d(hp, reuse.hp, assume_unique=True)])
         self.hp = hp
         self.hp_pos = HistoryPositions(hp, n_problems)
-        position = np.full(n_problems, -1, dtype=np.int64)
-        position[hp] = np.arange(len(hp))
-        col = position[ends[keep]]
+        col = self.hp_pos.columns(ends[keep])
         solved = sp.csr_matrix((edge_ids.astype(np.float64) + 1.0, (starts[keep], col)),
                                shape=(self.n_workers, len(hp)))
         solved.sort_indices()

@@ -13,10 +13,12 @@ from typing import Any, overload
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.tables import FoundMapping
+
 __all__ = ["DeclaredSkills", "HistoryPositions"]
 
 
-class HistoryPositions(Mapping[int, int]):
+class HistoryPositions(FoundMapping, Mapping[int, int]):
     """``problem position -> history column`` for the history problems ``hp`` (a read-only mapping).
 
     Examples
@@ -24,6 +26,8 @@ class HistoryPositions(Mapping[int, int]):
     >>> pos = HistoryPositions(np.array([4, 1]), n_problems=6)
     >>> pos[4], pos.get(1), pos.get(2, -1), 5 in pos, 9 in pos, len(pos), list(pos)
     (0, 1, -1, False, False, 2, [4, 1])
+    >>> pos.columns(np.array([1, 2, 4])).tolist()
+    [1, -1, 0]
     """
 
     def __init__(self, hp: np.ndarray, n_problems: int) -> None:
@@ -37,18 +41,9 @@ class HistoryPositions(Mapping[int, int]):
         p = int(position)
         return int(self._column[p]) if 0 <= p < len(self._column) else -1
 
-    def __getitem__(self, position: Any) -> int:
-        at = self._find(position)
-        if at < 0:
-            raise KeyError(position)
-        return at
-
-    def get(self, position: Any, default: Any = None) -> Any:  # type: ignore[override]
-        at = self._find(position)
-        return default if at < 0 else at
-
-    def __contains__(self, position: object) -> bool:
-        return self._find(position) >= 0
+    def columns(self, positions: np.ndarray) -> np.ndarray:
+        """The history column of each of ``positions`` (``-1``: not in the history), as an int64 array."""
+        return self._column[np.asarray(positions, dtype=np.int64)].astype(np.int64)
 
     def __len__(self) -> int:
         return len(self._hp)
@@ -88,10 +83,6 @@ class DeclaredSkills(Sequence[set[str]]):
     def __getitem__(self, w: int | slice) -> set[str] | list[set[str]]:
         if isinstance(w, slice):
             return [self[i] for i in range(*w.indices(len(self)))]
-        n = len(self)
-        if w < 0:
-            w += n
-        if not 0 <= w < n:
-            raise IndexError(w)
+        w = range(len(self))[w]
         names = self._names
         return {names[j] for j in self._indices[self._indptr[w]:self._indptr[w + 1]]}

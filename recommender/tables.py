@@ -5,7 +5,7 @@ nodes: the bytes stay in the mapped files (one copy in memory for every process 
 decoded when a row is asked for. Each table also takes rows added after the load (a replayed change,
 a problem posted since), which only the process that added them holds.
 
-:class:`StrTable` and :class:`PropTable` are written by :mod:`recommender.index_files` (``_pack``,
+:class:`StrTable` and :class:`PropTable` are written by :mod:`recommender.index_files` (:func:`pack`,
 ``_Writer.rows``); :class:`IdIndex` finds an id's position by its CRC-32 in a sorted array
 (:func:`id_hashes`), checking the id itself, so a collision costs a second comparison, never a wrong row.
 """
@@ -20,7 +20,28 @@ from typing import Any
 import numpy as np
 import orjson
 
-__all__ = ["IdIndex", "PropTable", "StrTable", "id_hashes", "pack"]
+__all__ = ["FoundMapping", "IdIndex", "PropTable", "StrTable", "id_hashes", "pack"]
+
+
+class FoundMapping:
+    """What a read-only mapping answers from one ``_find(key) -> int`` (``-1``: no such key), mixed in before
+    :class:`~collections.abc.Mapping`: ``[]``, ``get`` and ``in`` without a second lookup or an exception."""
+
+    def _find(self, key: Any) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, key: Any) -> int:
+        at = self._find(key)
+        if at < 0:
+            raise KeyError(key)
+        return at
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        at = self._find(key)
+        return default if at < 0 else at
+
+    def __contains__(self, key: object) -> bool:
+        return self._find(key) >= 0
 
 
 def pack(items: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -44,10 +65,9 @@ class StrTable(Sequence[str]):
     """
 
     def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
-        self._blob = blob
-        self._offsets = offsets
-        # memoryviews: an element of one is a Python int and a slice needs no array object (3x faster than numpy
-        # indexing, which matters for the ids a query reads: hundreds per recommendation)
+        # memoryviews (each keeps its array alive): an element of one is a Python int and a slice needs no array
+        # object (3x faster than numpy indexing, which matters for the ids a query reads: hundreds per
+        # recommendation)
         self._bytes = np.ascontiguousarray(blob, dtype=np.uint8).data
         self._at = np.ascontiguousarray(offsets, dtype=np.int64).data
         self._n = len(offsets) - 1
@@ -63,11 +83,7 @@ class StrTable(Sequence[str]):
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        n = self._n + len(self._added)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(i)
+        i = range(self._n + len(self._added))[i]  # a negative i from the end; IndexError outside
         return str(self._bytes[self._at[i]:self._at[i + 1]], "utf-8") if i < self._n else self._added[i - self._n]
 
     def __iter__(self) -> Iterator[str]:
@@ -101,7 +117,7 @@ def id_hashes(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return raw[order], order.astype(np.int64)
 
 
-class IdIndex(MutableMapping[str, int]):
+class IdIndex(FoundMapping, MutableMapping[str, int]):
     """``id -> position`` of a :class:`StrTable`'s rows by binary search in their sorted CRC-32s.
 
     ``hashes`` and ``at`` are :func:`id_hashes` of the stored rows (mapped arrays); ids added after the
@@ -122,7 +138,6 @@ class IdIndex(MutableMapping[str, int]):
 
     def __init__(self, ids: StrTable, hashes: np.ndarray, at: np.ndarray) -> None:
         self._ids = ids
-        self._hashes = hashes
         # bisect over a memoryview compares Python ints: 0.5 us a lookup (numpy's searchsorted with a Python int
         # casts the whole array first)
         self._sorted = np.ascontiguousarray(hashes, dtype=np.uint32).data
@@ -146,19 +161,6 @@ class IdIndex(MutableMapping[str, int]):
             i += 1
         return -1
 
-    def __getitem__(self, key: str) -> int:
-        at = self._find(key)
-        if at < 0:
-            raise KeyError(key)
-        return at
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        at = self._find(key)
-        return default if at < 0 else at
-
-    def __contains__(self, key: object) -> bool:
-        return self._find(key) >= 0
-
     def __setitem__(self, key: str, position: int) -> None:
         if self._find(key) >= 0:
             raise ValueError(f"{key!r} is already indexed (ids are never moved)")
@@ -168,10 +170,10 @@ class IdIndex(MutableMapping[str, int]):
         raise TypeError("ids are never removed from an IdIndex (a projection is rebuilt instead)")
 
     def __len__(self) -> int:
-        return len(self._hashes) + len(self._added)
+        return len(self._sorted) + len(self._added)
 
     def __iter__(self) -> Iterator[str]:
-        for i in range(len(self._hashes)):
+        for i in range(len(self._sorted)):
             yield self._ids[i]
         yield from self._added
 
@@ -214,19 +216,10 @@ class PropTable:
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return [self._at(j) for j in range(*i.indices(len(self)))]
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(i)
-        return self._at(i)
+        return self._at(range(len(self))[i])
 
     def __setitem__(self, i: int, value: dict[str, Any]) -> None:
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(i)
+        i = range(len(self))[i]
         if i >= self._n:
             self._added[i - self._n] = value
         else:
