@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from recommender.index import RankingIndex, day_number
 from recommender.query import Query, vectorise
 from recommender.signals import recency_weight, segment_max, segment_topk
+from recommender.sparse_rows import RowSource, take_rows
 from recommender.text import TextViews
 from recommender.walk import PUSH_PRECISION_NODES, seed_vector, walk_scores
 
@@ -112,7 +113,7 @@ def _column(csc: sp.csc_matrix, cols: Sequence[int] | np.ndarray) -> np.ndarray:
     return out
 
 
-def _rows_dot(m: sp.csr_matrix, rows: np.ndarray, q: sp.csr_matrix) -> np.ndarray:
+def _rows_dot(m: sp.csr_matrix | RowSource, rows: np.ndarray, q: sp.csr_matrix) -> np.ndarray:
     """Dot products of some rows of ``m`` with the one-row sparse matrix ``q``.
 
     Reads only those rows: a query's similarity to a few thousand solved problems costs the
@@ -130,7 +131,7 @@ def _rows_dot(m: sp.csr_matrix, rows: np.ndarray, q: sp.csr_matrix) -> np.ndarra
     dense = np.zeros(m.shape[1], dtype=m.dtype)  # same type as the matrix: no converted copy of it
     dense[q.indices] = q.data
     once, back = np.unique(rows, return_inverse=True)  # in storage order, each row read once
-    return np.asarray(m[once] @ dense, dtype=np.float64)[back]
+    return np.asarray(take_rows(m, once, np.unique(q.indices)) @ dense, dtype=np.float64)[back]
 
 
 def _best_per_segment(values: np.ndarray, indptr: np.ndarray, k: int) -> np.ndarray:
@@ -172,7 +173,8 @@ BATCH_PRODUCT_RATIO = 8
 DENSE_QUERY_CELLS = 1 << 22
 
 
-def _entry_dots(m: sp.csr_matrix, rows: np.ndarray, owner: np.ndarray, queries: sp.csr_matrix) -> np.ndarray:
+def _entry_dots(m: sp.csr_matrix | RowSource, rows: np.ndarray, owner: np.ndarray,
+                queries: sp.csr_matrix) -> np.ndarray:
     """Per entry ``e``, the dot product of row ``rows[e]`` of ``m`` with query row ``owner[e]`` of ``queries``.
 
     Entries are grouped by query (``owner`` non-decreasing). The numbers are exactly :func:`_rows_dot`'s
@@ -207,13 +209,13 @@ def _entry_dots(m: sp.csr_matrix, rows: np.ndarray, owner: np.ndarray, queries: 
         # the queries as dense columns over every term: the rows needed times them sums each row's stored
         # entries in stored order, the terms outside the queries adding exact zeros, without first copying
         # the queries' columns out of the rows (that copy was a fifth of a query at 99k problems)
-        product = m[once] @ np.asarray(queries.T.toarray(), dtype=m.dtype)
+        product = take_rows(m, once, np.unique(queries.indices)) @ np.asarray(queries.T.toarray(), dtype=m.dtype)
         return np.asarray(product[back.ravel(), owner], dtype=np.float64)
     terms = np.unique(queries.indices)
     coo = queries.tocoo()
     dense = np.zeros((len(terms), n_queries), dtype=m.dtype)
     dense[np.searchsorted(terms, coo.col), coo.row] = coo.data
-    product = m[once][:, terms] @ dense  # (rows needed, queries), in m's type like _rows_dot's
+    product = take_rows(m, once, terms)[:, terms] @ dense  # (rows needed, queries), in m's type like _rows_dot's
     return np.asarray(product[back.ravel(), owner], dtype=np.float64)
 
 
@@ -362,7 +364,7 @@ def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndar
     else:
         assert similar is not None
         best_of = [(np.asarray(a), np.asarray(b)) for a, b in similar]
-        sw = _entry_dots(index.docs.word, cols, entry_q, views.word)
+        sw = _entry_dots(index.word_rows, cols, entry_q, views.word)
         for i in range(n_q):
             row = np.zeros(n_hist, dtype=np.float32)
             best, best_sims = best_of[i]

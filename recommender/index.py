@@ -28,7 +28,8 @@ from graph.rules import capacity_of
 from recommender.dates import day_number, natural_key, time_order
 from recommender.expertise import ExpertiseModel, fit_expertise, refit_workers
 from recommender.lookups import DeclaredSkills, HistoryPositions
-from recommender.signals import bm25_weights, rating_weight
+from recommender.signals import rating_weight
+from recommender.sparse_rows import BM25Rows, PostingRows
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 from recommender.walk import build_walk, hub_worker_scores
 
@@ -297,7 +298,7 @@ class RankingIndex:
                                         list(enumerate(reuse.profile_texts)), reuse.profiles)
         self.profiles_word_t = sp.csr_matrix(self.profiles.word.T)
         worker_counts = self.solved @ self.docs.counts
-        self.bm25 = bm25_weights(sp.csr_matrix(worker_counts))  # workers x terms
+        self.bm25 = BM25Rows.fit(sp.csr_matrix(worker_counts))  # workers x terms, kept as counts
 
 
     def _fit_skills(self, hidden_declared: sp.spmatrix | None) -> None:
@@ -532,12 +533,19 @@ class RankingIndex:
         if len(hits):
             dense = np.zeros(query.shape[1])
             dense[query.indices] = query.data
-            exact = np.asarray(self.docs.word[hits] @ dense, dtype=np.float32)
+            rows = self.word_rows.take(hits, np.unique(query.indices))  # only the query's terms: the same sums
+            exact = np.asarray(rows @ dense, dtype=np.float32)
         if len(hits) > k:
             top = np.argpartition(-exact, k - 1)[:k]
             hits, exact = hits[top], exact[top]
         order = np.lexsort((hits, -exact))
         return hits[order].astype(np.int64), exact[order]
+
+    @property
+    def word_rows(self) -> PostingRows:
+        """The history problems' word TF-IDF rows, read from :attr:`docs_word_t` (``docs.word`` is not read
+        by a query: a second, row-major copy of the same numbers)."""
+        return PostingRows(self.docs_word_t)
 
     def word_similarities(self, query: sp.csr_matrix) -> np.ndarray:
         """Word TF-IDF cosines of one query row (``text.transform(...).word``) to every history problem.

@@ -60,6 +60,7 @@ from graph.projection import EdgeList, IntColumn, Projection, pair_codes
 from recommender.expertise import ExpertiseModel
 from recommender.index import ACTIVITY_HALF_LIFE, RankingIndex, _Edges
 from recommender.lookups import DeclaredSkills, HistoryPositions
+from recommender.sparse_rows import BM25Rows
 from recommender.tables import IdIndex, PropTable, StrTable, id_hashes, pack
 from recommender.text import TextModel, TextViews
 
@@ -83,8 +84,9 @@ _log = logging.getLogger(__name__)
 #: Version of the file layout; a directory of another version is rebuilt. 2: the text model as mapped vocabulary
 #: tables (``text.*.npy``) and its vectorisers' settings (``text.vectorisers.pkl``) instead of one pickle. 3: per
 #: label the ids' sorted CRC-32s (``proj.<label>.id_hashes``/``id_at``), per edge kind its sorted pair codes
-#: (``proj.edge<i>.codes``/``codes_at``), so a loaded projection keeps no dictionary of ids or edges.
-FORMAT_VERSION = 3
+#: (``proj.edge<i>.codes``/``codes_at``), so a loaded projection keeps no dictionary of ids or edges. 4: the BM25
+#: weights as their counts (``bm25.counts.*``, one or two bytes each) with per-term idf and per-worker norms.
+FORMAT_VERSION = 4
 #: Labels with at least this many nodes keep their ids and id lookup in the mapped files when loaded (a list and
 #: a dictionary of a million problem ids cost ~150 MB in every process); smaller ones are decoded into both (the
 #: workers of a province, 136.5k at 1M problems: ~20 MB, and a query looks up hundreds of them).
@@ -102,7 +104,7 @@ MANIFEST = "manifest.json"
 #: Sources whose code decides what the index holds: any change to them makes earlier files untrusted.
 _CODE = ("graph/projection.py", "recommender/index.py", "recommender/walk.py", "recommender/dates.py",
          "recommender/text.py", "recommender/expertise.py", "recommender/signals.py", "recommender/index_files.py",
-         "recommender/tables.py", "recommender/lookups.py",
+         "recommender/tables.py", "recommender/lookups.py", "recommender/sparse_rows.py",
          "embeddings/texts.py")
 
 #: RankingIndex attributes recomputed on load from the saved ones (derived, Python objects, or not data).
@@ -262,7 +264,7 @@ class _Writer:
                         counts[key] = spec["word"][key]
             spec["counts"] = counts
             return spec
-        if isinstance(value, _Edges | ExpertiseModel):
+        if isinstance(value, _Edges | ExpertiseModel | BM25Rows):
             return {"t": "dc", "cls": type(value).__name__,
                     "fields": {f.name: self.encode(f"{name}.{f.name}", getattr(value, f.name))
                                for f in dataclasses.fields(value)}}
@@ -504,7 +506,7 @@ class _Reader:
         if kind == "views":
             return TextViews(self.sparse(spec["word"]), self.sparse(spec["char"]), self.sparse(spec["counts"]))
         if kind == "dc":
-            cls = {"_Edges": _Edges, "ExpertiseModel": ExpertiseModel}[spec["cls"]]
+            cls = {"_Edges": _Edges, "ExpertiseModel": ExpertiseModel, "BM25Rows": BM25Rows}[spec["cls"]]
             return cls(**{k: self.decode(v) for k, v in spec["fields"].items()})
         if kind == "textmodel":
             return TextModel.from_tables({k: self.array(v) for k, v in spec["arrays"].items()}, spec["settings"],

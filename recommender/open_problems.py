@@ -38,6 +38,7 @@ from recommender.features import (
 )
 from recommender.index import RankingIndex, day_number
 from recommender.signals import recency_weight
+from recommender.sparse_rows import take_rows
 from recommender.text import TextModel, TextViews
 
 __all__ = ["OpenProblems"]
@@ -246,7 +247,7 @@ class OpenProblems:
             self._history_signals(index, f, pos, cols)
         if self.expertise is not None and index.expertise is not None:
             f[:, _F["expertise"]] = self.expertise @ index.expertise.workers[w]
-        f[:, _F["bm25"]] = (self.binary @ _row(index.bm25, w).T).toarray().ravel()
+        f[:, _F["bm25"]] = (self.binary @ index.bm25.take(np.array([w]), None).T).toarray().ravel()
         word = (self.word @ _row(index.profiles.word, w).T).toarray().ravel().astype(np.float64)
         char = (self.char @ _row(index.profiles.char, w).T).toarray().ravel().astype(np.float64)
         f[:, _F["profile"]] = 0.5 * (word + char)
@@ -285,7 +286,8 @@ class OpenProblems:
         """The text, character and dense signals over the worker's solved problems (``cols``)."""
         # the same sparse product, in the same dtype, as compute_features' cosines to every history
         # problem, restricted to the worker's columns: entry for entry the same sums
-        sw32 = np.asarray((self.word @ index.docs.word[cols].T).todense(), dtype=np.float32)
+        solved_rows = take_rows(index.word_rows, cols, np.unique(self.word.indices))
+        sw32 = np.asarray((self.word @ solved_rows.T).todense(), dtype=np.float32)
         own = self.own[:, None] == cols[None, :]  # the query problem itself is never its own evidence
         sw32[own] = 0.0
         sw = sw32.astype(np.float64)

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.errors import ConvergenceError
+from recommender.sparse_rows import BM25Rows
 
 __all__ = [
     "bm25_weights",
@@ -118,6 +119,7 @@ def bm25_weights(counts: sp.csr_matrix, *, k1: float = 1.2, b: float = 0.75) -> 
 
     ``counts`` holds raw term counts per document (for a worker, the concatenation of the
     problems they solved). The idf is the Lucene form ``log(1 + (N - df + 0.5) / (df + 0.5))``.
+    Every row of :class:`BM25Rows` (what the index keeps), computed at once.
 
     Examples
     --------
@@ -125,17 +127,8 @@ def bm25_weights(counts: sp.csr_matrix, *, k1: float = 1.2, b: float = 0.75) -> 
     >>> w.toarray().astype(float).round(3).tolist()
     [[0.251, 0.0], [0.182, 0.693]]
     """
-    counts = sp.csr_matrix(counts, dtype=np.float64)
-    n_docs = counts.shape[0]
-    df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float64)
-    idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
-    lengths = np.asarray(counts.sum(axis=1)).ravel()
-    avg = lengths.mean() if n_docs and lengths.mean() > 0 else 1.0
-    norm = k1 * (1.0 - b + b * lengths / avg)
-    rows = np.repeat(np.arange(n_docs), np.diff(counts.indptr))
-    tf = counts.data
-    data = idf[counts.indices] * tf * (k1 + 1.0) / (tf + norm[rows])
-    return sp.csr_matrix((data.astype(np.float32), counts.indices, counts.indptr), shape=counts.shape)
+    rows = BM25Rows.fit(counts, k1=k1, b=b)
+    return rows.take(np.arange(rows.shape[0]), None)
 
 
 def skill_profile_cosine(query_skills: np.ndarray, profiles: sp.csr_matrix) -> np.ndarray:

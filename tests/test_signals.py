@@ -30,6 +30,7 @@ from recommender.signals import (
     skill_profile_cosine,
     transition_matrix,
 )
+from recommender.sparse_rows import BM25Rows
 from recommender.walk import build_walk, seed_vector, walk_scores
 
 
@@ -176,6 +177,39 @@ def test_bm25_matches_the_formula() -> None:
     expect = idf[0] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[0] / avg))
     assert w[0, 0] == pytest.approx(expect, rel=1e-6)
     assert w[1, 0] == 0.0
+
+
+def _bm25_all_at_once(counts: sp.csr_matrix, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
+    """The weights as the index computed them before it kept counts: every entry in one float64 expression."""
+    counts = sp.csr_matrix(counts, dtype=np.float64)
+    df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float64)
+    idf = np.log1p((counts.shape[0] - df + 0.5) / (df + 0.5))
+    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    norm = k1 * (1.0 - b + b * lengths / lengths.mean())
+    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+    data = idf[counts.indices] * counts.data * (k1 + 1.0) / (counts.data + norm[rows])
+    return sp.csr_matrix((data.astype(np.float32), counts.indices, counts.indptr), shape=counts.shape)
+
+
+@pytest.mark.parametrize(("top", "kind"), [(9, np.uint8), (3000, np.uint16), (70_000, np.float32), (None, np.float32)])
+def test_bm25_rows_keep_counts_and_give_the_same_weights_bit_for_bit(top: int | None, kind: type) -> None:
+    rng = np.random.default_rng(11)
+    counts = sp.random(60, 300, density=0.05, format="csr", random_state=rng, dtype=np.float64)
+    counts.data = rng.random(counts.nnz) * 2.5 + 0.1 if top is None else rng.integers(1, top + 1, counts.nnz) * 1.0
+    counts.data = counts.data.astype(np.float32).astype(np.float64)  # what solved @ docs.counts gives: float32
+    rows_of = BM25Rows.fit(counts)
+    assert rows_of.counts.dtype == kind
+    want = _bm25_all_at_once(counts)
+    rows = rng.integers(0, 60, 40)
+    terms = np.unique(rng.integers(0, 300, 50))
+    got = rows_of.take(rows, terms)
+    assert got.dtype == np.float32
+    assert np.array_equal(got[:, terms].toarray(), want[rows][:, terms].toarray())
+    assert got[:, np.setdiff1d(np.arange(300), terms)].nnz == 0
+    assert np.array_equal(rows_of.take(rows, None).toarray(), want[rows].toarray())
+    q = np.zeros(300, dtype=np.float32)
+    q[terms] = 1.0
+    assert np.array_equal(got @ q, want[rows] @ q)  # the feature: a row's weights summed over the query's terms
 
 
 def test_skill_signals_hand_computed() -> None:
