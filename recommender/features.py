@@ -329,7 +329,7 @@ def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndar
     qd = _query_dense(index, chunk, one_by_one=similar is not None)
     dense_word = None
     if similar is None:
-        dense_word = np.asarray((views.word @ index.docs_word_t).todense(), dtype=np.float32)
+        dense_word = np.asarray(index.docs_word_t.times(views.word).todense(), dtype=np.float32)
     expert_z = index.expertise.embed(views.word, _skill_rows(index, chunk)) if index.expertise is not None else None
     q_bin = views.counts.copy()
     q_bin.data[:] = 1.0
@@ -364,7 +364,7 @@ def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndar
     else:
         assert similar is not None
         best_of = [(np.asarray(a), np.asarray(b)) for a, b in similar]
-        sw = _entry_dots(index.word_rows, cols, entry_q, views.word)
+        sw = _entry_dots(index.docs.word, cols, entry_q, views.word)
         for i in range(n_q):
             row = np.zeros(n_hist, dtype=np.float32)
             best, best_sims = best_of[i]
@@ -394,7 +394,7 @@ def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndar
         near = _best_per_segment(sw, ptr, CHAR_DEPTH)
         near_ptr = np.zeros(len(pair_w) + 1, dtype=np.int64)
         np.cumsum(np.bincount(seg[near], minlength=len(pair_w)), out=near_ptr[1:])
-        sc = _entry_dots(index.docs.char, cols[near], entry_q[near], views.char)
+        sc = _entry_dots(index.char_rows, cols[near], entry_q[near], views.char)
         sc[cols[near] == own[entry_q[near]]] = 0.0
         f[:, _F["char_top3"]] = segment_topk(sc * weight[near], near_ptr, 3)[0]
         f[:, _F["char_max"]] = segment_max(sc, near_ptr)

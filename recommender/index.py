@@ -29,7 +29,7 @@ from recommender.dates import day_number, natural_key, time_order
 from recommender.expertise import ExpertiseModel, fit_expertise, refit_workers
 from recommender.lookups import DeclaredSkills, HistoryPositions
 from recommender.signals import rating_weight
-from recommender.sparse_rows import BM25Rows, PostingRows
+from recommender.sparse_rows import BM25Rows, HalfRows, TermPostings
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 from recommender.walk import build_walk, hub_worker_scores
 
@@ -105,7 +105,7 @@ def _reuse_rows(model: TextModel, wanted: Sequence[tuple[Any, str]], before: Seq
     return _stack(parts)[order]
 
 
-def _postings_dot(postings: sp.csr_matrix, query: sp.csr_matrix, n: int) -> np.ndarray:
+def _postings_dot(postings: sp.csr_matrix | TermPostings, query: sp.csr_matrix, n: int) -> np.ndarray:
     """``query @ postings`` for a one-row ``query`` over a term x document matrix, as a dense vector."""
     if not query.nnz:
         return np.zeros(n, dtype=np.float32)
@@ -278,8 +278,11 @@ class RankingIndex:
             before = [reuse.projection.ids["Problem"][int(p)] for p in reuse.hp]
             self.docs = _reuse_rows(self.text, list(zip(problem_ids, self.problem_texts, strict=True)),
                                     list(zip(before, reuse.problem_texts, strict=True)), reuse.docs)
-        # term -> history problems (an inverted index): one query's cosines are one sparse product
-        self.docs_word_t = sp.csr_matrix(self.docs.word.T)
+        # term -> history problems (an inverted index): one query's cosines are one sparse product; the
+        # postings the first retrieval pass reads (the rarer terms') stored together, ahead of the others
+        self.docs_word_t = TermPostings.from_csr(self.docs.word.T, self.common_term_share)
+        # what a query reads of the character view: its values in half precision (docs.char is the build's)
+        self.char_rows = HalfRows.from_csr(self.docs.char)
         aliases: dict[str, list[str]] = {}
         for sid, sprops in zip(proj.ids["Skill"], proj.props["Skill"], strict=True):
             if sprops.get("aliases"):
@@ -511,7 +514,7 @@ class RankingIndex:
         n = len(self.hp)
         if not query.nnz or not n or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        df = np.diff(self.docs_word_t.indptr)[query.indices]
+        df = self.docs_word_t.df[query.indices]
         rare = df <= max(self.common_term_share * n, 1.0)
         by_df = np.argsort(df, kind="stable")
         if not rare.any():
@@ -533,19 +536,12 @@ class RankingIndex:
         if len(hits):
             dense = np.zeros(query.shape[1])
             dense[query.indices] = query.data
-            rows = self.word_rows.take(hits, np.unique(query.indices))  # only the query's terms: the same sums
-            exact = np.asarray(rows @ dense, dtype=np.float32)
+            exact = np.asarray(self.docs.word[hits] @ dense, dtype=np.float32)
         if len(hits) > k:
             top = np.argpartition(-exact, k - 1)[:k]
             hits, exact = hits[top], exact[top]
         order = np.lexsort((hits, -exact))
         return hits[order].astype(np.int64), exact[order]
-
-    @property
-    def word_rows(self) -> PostingRows:
-        """The history problems' word TF-IDF rows, read from :attr:`docs_word_t` (``docs.word`` is not read
-        by a query: a second, row-major copy of the same numbers)."""
-        return PostingRows(self.docs_word_t)
 
     def word_similarities(self, query: sp.csr_matrix) -> np.ndarray:
         """Word TF-IDF cosines of one query row (``text.transform(...).word``) to every history problem.

@@ -38,7 +38,6 @@ from recommender.features import (
 )
 from recommender.index import RankingIndex, day_number
 from recommender.signals import recency_weight
-from recommender.sparse_rows import take_rows
 from recommender.text import TextModel, TextViews
 
 __all__ = ["OpenProblems"]
@@ -286,8 +285,7 @@ class OpenProblems:
         """The text, character and dense signals over the worker's solved problems (``cols``)."""
         # the same sparse product, in the same dtype, as compute_features' cosines to every history
         # problem, restricted to the worker's columns: entry for entry the same sums
-        solved_rows = take_rows(index.word_rows, cols, np.unique(self.word.indices))
-        sw32 = np.asarray((self.word @ solved_rows.T).todense(), dtype=np.float32)
+        sw32 = np.asarray((self.word @ index.docs.word[cols].T).todense(), dtype=np.float32)
         own = self.own[:, None] == cols[None, :]  # the query problem itself is never its own evidence
         sw32[own] = 0.0
         sw = sw32.astype(np.float64)
@@ -296,7 +294,7 @@ class OpenProblems:
         f[:, _F["text_top3"]] = _top3_sum(sw * weight)
         f[:, _F["text_max"]] = sw.max(axis=1)
         f[:, _F["text_hits"]] = np.log1p(np.count_nonzero(sw >= 0.15, axis=1))
-        sc = (self.char @ index.docs.char[cols].T).toarray().astype(np.float64)
+        sc = (self.char @ index.char_rows.take(cols).T).toarray().astype(np.float64)
         sc[own] = 0.0
         wc = weight
         if len(cols) > CHAR_DEPTH:  # the closest solved problems by word cosine, ties by position

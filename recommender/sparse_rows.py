@@ -1,23 +1,14 @@
 """Sparse rows made when a query asks for them, from a more compact form than the rows themselves.
 
-A per-query signal reads a few thousand rows of a large documents x terms matrix (:func:`take_rows`); at a
-million history problems a row-major float32 copy of each matrix is gigabytes of mapped pages that queries
-touch at random, so the index keeps some of them in a smaller form and makes the rows asked for:
+A per-query signal reads a few thousand rows of a large matrix (:func:`take_rows`), and at a million history
+problems each float32 matrix of the index is gigabytes of mapped pages that queries touch at random, wherever
+the rows fall. So the index keeps the largest ones in a form with fewer bytes a query can touch:
 
-- :class:`PostingRows`: the word TF-IDF rows, read from their postings;
-- :class:`BM25Rows`: the BM25 weights, computed from one- or two-byte counts.
-
-**PostingRows.** A query needs the word TF-IDF rows of a few thousand history problems (the shortlist it
-rescores, the candidates' solved problems), and only on the query's own terms. The index keeps the word view once, as
-postings (``RankingIndex.docs_word_t``, which the first retrieval pass reads anyway); :class:`PostingRows`
-finds the wanted documents in the postings of the wanted terms (a binary search per term) instead of reading
-a second, row-major copy of the same matrix. At 1M history problems that copy was 1 GB of mapped pages a
-query touched at random.
-
-The rows it returns hold exactly the matrix's entries on the asked terms, in ascending term order, so any
-product with a query over those terms adds the same numbers in the same order as the full rows would (the
-full rows' other entries meet the query's zeros and add exact zeros): the scores are bit for bit those of
-the row-major matrix.
+- :class:`TermPostings`: the word postings (term -> history problems), the postings of the terms a first
+  retrieval pass reads (the rarer ones) stored together ahead of the others, so those pages are the only ones
+  a recommendation touches;
+- :class:`BM25Rows`: the BM25 weights, kept as one- or two-byte counts and computed for the rows asked;
+- :class:`HalfRows`: the character n-gram TF-IDF rows, their values in half precision.
 """
 
 from __future__ import annotations
@@ -28,11 +19,15 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BM25Rows", "PostingRows", "RowSource", "take_rows"]
+__all__ = ["BM25Rows", "HalfRows", "RowSource", "TermPostings", "take_rows"]
 
-#: Up to this many terms :meth:`PostingRows.take` searches each term's postings in turn (one ``searchsorted``
-#: per term); beyond it one vectorised binary search over every (term, row) pair is cheaper.
-LOOP_TERMS = 256
+def _segments(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the segments ``[starts[i], starts[i] + lengths[i])`` laid end to end, and their indptr."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    indptr = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    return np.repeat(starts - indptr[:-1], lengths) + np.arange(int(indptr[-1]), dtype=np.int64), indptr
 
 
 class RowSource(Protocol):
@@ -54,102 +49,13 @@ def take_rows(m: sp.csr_matrix | RowSource, rows: np.ndarray, terms: np.ndarray)
     >>> m = sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]], dtype=np.float32))
     >>> take_rows(m, np.array([1, 0]), np.array([2])).toarray().tolist()
     [[0.0, 3.0, 0.0], [1.0, 0.0, 2.0]]
-    >>> take_rows(PostingRows(sp.csr_matrix(m.T)), np.array([1, 0]), np.array([2])).toarray().tolist()
-    [[0.0, 0.0, 0.0], [0.0, 0.0, 2.0]]
     """
     if isinstance(m, sp.spmatrix | sp.sparray):
         return sp.csr_matrix(m[rows])
     return m.take(rows, terms)
 
 
-class PostingRows:
-    """The transpose of a term x document CSR matrix (``postings``), read a few rows at a time.
-
-    ``postings`` must have sorted indices (each term's documents ascending); it is not copied.
-
-    Examples
-    --------
-    >>> docs = sp.csr_matrix(np.array([[0.5, 0.0, 0.5], [0.0, 1.0, 0.0], [0.2, 0.0, 0.0]], dtype=np.float32))
-    >>> rows = PostingRows(sp.csr_matrix(docs.T))
-    >>> rows.shape, rows.dtype
-    ((3, 3), dtype('float32'))
-    >>> rows.take(np.array([2, 0, 2]), np.array([0, 2])).toarray().tolist()
-    [[0.20000000298023224, 0.0, 0.0], [0.5, 0.0, 0.5], [0.20000000298023224, 0.0, 0.0]]
-    """
-
-    def __init__(self, postings: sp.csr_matrix) -> None:
-        if not postings.has_sorted_indices:
-            raise ValueError("PostingRows needs postings with sorted indices")
-        self.postings = postings
-        self.shape: tuple[int, int] = (int(postings.shape[1]), int(postings.shape[0]))
-        self.dtype = postings.dtype
-
-    def take(self, rows: np.ndarray, terms: np.ndarray) -> sp.csr_matrix:
-        """Rows ``rows`` on ``terms`` (sorted, unique): a ``len(rows) x n_terms`` CSR matrix, terms ascending."""
-        rows = np.asarray(rows, dtype=np.int64)
-        terms = np.asarray(terms, dtype=np.int64)
-        if len(rows) and (rows.min() < 0 or rows.max() >= self.shape[0]):
-            raise IndexError(f"row out of range for {self.shape[0]} rows")
-        if len(terms) and (terms.min() < 0 or terms.max() >= self.shape[1]):
-            raise IndexError(f"term out of range for {self.shape[1]} terms")
-        found = self._find_loop(rows, terms) if len(terms) <= LOOP_TERMS else self._find_all(rows, terms)
-        at, term, where = found  # at: position in rows; term: column; where: index into postings.data
-        order = np.argsort(at, kind="stable")  # found term by term ascending: stable keeps terms ascending per row
-        at, term, where = at[order], term[order], where[order]
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(at, minlength=len(rows)), out=indptr[1:])
-        out = sp.csr_matrix((np.asarray(self.postings.data[where]), term, indptr), shape=(len(rows), self.shape[1]))
-        out.has_sorted_indices = True
-        return out
-
-    def _find_loop(self, rows: np.ndarray, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(position in ``rows``, term, postings position) of every entry, one binary search per term."""
-        indptr, indices = self.postings.indptr, self.postings.indices
-        ats: list[np.ndarray] = []
-        poss: list[np.ndarray] = []
-        tids: list[np.ndarray] = []
-        for t in terms.tolist():
-            a, b = int(indptr[t]), int(indptr[t + 1])
-            if a == b or not len(rows):
-                continue
-            docs = indices[a:b]
-            pos = np.searchsorted(docs, rows)
-            pos[pos == b - a] = 0
-            hit = np.flatnonzero(np.asarray(docs[pos]) == rows)
-            if len(hit):
-                ats.append(hit)
-                poss.append(a + pos[hit])
-                tids.append(np.full(len(hit), t, dtype=np.int64))
-        if not ats:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        return np.concatenate(ats), np.concatenate(tids), np.concatenate(poss)
-
-    def _find_all(self, rows: np.ndarray, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """As :meth:`_find_loop`, by one vectorised binary search over every (term, row) pair."""
-        indptr, indices = self.postings.indptr, self.postings.indices
-        lo0 = np.asarray(indptr[terms], dtype=np.int64)
-        hi0 = np.asarray(indptr[terms + 1], dtype=np.int64)
-        keep = np.flatnonzero(hi0 > lo0)
-        term_of = np.repeat(keep, len(rows))  # (term, row) pairs, term-major: found terms ascending
-        at = np.tile(np.arange(len(rows), dtype=np.int64), len(keep))
-        lo, hi = lo0[term_of], hi0[term_of]
-        want = rows[at]
-        while True:
-            open_ = lo < hi
-            if not open_.any():
-                break
-            mid = (lo + hi) >> 1
-            less = np.zeros(len(lo), dtype=bool)
-            less[open_] = np.asarray(indices[mid[open_]]) < want[open_]
-            lo = np.where(open_ & less, mid + 1, lo)
-            hi = np.where(open_ & ~less, mid, hi)
-        hit = lo < hi0[term_of]
-        hit[hit] = np.asarray(indices[lo[hit]]) == want[hit]
-        return at[hit], terms[term_of[hit]], lo[hit]
-
-
-@dataclass
+@dataclass(eq=False)
 class BM25Rows:
     """BM25 term weights (:func:`bm25_weights`) kept as their counts, the weights computed for the rows asked.
 
@@ -217,18 +123,154 @@ class BM25Rows:
         """The weights of rows ``rows`` on ``terms`` (sorted, unique; ``None``: every term), float32 CSR."""
         rows = np.asarray(rows, dtype=np.int64)
         sub = sp.csr_matrix(self.counts[rows])
-        indices, indptr = sub.indices, sub.indptr
-        at = np.repeat(np.arange(len(rows)), np.diff(indptr))
-        tf = sub.data.astype(np.float64)
+        indices, indptr, tf = sub.indices, sub.indptr, sub.data
         if terms is not None:  # the entries on the terms only: fewer weights to compute
-            terms = np.asarray(terms, dtype=np.int64)
-            pos = np.searchsorted(terms, indices)
-            keep = np.flatnonzero(pos < len(terms))
-            keep = keep[terms[pos[keep]] == indices[keep]]
-            indices, at, tf = indices[keep], at[keep], tf[keep]
+            wanted = np.zeros(self.shape[1], dtype=bool)
+            wanted[np.asarray(terms, dtype=np.int64)] = True
+            keep = np.flatnonzero(wanted[indices])
+            at = np.searchsorted(indptr, keep, side="right") - 1
+            indices, tf = indices[keep], tf[keep]
             indptr = np.zeros(len(rows) + 1, dtype=np.int64)
             np.cumsum(np.bincount(at, minlength=len(rows)), out=indptr[1:])
+        else:
+            at = np.repeat(np.arange(len(rows)), np.diff(indptr))
+        tf = tf.astype(np.float64)
         data = self.idf[indices] * tf * (self.k1 + 1.0) / (tf + self.norm[rows[at]])
         out = sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(len(rows), self.shape[1]))
         out.has_sorted_indices = sub.has_sorted_indices
         return out
+
+
+@dataclass(eq=False)
+class HalfRows:
+    """A CSR matrix whose values are kept in half precision (two bytes each instead of four).
+
+    For the character n-gram TF-IDF rows of the history problems (the largest matrix of the index: at 1M
+    problems 1 GB of float32 values beside 1 GB of column indices). The values are unit-row cosine weights in
+    (0, 1], where half precision keeps 11 significant bits (a relative error under 0.05 %): the character
+    signals are sums of the best few cosines, and a build and a load read the same rounded values.
+
+    Examples
+    --------
+    >>> m = sp.csr_matrix(np.array([[0.6, 0.0, 0.8], [0.0, 1.0, 0.0]], dtype=np.float32))
+    >>> half = HalfRows.from_csr(m)
+    >>> half.data.dtype, half.shape
+    (dtype('float16'), (2, 3))
+    >>> half.take(np.array([1, 0]), None).toarray().astype(float).round(4).tolist()
+    [[0.0, 1.0, 0.0], [0.6001, 0.0, 0.7998]]
+    """
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    n_cols: int
+
+    @classmethod
+    def from_csr(cls, m: sp.spmatrix) -> HalfRows:
+        """The rows of ``m`` with their values rounded to float16 (the index arrays shared, not copied)."""
+        m = sp.csr_matrix(m)
+        if len(m.data) and not (np.isfinite(m.data).all() and np.abs(m.data).max() <= np.finfo(np.float16).max):
+            raise ValueError("HalfRows takes finite values within float16's range")
+        return cls(m.data.astype(np.float16), m.indices, m.indptr, int(m.shape[1]))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns)."""
+        return (len(self.indptr) - 1, self.n_cols)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The type of the rows :meth:`take` makes."""
+        return np.dtype(np.float32)
+
+    def take(self, rows: np.ndarray, terms: np.ndarray | None = None) -> sp.csr_matrix:
+        """Rows ``rows`` (every entry; ``terms`` is not needed), float32 CSR."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.shape[0]):
+            raise IndexError(f"row out of range for {self.shape[0]} rows")
+        bits = self.__dict__.get("_bits")
+        if bits is None:
+            # the half floats' bits as int16, a type scipy's row gather copies (it has no float16)
+            bits = sp.csr_matrix((self.data.view(np.int16), self.indices, self.indptr), shape=self.shape)
+            self.__dict__["_bits"] = bits
+        sub = bits[rows]
+        return sp.csr_matrix((sub.data.view(np.float16).astype(np.float32), sub.indices, sub.indptr),
+                             shape=(len(rows), self.n_cols))
+
+
+@dataclass(eq=False)
+class TermPostings:
+    """A term x document CSR matrix (the word postings) with the rarer terms' postings stored first.
+
+    ``TermPostings.from_csr(m, share)[terms]`` is ``m[terms]`` entry for entry (so every product is the same
+    sum): only where the postings lie in the arrays differs. Terms in at most ``share`` of the documents
+    (those a first retrieval pass reads: :attr:`RankingIndex.common_term_share`) come first, in term order,
+    then the common terms. At 1M history problems the rarer terms' postings are about a quarter of the
+    entries: the mapped pages a recommendation reads are those, not all of them interleaved.
+
+    Parameters
+    ----------
+    data, indices
+        The postings' values and documents, segment after segment.
+    starts, lengths
+        Per term, where its segment starts and its length (its document frequency).
+    n_docs
+        The number of documents (columns).
+
+    Examples
+    --------
+    >>> m = sp.csr_matrix(np.array([[1, 1, 1, 0], [0, 2, 0, 0], [3, 3, 0, 3]], dtype=np.float32))
+    >>> p = TermPostings.from_csr(m, 0.25)
+    >>> p.data.tolist(), p.starts.tolist(), p.df.tolist()
+    ([2.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0], [1, 0, 4], [3, 1, 3])
+    >>> (p[np.array([2, 1])] != m[[2, 1]]).nnz, p.shape
+    (0, (3, 4))
+    """
+
+    data: np.ndarray
+    indices: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    n_docs: int
+
+    @classmethod
+    def from_csr(cls, m: sp.spmatrix, share: float) -> TermPostings:
+        """The rows (terms) of ``m``, those with at most ``share`` of the columns filled stored first."""
+        m = sp.csr_matrix(m)
+        if not m.has_sorted_indices:
+            m = m.sorted_indices()
+        lengths = np.diff(m.indptr).astype(np.int64)
+        rare = lengths <= max(share * m.shape[1], 1.0)
+        order = np.concatenate([np.flatnonzero(rare), np.flatnonzero(~rare)])
+        pos, indptr = _segments(m.indptr[:-1][order], lengths[order])
+        starts = np.empty(len(lengths), dtype=np.int64)
+        starts[order] = indptr[:-1]
+        index_type = np.int32 if m.shape[1] < 2**31 else np.int64
+        return cls(m.data[pos], m.indices[pos].astype(index_type), starts, lengths, int(m.shape[1]))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(terms, documents)."""
+        return (len(self.starts), self.n_docs)
+
+    @property
+    def df(self) -> np.ndarray:
+        """Per term, the number of documents it is in."""
+        return self.lengths
+
+    def __getitem__(self, terms: np.ndarray) -> sp.csr_matrix:
+        """The postings of ``terms``, a ``len(terms) x n_docs`` CSR matrix (one row per term, in that order)."""
+        terms = np.asarray(terms, dtype=np.int64)
+        pos, indptr = _segments(self.starts[terms], self.lengths[terms])
+        out = sp.csr_matrix((np.asarray(self.data[pos]), np.asarray(self.indices[pos]), indptr),
+                            shape=(len(terms), self.n_docs))
+        out.has_sorted_indices = True
+        return out
+
+    def times(self, queries: sp.csr_matrix) -> sp.csr_matrix:
+        """``queries @ m`` (queries x documents), reading only the queries' terms' postings."""
+        queries = sp.csr_matrix(queries)
+        terms = np.unique(queries.indices)
+        # the queries' columns renumbered in the same (ascending) order: each product sums the same terms in
+        # the same order as the full product
+        return sp.csr_matrix(queries[:, terms] @ self[terms])

@@ -146,7 +146,7 @@ def test_walk_scores_agree_with_the_exact_walk() -> None:
     index.hub_degree = 3  # make the skill node 焊接 (and prolific w1) hubs on this tiny graph
     build_walk(index)
     assert len(index.walk_hubs) >= 1
-    sims = (index.text.transform(["welding crack"]).word @ index.docs_word_t).toarray().ravel()
+    sims = index.docs_word_t.times(index.text.transform(["welding crack"]).word).toarray().ravel()
     seed = seed_vector(index, Query(text="welding crack", skills=("焊接",)), (np.arange(len(sims)), sims),
                         [index.projection.index["Skill"]["焊接"]])
     exact = personalized_pagerank(index.walk.astype(np.float64), seed.toarray().ravel(), damping=0.5, tol=1e-12,
@@ -254,7 +254,7 @@ def test_text_top3_is_the_sum_of_the_three_best_cosines() -> None:
     feats, _ = compute_features(index, [query], [np.array([0, 1])])
     f = feats[0]
     q = index.text.transform([query.text]).word
-    cos = (q @ index.docs_word_t).toarray().ravel()
+    cos = index.docs_word_t.times(q).toarray().ravel()
     w1_cols = index.worker_history(0)
     expected = sorted(cos[w1_cols], reverse=True)[:3]
     assert f[0, FEATURES.index("text_top3")] == pytest.approx(sum(expected), rel=1e-5)
@@ -311,7 +311,7 @@ def test_similar_problems_first_pass_reads_the_rarest_postings_within_the_budget
     index = RankingIndex().fit(_text_projection(texts))
     index.common_term_share = 1.0  # every query term counts as rare: only the budget limits the first pass
     query = index.text.transform(["pump seal gasket alpha beta gamma delta epsilon zeta eta theta"]).word
-    exact = np.asarray((query @ index.docs_word_t).todense()).ravel()
+    exact = np.asarray(index.docs_word_t.times(query).todense()).ravel()
     unlimited, sims = index.similar_problems(query, 5)
     # with no binding budget the result is the exact top 5 (the fifth place is a tie of the singletons)
     assert {0, 10, 20, 30} <= set(unlimited.tolist())
@@ -327,7 +327,7 @@ def test_similar_problems_first_pass_reads_the_rarest_postings_within_the_budget
 
 def test_walk_scores_precision_is_capped_in_absolute_terms() -> None:
     index = RankingIndex().fit(Projection.from_store(_tiny_store()))
-    sims = (index.text.transform(["welding crack"]).word @ index.docs_word_t).toarray().ravel()
+    sims = index.docs_word_t.times(index.text.transform(["welding crack"]).word).toarray().ravel()
     seed = seed_vector(index, Query(text="welding crack", skills=("焊接",)), (np.arange(len(sims)), sims),
                         [index.projection.index["Skill"]["焊接"]])
     workers = np.arange(index.n_workers)

@@ -1,5 +1,5 @@
-"""Rows read from postings (recommender/sparse_rows.py): the same entries, and bit for bit the same products, as
-the row-major matrix they replace, by both of its search paths."""
+"""The index's compact matrices (recommender/sparse_rows.py): the same rows and products as the matrices they
+replace, bit for bit, or (half precision) rounded as said and no more."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender import sparse_rows
-from recommender.sparse_rows import PostingRows, take_rows
+from recommender.sparse_rows import HalfRows, TermPostings, take_rows
 
 
 def _docs(seed: int, n_docs: int = 400, n_terms: int = 900) -> sp.csr_matrix:
@@ -22,51 +21,50 @@ def _docs(seed: int, n_docs: int = 400, n_terms: int = 900) -> sp.csr_matrix:
     return m
 
 
-@pytest.mark.parametrize("loop_terms", [0, 10_000], ids=["vectorised", "per-term"])
-def test_take_holds_exactly_the_rows_entries_on_the_terms(monkeypatch: pytest.MonkeyPatch, loop_terms: int) -> None:
-    monkeypatch.setattr(sparse_rows, "LOOP_TERMS", loop_terms)
+def test_term_postings_give_the_csr_rows_and_products_bit_for_bit() -> None:
     docs = _docs(1)
-    rows_of = PostingRows(sp.csr_matrix(docs.T))
+    postings = sp.csr_matrix(docs.T)
+    stored = TermPostings.from_csr(postings, 0.02)
+    df = np.diff(postings.indptr)
+    rare = df <= 0.02 * docs.shape[0]
+    assert rare.any() and (~rare).any()  # both kinds of term exist in this matrix
+    # every rarer term's postings lie before every common term's
+    assert stored.starts[rare].max() < stored.starts[~rare].min()
+    assert np.array_equal(stored.df, df) and stored.shape == postings.shape
     rng = np.random.default_rng(2)
-    rows = np.concatenate([rng.integers(0, docs.shape[0], 300), [5, 5, 0, docs.shape[0] - 1]])
-    terms = np.unique(rng.integers(0, docs.shape[1], 120))
-    got = rows_of.take(rows, terms)
-    want = sp.csr_matrix(docs[rows][:, terms])
-    assert got.shape == (len(rows), docs.shape[1])
-    assert got.has_sorted_indices and np.all(np.diff(got.indices[got.indptr[1]:got.indptr[2]]) > 0)
-    np.testing.assert_array_equal(got[:, terms].toarray(), want.toarray())
-    outside = np.setdiff1d(np.arange(docs.shape[1]), terms)
-    assert got[:, outside].nnz == 0
-
-
-@pytest.mark.parametrize("loop_terms", [0, 10_000], ids=["vectorised", "per-term"])
-def test_products_with_queries_are_bit_identical(monkeypatch: pytest.MonkeyPatch, loop_terms: int) -> None:
-    monkeypatch.setattr(sparse_rows, "LOOP_TERMS", loop_terms)
-    docs = _docs(3)
-    rows_of = PostingRows(sp.csr_matrix(docs.T))
-    rng = np.random.default_rng(4)
-    queries = sp.csr_matrix(sp.random(7, docs.shape[1], density=0.08, format="csr", random_state=rng,
+    terms = rng.integers(0, docs.shape[1], 200)  # any order, repeats allowed: as postings[terms]
+    got, want = stored[terms], postings[terms]
+    assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
+    assert np.array_equal(got.data, want.data)
+    # the queries' products with every document: the same float32 sums as the full matrix's
+    queries = sp.csr_matrix(sp.random(9, docs.shape[1], density=0.05, format="csr", random_state=rng,
                                       dtype=np.float32))
-    rows = rng.integers(0, docs.shape[0], 500)
-    terms = np.unique(queries.indices)
-    sub = take_rows(rows_of, rows, terms)
-    # float32 sums (the features' batch product), float64 sums (the shortlist's rescoring), sparse x sparse
-    q32 = np.asarray(queries.T.toarray(), dtype=np.float32)
-    assert np.array_equal(sub @ q32, docs[rows] @ q32)
-    dense = queries[0].toarray().ravel().astype(np.float64)
-    assert np.array_equal(sub @ dense, docs[rows] @ dense)
-    assert np.array_equal((queries @ sub.T).toarray(), (queries @ docs[rows].T).toarray())
+    assert np.array_equal(stored.times(queries).toarray(), (queries @ postings).toarray())
+    q = queries[0]
+    assert np.array_equal(stored[q.indices].T @ q.data, postings[q.indices].T @ q.data)
+    assert stored.times(sp.csr_matrix((2, docs.shape[1]), dtype=np.float32)).nnz == 0
 
 
-def test_bad_rows_and_unsorted_postings_are_refused() -> None:
-    docs = _docs(5)
-    rows_of = PostingRows(sp.csr_matrix(docs.T))
+def test_take_rows_of_a_csr_matrix_are_its_rows() -> None:
+    docs = _docs(3)
+    rows = np.array([4, 0, 4])
+    assert (take_rows(docs, rows, np.array([1])) != docs[rows]).nnz == 0
+
+
+def test_half_rows_are_the_rows_rounded_to_half_precision_sharing_the_indices() -> None:
+    docs = _docs(6)
+    half = HalfRows.from_csr(docs)
+    assert half.data.dtype == np.float16 and half.data.nbytes * 2 == docs.data.nbytes
+    assert np.shares_memory(half.indices, docs.indices)  # the index files keep one copy of the indices
+    rows = np.array([3, 5, 3, 0, docs.shape[0] - 1])
+    got = half.take(rows)
+    want = sp.csr_matrix(docs[rows])
+    want.data = want.data.astype(np.float16).astype(np.float32)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
+    assert np.array_equal(got.data, want.data)
+    assert np.abs(got.toarray() - docs[rows].toarray()).max() <= 2.0 ** -11 * 3.0  # values up to 3 here
     with pytest.raises(IndexError):
-        rows_of.take(np.array([docs.shape[0]]), np.array([0]))
-    with pytest.raises(IndexError):
-        rows_of.take(np.array([0]), np.array([-1]))
-    unsorted = sp.csr_matrix((np.ones(2, dtype=np.float32), np.array([3, 1]), np.array([0, 2])), shape=(1, 4))
-    unsorted.has_sorted_indices = False
+        half.take(np.array([docs.shape[0]]))
     with pytest.raises(ValueError):
-        PostingRows(unsorted)
-    assert take_rows(rows_of, np.zeros(0, dtype=np.int64), np.array([1, 2])).shape == (0, docs.shape[1])
+        HalfRows.from_csr(sp.csr_matrix(np.array([[1e6]], dtype=np.float32)))
