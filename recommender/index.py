@@ -514,7 +514,7 @@ class RankingIndex:
         n = len(self.hp)
         if not query.nnz or not n or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        df = self.docs_word_t.df[query.indices]
+        df = self.docs_word_t.df_of(query.indices)
         rare = df <= max(self.common_term_share * n, 1.0)
         by_df = np.argsort(df, kind="stable")
         if not rare.any():

@@ -21,13 +21,8 @@ import scipy.sparse as sp
 
 __all__ = ["BM25Rows", "HalfRows", "RowSource", "TermPostings", "take_rows"]
 
-def _segments(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the segments ``[starts[i], starts[i] + lengths[i])`` laid end to end, and their indptr."""
-    starts = np.asarray(starts, dtype=np.int64)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    indptr = np.zeros(len(starts) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    return np.repeat(starts - indptr[:-1], lengths) + np.arange(int(indptr[-1]), dtype=np.int64), indptr
+#: Every half float's value in single precision, indexed by its 16 bits.
+_HALF_TO_SINGLE = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
 
 
 class RowSource(Protocol):
@@ -194,8 +189,9 @@ class HalfRows:
             bits = sp.csr_matrix((self.data.view(np.int16), self.indices, self.indptr), shape=self.shape)
             self.__dict__["_bits"] = bits
         sub = bits[rows]
-        return sp.csr_matrix((sub.data.view(np.float16).astype(np.float32), sub.indices, sub.indptr),
-                             shape=(len(rows), self.n_cols))
+        # float16 -> float32 through a table of all 65,536 half floats (faster than numpy's conversion)
+        values = np.take(_HALF_TO_SINGLE, sub.data.view(np.uint16))
+        return sp.csr_matrix((values, sub.indices, sub.indptr), shape=(len(rows), self.n_cols))
 
 
 @dataclass(eq=False)
@@ -210,28 +206,23 @@ class TermPostings:
 
     Parameters
     ----------
-    data, indices
-        The postings' values and documents, segment after segment.
-    starts, lengths
-        Per term, where its segment starts and its length (its document frequency).
-    n_docs
-        The number of documents (columns).
+    stored
+        The terms' postings as the rows of a CSR matrix, in storage order.
+    row_of
+        Per term, its row in ``stored``.
 
     Examples
     --------
     >>> m = sp.csr_matrix(np.array([[1, 1, 1, 0], [0, 2, 0, 0], [3, 3, 0, 3]], dtype=np.float32))
     >>> p = TermPostings.from_csr(m, 0.25)
-    >>> p.data.tolist(), p.starts.tolist(), p.df.tolist()
-    ([2.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0], [1, 0, 4], [3, 1, 3])
+    >>> p.stored.data.tolist(), p.row_of.tolist(), p.df_of(np.arange(3)).tolist()
+    ([2.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0], [1, 0, 2], [3, 1, 3])
     >>> (p[np.array([2, 1])] != m[[2, 1]]).nnz, p.shape
     (0, (3, 4))
     """
 
-    data: np.ndarray
-    indices: np.ndarray
-    starts: np.ndarray
-    lengths: np.ndarray
-    n_docs: int
+    stored: sp.csr_matrix
+    row_of: np.ndarray
 
     @classmethod
     def from_csr(cls, m: sp.spmatrix, share: float) -> TermPostings:
@@ -239,33 +230,28 @@ class TermPostings:
         m = sp.csr_matrix(m)
         if not m.has_sorted_indices:
             m = m.sorted_indices()
-        lengths = np.diff(m.indptr).astype(np.int64)
+        lengths = np.diff(m.indptr)
         rare = lengths <= max(share * m.shape[1], 1.0)
         order = np.concatenate([np.flatnonzero(rare), np.flatnonzero(~rare)])
-        pos, indptr = _segments(m.indptr[:-1][order], lengths[order])
-        starts = np.empty(len(lengths), dtype=np.int64)
-        starts[order] = indptr[:-1]
-        index_type = np.int32 if m.shape[1] < 2**31 else np.int64
-        return cls(m.data[pos], m.indices[pos].astype(index_type), starts, lengths, int(m.shape[1]))
+        row_of = np.empty(len(order), dtype=np.int64)
+        row_of[order] = np.arange(len(order))
+        stored = sp.csr_matrix(m[order])
+        stored.has_sorted_indices = True
+        return cls(stored, row_of)
 
     @property
     def shape(self) -> tuple[int, int]:
         """(terms, documents)."""
-        return (len(self.starts), self.n_docs)
+        return (len(self.row_of), int(self.stored.shape[1]))
 
-    @property
-    def df(self) -> np.ndarray:
-        """Per term, the number of documents it is in."""
-        return self.lengths
+    def df_of(self, terms: np.ndarray) -> np.ndarray:
+        """The number of documents each of ``terms`` is in."""
+        rows = self.row_of[np.asarray(terms, dtype=np.int64)]
+        return np.asarray(self.stored.indptr[rows + 1], dtype=np.int64) - self.stored.indptr[rows]
 
     def __getitem__(self, terms: np.ndarray) -> sp.csr_matrix:
         """The postings of ``terms``, a ``len(terms) x n_docs`` CSR matrix (one row per term, in that order)."""
-        terms = np.asarray(terms, dtype=np.int64)
-        pos, indptr = _segments(self.starts[terms], self.lengths[terms])
-        out = sp.csr_matrix((np.asarray(self.data[pos]), np.asarray(self.indices[pos]), indptr),
-                            shape=(len(terms), self.n_docs))
-        out.has_sorted_indices = True
-        return out
+        return sp.csr_matrix(self.stored[self.row_of[np.asarray(terms, dtype=np.int64)]])
 
     def times(self, queries: sp.csr_matrix) -> sp.csr_matrix:
         """``queries @ m`` (queries x documents), reading only the queries' terms' postings."""

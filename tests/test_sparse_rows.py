@@ -29,8 +29,9 @@ def test_term_postings_give_the_csr_rows_and_products_bit_for_bit() -> None:
     rare = df <= 0.02 * docs.shape[0]
     assert rare.any() and (~rare).any()  # both kinds of term exist in this matrix
     # every rarer term's postings lie before every common term's
-    assert stored.starts[rare].max() < stored.starts[~rare].min()
-    assert np.array_equal(stored.df, df) and stored.shape == postings.shape
+    assert stored.row_of[rare].max() < stored.row_of[~rare].min()
+    assert stored.stored.indptr[stored.row_of[rare].max() + 1] < stored.stored.indptr[stored.row_of[~rare].min() + 1]
+    assert np.array_equal(stored.df_of(np.arange(len(df))), df) and stored.shape == postings.shape
     rng = np.random.default_rng(2)
     terms = rng.integers(0, docs.shape[1], 200)  # any order, repeats allowed: as postings[terms]
     got, want = stored[terms], postings[terms]
