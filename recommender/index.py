@@ -29,7 +29,7 @@ from recommender.dates import day_number, natural_key, time_order
 from recommender.expertise import ExpertiseModel, fit_expertise, refit_workers
 from recommender.lookups import DeclaredSkills, HistoryPositions
 from recommender.signals import rating_weight
-from recommender.sparse_rows import BM25Rows, HalfRows, TermPostings
+from recommender.sparse_rows import BM25Rows, HalfRows, TermPostings, rare_terms
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 from recommender.walk import build_walk, hub_worker_scores
 
@@ -515,7 +515,7 @@ class RankingIndex:
         if not query.nnz or not n or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         df = self.docs_word_t.df_of(query.indices)
-        rare = df <= max(self.common_term_share * n, 1.0)
+        rare = rare_terms(df, n, self.common_term_share)
         by_df = np.argsort(df, kind="stable")
         if not rare.any():
             rare[by_df[:self.first_pass_min_terms]] = True

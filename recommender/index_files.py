@@ -86,8 +86,8 @@ _log = logging.getLogger(__name__)
 #: label the ids' sorted CRC-32s (``proj.<label>.id_hashes``/``id_at``), per edge kind its sorted pair codes
 #: (``proj.edge<i>.codes``/``codes_at``), so a loaded projection keeps no dictionary of ids or edges. 4: the BM25
 #: weights as their counts (``bm25.counts.*``, one or two bytes each) with per-term idf and per-worker norms. 5: the
-#: word postings with the rarer terms' first (``docs_word_t.starts``/``lengths``); the character view's values a
-#: query reads in half precision (``char_rows.data``; its indices are ``docs.char``'s).
+#: word postings with the rarer terms' first (``docs_word_t.stored.*``, each term's row in ``docs_word_t.row_of``); the
+#: character view's values a query reads in half precision (``char_rows.data``; its indices are ``docs.char``'s).
 FORMAT_VERSION = 5
 #: Labels with at least this many nodes keep their ids and id lookup in the mapped files when loaded (a list and
 #: a dictionary of a million problem ids cost ~150 MB in every process); smaller ones are decoded into both (the

@@ -19,10 +19,24 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BM25Rows", "HalfRows", "RowSource", "TermPostings", "take_rows"]
+__all__ = ["BM25Rows", "HalfRows", "RowSource", "TermPostings", "rare_terms", "take_rows"]
 
 #: Every half float's value in single precision, indexed by its 16 bits.
 _HALF_TO_SINGLE = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+
+
+def rare_terms(df: np.ndarray, n_docs: int, share: float) -> np.ndarray:
+    """Which terms are rare: in at most ``share`` of ``n_docs`` documents (at least one document always counts).
+
+    The one rule both the first retrieval pass (which terms' postings it reads) and :class:`TermPostings` (which
+    terms' postings it stores first) follow.
+
+    Examples
+    --------
+    >>> rare_terms(np.array([1, 2, 3]), 100, 0.02).tolist()
+    [True, True, False]
+    """
+    return np.asarray(df) <= max(share * n_docs, 1.0)
 
 
 class RowSource(Protocol):
@@ -160,6 +174,10 @@ class HalfRows:
     indptr: np.ndarray
     n_cols: int
 
+    def __post_init__(self) -> None:
+        # the half floats' bits as int16, a type scipy's row gather copies (it has no float16); no copy is made
+        self._bits = sp.csr_matrix((self.data.view(np.int16), self.indices, self.indptr), shape=self.shape)
+
     @classmethod
     def from_csr(cls, m: sp.spmatrix) -> HalfRows:
         """The rows of ``m`` with their values rounded to float16 (the index arrays shared, not copied)."""
@@ -183,12 +201,7 @@ class HalfRows:
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) and (rows.min() < 0 or rows.max() >= self.shape[0]):
             raise IndexError(f"row out of range for {self.shape[0]} rows")
-        bits = self.__dict__.get("_bits")
-        if bits is None:
-            # the half floats' bits as int16, a type scipy's row gather copies (it has no float16)
-            bits = sp.csr_matrix((self.data.view(np.int16), self.indices, self.indptr), shape=self.shape)
-            self.__dict__["_bits"] = bits
-        sub = bits[rows]
+        sub = self._bits[rows]
         # float16 -> float32 through a table of all 65,536 half floats (faster than numpy's conversion)
         values = np.take(_HALF_TO_SINGLE, sub.data.view(np.uint16))
         return sp.csr_matrix((values, sub.indices, sub.indptr), shape=(len(rows), self.n_cols))
@@ -231,7 +244,7 @@ class TermPostings:
         if not m.has_sorted_indices:
             m = m.sorted_indices()
         lengths = np.diff(m.indptr)
-        rare = lengths <= max(share * m.shape[1], 1.0)
+        rare = rare_terms(lengths, m.shape[1], share)
         order = np.concatenate([np.flatnonzero(rare), np.flatnonzero(~rare)])
         row_of = np.empty(len(order), dtype=np.int64)
         row_of[order] = np.arange(len(order))
