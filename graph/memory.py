@@ -175,6 +175,23 @@ class _Local(threading.local):
     depth: int = 0  # write transactions entered (a WriteBatch.check that writes joins the batch's)
 
 
+def _journal_mode_wal(conn: sqlite3.Connection) -> str:
+    """``PRAGMA journal_mode = WAL`` on a new connection, retried while another process holds the lock.
+
+    Switching a database out of rollback mode needs an exclusive lock, and SQLite can answer "database is
+    locked" at once instead of waiting in the busy handler; two processes opening the same new (or migrated)
+    directory at the same moment then failed. Retried until :data:`BUSY_TIMEOUT_MS`, like any other wait.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 class MemoryStore(GraphStore):
     """The embedded store (SQLite).
 
@@ -240,7 +257,7 @@ class MemoryStore(GraphStore):
             if target == ":memory:":
                 conn.execute("PRAGMA synchronous = OFF")
             else:
-                if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                if _journal_mode_wal(conn).lower() != "wal":
                     raise StoreUnavailable(f"{target}: cannot switch to WAL mode")
                 conn.execute(f"PRAGMA synchronous = {self._synchronous}")
                 # after a checkpoint the WAL file is cut back to this size (a bulk load leaves it as big as the load)
