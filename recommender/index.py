@@ -29,7 +29,7 @@ from recommender.dates import day_number, natural_key, time_order
 from recommender.expertise import ExpertiseModel, fit_expertise, refit_workers
 from recommender.lookups import DeclaredSkills, HistoryPositions
 from recommender.signals import rating_weight
-from recommender.sparse_rows import BM25Rows, HalfRows, TermPostings, rare_terms
+from recommender.sparse_rows import BM25Rows, HalfRows, SolvedCounts, TermPostings, rare_terms
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 from recommender.walk import build_walk, hub_worker_scores
 
@@ -301,7 +301,10 @@ class RankingIndex:
                                         list(enumerate(reuse.profile_texts)), reuse.profiles)
         self.profiles_word_t = sp.csr_matrix(self.profiles.word.T)
         worker_counts = self.solved @ self.docs.counts
-        self.bm25 = BM25Rows.fit(sp.csr_matrix(worker_counts))  # workers x terms, kept as counts
+        # workers x terms: the counts recovered from the solved problems' word rows a query reads anyway where
+        # that gives every count back exactly, else kept as they are
+        self.bm25 = BM25Rows.fit(sp.csr_matrix(worker_counts), recovered=SolvedCounts.recover(
+            self.solved, self.docs.word, self.docs.counts, self.text.word_idf))
 
 
     def _fit_skills(self, hidden_declared: sp.spmatrix | None) -> None:

@@ -60,7 +60,7 @@ from graph.projection import EdgeList, IntColumn, Projection, pair_codes
 from recommender.expertise import ExpertiseModel
 from recommender.index import ACTIVITY_HALF_LIFE, RankingIndex, _Edges
 from recommender.lookups import DeclaredSkills, HistoryPositions
-from recommender.sparse_rows import BM25Rows, HalfRows, TermPostings
+from recommender.sparse_rows import BM25Rows, HalfRows, SolvedCounts, TermPostings
 from recommender.tables import IdIndex, PropTable, StrTable, id_hashes, pack
 from recommender.text import TextModel, TextViews
 
@@ -87,8 +87,10 @@ _log = logging.getLogger(__name__)
 #: (``proj.edge<i>.codes``/``codes_at``), so a loaded projection keeps no dictionary of ids or edges. 4: the BM25
 #: weights as their counts (``bm25.counts.*``, one or two bytes each) with per-term idf and per-worker norms. 5: the
 #: word postings with the rarer terms' first (``docs_word_t.stored.*``, each term's row in ``docs_word_t.row_of``); the
-#: character view's values a query reads in half precision (``char_rows.data``; its indices are ``docs.char``'s).
-FORMAT_VERSION = 5
+#: character view's values a query reads in half precision (``char_rows.data``; its indices are ``docs.char``'s). 6:
+#: the BM25 counts recovered from the solved problems' word rows where that is exact (``bm25.counts`` a
+#: ``SolvedCounts``: ``bm25.counts.scale`` per problem; its other arrays are ``solved``'s and ``docs.word``'s).
+FORMAT_VERSION = 6
 #: Labels with at least this many nodes keep their ids and id lookup in the mapped files when loaded (a list and
 #: a dictionary of a million problem ids cost ~150 MB in every process); smaller ones are decoded into both (the
 #: workers of a province, 136.5k at 1M problems: ~20 MB, and a query looks up hundreds of them).
@@ -266,7 +268,7 @@ class _Writer:
                         counts[key] = spec["word"][key]
             spec["counts"] = counts
             return spec
-        if isinstance(value, _Edges | ExpertiseModel | BM25Rows | HalfRows | TermPostings):
+        if isinstance(value, _Edges | ExpertiseModel | BM25Rows | HalfRows | SolvedCounts | TermPostings):
             return {"t": "dc", "cls": type(value).__name__,
                     "fields": {f.name: self.encode(f"{name}.{f.name}", getattr(value, f.name))
                                for f in dataclasses.fields(value)}}
@@ -509,7 +511,7 @@ class _Reader:
             return TextViews(self.sparse(spec["word"]), self.sparse(spec["char"]), self.sparse(spec["counts"]))
         if kind == "dc":
             cls = {"_Edges": _Edges, "ExpertiseModel": ExpertiseModel, "BM25Rows": BM25Rows,
-                   "HalfRows": HalfRows, "TermPostings": TermPostings}[spec["cls"]]
+                   "HalfRows": HalfRows, "SolvedCounts": SolvedCounts, "TermPostings": TermPostings}[spec["cls"]]
             return cls(**{k: self.decode(v) for k, v in spec["fields"].items()})
         if kind == "textmodel":
             return TextModel.from_tables({k: self.array(v) for k, v in spec["arrays"].items()}, spec["settings"],

@@ -7,7 +7,8 @@ the rows fall. So the index keeps the largest ones in a form with fewer bytes a 
 - :class:`TermPostings`: the word postings (term -> history problems), the postings of the terms a first
   retrieval pass reads (the rarer ones) stored together ahead of the others, so those pages are the only ones
   a recommendation touches;
-- :class:`BM25Rows`: the BM25 weights, kept as one- or two-byte counts and computed for the rows asked;
+- :class:`BM25Rows`: the BM25 weights, computed for the rows asked from their counts: kept as one- or
+  two-byte counts, or (:class:`SolvedCounts`) recovered from the word TF-IDF rows of the documents a row sums;
 - :class:`HalfRows`: the character n-gram TF-IDF rows, their values in half precision.
 """
 
@@ -19,10 +20,29 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BM25Rows", "HalfRows", "RowSource", "TermPostings", "rare_terms", "take_rows"]
+__all__ = ["BM25Rows", "HalfRows", "RowSource", "SolvedCounts", "TermPostings", "gather_segments", "rare_terms",
+           "take_rows"]
 
 #: Every half float's value in single precision, indexed by its 16 bits.
 _HALF_TO_SINGLE = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+
+
+def gather_segments(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the CSR entries of ``rows`` (concatenated) and the segment pointers into them.
+
+    Examples
+    --------
+    >>> pos, ptr = gather_segments(np.array([0, 2, 2, 5]), np.array([2, 0]))
+    >>> pos.tolist(), ptr.tolist()
+    ([2, 3, 4, 0, 1], [0, 3, 5])
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = indptr[rows]
+    lengths = indptr[rows + 1] - starts
+    ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    pos = np.arange(ptr[-1], dtype=np.int64) - np.repeat(ptr[:-1], lengths) + np.repeat(starts, lengths)
+    return pos, ptr
 
 
 def rare_terms(df: np.ndarray, n_docs: int, share: float) -> np.ndarray:
@@ -65,17 +85,148 @@ def take_rows(m: sp.csr_matrix | RowSource, rows: np.ndarray, terms: np.ndarray)
 
 
 @dataclass(eq=False)
+class SolvedCounts:
+    """Term counts of owners (workers) summed over the documents each owns (the problems they solved), recovered
+    from those documents' word TF-IDF rows instead of stored.
+
+    A document's TF-IDF row (sublinear tf, L2-normalised) holds ``v = (1 + ln c) idf / s`` for a term counted
+    ``c`` times, ``s`` the norm of the row before normalising: with ``s`` kept per document (four bytes), ``c =
+    exp(v s / idf - 1)`` rounded. :meth:`recover` makes one only when that gives back every count of the corpus
+    exactly, so the sums, and the BM25 weights made from them, are the stored counts' to the bit.
+
+    Parameters
+    ----------
+    owned
+        Owners x documents, non-negative integer weights (``solved``: all ones).
+    tfidf
+        Documents x terms, the TF-IDF rows the counts are recovered from.
+    scale
+        Per document, ``s`` in single precision.
+    idf
+        Per term, the TF-IDF idf.
+
+    Examples
+    --------
+    >>> counts = sp.csr_matrix(np.array([[3.0, 1.0, 0.0], [0.0, 2.0, 1.0]]))
+    >>> idf = np.array([1.5, 1.0, 2.0])
+    >>> g = counts.copy(); g.data = (1.0 + np.log(g.data)) * idf[g.indices]
+    >>> tfidf = sp.csr_matrix(g.multiply(1.0 / np.sqrt(g.multiply(g).sum(axis=1))), dtype=np.float32)
+    >>> solved = SolvedCounts.recover(sp.csr_matrix(np.array([[1.0, 1.0], [0.0, 1.0]])), tfidf, counts, idf)
+    >>> solved.take(np.array([0, 1]), np.array([1, 2])).toarray().tolist()
+    [[0.0, 3.0, 1.0], [0.0, 2.0, 1.0]]
+    """
+
+    owned: sp.csr_matrix
+    tfidf: sp.csr_matrix
+    scale: np.ndarray
+    idf: np.ndarray
+
+    @classmethod
+    def recover(cls, owned: sp.spmatrix, tfidf: sp.spmatrix, counts: sp.spmatrix, idf: np.ndarray, *,
+                chunk: int = 1 << 22) -> SolvedCounts | None:
+        """The counts of ``owned @ counts`` recovered from ``tfidf``, or ``None`` when one count would not be.
+
+        ``counts`` (documents x terms) must have ``tfidf``'s entries; ``chunk`` bounds the entries handled
+        at once (the check reads every entry of the corpus, at a million problems over a hundred million).
+        """
+        owned, tfidf, counts = sp.csr_matrix(owned), sp.csr_matrix(tfidf), sp.csr_matrix(counts)
+        idf = np.asarray(idf, dtype=np.float64)
+        if (tfidf.shape != counts.shape or owned.shape[1] != tfidf.shape[0] or len(idf) != tfidf.shape[1]
+                or not np.array_equal(tfidf.indptr, counts.indptr) or not np.array_equal(tfidf.indices, counts.indices)
+                or not (np.all(owned.data >= 0) and np.array_equal(owned.data, np.round(owned.data)))
+                or not (np.all(idf > 0) and np.all(np.isfinite(idf)))):
+            return None
+        n_docs = tfidf.shape[0]
+        scale = np.zeros(n_docs, dtype=np.float32)
+        out = cls(owned, tfidf, scale, idf)
+        starts = np.searchsorted(tfidf.indptr, np.arange(0, tfidf.nnz + chunk, chunk)).clip(0, n_docs)
+        bounds = np.unique(np.concatenate([[0], starts, [n_docs]]))
+        with np.errstate(all="ignore"):
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+                a, b = tfidf.indptr[lo], tfidf.indptr[hi]
+                c = np.asarray(counts.data[a:b], dtype=np.float64)
+                doc = np.repeat(np.arange(hi - lo), np.diff(tfidf.indptr[lo:hi + 1]))
+                g = (1.0 + np.log(c)) * idf[tfidf.indices[a:b]]
+                scale[lo:hi] = np.sqrt(np.bincount(doc, weights=g * g, minlength=hi - lo))
+                got = out._counts(tfidf.data[a:b], doc + lo, tfidf.indices[a:b])
+                if not np.array_equal(got, c):
+                    return None
+        return out
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(owners, terms)."""
+        return (int(self.owned.shape[0]), int(self.tfidf.shape[1]))
+
+    def _counts(self, values: np.ndarray, docs: np.ndarray, terms: np.ndarray) -> np.ndarray:
+        """The counts behind TF-IDF ``values`` of documents ``docs`` on ``terms`` (float64 integers)."""
+        ratio = np.asarray(values, dtype=np.float64) * self.scale[docs] / self.idf[terms]
+        return np.rint(np.exp(ratio - 1.0))
+
+    def pick(self, rows: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The documents owners ``rows`` own: ``(pick, docs)``, ``docs`` sorted and unique and ``pick`` the
+        ``len(rows) x len(docs)`` matrix of the owners' weights on them (its entries in ownership order)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        pos, ptr = gather_segments(self.owned.indptr, rows)
+        docs, back = np.unique(self.owned.indices[pos], return_inverse=True)
+        return sp.csr_matrix((np.asarray(self.owned.data[pos], dtype=np.float64), back.ravel(), ptr),
+                             shape=(len(rows), len(docs))), docs
+
+    def sum_docs(self, pick: sp.csr_matrix, docs: np.ndarray, rows_on_terms: sp.csr_matrix,
+                 terms: np.ndarray) -> sp.csr_matrix:
+        """Owners' counts on ``terms`` from their documents' TF-IDF rows.
+
+        Parameters
+        ----------
+        pick
+            Owners x ``docs`` weights (:meth:`pick`, or the same for entries gathered another way).
+        docs
+            The documents, in the order of the rows of ``rows_on_terms``.
+        rows_on_terms
+            Their TF-IDF rows on ``terms`` only, the columns numbered within ``terms``.
+        terms
+            Sorted, unique term numbers.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix
+            Owners x ``len(terms)`` counts (float64 integers), columns numbered within ``terms``, sorted.
+        """
+        doc = np.repeat(np.arange(len(docs)), np.diff(rows_on_terms.indptr))
+        counts = sp.csr_matrix((self._counts(rows_on_terms.data, np.asarray(docs)[doc], terms[rows_on_terms.indices]),
+                                rows_on_terms.indices, rows_on_terms.indptr), shape=rows_on_terms.shape)
+        # whole numbers, exact in any order; scipy's product leaves each row's terms unsorted, and a round trip
+        # through CSC sorts them in two linear passes (sort_indices sorts every row)
+        return sp.csr_matrix(sp.csr_matrix(pick @ counts).tocsc().tocsr())
+
+    def take(self, rows: np.ndarray, terms: np.ndarray | None) -> sp.csr_matrix:
+        """Owners ``rows``' counts on ``terms`` (sorted, unique; ``None``: every term), float64 CSR, sorted."""
+        pick, docs = self.pick(rows)
+        sub = sp.csr_matrix(self.tfidf[docs])
+        if terms is None:
+            terms = np.arange(self.shape[1])
+        else:  # the documents' entries on the terms only (scipy's column selection), numbered within terms
+            terms = np.asarray(terms, dtype=np.int64)
+            sub = sp.csr_matrix(sub[:, terms])
+        local = self.sum_docs(pick, docs, sub, terms)
+        return sp.csr_matrix((local.data, terms[local.indices], local.indptr), shape=(len(pick.indptr) - 1,
+                                                                                     self.shape[1]))
+
+
+@dataclass(eq=False)
 class BM25Rows:
     """BM25 term weights (:func:`bm25_weights`) kept as their counts, the weights computed for the rows asked.
 
     The counts are small integers (a worker's count of a term over the problems they solved): one or two
-    bytes each against four for a float32 weight, and each weight is computed from them by the same float64
-    expression :func:`bm25_weights` used, rounded to float32 the same way, so the scores are unchanged.
+    bytes each against four for a float32 weight, or none at all where :class:`SolvedCounts` recovers them
+    exactly from the problems' word rows. Each weight is computed from them by the same float64 expression
+    :func:`bm25_weights` used, rounded to float32 the same way, so the scores are unchanged.
 
     Parameters
     ----------
     counts
-        Documents x terms counts (``uint8``/``uint16`` when they are integers that fit, else ``float32``).
+        Documents x terms counts (``uint8``/``uint16`` when they are integers that fit, else ``float32``), or
+        the :class:`SolvedCounts` that recovers them.
     idf
         Per term, ``log(1 + (N - df + 0.5) / (df + 0.5))``.
     norm
@@ -92,15 +243,22 @@ class BM25Rows:
     [[0.0, 0.693]]
     """
 
-    counts: sp.csr_matrix
+    counts: sp.csr_matrix | SolvedCounts
     idf: np.ndarray
     norm: np.ndarray
     k1: float
 
     @classmethod
-    def fit(cls, counts: sp.spmatrix, *, k1: float = 1.2, b: float = 0.75) -> BM25Rows:
-        """The weights of documents x terms ``counts``."""
+    def fit(cls, counts: sp.spmatrix, *, k1: float = 1.2, b: float = 0.75,
+            recovered: SolvedCounts | None = None) -> BM25Rows:
+        """The weights of documents x terms ``counts``, kept as ``recovered`` (the same counts) when given.
+
+        A row's weights are kept in term order, whatever order ``counts`` has them in (a sparse product's
+        is not): a score sums them in that order, the one :class:`SolvedCounts` makes them in.
+        """
         counts = sp.csr_matrix(counts, dtype=np.float64)
+        if not counts.has_sorted_indices:
+            counts = counts.sorted_indices()
         n_docs = counts.shape[0]
         df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float64)
         idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
@@ -113,6 +271,10 @@ class BM25Rows:
             top = data.max(initial=0.0)
             kind = np.uint8 if top <= np.iinfo(np.uint8).max else np.uint16 if top <= np.iinfo(np.uint16).max \
                 else np.float32
+        if recovered is not None:
+            if recovered.shape != counts.shape:
+                raise ValueError(f"recovered counts of shape {recovered.shape} for counts of {counts.shape}")
+            return cls(recovered, idf, norm, float(k1))
         stored = data.astype(kind)
         if not np.array_equal(stored.astype(np.float64), data):  # float32 would round it: keep the weights exact
             stored = data
@@ -128,26 +290,35 @@ class BM25Rows:
         """The weights' type."""
         return np.dtype(np.float32)
 
+    def weigh(self, counts: sp.csr_matrix, rows: np.ndarray, terms: np.ndarray | None = None) -> sp.csr_matrix:
+        """The weights of rows ``rows`` from their ``counts`` (columns numbered within ``terms`` if given), float32
+        CSR of the same entries."""
+        rows = np.asarray(rows, dtype=np.int64)
+        at = np.repeat(np.arange(len(rows)), np.diff(counts.indptr))
+        cols = counts.indices if terms is None else np.asarray(terms)[counts.indices]
+        tf = np.asarray(counts.data, dtype=np.float64)
+        data = self.idf[cols] * tf * (self.k1 + 1.0) / (tf + self.norm[rows[at]])
+        out = sp.csr_matrix((data.astype(np.float32), counts.indices, counts.indptr), shape=counts.shape)
+        out.has_sorted_indices = counts.has_sorted_indices
+        return out
+
     def take(self, rows: np.ndarray, terms: np.ndarray | None) -> sp.csr_matrix:
         """The weights of rows ``rows`` on ``terms`` (sorted, unique; ``None``: every term), float32 CSR."""
         rows = np.asarray(rows, dtype=np.int64)
+        if isinstance(self.counts, SolvedCounts):
+            return self.weigh(self.counts.take(rows, terms), rows)  # only the entries on the terms already
         sub = sp.csr_matrix(self.counts[rows])
-        indices, indptr, tf = sub.indices, sub.indptr, sub.data
         if terms is not None:  # the entries on the terms only: fewer weights to compute
             wanted = np.zeros(self.shape[1], dtype=bool)
             wanted[np.asarray(terms, dtype=np.int64)] = True
-            keep = np.flatnonzero(wanted[indices])
-            at = np.searchsorted(indptr, keep, side="right") - 1
-            indices, tf = indices[keep], tf[keep]
+            keep = np.flatnonzero(wanted[sub.indices])
+            at = np.searchsorted(sub.indptr, keep, side="right") - 1
             indptr = np.zeros(len(rows) + 1, dtype=np.int64)
             np.cumsum(np.bincount(at, minlength=len(rows)), out=indptr[1:])
-        else:
-            at = np.repeat(np.arange(len(rows)), np.diff(indptr))
-        tf = tf.astype(np.float64)
-        data = self.idf[indices] * tf * (self.k1 + 1.0) / (tf + self.norm[rows[at]])
-        out = sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(len(rows), self.shape[1]))
-        out.has_sorted_indices = sub.has_sorted_indices
-        return out
+            sorted_before = sub.has_sorted_indices
+            sub = sp.csr_matrix((sub.data[keep], sub.indices[keep], indptr), shape=sub.shape)
+            sub.has_sorted_indices = sorted_before
+        return self.weigh(sub, rows)
 
 
 @dataclass(eq=False)

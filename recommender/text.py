@@ -318,6 +318,11 @@ class TextModel:
             self._fast = fast
         return fast  # type: ignore[no-any-return]
 
+    @property
+    def word_idf(self) -> np.ndarray:
+        """The word view's idf weights, one per term (float64)."""
+        return self._tables()[1]
+
     def tables(self) -> tuple[dict[str, np.ndarray], dict[str, Any], bytes]:
         """What :meth:`from_tables` needs: the arrays (vocabularies and idf weights), small JSON-able settings,
         and the fitted vectorisers pickled without their vocabularies (a few KB; unpickled only when needed)."""

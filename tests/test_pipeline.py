@@ -18,11 +18,12 @@ from demo.generator import generate
 from graph.dataset import load_dataset
 from graph.memory import MemoryStore
 from recommender.engine import RankConfig, Recommender
-from recommender.features import _best_per_segment, _entry_dots, _rows_dot, compute_features
+from recommender.features import _best_per_segment, _entry_dots, _rows_dot, _WordRows, compute_features
 from recommender.index import RankingIndex
 from recommender.pipeline import generate_candidates, make_query, similar_problems
 from recommender.query import vectorise
 from recommender.signals import _segment_topk_sorted, segment_topk
+from recommender.sparse_rows import BM25Rows, SolvedCounts, gather_segments
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +105,36 @@ def test_features_do_not_depend_on_the_batch(rec: Recommender) -> None:
     small, _ = compute_features(index, plain, cands, batch=13)
     large, _ = compute_features(index, plain, cands, batch=25)
     assert all(np.array_equal(a, b) for a, b in zip(small, large, strict=True))
+
+
+def test_served_bm25_from_the_gathered_word_rows_is_the_stored_counts_bm25(
+        rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = rec.index
+    assert isinstance(index.bm25.counts, SolvedCounts)  # the demo's counts are recovered from the word rows
+    open_ids = [p for p, row in zip(rec.projection.ids["Problem"], rec.projection.props["Problem"], strict=True)
+                if row.get("status") == "open"][:12]
+    queries = [vectorise(index, make_query(rec.projection, pid, rec._aliases)) for pid in open_ids]
+    similar = [similar_problems(index, q, 100) for q in queries]
+    cands = [generate_candidates(index, q, s, rec.config) for q, s in zip(queries, similar, strict=True)]
+    served, _ = compute_features(index, queries, cands, similar=similar)
+    # the word rows' cosines are the whole rows' (the generic product), bit for bit
+    pair_w = np.concatenate(cands)
+    pos, _ptr = gather_segments(index.solved.indptr, pair_w)
+    cols = index.solved.indices[pos]
+    owner = np.repeat(np.arange(len(queries)), [int(np.diff(index.solved.indptr)[c].sum()) for c in cands])
+    views = sp.csr_matrix(sp.vstack([q.views.word for q in queries]))
+    assert np.array_equal(_WordRows.of(index, cols, views).dots(owner, views), _entry_dots(index.docs.word, cols,
+                                                                                             owner, views))
+    # the same features through the generic path (SolvedCounts.take) and from counts kept as they are
+    monkeypatch.setattr(_WordRows, "give_bm25", staticmethod(lambda _index: False))
+    generic, _ = compute_features(index, queries, cands, similar=similar)
+    monkeypatch.setattr(index, "bm25", BM25Rows.fit(sp.csr_matrix(index.solved @ index.docs.counts)))
+    assert not isinstance(index.bm25.counts, SolvedCounts)
+    stored, _ = compute_features(index, queries, cands, similar=similar)
+    bm25 = features_module.FEATURES.index("bm25")
+    assert any(f[:, bm25].any() for f in served)
+    for a, b, c in zip(served, generic, stored, strict=True):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
 
 
 def test_a_recommendation_analyses_its_query_text_once(rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:

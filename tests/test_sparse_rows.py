@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.sparse_rows import HalfRows, TermPostings, take_rows
+from recommender.sparse_rows import BM25Rows, HalfRows, SolvedCounts, TermPostings, take_rows
+from recommender.text import TextModel, TextViews
 
 
 def _docs(seed: int, n_docs: int = 400, n_terms: int = 900) -> sp.csr_matrix:
@@ -69,3 +70,66 @@ def test_half_rows_are_the_rows_rounded_to_half_precision_sharing_the_indices() 
         half.take(np.array([docs.shape[0]]))
     with pytest.raises(ValueError):
         HalfRows.from_csr(sp.csr_matrix(np.array([[1e6]], dtype=np.float32)))
+
+
+def _corpus(seed: int, n: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(120)] + ["pump", "valve", "seal", "weld", "crack"]
+    # repeated words (counts up to ~12) and bigrams, so the counts and the sublinear tf are not all ones
+    return [" ".join(rng.choice(words, int(rng.integers(1, 40)), p=None)) + " pump pump" * int(rng.integers(0, 6))
+            for _ in range(n)]
+
+
+def _solved(seed: int, n_workers: int, n_docs: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    m = sp.random(n_workers, n_docs, density=0.04, format="csr", random_state=rng, dtype=np.float32)
+    m.data[:] = 1.0
+    m.data[m.indptr[3]:m.indptr[4]] = 0.0  # a worker who solved nothing
+    m.eliminate_zeros()
+    return sp.csr_matrix(m)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_solved_counts_give_the_stored_bm25_weights_bit_for_bit(fast: bool) -> None:
+    texts = _corpus(7, 300)
+    model = TextModel().fit(texts[:250])
+    # the fitted corpus's rows (scikit-learn's path) or rows made one text at a time (the fast path)
+    if fast:
+        loaded = TextModel.from_tables(*model.tables())
+        parts = [loaded.transform([t]) for t in texts]
+        docs = TextViews(*(sp.csr_matrix(sp.vstack([getattr(v, k) for v in parts]))
+                           for k in ("word", "char", "counts")))
+    else:
+        docs = model.transform(texts)
+    solved = _solved(8, 60, len(texts))
+    counts = sp.csr_matrix(solved @ docs.counts)
+    assert counts.data.max() > 10  # counts beyond one byte's sublinear steps
+    recovered = SolvedCounts.recover(solved, docs.word, docs.counts, model.word_idf, chunk=997)
+    assert recovered is not None
+    assert recovered.scale.dtype == np.float32 and len(recovered.scale) == len(texts)
+    assert np.shares_memory(recovered.tfidf.data, docs.word.data)  # nothing copied: the index keeps one matrix
+    with_counts, without = BM25Rows.fit(counts), BM25Rows.fit(counts, recovered=recovered)
+    assert isinstance(without.counts, SolvedCounts) and not isinstance(with_counts.counts, SolvedCounts)
+    rng = np.random.default_rng(9)
+    rows = rng.integers(0, 60, 80)
+    for terms in (None, np.unique(rng.integers(0, counts.shape[1], 40))):
+        a, b = with_counts.take(rows, terms), without.take(rows, terms)
+        assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+        assert np.array_equal(a.data.view(np.int32), b.data.view(np.int32))
+    q = np.zeros(counts.shape[1], dtype=np.float32)
+    q[terms] = 1.0
+    assert np.array_equal((a @ q).view(np.int32), (b @ q).view(np.int32))  # the feature's sums, to the bit
+
+
+def test_solved_counts_are_refused_when_one_count_would_not_come_back() -> None:
+    texts = _corpus(10, 120)
+    model = TextModel().fit(texts)
+    docs = model.transform(texts)
+    solved = _solved(11, 30, len(texts))
+    assert SolvedCounts.recover(solved, docs.word, docs.counts, model.word_idf) is not None
+    wrong = docs.counts.copy()
+    wrong.data[17] += 1.0  # a count the TF-IDF row does not say
+    assert SolvedCounts.recover(solved, docs.word, wrong, model.word_idf) is None
+    weighted = solved.copy()
+    weighted.data[0] = 0.5  # a weight that is not a whole number
+    assert SolvedCounts.recover(weighted, docs.word, docs.counts, model.word_idf) is None
