@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from recommender.index import RankingIndex, day_number
 from recommender.query import Query, vectorise
 from recommender.signals import recency_weight, segment_max, segment_topk
-from recommender.sparse_rows import RowSource, SolvedCounts, gather_segments, take_rows
+from recommender.sparse_rows import RowSource, SolvedCounts, gather_segments, rows_on, take_rows
 from recommender.text import TextViews
 from recommender.walk import PUSH_PRECISION_NODES, seed_vector, walk_scores
 
@@ -229,9 +229,7 @@ class _WordRows:
     def of(cls, index: RankingIndex, cols: np.ndarray, *queries: sp.csr_matrix) -> _WordRows:
         docs, back = np.unique(np.asarray(cols, dtype=np.int64), return_inverse=True)
         terms = np.unique(np.concatenate([q.indices for q in queries])).astype(np.int64)
-        rows = sp.csr_matrix(index.docs.word[docs][:, terms]) if len(docs) else \
-            sp.csr_matrix((0, len(terms)), dtype=index.docs.word.dtype)
-        return cls(docs, back.ravel(), terms, rows)
+        return cls(docs, back.ravel(), terms, rows_on(index.word_rows, docs, terms))
 
     def dots(self, owner: np.ndarray, queries: sp.csr_matrix) -> np.ndarray:
         """Per entry, its problem's row times its query (``owner``), like :func:`_entry_dots`."""
@@ -245,7 +243,7 @@ class _WordRows:
         """Whether ``index`` recovers its BM25 counts from these rows (of ``index.solved``'s problems)."""
         counts = index.bm25.counts
         return isinstance(counts, SolvedCounts) and np.may_share_memory(counts.owned.indices, index.solved.indices) \
-            and np.may_share_memory(counts.tfidf.data, index.docs.word.data)
+            and np.may_share_memory(counts.tfidf.data, index.word_rows.data)
 
     def bm25(self, index: RankingIndex, pos: np.ndarray, ptr: np.ndarray, pair_w: np.ndarray, pair_q: np.ndarray,
              queries: sp.csr_matrix) -> np.ndarray:

@@ -29,7 +29,7 @@ from recommender.dates import day_number, natural_key, time_order
 from recommender.expertise import ExpertiseModel, fit_expertise, refit_workers
 from recommender.lookups import DeclaredSkills, HistoryPositions
 from recommender.signals import rating_weight
-from recommender.sparse_rows import BM25Rows, HalfRows, SolvedCounts, TermPostings, rare_terms
+from recommender.sparse_rows import BM25Rows, HalfRows, SolvedCounts, TermPostings, rare_terms, rows_on
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 from recommender.walk import build_walk, hub_worker_scores
 
@@ -281,7 +281,8 @@ class RankingIndex:
         # term -> history problems (an inverted index): one query's cosines are one sparse product; the
         # postings the first retrieval pass reads (the rarer terms') stored together, ahead of the others
         self.docs_word_t = TermPostings.from_csr(self.docs.word.T, self.common_term_share)
-        # what a query reads of the character view: its values in half precision (docs.char is the build's)
+        # what a query reads of the word and character views: their values in half precision (docs is the build's)
+        self.word_rows = HalfRows.from_csr(self.docs.word)
         self.char_rows = HalfRows.from_csr(self.docs.char)
         aliases: dict[str, list[str]] = {}
         for sid, sprops in zip(proj.ids["Skill"], proj.props["Skill"], strict=True):
@@ -304,7 +305,7 @@ class RankingIndex:
         # workers x terms: the counts recovered from the solved problems' word rows a query reads anyway where
         # that gives every count back exactly, else kept as they are
         self.bm25 = BM25Rows.fit(sp.csr_matrix(worker_counts), recovered=SolvedCounts.recover(
-            self.solved, self.docs.word, self.docs.counts, self.text.word_idf))
+            self.solved, self.word_rows, self.docs.counts, self.text.word_idf))
 
 
     def _fit_skills(self, hidden_declared: sp.spmatrix | None) -> None:
@@ -536,10 +537,11 @@ class RankingIndex:
         if len(hits) > self.shortlist:
             hits = hits[np.argpartition(-first[hits], self.shortlist - 1)[:self.shortlist]]
         exact = np.zeros(len(hits), dtype=np.float32)
-        if len(hits):
-            dense = np.zeros(query.shape[1])
-            dense[query.indices] = query.data
-            exact = np.asarray(self.docs.word[hits] @ dense, dtype=np.float32)
+        if len(hits):  # the shortlist's rows on the query's terms (the other terms would add zeros)
+            terms = np.unique(query.indices)
+            dense = np.zeros(len(terms))
+            dense[np.searchsorted(terms, query.indices)] = query.data
+            exact = np.asarray(rows_on(self.word_rows, hits, terms) @ dense, dtype=np.float32)
         if len(hits) > k:
             top = np.argpartition(-exact, k - 1)[:k]
             hits, exact = hits[top], exact[top]

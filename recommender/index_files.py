@@ -89,8 +89,10 @@ _log = logging.getLogger(__name__)
 #: word postings with the rarer terms' first (``docs_word_t.stored.*``, each term's row in ``docs_word_t.row_of``); the
 #: character view's values a query reads in half precision (``char_rows.data``; its indices are ``docs.char``'s). 6:
 #: the BM25 counts recovered from the solved problems' word rows where that is exact (``bm25.counts`` a
-#: ``SolvedCounts``: ``bm25.counts.scale`` per problem; its other arrays are ``solved``'s and ``docs.word``'s).
-FORMAT_VERSION = 6
+#: ``SolvedCounts``: ``bm25.counts.scale`` per problem; its other arrays are ``solved``'s and ``word_rows``'). 7: the
+#: word values a query reads in half precision (``word_rows.data``, its indices ``docs.word``'s; the postings'
+#: ``docs_word_t.stored`` a ``HalfRows``).
+FORMAT_VERSION = 7
 #: Labels with at least this many nodes keep their ids and id lookup in the mapped files when loaded (a list and
 #: a dictionary of a million problem ids cost ~150 MB in every process); smaller ones are decoded into both (the
 #: workers of a province, 136.5k at 1M problems: ~20 MB, and a query looks up hundreds of them).

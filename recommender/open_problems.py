@@ -285,7 +285,7 @@ class OpenProblems:
         """The text, character and dense signals over the worker's solved problems (``cols``)."""
         # the same sparse product, in the same dtype, as compute_features' cosines to every history
         # problem, restricted to the worker's columns: entry for entry the same sums
-        sw32 = np.asarray((self.word @ index.docs.word[cols].T).todense(), dtype=np.float32)
+        sw32 = np.asarray((self.word @ index.word_rows.take(cols).T).todense(), dtype=np.float32)
         own = self.own[:, None] == cols[None, :]  # the query problem itself is never its own evidence
         sw32[own] = 0.0
         sw = sw32.astype(np.float64)

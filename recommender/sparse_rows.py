@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["BM25Rows", "HalfRows", "RowSource", "SolvedCounts", "TermPostings", "gather_segments", "rare_terms",
-           "take_rows"]
+           "rows_on", "take_rows"]
 
 #: Every half float's value in single precision, indexed by its 16 bits.
 _HALF_TO_SINGLE = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
@@ -84,6 +84,24 @@ def take_rows(m: sp.csr_matrix | RowSource, rows: np.ndarray, terms: np.ndarray)
     return m.take(rows, terms)
 
 
+def rows_on(m: sp.csr_matrix | HalfRows, rows: np.ndarray, columns: np.ndarray) -> sp.csr_matrix:
+    """``m[rows][:, columns]`` (``columns`` sorted, unique; numbered within them) as CSR, of a CSR matrix or
+    :class:`HalfRows` (float32).
+
+    Examples
+    --------
+    >>> m = sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]], dtype=np.float32))
+    >>> rows_on(m, np.array([1, 0]), np.array([0, 1])).toarray().tolist()
+    [[0.0, 3.0], [1.0, 0.0]]
+    """
+    if isinstance(m, HalfRows):
+        return m.take_on(rows, columns)
+    rows = np.asarray(rows, dtype=np.int64)
+    if not len(rows):
+        return sp.csr_matrix((0, len(columns)), dtype=m.dtype)
+    return sp.csr_matrix(m[rows][:, np.asarray(columns, dtype=np.int64)])
+
+
 @dataclass(eq=False)
 class SolvedCounts:
     """Term counts of owners (workers) summed over the documents each owns (the problems they solved), recovered
@@ -99,7 +117,8 @@ class SolvedCounts:
     owned
         Owners x documents, non-negative integer weights (``solved``: all ones).
     tfidf
-        Documents x terms, the TF-IDF rows the counts are recovered from.
+        Documents x terms, the TF-IDF rows the counts are recovered from (as a query reads them: a CSR matrix
+        or :class:`HalfRows`).
     scale
         Per document, ``s`` in single precision.
     idf
@@ -117,19 +136,21 @@ class SolvedCounts:
     """
 
     owned: sp.csr_matrix
-    tfidf: sp.csr_matrix
+    tfidf: sp.csr_matrix | HalfRows
     scale: np.ndarray
     idf: np.ndarray
 
     @classmethod
-    def recover(cls, owned: sp.spmatrix, tfidf: sp.spmatrix, counts: sp.spmatrix, idf: np.ndarray, *,
+    def recover(cls, owned: sp.spmatrix, tfidf: sp.spmatrix | HalfRows, counts: sp.spmatrix, idf: np.ndarray, *,
                 chunk: int = 1 << 22) -> SolvedCounts | None:
         """The counts of ``owned @ counts`` recovered from ``tfidf``, or ``None`` when one count would not be.
 
         ``counts`` (documents x terms) must have ``tfidf``'s entries; ``chunk`` bounds the entries handled
         at once (the check reads every entry of the corpus, at a million problems over a hundred million).
         """
-        owned, tfidf, counts = sp.csr_matrix(owned), sp.csr_matrix(tfidf), sp.csr_matrix(counts)
+        owned, counts = sp.csr_matrix(owned), sp.csr_matrix(counts)
+        if not isinstance(tfidf, HalfRows):
+            tfidf = sp.csr_matrix(tfidf)
         idf = np.asarray(idf, dtype=np.float64)
         if (tfidf.shape != counts.shape or owned.shape[1] != tfidf.shape[0] or len(idf) != tfidf.shape[1]
                 or not np.array_equal(tfidf.indptr, counts.indptr) or not np.array_equal(tfidf.indices, counts.indices)
@@ -139,7 +160,8 @@ class SolvedCounts:
         n_docs = tfidf.shape[0]
         scale = np.zeros(n_docs, dtype=np.float32)
         out = cls(owned, tfidf, scale, idf)
-        starts = np.searchsorted(tfidf.indptr, np.arange(0, tfidf.nnz + chunk, chunk)).clip(0, n_docs)
+        nnz = int(tfidf.indptr[-1])
+        starts = np.searchsorted(tfidf.indptr, np.arange(0, nnz + chunk, chunk)).clip(0, n_docs)
         bounds = np.unique(np.concatenate([[0], starts, [n_docs]]))
         with np.errstate(all="ignore"):
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
@@ -202,12 +224,12 @@ class SolvedCounts:
     def take(self, rows: np.ndarray, terms: np.ndarray | None) -> sp.csr_matrix:
         """Owners ``rows``' counts on ``terms`` (sorted, unique; ``None``: every term), float64 CSR, sorted."""
         pick, docs = self.pick(rows)
-        sub = sp.csr_matrix(self.tfidf[docs])
         if terms is None:
             terms = np.arange(self.shape[1])
-        else:  # the documents' entries on the terms only (scipy's column selection), numbered within terms
+            sub = take_rows(self.tfidf, docs, terms)
+        else:  # the documents' entries on the terms only, numbered within terms
             terms = np.asarray(terms, dtype=np.int64)
-            sub = sp.csr_matrix(sub[:, terms])
+            sub = rows_on(self.tfidf, docs, terms)
         local = self.sum_docs(pick, docs, sub, terms)
         return sp.csr_matrix((local.data, terms[local.indices], local.indptr), shape=(len(pick.indptr) - 1,
                                                                                      self.shape[1]))
@@ -325,10 +347,10 @@ class BM25Rows:
 class HalfRows:
     """A CSR matrix whose values are kept in half precision (two bytes each instead of four).
 
-    For the character n-gram TF-IDF rows of the history problems (the largest matrix of the index: at 1M
-    problems 1 GB of float32 values beside 1 GB of column indices). The values are unit-row cosine weights in
-    (0, 1], where half precision keeps 11 significant bits (a relative error under 0.05 %): the character
-    signals are sums of the best few cosines, and a build and a load read the same rounded values.
+    For the TF-IDF rows of the history problems a query reads (at 1M problems the character view's are 1 GB of
+    float32 values beside 1 GB of column indices, the word view's 0.5 GB and 0.5 GB) and the word postings. The
+    values are unit-row cosine weights in (0, 1], where half precision keeps 11 significant bits (a relative
+    error under 0.05 %), and a build and a load read the same rounded values.
 
     Examples
     --------
@@ -377,21 +399,33 @@ class HalfRows:
         values = np.take(_HALF_TO_SINGLE, sub.data.view(np.uint16))
         return sp.csr_matrix((values, sub.indices, sub.indptr), shape=(len(rows), self.n_cols))
 
+    def take_on(self, rows: np.ndarray, columns: np.ndarray) -> sp.csr_matrix:
+        """Rows ``rows`` on ``columns`` only (sorted, unique), numbered within ``columns``: ``m[rows][:, columns]``
+        as float32 CSR, only the kept values converted."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.shape[0]):
+            raise IndexError(f"row out of range for {self.shape[0]} rows")
+        sub = sp.csr_matrix(self._bits[rows][:, np.asarray(columns, dtype=np.int64)])
+        values = np.take(_HALF_TO_SINGLE, sub.data.view(np.uint16))
+        return sp.csr_matrix((values, sub.indices, sub.indptr), shape=sub.shape)
+
 
 @dataclass(eq=False)
 class TermPostings:
-    """A term x document CSR matrix (the word postings) with the rarer terms' postings stored first.
+    """A term x document CSR matrix (the word postings) with the rarer terms' postings stored first, its values
+    in half precision (:class:`HalfRows`).
 
-    ``TermPostings.from_csr(m, share)[terms]`` is ``m[terms]`` entry for entry (so every product is the same
-    sum): only where the postings lie in the arrays differs. Terms in at most ``share`` of the documents
-    (those a first retrieval pass reads: :attr:`RankingIndex.common_term_share`) come first, in term order,
-    then the common terms. At 1M history problems the rarer terms' postings are about a quarter of the
+    ``TermPostings.from_csr(m, share)[terms]`` is ``m[terms]`` entry for entry, each value rounded to half
+    precision (the word rows a query reads, :attr:`RankingIndex.word_rows`, are rounded the same way, so both
+    give the same cosines): only where the postings lie in the arrays differs. Terms in at most ``share`` of
+    the documents (those a first retrieval pass reads: :attr:`RankingIndex.common_term_share`) come first, in
+    term order, then the common terms. At 1M history problems the rarer terms' postings are about a quarter of the
     entries: the mapped pages a recommendation reads are those, not all of them interleaved.
 
     Parameters
     ----------
     stored
-        The terms' postings as the rows of a CSR matrix, in storage order.
+        The terms' postings as rows, in storage order.
     row_of
         Per term, its row in ``stored``.
 
@@ -405,7 +439,7 @@ class TermPostings:
     (0, (3, 4))
     """
 
-    stored: sp.csr_matrix
+    stored: HalfRows
     row_of: np.ndarray
 
     @classmethod
@@ -419,9 +453,7 @@ class TermPostings:
         order = np.concatenate([np.flatnonzero(rare), np.flatnonzero(~rare)])
         row_of = np.empty(len(order), dtype=np.int64)
         row_of[order] = np.arange(len(order))
-        stored = sp.csr_matrix(m[order])
-        stored.has_sorted_indices = True
-        return cls(stored, row_of)
+        return cls(HalfRows.from_csr(m[order]), row_of)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -435,7 +467,7 @@ class TermPostings:
 
     def __getitem__(self, terms: np.ndarray) -> sp.csr_matrix:
         """The postings of ``terms``, a ``len(terms) x n_docs`` CSR matrix (one row per term, in that order)."""
-        return sp.csr_matrix(self.stored[self.row_of[np.asarray(terms, dtype=np.int64)]])
+        return self.stored.take(self.row_of[np.asarray(terms, dtype=np.int64)])
 
     def times(self, queries: sp.csr_matrix) -> sp.csr_matrix:
         """``queries @ m`` (queries x documents), reading only the queries' terms' postings."""

@@ -397,6 +397,28 @@ def test_prop_table_behaves_like_the_list_it_replaces() -> None:
         table[4]
 
 
+def test_prop_table_over_a_mapped_file_reads_a_row_from_the_file(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    rows: list[dict[str, Any]] = [{"title": f"问题 {i}", "n": i} for i in range(300)] + [{}]
+    blob, offsets = index_files.pack([orjson.dumps(row) for row in rows])
+    np.save(tmp_path / "blob.npy", blob)
+    mapped = np.load(tmp_path / "blob.npy", mmap_mode="r").view(np.ndarray)
+    table = PropTable(mapped[0:], offsets)
+    assert table._file is not None and table._file[0] == str(tmp_path / "blob.npy")
+    assert [table[i] for i in range(len(rows))] == rows and list(table) == rows and table[5:7] == rows[5:7]
+    # a single row is read with pread, not through the mapping (whose neighbouring pages the kernel would map too)
+    calls: list[tuple[int, int]] = []
+    real = os.pread
+
+    def counted(fd: int, n: int, at: int) -> bytes:
+        calls.append((n, at))
+        return real(fd, n, at)
+
+    monkeypatch.setattr(os, "pread", counted)
+    assert table[3] == rows[3] and calls == [(int(offsets[4] - offsets[3]), table._file[1] + int(offsets[3]))]
+    assert PropTable(blob, offsets)._file is None  # an array in memory is read as it is
+
+
 def test_cli_index_build_and_status(small: Path) -> None:
     from click.testing import CliRunner
 

@@ -117,13 +117,13 @@ def test_served_bm25_from_the_gathered_word_rows_is_the_stored_counts_bm25(
     similar = [similar_problems(index, q, 100) for q in queries]
     cands = [generate_candidates(index, q, s, rec.config) for q, s in zip(queries, similar, strict=True)]
     served, _ = compute_features(index, queries, cands, similar=similar)
-    # the word rows' cosines are the whole rows' (the generic product), bit for bit
+    # the word rows' cosines are the whole rows' (the generic product over the half-precision rows), bit for bit
     pair_w = np.concatenate(cands)
     pos, _ptr = gather_segments(index.solved.indptr, pair_w)
     cols = index.solved.indices[pos]
     owner = np.repeat(np.arange(len(queries)), [int(np.diff(index.solved.indptr)[c].sum()) for c in cands])
     views = sp.csr_matrix(sp.vstack([q.views.word for q in queries]))
-    assert np.array_equal(_WordRows.of(index, cols, views).dots(owner, views), _entry_dots(index.docs.word, cols,
+    assert np.array_equal(_WordRows.of(index, cols, views).dots(owner, views), _entry_dots(index.word_rows, cols,
                                                                                              owner, views))
     # the same features through the generic path (SolvedCounts.take) and from counts kept as they are
     monkeypatch.setattr(_WordRows, "give_bm25", staticmethod(lambda _index: False))

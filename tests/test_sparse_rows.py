@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.sparse_rows import BM25Rows, HalfRows, SolvedCounts, TermPostings, take_rows
+from recommender.sparse_rows import BM25Rows, HalfRows, SolvedCounts, TermPostings, rows_on, take_rows
 from recommender.text import TextModel, TextViews
 
 
@@ -26,6 +26,8 @@ def test_term_postings_give_the_csr_rows_and_products_bit_for_bit() -> None:
     docs = _docs(1)
     postings = sp.csr_matrix(docs.T)
     stored = TermPostings.from_csr(postings, 0.02)
+    # the values are kept in half precision: the rows and products are those of the rounded matrix
+    postings.data = postings.data.astype(np.float16).astype(np.float32)
     df = np.diff(postings.indptr)
     rare = df <= 0.02 * docs.shape[0]
     assert rare.any() and (~rare).any()  # both kinds of term exist in this matrix
@@ -38,7 +40,7 @@ def test_term_postings_give_the_csr_rows_and_products_bit_for_bit() -> None:
     got, want = stored[terms], postings[terms]
     assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
     assert np.array_equal(got.data, want.data)
-    # the queries' products with every document: the same float32 sums as the full matrix's
+    # the queries' products with every document: the same float32 sums as the (rounded) full matrix's
     queries = sp.csr_matrix(sp.random(9, docs.shape[1], density=0.05, format="csr", random_state=rng,
                                       dtype=np.float32))
     assert np.array_equal(stored.times(queries).toarray(), (queries @ postings).toarray())
@@ -68,6 +70,12 @@ def test_half_rows_are_the_rows_rounded_to_half_precision_sharing_the_indices() 
     assert np.abs(got.toarray() - docs[rows].toarray()).max() <= 2.0 ** -11 * 3.0  # values up to 3 here
     with pytest.raises(IndexError):
         half.take(np.array([docs.shape[0]]))
+    # some rows on some columns: the same values, the columns numbered within those asked
+    columns = np.unique(np.random.default_rng(7).integers(0, docs.shape[1], 120))
+    on = rows_on(half, rows, columns)
+    assert on.shape == (len(rows), len(columns)) and on.dtype == np.float32
+    assert np.array_equal(on.toarray(), got[:, columns].toarray())
+    assert np.array_equal(rows_on(docs, rows, columns).toarray(), docs[rows][:, columns].toarray())
     with pytest.raises(ValueError):
         HalfRows.from_csr(sp.csr_matrix(np.array([[1e6]], dtype=np.float32)))
 
