@@ -23,6 +23,9 @@ import scipy.sparse as sp
 __all__ = ["BM25Rows", "HalfRows", "RowSource", "SolvedCounts", "TermPostings", "gather_segments", "rare_terms",
            "rows_on", "take_rows"]
 
+#: Where ``rint(exp(x - 1))`` is surely 1: ``x`` within (1 + ln 0.5, 1 + ln 1.5), a margin away from both ends.
+_ONE_ABOVE, _ONE_BELOW = 1.0 + np.log(0.5) + 1e-6, 1.0 + np.log(1.5) - 1e-6
+
 #: Every half float's value in single precision, indexed by its 16 bits.
 _HALF_TO_SINGLE = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
 
@@ -182,8 +185,13 @@ class SolvedCounts:
 
     def _counts(self, values: np.ndarray, docs: np.ndarray, terms: np.ndarray) -> np.ndarray:
         """The counts behind TF-IDF ``values`` of documents ``docs`` on ``terms`` (float64 integers)."""
-        ratio = np.asarray(values, dtype=np.float64) * self.scale[docs] / self.idf[terms]
-        return np.rint(np.exp(ratio - 1.0))
+        x = np.asarray(values, dtype=np.float64) * self.scale[docs] / self.idf[terms]  # 1 + ln(count)
+        # rint(exp(x - 1)) for every entry; most counts are 1, and where x is well inside (1 + ln 0.5,
+        # 1 + ln 1.5) that is 1 without computing the exponential
+        out = np.ones(len(x))
+        other = np.flatnonzero((x < _ONE_ABOVE) | (x > _ONE_BELOW))
+        out[other] = np.rint(np.exp(x[other] - 1.0))
+        return out
 
     def pick(self, rows: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
         """The documents owners ``rows`` own: ``(pick, docs)``, ``docs`` sorted and unique and ``pick`` the

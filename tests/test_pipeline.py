@@ -87,6 +87,21 @@ def test_entry_dots_batched_and_per_query_give_the_same_numbers(dtype: type, mon
         assert np.array_equal(_entry_dots(m, rows, owner, queries), want)
 
 
+def test_column_sums_at_some_rows_are_the_whole_columns_sums() -> None:
+    rng = np.random.default_rng(5)
+    m = sp.random(3000, 40, density=0.05, format="csc", random_state=rng)
+    m.data = rng.random(m.nnz) * 3.0
+    rows = rng.permutation(3000)[:400]
+    for cols in ([3], [0, 7, 7, 39], list(range(40)), []):
+        whole = np.zeros(3000)
+        for c in cols:
+            np.add.at(whole, m.indices[m.indptr[c]:m.indptr[c + 1]], m.data[m.indptr[c]:m.indptr[c + 1]])
+        assert np.array_equal(features_module._column(m, cols, rows), whole[rows])
+    unsorted = m.copy()
+    unsorted.has_sorted_indices = False  # the other way, by the whole columns
+    assert np.array_equal(features_module._column(unsorted, [1, 2], rows), features_module._column(m, [1, 2], rows))
+
+
 def test_features_do_not_depend_on_the_batch(rec: Recommender) -> None:
     index = rec.index
     open_ids = [p for p, row in zip(rec.projection.ids["Problem"], rec.projection.props["Problem"], strict=True)
@@ -122,7 +137,8 @@ def test_served_bm25_from_the_gathered_word_rows_is_the_stored_counts_bm25(
     pos, _ptr = gather_segments(index.solved.indptr, pair_w)
     cols = index.solved.indices[pos]
     owner = np.repeat(np.arange(len(queries)), [int(np.diff(index.solved.indptr)[c].sum()) for c in cands])
-    views = sp.csr_matrix(sp.vstack([q.views.word for q in queries]))
+    assert all(q.views is not None for q in queries)
+    views = sp.csr_matrix(sp.vstack([q.views.word for q in queries if q.views is not None]))
     assert np.array_equal(_WordRows.of(index, cols, views).dots(owner, views), _entry_dots(index.word_rows, cols,
                                                                                              owner, views))
     # the same features through the generic path (SolvedCounts.take) and from counts kept as they are

@@ -141,3 +141,17 @@ def test_solved_counts_are_refused_when_one_count_would_not_come_back() -> None:
     weighted = solved.copy()
     weighted.data[0] = 0.5  # a weight that is not a whole number
     assert SolvedCounts.recover(weighted, docs.word, docs.counts, model.word_idf) is None
+
+
+def test_recovered_counts_are_the_formula_everywhere_its_shortcut_for_ones_applies() -> None:
+    rng = np.random.default_rng(12)
+    # 1 + ln(count) for counts 0.4 .. 40, densest around the edges of the shortcut's interval (1 + ln 0.5, 1 + ln 1.5)
+    x = np.concatenate([1.0 + np.log(rng.uniform(0.4, 40.0, 20_000)),
+                        1.0 + np.log(0.5) + rng.normal(0.0, 1e-6, 2_000),
+                        1.0 + np.log(1.5) + rng.normal(0.0, 1e-6, 2_000),
+                        [1.0 + np.log(0.5), 1.0 + np.log(1.5)]])
+    solved = SolvedCounts(sp.csr_matrix((1, len(x))), sp.csr_matrix((len(x), 1)), np.ones(len(x), dtype=np.float32),
+                          np.ones(1))
+    got = solved._counts(x, np.arange(len(x)), np.zeros(len(x), dtype=np.int64))
+    assert np.array_equal(got, np.rint(np.exp(x - 1.0)))
+    assert (got == 1).sum() > 1000 and (got == 0).any() and (got == 2).any()
