@@ -102,7 +102,7 @@ def _column(csc: sp.csc_matrix, cols: Sequence[int] | np.ndarray, rows: np.ndarr
     """
     rows = np.asarray(rows, dtype=np.int64)
     out = np.zeros(len(rows))
-    if not csc.has_sorted_indices:  # sum the whole columns
+    if not csc.has_canonical_format:  # (unsorted or repeated rows in a column) sum the whole columns
         dense = np.zeros(csc.shape[0])
         for c in cols:
             a, b = csc.indptr[c], csc.indptr[c + 1]

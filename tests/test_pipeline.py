@@ -100,6 +100,9 @@ def test_column_sums_at_some_rows_are_the_whole_columns_sums() -> None:
     unsorted = m.copy()
     unsorted.has_sorted_indices = False  # the other way, by the whole columns
     assert np.array_equal(features_module._column(unsorted, [1, 2], rows), features_module._column(m, [1, 2], rows))
+    # a column holding a row twice (not canonical): both values count, as whole columns add them
+    twice = sp.csc_matrix((np.array([1.0, 2.0, 4.0]), np.array([5, 5, 7]), np.array([0, 3])), shape=(10, 1))
+    assert features_module._column(twice, [0], np.array([5, 7, 1])).tolist() == [3.0, 4.0, 0.0]
 
 
 def test_features_do_not_depend_on_the_batch(rec: Recommender) -> None:
