@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,9 +20,10 @@ import scipy.sparse as sp
 from recommender.index import RankingIndex, day_number
 from recommender.query import Query, vectorise
 from recommender.signals import recency_weight, segment_max, segment_topk
-from recommender.sparse_rows import RowSource, SolvedCounts, gather_segments, rows_on, take_rows
+from recommender.sparse_rows import RowSource, gather_segments, take_rows
 from recommender.text import TextViews
 from recommender.walk import PUSH_PRECISION_NODES, seed_vector, walk_scores
+from recommender.word_rows import WordRows
 
 __all__ = [
     "BATCH_PRODUCT_RATIO",
@@ -225,68 +225,6 @@ def _entry_dots(m: sp.csr_matrix | RowSource, rows: np.ndarray, owner: np.ndarra
     return np.asarray(product[back.ravel(), owner], dtype=np.float64)
 
 
-def _local_columns(queries: sp.csr_matrix, terms: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
-    """The queries as dense columns over ``terms`` (sorted, holding every query term): ``len(terms) x n``."""
-    coo = queries.tocoo()
-    dense = np.zeros((len(terms), queries.shape[0]), dtype=dtype)
-    dense[np.searchsorted(terms, coo.col), coo.row] = coo.data
-    return dense
-
-
-@dataclass
-class _WordRows:
-    """The word TF-IDF rows of the history problems a batch's entries read, on the batch's query terms only.
-
-    Gathered once per batch (the largest gather of a recommendation), they give the entries' word cosines and,
-    where the index recovers the BM25 counts from these rows (:class:`~recommender.sparse_rows.SolvedCounts`),
-    the candidates' BM25 scores. Every sum is the one the whole rows would give (the other terms add exact
-    zeros), in the same order.
-    """
-
-    docs: np.ndarray  # the history problems, sorted, unique
-    back: np.ndarray  # per entry, its problem's row
-    terms: np.ndarray  # the batch's query terms, sorted, unique
-    rows: sp.csr_matrix  # len(docs) x len(terms), the columns numbered within terms
-
-    @classmethod
-    def of(cls, index: RankingIndex, cols: np.ndarray, *queries: sp.csr_matrix) -> _WordRows:
-        docs, back = np.unique(np.asarray(cols, dtype=np.int64), return_inverse=True)
-        terms = np.unique(np.concatenate([q.indices for q in queries])).astype(np.int64)
-        return cls(docs, back.ravel(), terms, rows_on(index.word_rows, docs, terms))
-
-    def dots(self, owner: np.ndarray, queries: sp.csr_matrix) -> np.ndarray:
-        """Per entry, its problem's row times its query (``owner``), like :func:`_entry_dots`."""
-        if not len(self.back):
-            return np.zeros(0)
-        product = self.rows @ _local_columns(queries, self.terms, self.rows.dtype)
-        return np.asarray(product[self.back, owner], dtype=np.float64)
-
-    @staticmethod
-    def give_bm25(index: RankingIndex) -> bool:
-        """Whether ``index`` recovers its BM25 counts from these rows (of ``index.solved``'s problems)."""
-        counts = index.bm25.counts
-        return isinstance(counts, SolvedCounts) and np.may_share_memory(counts.owned.indices, index.solved.indices) \
-            and np.may_share_memory(counts.tfidf.data, index.word_rows.data)
-
-    def bm25(self, index: RankingIndex, pos: np.ndarray, ptr: np.ndarray, pair_w: np.ndarray, pair_q: np.ndarray,
-             queries: sp.csr_matrix) -> np.ndarray:
-        """Per pair, its worker's BM25 score for its query (``queries``: term indicators), as
-        ``_entry_dots(index.bm25, pair_w, pair_q, queries)`` computes it, bit for bit.
-
-        ``pos``/``ptr``: the pairs' entries in ``index.solved`` (:func:`gather_segments`), the entries whose
-        problems :meth:`of` gathered.
-        """
-        counts = index.bm25.counts
-        assert isinstance(counts, SolvedCounts)
-        if not len(pair_w):
-            return np.zeros(0)
-        pick = sp.csr_matrix((np.asarray(counts.owned.data[pos], dtype=np.float64), self.back, ptr),
-                             shape=(len(pair_w), len(self.docs)))
-        weights = index.bm25.weigh(counts.sum_docs(pick, self.docs, self.rows, self.terms), pair_w, self.terms)
-        product = weights @ _local_columns(queries, self.terms, weights.dtype)
-        return np.asarray(product[np.arange(len(pair_w)), pair_q], dtype=np.float64)
-
-
 def _query_views(index: RankingIndex, chunk: Sequence[Query], *, one_by_one: bool) -> TextViews:
     """The chunk's text rows: the queries' own (:func:`vectorise`), else analysed one by one (as
     :func:`vectorise` would) or as one batch (the evaluation's way; a batch of more than a few texts goes
@@ -418,7 +356,7 @@ def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndar
 
     # word cosines of each entry's solved problem (the query's own problem counts 0)
     rows: list[np.ndarray] = []
-    word_rows: _WordRows | None = None
+    word_rows: WordRows | None = None
     if dense_word is not None:
         best_of: list[tuple[np.ndarray, np.ndarray]] = []
         k = min(10, n_hist)
@@ -433,7 +371,7 @@ def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndar
     else:
         assert similar is not None
         best_of = [(np.asarray(a), np.asarray(b)) for a, b in similar]
-        word_rows = _WordRows.of(index, cols, views.word, q_bin)
+        word_rows = WordRows.of(index, cols, views.word, q_bin)
         sw = word_rows.dots(entry_q, views.word)
         for i in range(n_q):
             row = np.zeros(n_hist, dtype=np.float32)

@@ -18,12 +18,13 @@ from demo.generator import generate
 from graph.dataset import load_dataset
 from graph.memory import MemoryStore
 from recommender.engine import RankConfig, Recommender
-from recommender.features import _best_per_segment, _entry_dots, _rows_dot, _WordRows, compute_features
+from recommender.features import _best_per_segment, _entry_dots, _rows_dot, compute_features
 from recommender.index import RankingIndex
 from recommender.pipeline import generate_candidates, make_query, similar_problems
 from recommender.query import vectorise
 from recommender.signals import _segment_topk_sorted, segment_topk
 from recommender.sparse_rows import BM25Rows, SolvedCounts, gather_segments
+from recommender.word_rows import WordRows
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +143,10 @@ def test_served_bm25_from_the_gathered_word_rows_is_the_stored_counts_bm25(
     owner = np.repeat(np.arange(len(queries)), [int(np.diff(index.solved.indptr)[c].sum()) for c in cands])
     assert all(q.views is not None for q in queries)
     views = sp.csr_matrix(sp.vstack([q.views.word for q in queries if q.views is not None]))
-    assert np.array_equal(_WordRows.of(index, cols, views).dots(owner, views), _entry_dots(index.word_rows, cols,
+    assert np.array_equal(WordRows.of(index, cols, views).dots(owner, views), _entry_dots(index.word_rows, cols,
                                                                                              owner, views))
     # the same features through the generic path (SolvedCounts.take) and from counts kept as they are
-    monkeypatch.setattr(_WordRows, "give_bm25", staticmethod(lambda _index: False))
+    monkeypatch.setattr(WordRows, "give_bm25", staticmethod(lambda _index: False))
     generic, _ = compute_features(index, queries, cands, similar=similar)
     monkeypatch.setattr(index, "bm25", BM25Rows.fit(sp.csr_matrix(index.solved @ index.docs.counts)))
     assert not isinstance(index.bm25.counts, SolvedCounts)
