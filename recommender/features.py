@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from recommender.index import RankingIndex, day_number
 from recommender.query import Query, vectorise
 from recommender.signals import recency_weight, segment_max, segment_topk
-from recommender.sparse_rows import RowSource, gather_segments, take_rows
+from recommender.sparse_rows import RowSource, gather_segments, local_columns, take_rows
 from recommender.text import TextViews
 from recommender.walk import PUSH_PRECISION_NODES, seed_vector, walk_scores
 from recommender.word_rows import WordRows
@@ -218,9 +218,7 @@ def _entry_dots(m: sp.csr_matrix | RowSource, rows: np.ndarray, owner: np.ndarra
         product = take_rows(m, once, np.unique(queries.indices)) @ np.asarray(queries.T.toarray(), dtype=m.dtype)
         return np.asarray(product[back.ravel(), owner], dtype=np.float64)
     terms = np.unique(queries.indices)
-    coo = queries.tocoo()
-    dense = np.zeros((len(terms), n_queries), dtype=m.dtype)
-    dense[np.searchsorted(terms, coo.col), coo.row] = coo.data
+    dense = local_columns(queries, terms, m.dtype)
     product = take_rows(m, once, terms)[:, terms] @ dense  # (rows needed, queries), in m's type like _rows_dot's
     return np.asarray(product[back.ravel(), owner], dtype=np.float64)
 

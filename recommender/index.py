@@ -29,7 +29,7 @@ from recommender.dates import day_number, natural_key, time_order
 from recommender.expertise import ExpertiseModel, fit_expertise, refit_workers
 from recommender.lookups import DeclaredSkills, HistoryPositions
 from recommender.signals import rating_weight
-from recommender.sparse_rows import BM25Rows, HalfRows, SolvedCounts, TermPostings, rare_terms, rows_on
+from recommender.sparse_rows import BM25Rows, HalfRows, SolvedCounts, TermPostings, local_columns, rare_terms, rows_on
 from recommender.text import TextModel, TextViews, problem_text, profile_text
 from recommender.walk import build_walk, hub_worker_scores
 
@@ -539,8 +539,7 @@ class RankingIndex:
         exact = np.zeros(len(hits), dtype=np.float32)
         if len(hits):  # the shortlist's rows on the query's terms (the other terms would add zeros)
             terms = np.unique(query.indices)
-            dense = np.zeros(len(terms))
-            dense[np.searchsorted(terms, query.indices)] = query.data
+            dense = local_columns(query, terms, np.float64)[:, 0]
             exact = np.asarray(rows_on(self.word_rows, hits, terms) @ dense, dtype=np.float32)
         if len(hits) > k:
             top = np.argpartition(-exact, k - 1)[:k]

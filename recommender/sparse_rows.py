@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BM25Rows", "HalfRows", "RowSource", "SolvedCounts", "TermPostings", "gather_segments", "rare_terms",
-           "rows_on", "take_rows"]
+__all__ = ["BM25Rows", "HalfRows", "RowSource", "SolvedCounts", "TermPostings", "gather_segments",
+           "local_columns", "rare_terms", "rows_on", "take_rows"]
 
 #: Where ``rint(exp(x - 1))`` is surely 1: ``x`` within (1 + ln 0.5, 1 + ln 1.5), a margin away from both ends.
 _ONE_ABOVE, _ONE_BELOW = 1.0 + np.log(0.5) + 1e-6, 1.0 + np.log(1.5) - 1e-6
@@ -46,6 +46,21 @@ def gather_segments(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, n
     np.cumsum(lengths, out=ptr[1:])
     pos = np.arange(ptr[-1], dtype=np.int64) - np.repeat(ptr[:-1], lengths) + np.repeat(starts, lengths)
     return pos, ptr
+
+
+def local_columns(queries: sp.csr_matrix, terms: np.ndarray, dtype: Any) -> np.ndarray:
+    """The queries (rows) as dense columns over ``terms`` (sorted, holding every query term): ``len(terms) x n``.
+
+    Examples
+    --------
+    >>> q = sp.csr_matrix(np.array([[0.0, 2.0, 0.0, 1.0], [3.0, 0.0, 0.0, 0.0]]))
+    >>> local_columns(q, np.array([0, 1, 3]), np.float32).tolist()
+    [[0.0, 3.0], [2.0, 0.0], [1.0, 0.0]]
+    """
+    coo = queries.tocoo()
+    dense = np.zeros((len(terms), queries.shape[0]), dtype=dtype)
+    dense[np.searchsorted(terms, coo.col), coo.row] = coo.data
+    return dense
 
 
 def rare_terms(df: np.ndarray, n_docs: int, share: float) -> np.ndarray:
@@ -195,12 +210,16 @@ class SolvedCounts:
 
     def pick(self, rows: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
         """The documents owners ``rows`` own: ``(pick, docs)``, ``docs`` sorted and unique and ``pick`` the
-        ``len(rows) x len(docs)`` matrix of the owners' weights on them (its entries in ownership order)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        pos, ptr = gather_segments(self.owned.indptr, rows)
+        ``len(rows) x len(docs)`` matrix of the owners' weights on them (:meth:`weights_at`)."""
+        pos, ptr = gather_segments(self.owned.indptr, np.asarray(rows, dtype=np.int64))
         docs, back = np.unique(self.owned.indices[pos], return_inverse=True)
-        return sp.csr_matrix((np.asarray(self.owned.data[pos], dtype=np.float64), back.ravel(), ptr),
-                             shape=(len(rows), len(docs))), docs
+        return self.weights_at(pos, back.ravel(), ptr, len(docs)), docs
+
+    def weights_at(self, pos: np.ndarray, back: np.ndarray, ptr: np.ndarray, n_docs: int) -> sp.csr_matrix:
+        """Owners x ``n_docs`` weights from entries ``pos`` of ``owned`` (:func:`gather_segments`'s positions
+        and pointers of some owners' rows), entry ``e`` on document ``back[e]``, in ownership order."""
+        return sp.csr_matrix((np.asarray(self.owned.data[pos], dtype=np.float64), back, ptr),
+                             shape=(len(ptr) - 1, n_docs))
 
     def sum_docs(self, pick: sp.csr_matrix, docs: np.ndarray, rows_on_terms: sp.csr_matrix,
                  terms: np.ndarray) -> sp.csr_matrix:
@@ -397,25 +416,28 @@ class HalfRows:
         """The type of the rows :meth:`take` makes."""
         return np.dtype(np.float32)
 
-    def take(self, rows: np.ndarray, terms: np.ndarray | None = None) -> sp.csr_matrix:
-        """Rows ``rows`` (every entry; ``terms`` is not needed), float32 CSR."""
+    def _bits_of(self, rows: np.ndarray) -> sp.csr_matrix:
+        """Rows ``rows`` with their values as the half floats' bits (int16)."""
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) and (rows.min() < 0 or rows.max() >= self.shape[0]):
             raise IndexError(f"row out of range for {self.shape[0]} rows")
-        sub = self._bits[rows]
-        # float16 -> float32 through a table of all 65,536 half floats (faster than numpy's conversion)
-        values = np.take(_HALF_TO_SINGLE, sub.data.view(np.uint16))
-        return sp.csr_matrix((values, sub.indices, sub.indptr), shape=(len(rows), self.n_cols))
+        return sp.csr_matrix(self._bits[rows])
+
+    @staticmethod
+    def _single(bits: sp.csr_matrix) -> sp.csr_matrix:
+        """``bits`` (:meth:`_bits_of`) with float32 values, through a table of all 65,536 half floats (faster
+        than numpy's conversion)."""
+        values = np.take(_HALF_TO_SINGLE, bits.data.view(np.uint16))
+        return sp.csr_matrix((values, bits.indices, bits.indptr), shape=bits.shape)
+
+    def take(self, rows: np.ndarray, terms: np.ndarray | None = None) -> sp.csr_matrix:
+        """Rows ``rows`` (every entry; ``terms`` is not needed), float32 CSR."""
+        return self._single(self._bits_of(rows))
 
     def take_on(self, rows: np.ndarray, columns: np.ndarray) -> sp.csr_matrix:
         """Rows ``rows`` on ``columns`` only (sorted, unique), numbered within ``columns``: ``m[rows][:, columns]``
         as float32 CSR, only the kept values converted."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if len(rows) and (rows.min() < 0 or rows.max() >= self.shape[0]):
-            raise IndexError(f"row out of range for {self.shape[0]} rows")
-        sub = sp.csr_matrix(self._bits[rows][:, np.asarray(columns, dtype=np.int64)])
-        values = np.take(_HALF_TO_SINGLE, sub.data.view(np.uint16))
-        return sp.csr_matrix((values, sub.indices, sub.indptr), shape=sub.shape)
+        return self._single(sp.csr_matrix(self._bits_of(rows)[:, np.asarray(columns, dtype=np.int64)]))
 
 
 @dataclass(eq=False)

@@ -227,7 +227,9 @@ class PropTable:
     def __len__(self) -> int:
         return self._n + len(self._added)
 
-    def _at(self, i: int) -> dict[str, Any]:
+    def _at(self, i: int, *, scan: bool = False) -> dict[str, Any]:
+        """Row ``i``; ``scan``: one of many rows read in turn, from the mapped array (a scan reads every page
+        anyway) rather than with :meth:`_read`."""
         if i >= self._n:
             return self._added[i - self._n]
         hit = self._changed.get(i)
@@ -236,22 +238,12 @@ class PropTable:
         a, b = int(self._offsets[i]), int(self._offsets[i + 1])
         if a == b:
             return _NO_PROPS if self._shared_empty else {}
-        out: dict[str, Any] = orjson.loads(self._read(a, b))
-        return out
-
-    def _scan(self, i: int) -> dict[str, Any]:
-        """Row ``i`` read from the mapped array (a scan of many rows reads every page anyway)."""
-        if i >= self._n or i in self._changed:
-            return self._at(i)
-        a, b = int(self._offsets[i]), int(self._offsets[i + 1])
-        if a == b:
-            return _NO_PROPS if self._shared_empty else {}
-        out: dict[str, Any] = orjson.loads(self._blob[a:b].tobytes())
+        out: dict[str, Any] = orjson.loads(self._blob[a:b].tobytes() if scan else self._read(a, b))
         return out
 
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
-            return [self._scan(j) for j in range(*i.indices(len(self)))]
+            return [self._at(j, scan=True) for j in range(*i.indices(len(self)))]
         return self._at(range(len(self))[i])
 
     def __setitem__(self, i: int, value: dict[str, Any]) -> None:
@@ -266,7 +258,7 @@ class PropTable:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for i in range(len(self)):
-            yield self._scan(i)
+            yield self._at(i, scan=True)
 
 
 def _mapped_file(arr: np.ndarray) -> tuple[str, int] | None:

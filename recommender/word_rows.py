@@ -8,23 +8,14 @@ The largest gather of a recommendation (at 1M problems about a million entries a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recommender.index import RankingIndex
-from recommender.sparse_rows import SolvedCounts, rows_on
+from recommender.sparse_rows import SolvedCounts, local_columns, rows_on
 
-__all__ = ["WordRows", "local_columns"]
-
-
-def local_columns(queries: sp.csr_matrix, terms: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
-    """The queries as dense columns over ``terms`` (sorted, holding every query term): ``len(terms) x n``."""
-    coo = queries.tocoo()
-    dense = np.zeros((len(terms), queries.shape[0]), dtype=dtype)
-    dense[np.searchsorted(terms, coo.col), coo.row] = coo.data
-    return dense
+__all__ = ["WordRows"]
 
 
 @dataclass
@@ -74,8 +65,7 @@ class WordRows:
         assert isinstance(counts, SolvedCounts)
         if not len(pair_w):
             return np.zeros(0)
-        pick = sp.csr_matrix((np.asarray(counts.owned.data[pos], dtype=np.float64), self.back, ptr),
-                             shape=(len(pair_w), len(self.docs)))
+        pick = counts.weights_at(pos, self.back, ptr, len(self.docs))
         weights = index.bm25.weigh(counts.sum_docs(pick, self.docs, self.rows, self.terms), pair_w, self.terms)
         product = weights @ local_columns(queries, self.terms, weights.dtype)
         return np.asarray(product[np.arange(len(pair_w)), pair_q], dtype=np.float64)
