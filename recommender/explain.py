@@ -37,11 +37,14 @@ class _PathBuilder:
 
     def __init__(self, index: RankingIndex) -> None:
         self.proj = index.projection
+        self._names: dict[tuple[str, str], str] = {}  # a node's properties are read once per explanation
 
     def node(self, label: str, node_id: str) -> dict[str, Any]:
-        props = self.proj.props[label][self.proj.index[label][node_id]]
-        name = props.get("name") or props.get("title") or node_id
-        return {"label": label, "id": node_id, "name": str(name)}
+        name = self._names.get((label, node_id))
+        if name is None:
+            props = self.proj.props[label][self.proj.index[label][node_id]]
+            name = self._names[label, node_id] = str(props.get("name") or props.get("title") or node_id)
+        return {"label": label, "id": node_id, "name": name}
 
     def hop(self, rel_type: str, a: tuple[str, str], b: tuple[str, str]) -> dict[str, str] | None:
         """The relationship between consecutive path nodes ``a`` then ``b``, if it exists."""
@@ -116,9 +119,13 @@ def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray
     stored = query.problem_id if query.problem_id in proj.index["Problem"] else None
     paths: list[dict[str, Any]] = []
 
-    def add(path: dict[str, Any] | None) -> None:
-        if path is not None and len(paths) < 3 and path not in paths:
-            paths.append(path)
+    def add(nodes: list[tuple[str, str]], types: list[str]) -> None:
+        """Keep the path through ``nodes`` if it is real and new, while fewer than three are kept (checked
+        first: a path is not assembled to be dropped)."""
+        if len(paths) < 3:
+            path = builder.path(nodes, types)
+            if path is not None and path not in paths:
+                paths.append(path)
 
     ent = query.enterprise_id if query.enterprise_id in proj.index["Enterprise"] else None
     chain_idx = _row(index.enterprise_chain, proj.index["Enterprise"][ent]) if ent else np.zeros(0, dtype=np.int64)
@@ -129,8 +136,8 @@ def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray
         own = index.hp_pos.get(proj.index["Problem"][stored], -1) if stored else -1
         hit = cols[(posted_by == proj.index["Enterprise"][ent]) & (cols != own)]
         if len(hit):
-            add(builder.path([me, ("Problem", index.problem_id(int(hit[0]))), ("Enterprise", ent)],
-                             ["SOLVED", "POSTED"]))
+            add([me, ("Problem", index.problem_id(int(hit[0]))), ("Enterprise", ent)],
+                             ["SOLVED", "POSTED"])
     if chains and len(cols) and not paths:
         known = np.flatnonzero(posted_by >= 0)
         ec = index.enterprise_chain
@@ -141,31 +148,31 @@ def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray
             h = int(cols[known[row]])
             other = proj.ids["Enterprise"][int(posted_by[known[row]])]
             chain = proj.ids["IndustryChain"][int(ec.indices[pos[hits[0]]])]
-            add(builder.path([me, ("Problem", index.problem_id(h)), ("Enterprise", other), ("IndustryChain", chain)],
-                             ["SOLVED", "POSTED", "IN_CHAIN"]))
+            add([me, ("Problem", index.problem_id(h)), ("Enterprise", other), ("IndustryChain", chain)],
+                             ["SOLVED", "POSTED", "IN_CHAIN"])
     if out.similar_problems:
-        add(builder.path([me, ("Problem", out.similar_problems[0]["id"])], ["SOLVED"]))
+        add([me, ("Problem", out.similar_problems[0]["id"])], ["SOLVED"])
     for skill in out.matched_skills[:2]:
         if skill in declared:
             if stored:
-                add(builder.path([me, ("Skill", skill), ("Problem", stored)], ["HAS_SKILL", "REQUIRES"]))
+                add([me, ("Skill", skill), ("Problem", stored)], ["HAS_SKILL", "REQUIRES"])
             else:
-                add(builder.path([me, ("Skill", skill)], ["HAS_SKILL"]))
+                add([me, ("Skill", skill)], ["HAS_SKILL"])
         elif len(cols):
             ps = index.problem_skills
             pos, ptr = gather_segments(ps.indptr, cols)
             hits = np.flatnonzero(ps.indices[pos] == proj.index["Skill"][skill])
             if len(hits):
                 pid = index.problem_id(int(cols[np.searchsorted(ptr, hits[0], side="right") - 1]))
-                add(builder.path([me, ("Problem", pid), ("Skill", skill)], ["SOLVED", "REQUIRES"]))
+                add([me, ("Problem", pid), ("Skill", skill)], ["SOLVED", "REQUIRES"])
     wd = index.worker_district[worker]
     if query.district and wd:
         if wd == query.district:
             if ent:
-                add(builder.path([me, ("District", wd), ("Enterprise", ent)], ["LOCATED_IN", "LOCATED_IN"]))
-            add(builder.path([me, ("District", wd)], ["LOCATED_IN"]))
+                add([me, ("District", wd), ("Enterprise", ent)], ["LOCATED_IN", "LOCATED_IN"])
+            add([me, ("District", wd)], ["LOCATED_IN"])
         else:
-            add(builder.path([me, ("District", wd), ("District", query.district)], ["LOCATED_IN", "ADJACENT_TO"]))
+            add([me, ("District", wd), ("District", query.district)], ["LOCATED_IN", "ADJACENT_TO"])
     out.paths = paths
 
     # -- reasons (Chinese) ------------------------------------------------------------------

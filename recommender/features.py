@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.index import RankingIndex, day_number
+from recommender.kernels import compiled_source, entry_dots
 from recommender.query import Query, vectorise
 from recommender.signals import recency_weight, segment_max, segment_topk
 from recommender.sparse_rows import RowSource, gather_segments, local_columns, take_rows
@@ -200,6 +201,9 @@ def _entry_dots(m: sp.csr_matrix | RowSource, rows: np.ndarray, owner: np.ndarra
     n_queries = queries.shape[0]
     if not len(rows):
         return np.zeros(0)
+    stored = compiled_source(m)
+    if stored is not None and queries.has_canonical_format:  # one compiled pass, the same sums
+        return entry_dots(*stored, rows, owner, queries.indptr, queries.indices, queries.data)
     once, back = np.unique(rows, return_inverse=True)
     if len(once) * n_queries > BATCH_PRODUCT_RATIO * len(rows):
         out = np.zeros(len(rows))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from recommender import kernels
 from recommender.errors import ConvergenceError
 from recommender.sparse_rows import BM25Rows
 
@@ -264,8 +265,9 @@ def push_pagerank(
     ``damping`` of it to its out-neighbours along its column of ``transition``. Residual carried
     into a dangling node (an empty column) returns to the restart distribution, as in
     :func:`personalized_pagerank` and networkx. Every node above the threshold is pushed in the
-    same round (vectorised); only nodes reached from the seeds are touched, so the cost depends
-    on ``eps`` and the seeds' neighbourhood, not on the size of the graph.
+    same round (the rounds run as one compiled loop, :func:`recommender.kernels.push`); only nodes
+    reached from the seeds are touched, so the cost depends on ``eps`` and the seeds' neighbourhood,
+    not on the size of the graph.
 
     The result satisfies the push invariant ``exact = scores + sum_u residual[u] * PPR(u)``,
     where ``PPR(u)`` is the personalised PageRank restarting at ``u``: scores never exceed the
@@ -325,43 +327,13 @@ def push_pagerank(
         dense = np.asarray(personalization, dtype=np.float64).ravel()
         seeds = np.flatnonzero(dense)
         mass = dense[seeds]
-    x = np.zeros(n)
-    r = np.zeros(n)
     total = mass.sum()
     if total <= 0:
+        return np.zeros(n), np.zeros(n)
+    x, r, done = kernels.push(indptr, indices, data, seeds, mass / total, damping=damping, eps=eps, frozen=frozen,
+                              max_rounds=max_rounds)
+    if done:
         return x, r
-    seed_mass = mass / total
-    r[seeds] = seed_mass
-
-    def above(nodes: np.ndarray) -> np.ndarray:
-        """The nodes (possibly repeated) whose residual exceeds the threshold, once each, sorted."""
-        keep = r[nodes] > eps * np.maximum(indptr[nodes + 1] - indptr[nodes], 1)
-        if frozen is not None:
-            keep &= ~frozen[nodes]
-        picked = np.sort(nodes[keep])  # np.unique, without its hashing cost on small arrays
-        return picked[np.r_[True, picked[1:] != picked[:-1]]] if len(picked) else picked
-
-    frontier = above(seeds)
-    for _ in range(max_rounds):
-        if not len(frontier):
-            return x, r
-        nodes = frontier
-        starts = indptr[nodes].astype(np.int64)
-        degree = indptr[nodes + 1] - starts
-        pushed = r[nodes]
-        r[nodes] = 0.0
-        x[nodes] += (1.0 - damping) * pushed
-        # the out-edges of every pushed node, concatenated
-        offsets = np.zeros(len(nodes) + 1, dtype=np.int64)
-        np.cumsum(degree, out=offsets[1:])
-        pos = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1] - starts, degree)
-        targets = indices[pos]
-        np.add.at(r, targets, data[pos] * np.repeat(damping * pushed, degree))
-        lost = damping * float(pushed[degree == 0].sum())
-        if lost > 0.0:
-            r[seeds] += lost * seed_mass
-            targets = np.concatenate([targets, seeds])
-        frontier = above(targets)
     raise ConvergenceError(f"residual push still had residuals above {eps} x degree after {max_rounds} rounds")
 
 

@@ -20,11 +20,13 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BM25Rows", "HalfRows", "RowSource", "SolvedCounts", "TermPostings", "gather_segments",
-           "local_columns", "rare_terms", "rows_on", "take_rows"]
+from recommender.kernels import rows_on_columns
+
+__all__ = ["ONE_ABOVE", "ONE_BELOW", "BM25Rows", "HalfRows", "RowSource", "SolvedCounts", "TermPostings",
+           "gather_segments", "local_columns", "rare_terms", "rows_on", "take_rows"]
 
 #: Where ``rint(exp(x - 1))`` is surely 1: ``x`` within (1 + ln 0.5, 1 + ln 1.5), a margin away from both ends.
-_ONE_ABOVE, _ONE_BELOW = 1.0 + np.log(0.5) + 1e-6, 1.0 + np.log(1.5) - 1e-6
+ONE_ABOVE, ONE_BELOW = 1.0 + np.log(0.5) + 1e-6, 1.0 + np.log(1.5) - 1e-6
 
 #: Every half float's value in single precision, indexed by its 16 bits.
 _HALF_TO_SINGLE = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
@@ -114,6 +116,9 @@ def rows_on(m: sp.csr_matrix | HalfRows, rows: np.ndarray, columns: np.ndarray) 
     """
     if isinstance(m, HalfRows):
         return m.take_on(rows, columns)
+    if m.dtype == np.float32:
+        ptr, ind, val = rows_on_columns(m.indptr, m.indices, m.data, None, m.shape[1], rows, columns)
+        return sp.csr_matrix((val, ind, ptr), shape=(len(ptr) - 1, len(columns)))
     rows = np.asarray(rows, dtype=np.int64)
     if not len(rows):
         return sp.csr_matrix((0, len(columns)), dtype=m.dtype)
@@ -204,7 +209,7 @@ class SolvedCounts:
         # rint(exp(x - 1)) for every entry; most counts are 1, and where x is well inside (1 + ln 0.5,
         # 1 + ln 1.5) that is 1 without computing the exponential
         out = np.ones(len(x))
-        other = np.flatnonzero((x < _ONE_ABOVE) | (x > _ONE_BELOW))
+        other = np.flatnonzero((x < ONE_ABOVE) | (x > ONE_BELOW))
         out[other] = np.rint(np.exp(x[other] - 1.0))
         return out
 
@@ -436,8 +441,14 @@ class HalfRows:
 
     def take_on(self, rows: np.ndarray, columns: np.ndarray) -> sp.csr_matrix:
         """Rows ``rows`` on ``columns`` only (sorted, unique), numbered within ``columns``: ``m[rows][:, columns]``
-        as float32 CSR, only the kept values converted."""
-        return self._single(sp.csr_matrix(self._bits_of(rows)[:, np.asarray(columns, dtype=np.int64)]))
+        as float32 CSR, only the kept values converted (one compiled pass over the rows' entries)."""
+        ptr, ind, val = rows_on_columns(*self.arrays(), rows, columns)
+        return sp.csr_matrix((val, ind, ptr), shape=(len(ptr) - 1, len(columns)))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """``(indptr, indices, bits, table, n_cols)``: the stored arrays as :mod:`recommender.kernels` reads them,
+        the values as the half floats' bits and the table of their float32 values."""
+        return self.indptr, self.indices, self.data.view(np.uint16), _HALF_TO_SINGLE, self.n_cols
 
 
 @dataclass(eq=False)

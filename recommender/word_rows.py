@@ -13,7 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.index import RankingIndex
-from recommender.sparse_rows import SolvedCounts, local_columns, rows_on
+from recommender.kernels import bm25_scores
+from recommender.sparse_rows import ONE_ABOVE, ONE_BELOW, SolvedCounts, local_columns, rows_on
 
 __all__ = ["WordRows"]
 
@@ -65,7 +66,8 @@ class WordRows:
         assert isinstance(counts, SolvedCounts)
         if not len(pair_w):
             return np.zeros(0)
-        pick = counts.weights_at(pos, self.back, ptr, len(self.docs))
-        weights = index.bm25.weigh(counts.sum_docs(pick, self.docs, self.rows, self.terms), pair_w, self.terms)
-        product = weights @ local_columns(queries, self.terms, weights.dtype)
-        return np.asarray(product[np.arange(len(pair_w)), pair_q], dtype=np.float64)
+        bm25 = index.bm25
+        return bm25_scores(ptr, self.back, counts.owned.data[pos], self.rows.indptr, self.rows.indices,
+                           self.rows.data, self.docs, counts.scale, counts.idf, self.terms, (ONE_ABOVE, ONE_BELOW),
+                           bm25.idf, bm25.norm, bm25.k1, pair_w, pair_q,
+                           local_columns(queries, self.terms, np.float32))
