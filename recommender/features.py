@@ -478,8 +478,12 @@ def _query_features(index: RankingIndex, q: Query, cand: np.ndarray, f: np.ndarr
         qv /= np.linalg.norm(qv)
         f[:, _F["skill_hist"]] = index.skill_profiles[cand] @ qv
         f[:, _F["skill_count"]] = (index.skill_logcounts_csc[:, sk] @ index.skill_idf[sk])[cand]
-        qset = set(q.skills)
-        f[:, _F["skill_declared"]] = [len(qset & index.declared_sets[w]) / len(qset) for w in cand]
+        # the share of the query's skills each candidate declared (skills unknown here count, undeclared)
+        declared = index.declared
+        pos, ptr = gather_segments(declared.indptr, cand)
+        hits = np.zeros(len(pos) + 1, dtype=np.int64)
+        np.cumsum(np.isin(declared.indices[pos], np.unique(sk)), out=hits[1:])
+        f[:, _F["skill_declared"]] = (hits[ptr[1:]] - hits[ptr[:-1]]) / len(set(q.skills))
     ent = proj.index["Enterprise"].get(q.enterprise_id or "")
     if ent is not None:
         f[:, _F["enterprise"]] = np.log1p(_column(index.worker_enterprise_csc, [ent], cand))

@@ -160,8 +160,11 @@ def entry_dots(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, lut:
         raise IndexError(f"query column out of range for {n_cols} columns")
     weights = _scratch_array("weights", n_cols, np.float32, 0.0)
     value = _plain if lut is None else _tabled
-    return np.asarray(_entry_dots(value, indptr, indices, values, lut, rows, owner, q_indptr, q_indices,
-                                  np.asarray(q_data, dtype=np.float32), weights))
+    # each (query, row) once, in row order within a query (entries repeat a row a tenth of the time)
+    keys, back = np.unique(owner * (len(indptr) - 1) + rows, return_inverse=True)
+    once = _entry_dots(value, indptr, indices, values, lut, keys % (len(indptr) - 1), keys // (len(indptr) - 1),
+                       q_indptr, q_indices, np.asarray(q_data, dtype=np.float32), weights)
+    return np.asarray(once)[back.ravel()]
 
 
 def rows_on_columns(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, lut: np.ndarray | None,
@@ -341,21 +344,31 @@ def _bm25(pair_ptr: Any, entry_doc: Any, entry_weight: Any, rows_ptr: Any, rows_
           norm: Any, k1: float, pair_w: Any, pair_q: Any, q_dense: Any) -> Any:  # pragma: no cover - compiled
     n_pairs = len(pair_ptr) - 1
     out = np.zeros(n_pairs)
-    counts = np.zeros(len(terms))
+    n_terms = len(terms)
+    counts = np.zeros(n_terms)
+    term_idf = np.empty(n_terms)
+    term_bm25_idf = np.empty(n_terms)
+    for t in range(n_terms):
+        term_idf[t] = word_idf[terms[t]]
+        term_bm25_idf[t] = bm25_idf[terms[t]]
+    # each document's counts once (a document solved by several candidates is read once)
+    doc_counts = np.empty(len(rows_values))
+    for d in range(len(docs)):
+        s = np.float64(scale[docs[d]])
+        for k in range(rows_ptr[d], rows_ptr[d + 1]):
+            x = np.float64(rows_values[k]) * s / term_idf[rows_terms[k]]
+            doc_counts[k] = np.rint(np.exp(x - 1.0)) if x < one_above or x > one_below else 1.0
     for p in range(n_pairs):
         for e in range(pair_ptr[p], pair_ptr[p + 1]):
             d = entry_doc[e]
             for k in range(rows_ptr[d], rows_ptr[d + 1]):
-                t = rows_terms[k]
-                x = np.float64(rows_values[k]) * np.float64(scale[docs[d]]) / word_idf[terms[t]]
-                c = np.rint(np.exp(x - 1.0)) if x < one_above or x > one_below else 1.0
-                counts[t] += entry_weight[e] * c
+                counts[rows_terms[k]] += entry_weight[e] * doc_counts[k]
         acc = float32(0.0)
         w, q = pair_w[p], pair_q[p]
-        for t in range(len(terms)):  # in term order, as the weights' sorted rows are summed
+        for t in range(n_terms):  # in term order, as the weights' sorted rows are summed
             tf = counts[t]
             if tf != 0.0:
-                weight = float32(bm25_idf[terms[t]] * tf * (k1 + 1.0) / (tf + norm[w]))
+                weight = float32(term_bm25_idf[t] * tf * (k1 + 1.0) / (tf + norm[w]))
                 acc += weight * q_dense[t, q]
                 counts[t] = 0.0
         out[p] = acc
