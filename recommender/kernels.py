@@ -62,24 +62,33 @@ def _touch(indptr: Any, indices: Any, values: Any, r: Any) -> Any:  # pragma: no
 
 @njit(cache=True)
 def _entry_dots(value: Any, indptr: Any, indices: Any, values: Any, table: Any, rows: Any, owner: Any,
-                q_indptr: Any, q_indices: Any, q_data: Any, weights: Any) -> Any:  # pragma: no cover - compiled
+                q_indptr: Any, q_indices: Any, q_data: Any, weights: Any, bits: Any) -> Any:  # pragma: no cover
     out = np.zeros(len(rows), dtype=np.float64)
     e = 0
     sink = 0
+    one = np.uint64(1)
     for q in range(len(q_indptr) - 1):
         for k in range(q_indptr[q], q_indptr[q + 1]):
-            weights[q_indices[k]] = q_data[k]
+            c = q_indices[k]
+            weights[c] = q_data[k]
+            bits[c >> 6] |= one << np.uint64(c & 63)
         while e < len(rows) and owner[e] == q:
             if e + 1 < len(rows):  # touch the next row's cache lines: its loads overlap this row's sums
                 sink += _touch(indptr, indices, values, rows[e + 1])
             r = rows[e]
             acc = float32(0.0)  # float32 products added in stored order into a float32, as scipy's
             for k in range(indptr[r], indptr[r + 1]):
-                acc += value(values, table, k) * weights[indices[k]]
+                c = indices[k]
+                # a term outside the query adds an exact zero: skipped, after a look at a bit set small enough
+                # for the first-level cache (the weights over every term are not)
+                if (bits[c >> 6] >> np.uint64(c & 63)) & one:
+                    acc += value(values, table, k) * weights[c]
             out[e] = acc
             e += 1
         for k in range(q_indptr[q], q_indptr[q + 1]):
-            weights[q_indices[k]] = float32(0.0)
+            c = q_indices[k]
+            weights[c] = float32(0.0)
+            bits[c >> 6] = np.uint64(0)
     if len(out):
         out[0] += 0.0 * sink  # (keeps the touching loads; adds an exact zero)
     return out
@@ -159,11 +168,12 @@ def entry_dots(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, lut:
     if len(q_indices) and (q_indices.min() < 0 or q_indices.max() >= n_cols):
         raise IndexError(f"query column out of range for {n_cols} columns")
     weights = _scratch_array("weights", n_cols, np.float32, 0.0)
+    bits = _scratch_array("bits", n_cols // 64 + 1, np.uint64, 0)
     value = _plain if lut is None else _tabled
     # each (query, row) once, in row order within a query (entries repeat a row a tenth of the time)
     keys, back = np.unique(owner * (len(indptr) - 1) + rows, return_inverse=True)
     once = _entry_dots(value, indptr, indices, values, lut, keys % (len(indptr) - 1), keys // (len(indptr) - 1),
-                       q_indptr, q_indices, np.asarray(q_data, dtype=np.float32), weights)
+                       q_indptr, q_indices, np.asarray(q_data, dtype=np.float32), weights, bits)
     return np.asarray(once)[back.ravel()]
 
 
