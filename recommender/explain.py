@@ -35,9 +35,10 @@ class Explanation:
 class _PathBuilder:
     """Walks real edges of the projection; each hop is checked before it is added."""
 
-    def __init__(self, index: RankingIndex) -> None:
+    def __init__(self, index: RankingIndex, names: dict[tuple[str, str], str] | None = None) -> None:
         self.proj = index.projection
-        self._names: dict[tuple[str, str], str] = {}  # a node's properties are read once per explanation
+        # a node's properties are read once per explanation, or per ranking when the caller keeps ``names``
+        self._names: dict[tuple[str, str], str] = {} if names is None else names
 
     def node(self, label: str, node_id: str) -> dict[str, Any]:
         name = self._names.get((label, node_id))
@@ -83,16 +84,18 @@ def _enterprise_of(index: RankingIndex, cols: np.ndarray) -> np.ndarray:
 
 
 def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray, word_sims: np.ndarray,
-            *, load: int = 0, capacity: float = float("inf"), declined_similar: float = 0.0) -> Explanation:
+            *, load: int = 0, capacity: float = float("inf"), declined_similar: float = 0.0,
+            names: dict[tuple[str, str], str] | None = None) -> Explanation:
     """Build the explanation of ranking ``worker`` (projection index) for ``query``.
 
     ``word_sims`` are the query's cosines to the index's history problems (as computed for the
-    features), ``features`` the worker's feature row.
+    features), ``features`` the worker's feature row. ``names``, kept by the caller across the
+    explanations of one ranking (of one projection), holds the node names already read.
     """
     proj = index.projection
     wid = proj.ids["Worker"][worker]
     me = ("Worker", wid)
-    builder = _PathBuilder(index)
+    builder = _PathBuilder(index, names)
     out = Explanation()
 
     # -- similar solved problems ----------------------------------------------------------
@@ -142,7 +145,10 @@ def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray
         known = np.flatnonzero(posted_by >= 0)
         ec = index.enterprise_chain
         pos, ptr = gather_segments(ec.indptr, posted_by[known])
-        hits = np.flatnonzero(np.isin(ec.indices[pos], chain_idx))
+        in_chain = np.zeros(len(pos), dtype=bool)
+        for c in chain_idx:  # one or two chains: cheaper than np.isin's set-up
+            in_chain |= ec.indices[pos] == c
+        hits = np.flatnonzero(in_chain)
         if len(hits):
             row = int(np.searchsorted(ptr, hits[0], side="right") - 1)  # the first history problem in a chain
             h = int(cols[known[row]])

@@ -291,6 +291,7 @@ def rank(index: RankingIndex, query: Query, cand: np.ndarray, features: np.ndarr
     contrib = fusion.contributions(f[order]) if hasattr(fusion, "contributions") else None
     ids = index.projection.ids["Worker"]
     out: list[Recommendation] = []
+    names: dict[tuple[str, str], str] = {}  # node names read once for all the explanations
     for at, j in enumerate(order):
         comps = {name: float(f[j, k]) for k, name in enumerate(FEATURES) if f[j, k] != 0.0}
         if contrib is not None:
@@ -304,6 +305,6 @@ def rank(index: RankingIndex, query: Query, cand: np.ndarray, features: np.ndarr
         why = None
         if explain:
             why = build_explanation(index, query, int(cand[j]), f[j], evidence.word_sims, load=int(load[j]),
-                                    capacity=float(cap[j]), declined_similar=float(declined[j]))
+                                    capacity=float(cap[j]), declined_similar=float(declined[j]), names=names)
         out.append(Recommendation(ids[int(cand[j])], float(final[j]), comps, why))
     return out
