@@ -88,8 +88,10 @@ class QueryEvidence:
     skill_idx: list[int] = field(default_factory=list)
 
 
-def _column(csc: sp.csc_matrix, cols: Sequence[int] | np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The sum of some columns of a CSC matrix at some rows (unique), the columns added in order.
+def _column(csc: sp.csc_matrix, cols: Sequence[int] | np.ndarray, rows: np.ndarray,
+            weights: np.ndarray | None = None) -> np.ndarray:
+    """The sum of some columns of a CSC matrix at some rows (unique), the columns added in order (each times its
+    weight when ``weights`` are given: ``(csc[:, cols] @ weights)[rows]`` to the bit).
 
     Each column's values at the rows are found by a binary search in its sorted row indices: a district's
     column holds tens of thousands of workers at a million problems, where the candidates are a few hundred.
@@ -105,18 +107,20 @@ def _column(csc: sp.csc_matrix, cols: Sequence[int] | np.ndarray, rows: np.ndarr
     out = np.zeros(len(rows))
     if not csc.has_canonical_format:  # (unsorted or repeated rows in a column) sum the whole columns
         dense = np.zeros(csc.shape[0])
-        for c in cols:
+        for j, c in enumerate(cols):
             a, b = csc.indptr[c], csc.indptr[c + 1]
-            np.add.at(dense, csc.indices[a:b], csc.data[a:b])
+            values = np.asarray(csc.data[a:b], dtype=np.float64)
+            np.add.at(dense, csc.indices[a:b], values if weights is None else values * weights[j])
         return dense[rows]
-    for c in cols:
+    for j, c in enumerate(cols):
         a, b = int(csc.indptr[c]), int(csc.indptr[c + 1])
         if a == b:
             continue
         col = csc.indices[a:b]
         at = np.minimum(np.searchsorted(col, rows), b - a - 1)
         hit = col[at] == rows
-        out[hit] += csc.data[a:b][at[hit]]
+        values = np.asarray(csc.data[a:b][at[hit]], dtype=np.float64)
+        out[hit] += values if weights is None else values * weights[j]
     return out
 
 
@@ -477,7 +481,7 @@ def _query_features(index: RankingIndex, q: Query, cand: np.ndarray, f: np.ndarr
         qv[sk] = index.skill_idf[sk]
         qv /= np.linalg.norm(qv)
         f[:, _F["skill_hist"]] = index.skill_profiles[cand] @ qv
-        f[:, _F["skill_count"]] = (index.skill_logcounts_csc[:, sk] @ index.skill_idf[sk])[cand]
+        f[:, _F["skill_count"]] = _column(index.skill_logcounts_csc, sk, cand, index.skill_idf[sk])
         # the share of the query's skills each candidate declared (skills unknown here count, undeclared)
         declared = index.declared
         pos, ptr = gather_segments(declared.indptr, cand)
