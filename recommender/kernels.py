@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from numba import float32, njit
+from numba import float32, njit, types
+from numba.extending import overload
 
 __all__ = ["bm25_scores", "compiled_source", "entry_dots", "push", "rows_on_columns"]
 
@@ -38,14 +39,22 @@ def _scratch_array(kind: str, size: int, dtype: Any, fill: float) -> np.ndarray:
     return have
 
 
-@njit(cache=True)
-def _plain(values: Any, table: Any, k: Any) -> Any:  # pragma: no cover - compiled
-    return values[k]
+def _value(values: Any, table: Any, k: Any) -> Any:
+    """Stored value ``k``: ``values[k]``, or with a ``table`` (half floats) ``table[values[k]]``."""
+    return values[k] if table is None else table[values[k]]
 
 
-@njit(cache=True)
-def _tabled(values: Any, table: Any, k: Any) -> Any:  # pragma: no cover - compiled
-    return table[np.intp(values[k])]
+@overload(_value)
+def _value_compiled(values: Any, table: Any, k: Any) -> Any:  # pragma: no cover - compiled
+    # chosen by the table's type when a loop is compiled, so each loop has a plain and a half-float version
+    # and is cached (a compiled function passed as an argument would make every process compile it again)
+    def plain(values: Any, table: Any, k: Any) -> Any:
+        return values[k]
+
+    def tabled(values: Any, table: Any, k: Any) -> Any:
+        return table[np.intp(values[k])]
+
+    return plain if isinstance(table, types.NoneType) else tabled
 
 
 @njit(cache=True)
@@ -61,7 +70,7 @@ def _touch(indptr: Any, indices: Any, values: Any, r: Any) -> Any:  # pragma: no
 
 
 @njit(cache=True)
-def _entry_dots(value: Any, indptr: Any, indices: Any, values: Any, table: Any, rows: Any, owner: Any,
+def _entry_dots(indptr: Any, indices: Any, values: Any, table: Any, rows: Any, owner: Any,
                 q_indptr: Any, q_indices: Any, q_data: Any, weights: Any, bits: Any) -> Any:  # pragma: no cover
     out = np.zeros(len(rows), dtype=np.float64)
     e = 0
@@ -82,7 +91,7 @@ def _entry_dots(value: Any, indptr: Any, indices: Any, values: Any, table: Any, 
                 # a term outside the query adds an exact zero: skipped, after a look at a bit set small enough
                 # for the first-level cache (the weights over every term are not)
                 if (bits[c >> 6] >> np.uint64(c & 63)) & one:
-                    acc += value(values, table, k) * weights[c]
+                    acc += _value(values, table, k) * weights[c]
             out[e] = acc
             e += 1
         for k in range(q_indptr[q], q_indptr[q + 1]):
@@ -95,7 +104,7 @@ def _entry_dots(value: Any, indptr: Any, indices: Any, values: Any, table: Any, 
 
 
 @njit(cache=True)
-def _rows_on_columns(value: Any, indptr: Any, indices: Any, values: Any, table: Any, rows: Any, columns: Any,
+def _rows_on_columns(indptr: Any, indices: Any, values: Any, table: Any, rows: Any, columns: Any,
                      local: Any) -> Any:  # pragma: no cover - compiled
     for i in range(len(columns)):
         local[columns[i]] = i
@@ -116,7 +125,7 @@ def _rows_on_columns(value: Any, indptr: Any, indices: Any, values: Any, table: 
         out_ptr[i + 1] = n
     out_values = np.empty(n, dtype=np.float32)
     for j in range(n):
-        out_values[j] = value(values, table, kept[j])
+        out_values[j] = _value(values, table, kept[j])
     for i in range(len(columns)):
         local[columns[i]] = -1
     return out_ptr, out_indices[:n].copy(), out_values
@@ -169,10 +178,9 @@ def entry_dots(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, lut:
         raise IndexError(f"query column out of range for {n_cols} columns")
     weights = _scratch_array("weights", n_cols, np.float32, 0.0)
     bits = _scratch_array("bits", n_cols // 64 + 1, np.uint64, 0)
-    value = _plain if lut is None else _tabled
     # each (query, row) once, in row order within a query (entries repeat a row a tenth of the time)
     keys, back = np.unique(owner * (len(indptr) - 1) + rows, return_inverse=True)
-    once = _entry_dots(value, indptr, indices, values, lut, keys % (len(indptr) - 1), keys // (len(indptr) - 1),
+    once = _entry_dots(indptr, indices, values, lut, keys % (len(indptr) - 1), keys // (len(indptr) - 1),
                        q_indptr, q_indices, np.asarray(q_data, dtype=np.float32), weights, bits)
     return np.asarray(once)[back.ravel()]
 
@@ -195,8 +203,7 @@ def rows_on_columns(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
     if len(columns) and (columns.min() < 0 or columns.max() >= n_cols):
         raise IndexError(f"column out of range for {n_cols} columns")
     local = _scratch_array("local", n_cols, np.int32, -1)
-    value = _plain if lut is None else _tabled
-    ptr, ind, val = _rows_on_columns(value, indptr, indices, values, lut, rows, columns, local)
+    ptr, ind, val = _rows_on_columns(indptr, indices, values, lut, rows, columns, local)
     return np.asarray(ptr), np.asarray(ind), np.asarray(val)
 
 

@@ -170,12 +170,25 @@ class AppState:
             encoder = getattr(rec, "encoder", None)
             if encoder is not None:
                 encoder.encode(["预热"])  # the model's first call loads its weights: not on a user's request
+            self._warm_ranking(rec)
         except Exception as err:  # noqa: BLE001 - reported by /readyz; a request retries through .recommender
             _log.exception("ranking: start-up failed")
             start.update(error=f"{type(err).__name__}: {err}")  # the next /readyz starts again
             return
         start.update(ready=True, seconds=round(time.monotonic() - start["started"], 3))
         _log.info("ranking: ready in %.2f s", start["seconds"])
+
+    @staticmethod
+    def _warm_ranking(rec: Any) -> None:
+        """Answer one stored problem: a process's first recommendation loads the ranking's compiled loops
+        (recommender/kernels.py; compiles them when their cache is missing), not on a user's request."""
+        problems = rec.projection.ids["Problem"] if hasattr(rec, "projection") else []
+        if not len(problems):
+            return
+        try:
+            rec.recommend(problems[0], n=1)
+        except Exception:  # noqa: BLE001 - a warm-up that fails leaves the first request to do it
+            _log.warning("ranking: warm-up recommendation failed", exc_info=True)
 
     def ranking_readiness(self) -> dict[str, Any] | None:
         """``None`` when the ranking is made on first use (not started by :meth:`start_ranking`); else whether it is
