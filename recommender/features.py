@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.index import RankingIndex, day_number
-from recommender.kernels import compiled_source, entry_dots
+from recommender.kernels import best_per_segment, compiled_source, entry_dots
 from recommender.query import Query, vectorise
 from recommender.signals import recency_weight, segment_max, segment_topk
 from recommender.sparse_rows import RowSource, gather_segments, local_columns, take_rows
@@ -143,23 +143,6 @@ def _rows_dot(m: sp.csr_matrix | RowSource, rows: np.ndarray, q: sp.csr_matrix) 
     dense[q.indices] = q.data
     once, back = np.unique(rows, return_inverse=True)  # in storage order, each row read once
     return np.asarray(take_rows(m, once, np.unique(q.indices)) @ dense, dtype=np.float64)[back]
-
-
-def _best_per_segment(values: np.ndarray, indptr: np.ndarray, k: int) -> np.ndarray:
-    """Mask of the ``k`` largest values of each segment (ties by position)."""
-    lengths = np.diff(indptr)
-    if not len(values) or lengths.max(initial=0) <= k:
-        return np.ones(len(values), dtype=bool)
-    long = np.flatnonzero(lengths > k)  # only these segments lose entries: rank them alone
-    pos, ptr = gather_segments(indptr, long)
-    sub = values[pos]
-    groups = np.repeat(np.arange(len(long)), lengths[long])
-    order = np.lexsort((-sub, groups))
-    rank = np.empty(len(sub), dtype=np.int64)
-    rank[order] = np.arange(len(sub)) - np.repeat(ptr[:-1], lengths[long])
-    mask = np.ones(len(values), dtype=bool)
-    mask[pos] = rank < k
-    return mask
 
 
 def _skill_rows(index: RankingIndex, queries: Sequence[Query]) -> sp.csr_matrix:
@@ -405,7 +388,7 @@ def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndar
         f[:, _F["text_max"]] = segment_max(sw, ptr)
         hits = np.bincount(seg[sw >= 0.15], minlength=len(pair_w))
         f[:, _F["text_hits"]] = np.log1p(hits)
-        near = _best_per_segment(sw, ptr, CHAR_DEPTH)
+        near = best_per_segment(sw, ptr, CHAR_DEPTH)
         near_ptr = np.zeros(len(pair_w) + 1, dtype=np.int64)
         np.cumsum(np.bincount(seg[near], minlength=len(pair_w)), out=near_ptr[1:])
         sc = _entry_dots(index.char_rows, cols[near], entry_q[near], views.char)

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from numba import float32, njit, types
 from numba.extending import overload
 
-__all__ = ["bm25_scores", "compiled_source", "entry_dots", "push", "rows_on_columns"]
+__all__ = ["best_per_segment", "bm25_scores", "compiled_source", "entry_dots", "push", "rows_on_columns"]
 
 _scratch = threading.local()
 
@@ -418,3 +418,28 @@ def bm25_scores(pair_ptr: np.ndarray, entry_doc: np.ndarray, entry_weight: np.nd
                             ints(docs), scale, reals(word_idf), ints(terms), float(ones[0]), float(ones[1]),
                             reals(bm25_idf), reals(norm), float(k1), ints(pair_w), ints(pair_q),
                             np.ascontiguousarray(q_dense, dtype=np.float32)))
+
+
+@njit(cache=True)
+def _best_per_segment(values: Any, indptr: Any, k: int, mask: Any) -> None:  # pragma: no cover - compiled
+    for s in range(len(indptr) - 1):
+        a, b = indptr[s], indptr[s + 1]
+        if b - a > k:
+            order = np.argsort(-values[a:b], kind="mergesort")  # stable: ties by position
+            for i in range(k, b - a):
+                mask[a + order[i]] = False
+
+
+def best_per_segment(values: np.ndarray, indptr: np.ndarray, k: int) -> np.ndarray:
+    """Mask of the ``k`` largest values of each segment ``values[indptr[s]:indptr[s + 1]]``, ties by position.
+
+    Examples
+    --------
+    >>> best_per_segment(np.array([0.1, 0.5, 0.5, 0.2, 0.9]), np.array([0, 4, 5]), 2).tolist()
+    [False, True, True, False, True]
+    """
+    mask = np.ones(len(values), dtype=bool)
+    if len(values):
+        _best_per_segment(np.ascontiguousarray(values, dtype=np.float64), np.ascontiguousarray(indptr, dtype=np.int64),
+                          int(k), mask)
+    return mask

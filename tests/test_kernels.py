@@ -168,3 +168,26 @@ def test_pairwise_sum_is_numpys_sum() -> None:
     for n in [*range(0, 140), 255, 256, 257, 1000, 4099]:
         a = rng.random(n) * 10.0 ** rng.uniform(-8, 3, n)
         assert kernels._pairwise_sum(a, 0, n) == a.sum()
+
+
+def _lexsorted_best(values: np.ndarray, indptr: np.ndarray, k: int) -> np.ndarray:
+    """features._best_per_segment before the kernel: a lexsort of every long segment."""
+    lengths = np.diff(indptr)
+    mask = np.ones(len(values), dtype=bool)
+    for s in np.flatnonzero(lengths > k):
+        a, b = indptr[s], indptr[s + 1]
+        order = np.lexsort((-values[a:b], np.zeros(b - a)))
+        mask[a + order[k:]] = False
+    return mask
+
+
+def test_best_per_segment_keeps_the_k_largest_ties_by_position() -> None:
+    rng = np.random.default_rng(13)
+    lengths = rng.integers(0, 60, 200)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    values = np.round(rng.random(indptr[-1]), 1)  # many ties
+    values[:5] = 0.0
+    values[5:8] = -0.0
+    for k in (0, 1, 3, 25, 100):
+        assert np.array_equal(kernels.best_per_segment(values, indptr, k), _lexsorted_best(values, indptr, k))
+    assert kernels.best_per_segment(np.zeros(0), np.array([0]), 3).shape == (0,)

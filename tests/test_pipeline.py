@@ -18,8 +18,9 @@ from demo.generator import generate
 from graph.dataset import load_dataset
 from graph.memory import MemoryStore
 from recommender.engine import RankConfig, Recommender
-from recommender.features import _best_per_segment, _entry_dots, _rows_dot, compute_features
+from recommender.features import _entry_dots, _rows_dot, compute_features
 from recommender.index import RankingIndex
+from recommender.kernels import best_per_segment
 from recommender.pipeline import generate_candidates, make_query, similar_problems
 from recommender.query import vectorise
 from recommender.signals import _segment_topk_sorted, segment_topk
@@ -71,7 +72,7 @@ def test_best_per_segment_ranks_only_long_segments_like_a_full_sort() -> None:
         rank = np.empty(len(values), dtype=np.int64)
         rank[order] = np.arange(len(values)) - np.repeat(ptr[:-1], lengths)
         for k in (1, 3):
-            assert np.array_equal(_best_per_segment(values, ptr, k), rank < k)
+            assert np.array_equal(best_per_segment(values, ptr, k), rank < k)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
