@@ -139,8 +139,7 @@ def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray
         own = index.hp_pos.get(proj.index["Problem"][stored], -1) if stored else -1
         hit = cols[(posted_by == proj.index["Enterprise"][ent]) & (cols != own)]
         if len(hit):
-            add([me, ("Problem", index.problem_id(int(hit[0]))), ("Enterprise", ent)],
-                             ["SOLVED", "POSTED"])
+            add([me, ("Problem", index.problem_id(int(hit[0]))), ("Enterprise", ent)], ["SOLVED", "POSTED"])
     if chains and len(cols) and not paths:
         known = np.flatnonzero(posted_by >= 0)
         ec = index.enterprise_chain
@@ -155,7 +154,7 @@ def explain(index: RankingIndex, query: Query, worker: int, features: np.ndarray
             other = proj.ids["Enterprise"][int(posted_by[known[row]])]
             chain = proj.ids["IndustryChain"][int(ec.indices[pos[hits[0]]])]
             add([me, ("Problem", index.problem_id(h)), ("Enterprise", other), ("IndustryChain", chain)],
-                             ["SOLVED", "POSTED", "IN_CHAIN"])
+                ["SOLVED", "POSTED", "IN_CHAIN"])
     if out.similar_problems:
         add([me, ("Problem", out.similar_problems[0]["id"])], ["SOLVED"])
     for skill in out.matched_skills[:2]:

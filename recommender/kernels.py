@@ -356,25 +356,16 @@ def push(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, seeds: np.nd
 
 
 @njit(cache=True)
-def _bm25(pair_ptr: Any, entry_doc: Any, entry_weight: Any, rows_ptr: Any, rows_terms: Any, rows_values: Any,
-          docs: Any, scale: Any, word_idf: Any, terms: Any, one_above: float, one_below: float, bm25_idf: Any,
-          norm: Any, k1: float, pair_w: Any, pair_q: Any, q_dense: Any) -> Any:  # pragma: no cover - compiled
+def _bm25(pair_ptr: Any, entry_doc: Any, entry_weight: Any, rows_ptr: Any, rows_terms: Any, doc_counts: Any,
+          terms: Any, bm25_idf: Any, norm: Any, k1: float, pair_w: Any, pair_q: Any,
+          q_dense: Any) -> Any:  # pragma: no cover - compiled
     n_pairs = len(pair_ptr) - 1
     out = np.zeros(n_pairs)
     n_terms = len(terms)
     counts = np.zeros(n_terms)
-    term_idf = np.empty(n_terms)
     term_bm25_idf = np.empty(n_terms)
     for t in range(n_terms):
-        term_idf[t] = word_idf[terms[t]]
         term_bm25_idf[t] = bm25_idf[terms[t]]
-    # each document's counts once (a document solved by several candidates is read once)
-    doc_counts = np.empty(len(rows_values))
-    for d in range(len(docs)):
-        s = np.float64(scale[docs[d]])
-        for k in range(rows_ptr[d], rows_ptr[d + 1]):
-            x = np.float64(rows_values[k]) * s / term_idf[rows_terms[k]]
-            doc_counts[k] = np.rint(np.exp(x - 1.0)) if x < one_above or x > one_below else 1.0
     for p in range(n_pairs):
         for e in range(pair_ptr[p], pair_ptr[p + 1]):
             d = entry_doc[e]
@@ -393,31 +384,28 @@ def _bm25(pair_ptr: Any, entry_doc: Any, entry_weight: Any, rows_ptr: Any, rows_
 
 
 def bm25_scores(pair_ptr: np.ndarray, entry_doc: np.ndarray, entry_weight: np.ndarray, rows_ptr: np.ndarray,
-                rows_terms: np.ndarray, rows_values: np.ndarray, docs: np.ndarray, scale: np.ndarray,
-                word_idf: np.ndarray, terms: np.ndarray, ones: tuple[float, float], bm25_idf: np.ndarray,
-                norm: np.ndarray, k1: float, pair_w: np.ndarray, pair_q: np.ndarray,
-                q_dense: np.ndarray) -> np.ndarray:
-    """Per pair (a worker and a query), the worker's BM25 score for the query, its term counts recovered from
-    the word TF-IDF rows of the documents it owns (:class:`recommender.sparse_rows.SolvedCounts`), as
-    ``BM25Rows.weigh(SolvedCounts.sum_docs(...)) @ q_dense`` computes it, bit for bit.
+                rows_terms: np.ndarray, doc_counts: np.ndarray, terms: np.ndarray, bm25_idf: np.ndarray,
+                norm: np.ndarray, k1: float, pair_w: np.ndarray, pair_q: np.ndarray, q_dense: np.ndarray) -> np.ndarray:
+    """Per pair (a worker and a query), the worker's BM25 score for the query from the term counts of the
+    documents it owns, as ``BM25Rows.weigh(SolvedCounts.sum_docs(...)) @ q_dense`` computes it, bit for bit.
 
-    Pair ``p`` owns entries ``pair_ptr[p]:pair_ptr[p + 1]``, entry ``e`` document row ``entry_doc[e]`` (of
-    ``docs``, whose rows on ``terms`` are ``rows_*``, the columns numbered within ``terms``) with weight
-    ``entry_weight[e]``. ``ones`` are the bounds within which a count is surely 1; ``q_dense`` is ``len(terms)
-    x queries``.
+    Pair ``p`` owns entries ``pair_ptr[p]:pair_ptr[p + 1]``, entry ``e`` document row ``entry_doc[e]`` with
+    weight ``entry_weight[e]``. The documents' counts on ``terms`` are CSR arrays ``(rows_ptr, rows_terms,
+    doc_counts)``, the columns numbered within ``terms`` (``SolvedCounts.entry_counts``); ``q_dense`` is
+    ``len(terms) x queries``.
     """
     if len(pair_w) != len(pair_ptr) - 1 or len(pair_q) != len(pair_w):
         raise ValueError("one worker and one query per pair")
+
     def ints(a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=np.int64)
 
     def reals(a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=np.float64)
 
-    return np.asarray(_bm25(ints(pair_ptr), ints(entry_doc), reals(entry_weight), rows_ptr, rows_terms, rows_values,
-                            ints(docs), scale, reals(word_idf), ints(terms), float(ones[0]), float(ones[1]),
-                            reals(bm25_idf), reals(norm), float(k1), ints(pair_w), ints(pair_q),
-                            np.ascontiguousarray(q_dense, dtype=np.float32)))
+    return np.asarray(_bm25(ints(pair_ptr), ints(entry_doc), reals(entry_weight), rows_ptr, rows_terms,
+                            reals(doc_counts), ints(terms), reals(bm25_idf), reals(norm), float(k1), ints(pair_w),
+                            ints(pair_q), np.ascontiguousarray(q_dense, dtype=np.float32)))
 
 
 @njit(cache=True)

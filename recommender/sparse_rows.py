@@ -20,13 +20,13 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.kernels import rows_on_columns
+from recommender.kernels import compiled_source, rows_on_columns
 
-__all__ = ["ONE_ABOVE", "ONE_BELOW", "BM25Rows", "HalfRows", "RowSource", "SolvedCounts", "TermPostings",
+__all__ = ["BM25Rows", "HalfRows", "RowSource", "SolvedCounts", "TermPostings",
            "gather_segments", "local_columns", "rare_terms", "rows_on", "take_rows"]
 
 #: Where ``rint(exp(x - 1))`` is surely 1: ``x`` within (1 + ln 0.5, 1 + ln 1.5), a margin away from both ends.
-ONE_ABOVE, ONE_BELOW = 1.0 + np.log(0.5) + 1e-6, 1.0 + np.log(1.5) - 1e-6
+_ONE_ABOVE, _ONE_BELOW = 1.0 + np.log(0.5) + 1e-6, 1.0 + np.log(1.5) - 1e-6
 
 #: Every half float's value in single precision, indexed by its 16 bits.
 _HALF_TO_SINGLE = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
@@ -114,11 +114,11 @@ def rows_on(m: sp.csr_matrix | HalfRows, rows: np.ndarray, columns: np.ndarray) 
     >>> rows_on(m, np.array([1, 0]), np.array([0, 1])).toarray().tolist()
     [[0.0, 3.0], [1.0, 0.0]]
     """
-    if isinstance(m, HalfRows):
-        return m.take_on(rows, columns)
-    if m.dtype == np.float32:
-        ptr, ind, val = rows_on_columns(m.indptr, m.indices, m.data, None, m.shape[1], rows, columns)
+    stored = compiled_source(m)
+    if stored is not None:  # HalfRows, float32 CSR: one compiled pass, only the kept values converted
+        ptr, ind, val = rows_on_columns(*stored, rows, columns)
         return sp.csr_matrix((val, ind, ptr), shape=(len(ptr) - 1, len(columns)))
+    assert not isinstance(m, HalfRows)  # (compiled_source reads every HalfRows)
     rows = np.asarray(rows, dtype=np.int64)
     if not len(rows):
         return sp.csr_matrix((0, len(columns)), dtype=m.dtype)
@@ -209,7 +209,7 @@ class SolvedCounts:
         # rint(exp(x - 1)) for every entry; most counts are 1, and where x is well inside (1 + ln 0.5,
         # 1 + ln 1.5) that is 1 without computing the exponential
         out = np.ones(len(x))
-        other = np.flatnonzero((x < ONE_ABOVE) | (x > ONE_BELOW))
+        other = np.flatnonzero((x < _ONE_ABOVE) | (x > _ONE_BELOW))
         out[other] = np.rint(np.exp(x[other] - 1.0))
         return out
 
@@ -225,6 +225,12 @@ class SolvedCounts:
         and pointers of some owners' rows), entry ``e`` on document ``back[e]``, in ownership order."""
         return sp.csr_matrix((np.asarray(self.owned.data[pos], dtype=np.float64), back, ptr),
                              shape=(len(ptr) - 1, n_docs))
+
+    def entry_counts(self, docs: np.ndarray, rows_on_terms: sp.csr_matrix, terms: np.ndarray) -> np.ndarray:
+        """Per stored entry of ``rows_on_terms`` (documents ``docs``' TF-IDF rows on ``terms``, the columns
+        numbered within ``terms``), its count (float64 integers)."""
+        doc = np.repeat(np.arange(len(docs)), np.diff(rows_on_terms.indptr))
+        return self._counts(rows_on_terms.data, np.asarray(docs)[doc], terms[rows_on_terms.indices])
 
     def sum_docs(self, pick: sp.csr_matrix, docs: np.ndarray, rows_on_terms: sp.csr_matrix,
                  terms: np.ndarray) -> sp.csr_matrix:
@@ -246,9 +252,8 @@ class SolvedCounts:
         scipy.sparse.csr_matrix
             Owners x ``len(terms)`` counts (float64 integers), columns numbered within ``terms``, sorted.
         """
-        doc = np.repeat(np.arange(len(docs)), np.diff(rows_on_terms.indptr))
-        counts = sp.csr_matrix((self._counts(rows_on_terms.data, np.asarray(docs)[doc], terms[rows_on_terms.indices]),
-                                rows_on_terms.indices, rows_on_terms.indptr), shape=rows_on_terms.shape)
+        counts = sp.csr_matrix((self.entry_counts(docs, rows_on_terms, terms), rows_on_terms.indices,
+                                rows_on_terms.indptr), shape=rows_on_terms.shape)
         # whole numbers, exact in any order; scipy's product leaves each row's terms unsorted, and a round trip
         # through CSC sorts them in two linear passes (sort_indices sorts every row)
         return sp.csr_matrix(sp.csr_matrix(pick @ counts).tocsc().tocsr())
@@ -438,12 +443,6 @@ class HalfRows:
     def take(self, rows: np.ndarray, terms: np.ndarray | None = None) -> sp.csr_matrix:
         """Rows ``rows`` (every entry; ``terms`` is not needed), float32 CSR."""
         return self._single(self._bits_of(rows))
-
-    def take_on(self, rows: np.ndarray, columns: np.ndarray) -> sp.csr_matrix:
-        """Rows ``rows`` on ``columns`` only (sorted, unique), numbered within ``columns``: ``m[rows][:, columns]``
-        as float32 CSR, only the kept values converted (one compiled pass over the rows' entries)."""
-        ptr, ind, val = rows_on_columns(*self.arrays(), rows, columns)
-        return sp.csr_matrix((val, ind, ptr), shape=(len(ptr) - 1, len(columns)))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
         """``(indptr, indices, bits, table, n_cols)``: the stored arrays as :mod:`recommender.kernels` reads them,

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from recommender.index import RankingIndex
 from recommender.kernels import bm25_scores
-from recommender.sparse_rows import ONE_ABOVE, ONE_BELOW, SolvedCounts, local_columns, rows_on
+from recommender.sparse_rows import SolvedCounts, local_columns, rows_on
 
 __all__ = ["WordRows"]
 
@@ -68,6 +68,5 @@ class WordRows:
             return np.zeros(0)
         bm25 = index.bm25
         return bm25_scores(ptr, self.back, counts.owned.data[pos], self.rows.indptr, self.rows.indices,
-                           self.rows.data, self.docs, counts.scale, counts.idf, self.terms, (ONE_ABOVE, ONE_BELOW),
-                           bm25.idf, bm25.norm, bm25.k1, pair_w, pair_q,
-                           local_columns(queries, self.terms, np.float32))
+                           counts.entry_counts(self.docs, self.rows, self.terms), self.terms, bm25.idf, bm25.norm,
+                           bm25.k1, pair_w, pair_q, local_columns(queries, self.terms, np.float32))
