@@ -23,6 +23,7 @@ from recommender.query import Query, vectorise
 from recommender.signals import recency_weight, segment_max, segment_topk
 from recommender.sparse_rows import RowSource, gather_segments, local_columns, take_rows
 from recommender.text import TextViews
+from recommender.threads import in_background
 from recommender.walk import PUSH_PRECISION_NODES, seed_vector, walk_scores
 from recommender.word_rows import WordRows
 
@@ -356,10 +357,18 @@ def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndar
             best = np.argpartition(-row, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
             best_of.append((best, row[best]))
             rows.append(row)
-        sw = dense_word[entry_q, cols].astype(np.float64)
     else:
         assert similar is not None
         best_of = [(np.asarray(a), np.asarray(b)) for a, b in similar]
+    # the walks need none of what follows: they run on a helper thread meanwhile (recommender.threads)
+    skills = [_skill_indices(index, q) for q in chunk]
+    walked = in_background(lambda: [walk_scores(index, seed_vector(index, q, best_of[i], skills[i]), cands[i],
+                                                damping=damping)
+                                    if ppr and len(cands[i]) and index.walk_size else None
+                                    for i, q in enumerate(chunk)])
+    if dense_word is not None:
+        sw = dense_word[entry_q, cols].astype(np.float64)
+    else:
         word_rows = WordRows.of(index, cols, views.word, q_bin)
         sw = word_rows.dots(entry_q, views.word)
         for i in range(n_q):
@@ -432,15 +441,15 @@ def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndar
     # query by query: skills, the walk, enterprise and district
     out: list[np.ndarray] = []
     evidence: list[QueryEvidence] = []
+    walks = walked()
     for i, q in enumerate(chunk):
         cand = cands[i]
         fi = f[pair_at[i]:pair_at[i + 1]]
         out.append(fi)
-        sk = _query_features(index, q, cand, fi)
-        walk = None
-        if len(cand) and ppr and index.walk_size:
-            seed = seed_vector(index, q, best_of[i], sk)
-            walk = walk_scores(index, seed, cand, damping=damping)
+        sk = skills[i]
+        _query_features(index, q, cand, fi, sk)
+        walk = walks[i]
+        if walk is not None:
             fi[:, _F["ppr"]] = np.log1p(walk * index.walk_size)
         if not len(cand):
             evidence.append(QueryEvidence(rows[i] if keep_evidence else np.zeros(0)))
@@ -451,14 +460,18 @@ def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndar
     return out, evidence
 
 
-def _query_features(index: RankingIndex, q: Query, cand: np.ndarray, f: np.ndarray) -> list[int]:
-    """The features of one query's candidates that are lookups rather than products: skills, enterprise,
-    chain, district and the service-type rules (written into ``f``); returns the query's skill indices."""
+def _skill_indices(index: RankingIndex, q: Query) -> list[int]:
+    """The query's known skills' indices in the projection."""
+    skill_ids = index.projection.index["Skill"]
+    return [skill_ids[s] for s in q.skills if s in skill_ids]
+
+
+def _query_features(index: RankingIndex, q: Query, cand: np.ndarray, f: np.ndarray, sk: list[int]) -> None:
+    """The features of one query's candidates that are lookups rather than products: skills (``sk``: their
+    indices), enterprise, chain, district and the service-type rules (written into ``f``)."""
     proj = index.projection
-    skill_ids = proj.index["Skill"]
-    sk = [skill_ids[s] for s in q.skills if s in skill_ids]
     if not len(cand):
-        return sk
+        return
     if sk:
         qv = np.zeros(index.n_skills)
         qv[sk] = index.skill_idf[sk]
@@ -489,7 +502,6 @@ def _query_features(index: RankingIndex, q: Query, cand: np.ndarray, f: np.ndarr
         f[:, _F["onsite_fit"]] = f[:, _F["district"]]
     if q.service_type in RD_TYPES:
         f[:, _F["depth_fit"]] = f[:, _F["text_hits"]]
-    return sk
 
 
 #: Former names, kept for callers of this module.

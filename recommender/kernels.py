@@ -11,6 +11,11 @@ into a float32 accumulator, the terms a query lacks adding exact zeros. The test
 
 Scratch arrays over the columns (a query's weights, or its columns' local numbers) are kept per thread and
 restored after each call, so a call touches only the pages of the query's own columns.
+
+A large read is split in parts of about equal stored entries, read at once by a few threads
+(:mod:`recommender.threads`; the loops release the GIL): the entries of a query's reads lie scattered, so each
+loop waits on its loads, not on arithmetic, and two cores read nearly twice as fast. Each output number is still
+computed by one loop in one order, so the numbers do not depend on the split.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 from numba import float32, njit, types
 from numba.extending import overload
+
+from recommender.threads import in_parts
 
 __all__ = ["best_per_segment", "bm25_scores", "compiled_source", "entry_dots", "push", "rows_on_columns"]
 
@@ -69,7 +76,7 @@ def _touch(indptr: Any, indices: Any, values: Any, r: Any) -> Any:  # pragma: no
     return sink
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _entry_dots(indptr: Any, indices: Any, values: Any, table: Any, rows: Any, owner: Any,
                 q_indptr: Any, q_indices: Any, q_data: Any, weights: Any, bits: Any) -> Any:  # pragma: no cover
     out = np.zeros(len(rows), dtype=np.float64)
@@ -103,7 +110,7 @@ def _entry_dots(indptr: Any, indices: Any, values: Any, table: Any, rows: Any, o
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rows_on_columns(indptr: Any, indices: Any, values: Any, table: Any, rows: Any, columns: Any,
                      local: Any) -> Any:  # pragma: no cover - compiled
     for i in range(len(columns)):
@@ -176,13 +183,19 @@ def entry_dots(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, lut:
     q_indices = np.asarray(q_indices)
     if len(q_indices) and (q_indices.min() < 0 or q_indices.max() >= n_cols):
         raise IndexError(f"query column out of range for {n_cols} columns")
-    weights = _scratch_array("weights", n_cols, np.float32, 0.0)
-    bits = _scratch_array("bits", n_cols // 64 + 1, np.uint64, 0)
     # each (query, row) once, in row order within a query (entries repeat a row a tenth of the time)
     keys, back = np.unique(owner * (len(indptr) - 1) + rows, return_inverse=True)
-    once = _entry_dots(indptr, indices, values, lut, keys % (len(indptr) - 1), keys // (len(indptr) - 1),
-                       q_indptr, q_indices, np.asarray(q_data, dtype=np.float32), weights, bits)
-    return np.asarray(once)[back.ravel()]
+    once_rows, once_owner = keys % (len(indptr) - 1), keys // (len(indptr) - 1)
+    q_data = np.asarray(q_data, dtype=np.float32)
+
+    def read(lo: int, hi: int) -> np.ndarray:
+        weights = _scratch_array("weights", n_cols, np.float32, 0.0)
+        bits = _scratch_array("bits", n_cols // 64 + 1, np.uint64, 0)
+        return np.asarray(_entry_dots(indptr, indices, values, lut, once_rows[lo:hi], once_owner[lo:hi],
+                                      q_indptr, q_indices, q_data, weights, bits))
+
+    once = np.concatenate(in_parts(read, indptr[once_rows + 1] - indptr[once_rows]))
+    return once[back.ravel()]
 
 
 def rows_on_columns(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, lut: np.ndarray | None,
@@ -202,9 +215,18 @@ def rows_on_columns(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
     columns = np.ascontiguousarray(columns, dtype=np.int64)
     if len(columns) and (columns.min() < 0 or columns.max() >= n_cols):
         raise IndexError(f"column out of range for {n_cols} columns")
-    local = _scratch_array("local", n_cols, np.int32, -1)
-    ptr, ind, val = _rows_on_columns(indptr, indices, values, lut, rows, columns, local)
-    return np.asarray(ptr), np.asarray(ind), np.asarray(val)
+
+    def read(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        local = _scratch_array("local", n_cols, np.int32, -1)
+        return _rows_on_columns(indptr, indices, values, lut, rows[lo:hi], columns, local)  # type: ignore[no-any-return]
+
+    parts = in_parts(read, indptr[rows + 1] - indptr[rows])
+    if len(parts) == 1:
+        ptr, ind, val = parts[0]
+        return np.asarray(ptr), np.asarray(ind), np.asarray(val)
+    starts = np.cumsum([0] + [p[0][-1] for p in parts[:-1]])
+    ptr = np.concatenate([parts[0][0][:1]] + [p[0][1:] + start for p, start in zip(parts, starts, strict=True)])
+    return ptr, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
 
 
 @njit(cache=True)
@@ -292,7 +314,7 @@ def _above(nodes: Any, count: int, r: Any, indptr: Any, eps: float, frozen: Any,
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _push(indptr: Any, indices: Any, data: Any, n_nodes: int, seeds: Any, seed_mass: Any, damping: float,
           eps: float, frozen: Any, max_rounds: int) -> Any:  # pragma: no cover - compiled
     x = np.zeros(n_nodes)
@@ -355,7 +377,7 @@ def push(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, seeds: np.nd
     return x, r, bool(done)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bm25(pair_ptr: Any, entry_doc: Any, entry_weight: Any, rows_ptr: Any, rows_terms: Any, doc_counts: Any,
           terms: Any, bm25_idf: Any, norm: Any, k1: float, pair_w: Any, pair_q: Any,
           q_dense: Any) -> Any:  # pragma: no cover - compiled
@@ -403,9 +425,17 @@ def bm25_scores(pair_ptr: np.ndarray, entry_doc: np.ndarray, entry_weight: np.nd
     def reals(a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=np.float64)
 
-    return np.asarray(_bm25(ints(pair_ptr), ints(entry_doc), reals(entry_weight), rows_ptr, rows_terms,
-                            reals(doc_counts), ints(terms), reals(bm25_idf), reals(norm), float(k1), ints(pair_w),
-                            ints(pair_q), np.ascontiguousarray(q_dense, dtype=np.float32)))
+    pair_ptr, entry_doc, pair_w, pair_q = ints(pair_ptr), ints(entry_doc), ints(pair_w), ints(pair_q)
+    args = (reals(entry_weight), rows_ptr, rows_terms, reals(doc_counts), ints(terms), reals(bm25_idf), reals(norm),
+            float(k1))
+    q_dense = np.ascontiguousarray(q_dense, dtype=np.float32)
+
+    def read(lo: int, hi: int) -> np.ndarray:
+        return np.asarray(_bm25(pair_ptr[lo:hi + 1], entry_doc, *args, pair_w[lo:hi], pair_q[lo:hi], q_dense))
+
+    read_before = np.zeros(len(entry_doc) + 1, dtype=np.int64)  # the counts each pair reads, for the split
+    np.cumsum(np.diff(rows_ptr)[entry_doc], out=read_before[1:])
+    return np.concatenate(in_parts(read, np.diff(read_before[pair_ptr])))
 
 
 @njit(cache=True)

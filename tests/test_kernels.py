@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender import kernels
+from recommender import kernels, threads
 from recommender.kernels import compiled_source
 from recommender.signals import push_pagerank, transition_matrix
 from recommender.sparse_rows import HalfRows, take_rows
@@ -191,3 +191,28 @@ def test_best_per_segment_keeps_the_k_largest_ties_by_position() -> None:
     for k in (0, 1, 3, 25, 100):
         assert np.array_equal(kernels.best_per_segment(values, indptr, k), _lexsorted_best(values, indptr, k))
     assert kernels.best_per_segment(np.zeros(0), np.array([0]), 3).shape == (0,)
+
+
+def _split_everything(monkeypatch: pytest.MonkeyPatch, n_threads: int) -> None:
+    """Every read split in ``n_threads`` parts, however small."""
+    monkeypatch.setattr(threads, "SPLIT_ENTRIES", 1)
+    monkeypatch.setenv("JIANGLIAN_QUERY_THREADS", str(n_threads))
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_reads_split_over_threads_give_the_same_numbers(half: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    m = _matrix(11)
+    source = HalfRows.from_csr(m) if half else m
+    q = _queries(12, 3, m.shape[1])
+    rng = np.random.default_rng(13)
+    owner = np.sort(rng.integers(0, 3, 700))
+    rows = rng.integers(0, m.shape[0], len(owner))
+    columns = np.unique(rng.integers(0, m.shape[1], 200))
+    monkeypatch.setenv("JIANGLIAN_QUERY_THREADS", "1")
+    dots = kernels.entry_dots(*_arrays(source), rows, owner, q.indptr, q.indices, q.data)
+    selected = kernels.rows_on_columns(*_arrays(source), rows, columns)
+    for n_threads in (2, 3):
+        _split_everything(monkeypatch, n_threads)
+        assert np.array_equal(kernels.entry_dots(*_arrays(source), rows, owner, q.indptr, q.indices, q.data), dots)
+        for got, want in zip(kernels.rows_on_columns(*_arrays(source), rows, columns), selected, strict=True):
+            assert got.dtype == want.dtype and np.array_equal(got, want)

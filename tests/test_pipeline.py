@@ -17,6 +17,7 @@ import recommender.features as features_module
 from demo.generator import generate
 from graph.dataset import load_dataset
 from graph.memory import MemoryStore
+from recommender import threads
 from recommender.engine import RankConfig, Recommender
 from recommender.features import _entry_dots, _rows_dot, compute_features
 from recommender.index import RankingIndex
@@ -125,6 +126,24 @@ def test_features_do_not_depend_on_the_batch(rec: Recommender) -> None:
     small, _ = compute_features(index, plain, cands, batch=13)
     large, _ = compute_features(index, plain, cands, batch=25)
     assert all(np.array_equal(a, b) for a, b in zip(small, large, strict=True))
+
+
+def test_features_do_not_depend_on_how_the_reads_are_split(rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = rec.index
+    open_ids = [p for p, row in zip(rec.projection.ids["Problem"], rec.projection.props["Problem"], strict=True)
+                if row.get("status") == "open"][:10]
+    queries = [vectorise(index, make_query(rec.projection, pid, rec._aliases)) for pid in open_ids]
+    similar = [similar_problems(index, q, 100) for q in queries]
+    cands = [generate_candidates(index, q, s, rec.config) for q, s in zip(queries, similar, strict=True)]
+    monkeypatch.setenv("JIANGLIAN_QUERY_THREADS", "1")
+    whole = [compute_features(index, [q], [c], similar=[s])[0][0] for q, c, s in zip(queries, cands, similar,
+                                                                                     strict=True)]
+    monkeypatch.setattr(threads, "SPLIT_ENTRIES", 1)  # every read (word rows, BM25, character rows) in parts
+    for n_threads in ("2", "3"):
+        monkeypatch.setenv("JIANGLIAN_QUERY_THREADS", n_threads)
+        split = [compute_features(index, [q], [c], similar=[s])[0][0] for q, c, s in zip(queries, cands, similar,
+                                                                                         strict=True)]
+        assert all(np.array_equal(a, b) for a, b in zip(whole, split, strict=True))
 
 
 def test_served_bm25_from_the_gathered_word_rows_is_the_stored_counts_bm25(

@@ -20,6 +20,7 @@ from flask import Response, current_app, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
+from recommender.threads import query_threads
 from web import auth, errors, extensions, outbox, throttle
 from web.ratelimit_store import storage_uri
 
@@ -126,6 +127,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> APIFlask:
     )
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("JIANGLIAN")
+    query_threads()  # a wrong JIANGLIAN_QUERY_THREADS stops the start, not the first recommendation
     if test_config is not None:
         app.config.from_mapping(test_config)
 
