@@ -360,12 +360,13 @@ def _batch_features(index: RankingIndex, chunk: list[Query], cands: list[np.ndar
     else:
         assert similar is not None
         best_of = [(np.asarray(a), np.asarray(b)) for a, b in similar]
-    # the walks need none of what follows: they run on a helper thread meanwhile (recommender.threads)
+    # the walks need none of what follows: they run on a helper thread meanwhile (recommender.threads), their
+    # seeds made here first (the helper then spends nearly all its time in the compiled push, without the GIL)
     skills = [_skill_indices(index, q) for q in chunk]
-    walked = in_background(lambda: [walk_scores(index, seed_vector(index, q, best_of[i], skills[i]), cands[i],
-                                                damping=damping)
-                                    if ppr and len(cands[i]) and index.walk_size else None
-                                    for i, q in enumerate(chunk)])
+    seeds = [seed_vector(index, q, best_of[i], skills[i]) if ppr and len(cands[i]) and index.walk_size else None
+             for i, q in enumerate(chunk)]
+    walked = in_background(lambda: [None if seed is None else walk_scores(index, seed, cands[i], damping=damping)
+                                    for i, seed in enumerate(seeds)])
     if dense_word is not None:
         sw = dense_word[entry_q, cols].astype(np.float64)
     else:
