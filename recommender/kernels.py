@@ -1,5 +1,10 @@
 """Compiled loops (numba) for the sparse reads of a recommendation: rows times queries, rows on some columns.
 
+Why this module is long (about 530 lines): every compiled loop of a query is here, each beside the rules they
+all keep to be the numpy/scipy code's numbers bit for bit and cached by numba (a float32 accumulator started
+as ``float32(0.0)``, numpy's pairwise order for a float64 sum, no recursion and no function arguments), and
+the per-thread scratch they share; ``tests/test_kernels.py`` holds each to the code it replaced.
+
 A recommendation at a million history problems reads about a million stored entries of the problems' TF-IDF
 rows (the candidates' solved problems on the query's terms, their nearest ones' character rows). Done with
 scipy, each read is a chain of whole-array passes: gather the rows (a copy), convert half floats, restrict
@@ -30,7 +35,7 @@ from numba.extending import overload
 
 from recommender.threads import in_parts
 
-__all__ = ["best_per_segment", "bm25_scores", "compiled_source", "entry_dots", "push", "rows_on_columns"]
+__all__ = ["best_per_segment", "bm25_scores", "compiled_source", "entry_dots", "push", "push_at", "rows_on_columns"]
 
 _scratch = threading.local()
 
@@ -40,8 +45,8 @@ def _scratch_array(kind: str, size: int, dtype: Any, fill: float) -> np.ndarray:
     kernels put back every entry they change)."""
     key = f"{kind}_{np.dtype(dtype).str}"
     have = getattr(_scratch, key, None)
-    if have is None or len(have) < size:
-        have = np.full(size, fill, dtype=dtype)
+    if have is None or len(have) < size:  # (zeros: pages the kernels never touch are never made)
+        have = np.zeros(size, dtype=dtype) if fill == 0 else np.full(size, fill, dtype=dtype)
         setattr(_scratch, key, have)
     return have
 
@@ -315,17 +320,22 @@ def _above(nodes: Any, count: int, r: Any, indptr: Any, eps: float, frozen: Any,
 
 
 @njit(cache=True, nogil=True)
-def _push(indptr: Any, indices: Any, data: Any, n_nodes: int, seeds: Any, seed_mass: Any, damping: float,
-          eps: float, frozen: Any, max_rounds: int) -> Any:  # pragma: no cover - compiled
-    x = np.zeros(n_nodes)
-    r = np.zeros(n_nodes)
-    mark = np.zeros(n_nodes, dtype=np.bool_)
+def _push_rounds(indptr: Any, indices: Any, data: Any, seeds: Any, seed_mass: Any, damping: float, eps: float,
+                 frozen: Any, max_rounds: int, x: Any, r: Any, mark: Any, track: bool) -> Any:
+    # pragma: no cover - compiled
+    """The push rounds on ``x``, ``r`` (zero on entry): ``(converged, touched, n_touched)``, with ``track`` the
+    first ``n_touched`` of ``touched`` every node whose score or residual was written (some more than once)."""
+    touched = np.empty(len(seeds) + 16 if track else 0, dtype=np.int64)
+    n_touched = 0
     for i in range(len(seeds)):
         r[seeds[i]] = seed_mass[i]
+        if track:
+            touched[n_touched] = seeds[i]
+            n_touched += 1
     frontier = _above(seeds, len(seeds), r, indptr, eps, frozen, mark)
     for _ in range(max_rounds):
         if len(frontier) == 0:
-            return x, r, True
+            return True, touched, n_touched
         pushed = np.empty(len(frontier))
         dangling = np.empty(len(frontier))
         n_dangling = 0
@@ -356,8 +366,44 @@ def _push(indptr: Any, indices: Any, data: Any, n_nodes: int, seeds: Any, seed_m
                 r[seeds[i]] += lost * seed_mass[i]
                 targets[t] = seeds[i]
                 t += 1
+        if track:  # (a pushed node was a seed or an earlier target: already recorded)
+            if n_touched + t > len(touched):
+                grown = np.empty(max(2 * len(touched), n_touched + t), dtype=np.int64)
+                grown[:n_touched] = touched[:n_touched]
+                touched = grown
+            touched[n_touched:n_touched + t] = targets[:t]
+            n_touched += t
         frontier = _above(targets, t, r, indptr, eps, frozen, mark)
-    return x, r, False
+    return False, touched, n_touched
+
+
+@njit(cache=True, nogil=True)
+def _push(indptr: Any, indices: Any, data: Any, n_nodes: int, seeds: Any, seed_mass: Any, damping: float,
+          eps: float, frozen: Any, max_rounds: int) -> Any:  # pragma: no cover - compiled
+    x = np.zeros(n_nodes)
+    r = np.zeros(n_nodes)
+    mark = np.zeros(n_nodes, dtype=np.bool_)
+    done, _, _ = _push_rounds(indptr, indices, data, seeds, seed_mass, damping, eps, frozen, max_rounds, x, r, mark,
+                              False)
+    return x, r, done
+
+
+@njit(cache=True, nogil=True)
+def _push_at(indptr: Any, indices: Any, data: Any, seeds: Any, seed_mass: Any, damping: float, eps: float,
+             frozen: Any, max_rounds: int, x: Any, r: Any, mark: Any, read_x: Any, read_r: Any) -> Any:
+    # pragma: no cover - compiled
+    done, touched, n_touched = _push_rounds(indptr, indices, data, seeds, seed_mass, damping, eps, frozen,
+                                            max_rounds, x, r, mark, True)
+    out_x = np.empty(len(read_x))
+    for i in range(len(read_x)):
+        out_x[i] = x[read_x[i]]
+    out_r = np.empty(len(read_r))
+    for i in range(len(read_r)):
+        out_r[i] = r[read_r[i]]
+    for i in range(n_touched):  # the scratch back to zeros, for the next call
+        x[touched[i]] = 0.0
+        r[touched[i]] = 0.0
+    return out_x, out_r, done
 
 
 def push(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, seeds: np.ndarray, seed_mass: np.ndarray, *,
@@ -375,6 +421,28 @@ def push(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, seeds: np.nd
                        np.ascontiguousarray(seeds, dtype=np.int64), np.ascontiguousarray(seed_mass, dtype=np.float64),
                        float(damping), float(eps), np.ascontiguousarray(frozen, dtype=np.bool_), int(max_rounds))
     return x, r, bool(done)
+
+
+def push_at(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, seeds: np.ndarray, seed_mass: np.ndarray,
+            read_scores: np.ndarray, read_residual: np.ndarray, *, damping: float, eps: float,
+            frozen: np.ndarray | None, max_rounds: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`push`'s scores at nodes ``read_scores`` and residual at ``read_residual``, the same numbers, without
+    a vector over every node per call: the rounds run on this thread's scratch vectors (zero between calls:
+    only the entries a push wrote are reset), so a call touches the pages of the seeds' neighbourhood only.
+    """
+    n_nodes = len(indptr) - 1
+    if frozen is None:
+        frozen = np.zeros(n_nodes, dtype=np.bool_)
+    read_scores = _checked_rows(read_scores, n_nodes)
+    read_residual = _checked_rows(read_residual, n_nodes)
+    x = _scratch_array("push_x", n_nodes, np.float64, 0.0)
+    r = _scratch_array("push_r", n_nodes, np.float64, 0.0)
+    mark = _scratch_array("push_mark", n_nodes, np.bool_, 0)
+    out_x, out_r, done = _push_at(indptr, indices, data, np.ascontiguousarray(seeds, dtype=np.int64),
+                                  np.ascontiguousarray(seed_mass, dtype=np.float64), float(damping), float(eps),
+                                  np.ascontiguousarray(frozen, dtype=np.bool_), int(max_rounds), x, r, mark,
+                                  read_scores, read_residual)
+    return np.asarray(out_x), np.asarray(out_r), bool(done)
 
 
 @njit(cache=True, nogil=True)

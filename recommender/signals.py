@@ -25,6 +25,7 @@ __all__ = [
     "personalized_pagerank",
     "popularity",
     "push_pagerank",
+    "push_pagerank_at",
     "rating_weight",
     "recency_weight",
     "segment_max",
@@ -308,15 +309,59 @@ def push_pagerank(
     >>> x.round(4).tolist(), bool(r.max() <= 1e-9)
     ([0.6667, 0.3333], True)
     """
+    t, seeds, mass = _push_input(transition, personalization, damping, eps)
+    n = t.shape[0]
+    if not len(seeds):
+        return np.zeros(n), np.zeros(n)
+    x, r, done = kernels.push(t.indptr, t.indices, t.data, seeds, mass, damping=damping, eps=eps, frozen=frozen,
+                              max_rounds=max_rounds)
+    if done:
+        return x, r
+    raise ConvergenceError(f"residual push still had residuals above {eps} x degree after {max_rounds} rounds")
+
+
+def push_pagerank_at(
+    transition: sp.spmatrix,
+    personalization: np.ndarray | sp.spmatrix,
+    scores_at: np.ndarray,
+    residual_at: np.ndarray,
+    *,
+    damping: float = 0.85,
+    eps: float = 1e-7,
+    frozen: np.ndarray | None = None,
+    max_rounds: int = 10_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`push_pagerank`'s scores at nodes ``scores_at`` and residual at ``residual_at``, the same numbers,
+    without a dense vector over every node per call (:func:`recommender.kernels.push_at`): what a query reads
+    of a walk over a large graph.
+
+    Examples
+    --------
+    >>> t = transition_matrix(sp.csr_matrix(np.array([[0, 1], [1, 0]])))
+    >>> x, r = push_pagerank_at(t, np.array([1.0, 0.0]), np.array([1]), np.array([0]), damping=0.5, eps=1e-9)
+    >>> x.round(4).tolist(), bool(r.max() <= 1e-9)
+    ([0.3333], True)
+    """
+    t, seeds, mass = _push_input(transition, personalization, damping, eps)
+    if not len(seeds):
+        return np.zeros(len(scores_at)), np.zeros(len(residual_at))
+    x, r, done = kernels.push_at(t.indptr, t.indices, t.data, seeds, mass, np.asarray(scores_at),
+                                 np.asarray(residual_at), damping=damping, eps=eps, frozen=frozen,
+                                 max_rounds=max_rounds)
+    if done:
+        return x, r
+    raise ConvergenceError(f"residual push still had residuals above {eps} x degree after {max_rounds} rounds")
+
+
+def _push_input(transition: sp.spmatrix, personalization: np.ndarray | sp.spmatrix, damping: float,
+                eps: float) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
+    """The CSC transition, and the seeds (sorted, unique; none when all mass is zero) with their normalised mass."""
     if not 0.0 <= damping < 1.0:
         raise ValueError("damping must be in [0, 1)")
     if not eps > 0.0:
         raise ValueError("eps must be positive")
     t = transition if sp.issparse(transition) and transition.format == "csc" else sp.csc_matrix(transition)
     n = t.shape[0]
-    indptr = t.indptr
-    indices = t.indices
-    data = t.data
     if sp.issparse(personalization):
         coo = sp.coo_matrix(personalization)
         where = (coo.row if coo.shape[0] == n else coo.col).astype(np.int64)
@@ -329,12 +374,8 @@ def push_pagerank(
         mass = dense[seeds]
     total = mass.sum()
     if total <= 0:
-        return np.zeros(n), np.zeros(n)
-    x, r, done = kernels.push(indptr, indices, data, seeds, mass / total, damping=damping, eps=eps, frozen=frozen,
-                              max_rounds=max_rounds)
-    if done:
-        return x, r
-    raise ConvergenceError(f"residual push still had residuals above {eps} x degree after {max_rounds} rounds")
+        return t, np.zeros(0, dtype=np.int64), np.zeros(0)
+    return t, seeds, mass / total
 
 
 def local_pagerank(

@@ -27,6 +27,9 @@ T = TypeVar("T")
 
 #: Below this many stored entries a read is not split (a hand-off to a thread costs tens of microseconds).
 SPLIT_ENTRIES = 60_000
+#: A large read is cut into up to this many parts per thread: a helper busy with other work (the walk) when the
+#: read starts takes the later parts once it is free, the caller the rest.
+PARTS_PER_THREAD = 3
 _THREADS_VARIABLE = "JIANGLIAN_QUERY_THREADS"
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (the process that made it, its threads, the pool)
 _pool_lock = threading.Lock()
@@ -92,15 +95,20 @@ def in_parts(read: Callable[[int, int], T], sizes: np.ndarray, *, threads: int |
     [(0, 3)]
     """
     threads = query_threads() if threads is None else threads
-    parts = min(threads, max(1, int(np.sum(sizes)) // SPLIT_ENTRIES), len(sizes))
+    if threads <= 1:
+        return [read(0, len(sizes))]
+    parts = min(PARTS_PER_THREAD * threads, max(1, int(np.sum(sizes)) // SPLIT_ENTRIES), len(sizes))
     if parts <= 1:
         return [read(0, len(sizes))]
     bounds = split_bounds(sizes, parts)
     pool = _executor(threads)
     works = [(lambda lo=int(bounds[i]), hi=int(bounds[i + 1]): read(lo, hi)) for i in range(parts)]
     later = [pool.submit(work) for work in works[1:]]
-    first = works[0]()
-    return [first] + [_result(f, work) for f, work in zip(later, works[1:], strict=True)]
+    results: list[T | None] = [works[0](), *([None] * len(later))]
+    # the helpers take the parts from the front; the caller takes back the ones not started, from the back
+    for i in range(len(later), 0, -1):
+        results[i] = _result(later[i - 1], works[i])
+    return results  # type: ignore[return-value]
 
 
 def in_background(work: Callable[[], T], *, threads: int | None = None) -> Callable[[], T]:

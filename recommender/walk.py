@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.signals import personalized_pagerank, push_pagerank, transition_matrix
+from recommender.signals import personalized_pagerank, push_pagerank_at, transition_matrix
 
 if TYPE_CHECKING:
     from recommender.features import Query
@@ -167,11 +167,9 @@ def walk_scores(index: RankingIndex, seed: sp.csr_matrix, workers: np.ndarray, *
     if not index.walk_size or not seed.nnz:
         return np.zeros(len(workers))
     eps = tol / max(min(index.walk_size, precision_nodes), 1)
-    scores, residual = push_pagerank(index.walk, seed, damping=damping, eps=eps, frozen=index.walk_hub_mask)
-    out = scores[index.walk_offset["Worker"] + workers]
     hubs = index.walk_hubs
-    if len(hubs):
-        held = residual[hubs]
-        if held.any():
-            out += hub_worker_scores(index, damping)[workers] @ held
+    out, held = push_pagerank_at(index.walk, seed, index.walk_offset["Worker"] + workers, hubs, damping=damping,
+                                 eps=eps, frozen=index.walk_hub_mask)
+    if len(hubs) and held.any():
+        out += hub_worker_scores(index, damping)[workers] @ held
     return out

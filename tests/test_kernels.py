@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from recommender import kernels, threads
 from recommender.kernels import compiled_source
-from recommender.signals import push_pagerank, transition_matrix
+from recommender.signals import push_pagerank, push_pagerank_at, transition_matrix
 from recommender.sparse_rows import HalfRows, take_rows
 
 
@@ -161,6 +161,13 @@ def test_push_is_the_vectorised_rounds_bit_for_bit(dangling: int) -> None:
         got = push_pagerank(t, p, damping=damping, eps=eps, frozen=mask)
         want = _vectorised_push(t, p, damping, eps, mask)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        # read at some nodes from the thread's scratch vectors: the same numbers, the scratch left all zero
+        at_x, at_r = rng.integers(0, n, 50), np.flatnonzero(frozen)
+        x, r = push_pagerank_at(t, p, at_x, at_r, damping=damping, eps=eps, frozen=mask)
+        assert np.array_equal(x, want[0][at_x]) and np.array_equal(r, want[1][at_r])
+        assert x.any() and not kernels._scratch_array("push_x", n, np.float64, 0.0).any()
+        assert not kernels._scratch_array("push_r", n, np.float64, 0.0).any()
+        assert not kernels._scratch_array("push_mark", n, np.bool_, 0).any()
 
 
 def test_pairwise_sum_is_numpys_sum() -> None:

@@ -36,7 +36,7 @@ def test_in_parts_reads_every_item_once_in_order() -> None:
         return list(range(lo, hi))
 
     parts = threads.in_parts(read, sizes, threads=2)
-    assert len(parts) == 2 and sum(parts, []) == list(range(10))
+    assert len(parts) == 2 * threads.PARTS_PER_THREAD and sum(parts, []) == list(range(10))
     assert len(set(names)) == 2  # two threads read
     # never more parts than items, and small reads stay in the calling thread
     assert len(threads.in_parts(lambda lo, hi: hi - lo, np.array([10**6, 10**6]), threads=4)) == 2
