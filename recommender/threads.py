@@ -28,8 +28,9 @@ T = TypeVar("T")
 #: Below this many stored entries a read is not split (a hand-off to a thread costs tens of microseconds).
 SPLIT_ENTRIES = 60_000
 #: A large read is cut into up to this many parts per thread: a helper busy with other work (the walk) when the
-#: read starts takes the later parts once it is free, the caller the rest.
-PARTS_PER_THREAD = 3
+#: read starts takes the later parts once it is free, the caller the rest. Measured (docs/benchmarks.md, section
+#: 7): 3 was no faster at 1M problems and 2-3 ms slower at p95 at scale 45 (more hand-offs) than 1.
+PARTS_PER_THREAD = 1
 _THREADS_VARIABLE = "JIANGLIAN_QUERY_THREADS"
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (the process that made it, its threads, the pool)
 _pool_lock = threading.Lock()
