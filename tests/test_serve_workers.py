@@ -82,6 +82,20 @@ def _workers_seen(base: str, want: int, seconds: float = 30) -> set[str]:
     return seen
 
 
+def _ready_bodies(base: str, workers: set[str], seconds: float = 60) -> dict[str, dict[str, Any]]:
+    """Each of ``workers``' ready ``/readyz`` body, by worker pid: a worker still mapping or building its ranking
+    answers 503 until it is ready, and the workers start at their own pace."""
+    ready: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + seconds
+    while not workers <= set(ready) and time.monotonic() < deadline:
+        status, body, pid = _get(base + "/readyz")
+        if status == 200:
+            ready[pid] = body
+        else:
+            time.sleep(0.1)
+    return ready
+
+
 def _write_through_one_read_through_other(base: str, key: str) -> None:
     status, body, writer = _get(base + "/api/v1/problems", key,
                                 {"id": "PW1", "title": "注塑件缩痕严重", "skills": ["注塑成型"]})
@@ -192,7 +206,8 @@ def test_two_workers_on_one_embedded_data_directory(tmp_path: Path) -> None:
     try:
         _wait_ready(base, proc)
         seen = _workers_seen(base, 2, seconds=10 if one_process else 30)
-        pools = {_get(base + "/readyz")[1]["compute_threads"] for _ in range(8)}
+        ready = _ready_bodies(base, seen)
+        pools = {body["compute_threads"] for body in ready.values()}
         if not one_process:
             _write_through_one_read_through_other(base, key)
     finally:
@@ -204,5 +219,6 @@ def test_two_workers_on_one_embedded_data_directory(tmp_path: Path) -> None:
         assert seen == {""}
     else:
         assert len(seen) == 2 and "" not in seen, (seen, output)
+        assert set(ready) == seen, (ready, seen)  # every worker got ready
         # each worker's BLAS pool is its share of the cores, not the whole machine (N workers x N threads)
         assert pools == {compute_threads(2)}, pools
