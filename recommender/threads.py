@@ -96,8 +96,6 @@ def in_parts(read: Callable[[int, int], T], sizes: np.ndarray, *, threads: int |
     [(0, 3)]
     """
     threads = query_threads() if threads is None else threads
-    if threads <= 1:
-        return [read(0, len(sizes))]
     parts = min(PARTS_PER_THREAD * threads, max(1, int(np.sum(sizes)) // SPLIT_ENTRIES), len(sizes))
     if parts <= 1:
         return [read(0, len(sizes))]
