@@ -35,7 +35,7 @@ from numba.extending import overload
 
 from recommender.threads import in_parts
 
-__all__ = ["best_per_segment", "bm25_scores", "compiled_source", "entry_dots", "push", "push_at", "rows_on_columns"]
+__all__ = ["best_per_segment", "bm25_scores", "compiled_source", "entry_dots", "push_at", "rows_on_columns"]
 
 _scratch = threading.local()
 
@@ -321,17 +321,15 @@ def _above(nodes: Any, count: int, r: Any, indptr: Any, eps: float, frozen: Any,
 
 @njit(cache=True, nogil=True)
 def _push_rounds(indptr: Any, indices: Any, data: Any, seeds: Any, seed_mass: Any, damping: float, eps: float,
-                 frozen: Any, max_rounds: int, x: Any, r: Any, mark: Any, track: bool) -> Any:
-    # pragma: no cover - compiled
-    """The push rounds on ``x``, ``r`` (zero on entry): ``(converged, touched, n_touched)``, with ``track`` the
-    first ``n_touched`` of ``touched`` every node whose score or residual was written (some more than once)."""
-    touched = np.empty(len(seeds) + 16 if track else 0, dtype=np.int64)
+                 frozen: Any, max_rounds: int, x: Any, r: Any, mark: Any) -> Any:  # pragma: no cover - compiled
+    """The push rounds on ``x``, ``r`` (zero on entry): ``(converged, touched, n_touched)``, the first
+    ``n_touched`` of ``touched`` every node whose score or residual was written (some more than once)."""
+    touched = np.empty(len(seeds) + 16, dtype=np.int64)
     n_touched = 0
     for i in range(len(seeds)):
         r[seeds[i]] = seed_mass[i]
-        if track:
-            touched[n_touched] = seeds[i]
-            n_touched += 1
+        touched[n_touched] = seeds[i]
+        n_touched += 1
     frontier = _above(seeds, len(seeds), r, indptr, eps, frozen, mark)
     for _ in range(max_rounds):
         if len(frontier) == 0:
@@ -366,26 +364,15 @@ def _push_rounds(indptr: Any, indices: Any, data: Any, seeds: Any, seed_mass: An
                 r[seeds[i]] += lost * seed_mass[i]
                 targets[t] = seeds[i]
                 t += 1
-        if track:  # (a pushed node was a seed or an earlier target: already recorded)
-            if n_touched + t > len(touched):
-                grown = np.empty(max(2 * len(touched), n_touched + t), dtype=np.int64)
-                grown[:n_touched] = touched[:n_touched]
-                touched = grown
-            touched[n_touched:n_touched + t] = targets[:t]
-            n_touched += t
+        # (a pushed node was a seed or an earlier target: already recorded)
+        if n_touched + t > len(touched):
+            grown = np.empty(max(2 * len(touched), n_touched + t), dtype=np.int64)
+            grown[:n_touched] = touched[:n_touched]
+            touched = grown
+        touched[n_touched:n_touched + t] = targets[:t]
+        n_touched += t
         frontier = _above(targets, t, r, indptr, eps, frozen, mark)
     return False, touched, n_touched
-
-
-@njit(cache=True, nogil=True)
-def _push(indptr: Any, indices: Any, data: Any, n_nodes: int, seeds: Any, seed_mass: Any, damping: float,
-          eps: float, frozen: Any, max_rounds: int) -> Any:  # pragma: no cover - compiled
-    x = np.zeros(n_nodes)
-    r = np.zeros(n_nodes)
-    mark = np.zeros(n_nodes, dtype=np.bool_)
-    done, _, _ = _push_rounds(indptr, indices, data, seeds, seed_mass, damping, eps, frozen, max_rounds, x, r, mark,
-                              False)
-    return x, r, done
 
 
 @njit(cache=True, nogil=True)
@@ -393,7 +380,7 @@ def _push_at(indptr: Any, indices: Any, data: Any, seeds: Any, seed_mass: Any, d
              frozen: Any, max_rounds: int, x: Any, r: Any, mark: Any, read_x: Any, read_r: Any) -> Any:
     # pragma: no cover - compiled
     done, touched, n_touched = _push_rounds(indptr, indices, data, seeds, seed_mass, damping, eps, frozen,
-                                            max_rounds, x, r, mark, True)
+                                            max_rounds, x, r, mark)
     out_x = np.empty(len(read_x))
     for i in range(len(read_x)):
         out_x[i] = x[read_x[i]]
@@ -406,29 +393,16 @@ def _push_at(indptr: Any, indices: Any, data: Any, seeds: Any, seed_mass: Any, d
     return out_x, out_r, done
 
 
-def push(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, seeds: np.ndarray, seed_mass: np.ndarray, *,
-         damping: float, eps: float, frozen: np.ndarray | None, max_rounds: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The rounds of :func:`recommender.signals.push_pagerank` over a CSC transition's arrays, in one compiled
-    loop: ``(scores, residual, converged)``, each number the vectorised rounds' to the bit (the same operations
-    in the same order, the dangling mass summed in numpy's pairwise order).
-
-    ``seeds`` are sorted and unique with their normalised ``seed_mass``; ``frozen`` a boolean mask or ``None``.
-    """
-    n_nodes = len(indptr) - 1
-    if frozen is None:
-        frozen = np.zeros(n_nodes, dtype=np.bool_)
-    x, r, done = _push(indptr, indices, data, n_nodes,
-                       np.ascontiguousarray(seeds, dtype=np.int64), np.ascontiguousarray(seed_mass, dtype=np.float64),
-                       float(damping), float(eps), np.ascontiguousarray(frozen, dtype=np.bool_), int(max_rounds))
-    return x, r, bool(done)
-
-
 def push_at(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, seeds: np.ndarray, seed_mass: np.ndarray,
             read_scores: np.ndarray, read_residual: np.ndarray, *, damping: float, eps: float,
             frozen: np.ndarray | None, max_rounds: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """:func:`push`'s scores at nodes ``read_scores`` and residual at ``read_residual``, the same numbers, without
-    a vector over every node per call: the rounds run on this thread's scratch vectors (zero between calls:
-    only the entries a push wrote are reset), so a call touches the pages of the seeds' neighbourhood only.
+    """The rounds of :func:`recommender.signals.push_pagerank` over a CSC transition's arrays, in one compiled
+    loop: ``(scores at read_scores, residual at read_residual, converged)``, each number the vectorised rounds'
+    to the bit (the same operations in the same order, the dangling mass summed in numpy's pairwise order).
+
+    The rounds run on this thread's scratch vectors over every node (zero between calls: only the entries a
+    push wrote are reset), so a call touches the pages of the seeds' neighbourhood and of what it reads only.
+    ``seeds`` are sorted and unique with their normalised ``seed_mass``; ``frozen`` a boolean mask or ``None``.
     """
     n_nodes = len(indptr) - 1
     if frozen is None:

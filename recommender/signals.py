@@ -266,7 +266,7 @@ def push_pagerank(
     ``damping`` of it to its out-neighbours along its column of ``transition``. Residual carried
     into a dangling node (an empty column) returns to the restart distribution, as in
     :func:`personalized_pagerank` and networkx. Every node above the threshold is pushed in the
-    same round (the rounds run as one compiled loop, :func:`recommender.kernels.push`); only nodes
+    same round (the rounds run as one compiled loop, :func:`recommender.kernels.push_at`); only nodes
     reached from the seeds are touched, so the cost depends on ``eps`` and the seeds' neighbourhood,
     not on the size of the graph.
 
@@ -309,15 +309,9 @@ def push_pagerank(
     >>> x.round(4).tolist(), bool(r.max() <= 1e-9)
     ([0.6667, 0.3333], True)
     """
-    t, seeds, mass = _push_input(transition, personalization, damping, eps)
-    n = t.shape[0]
-    if not len(seeds):
-        return np.zeros(n), np.zeros(n)
-    x, r, done = kernels.push(t.indptr, t.indices, t.data, seeds, mass, damping=damping, eps=eps, frozen=frozen,
-                              max_rounds=max_rounds)
-    if done:
-        return x, r
-    raise ConvergenceError(f"residual push still had residuals above {eps} x degree after {max_rounds} rounds")
+    every = np.arange(transition.shape[0])
+    return push_pagerank_at(transition, personalization, every, every, damping=damping, eps=eps, frozen=frozen,
+                            max_rounds=max_rounds)
 
 
 def push_pagerank_at(
@@ -342,20 +336,6 @@ def push_pagerank_at(
     >>> x.round(4).tolist(), bool(r.max() <= 1e-9)
     ([0.3333], True)
     """
-    t, seeds, mass = _push_input(transition, personalization, damping, eps)
-    if not len(seeds):
-        return np.zeros(len(scores_at)), np.zeros(len(residual_at))
-    x, r, done = kernels.push_at(t.indptr, t.indices, t.data, seeds, mass, np.asarray(scores_at),
-                                 np.asarray(residual_at), damping=damping, eps=eps, frozen=frozen,
-                                 max_rounds=max_rounds)
-    if done:
-        return x, r
-    raise ConvergenceError(f"residual push still had residuals above {eps} x degree after {max_rounds} rounds")
-
-
-def _push_input(transition: sp.spmatrix, personalization: np.ndarray | sp.spmatrix, damping: float,
-                eps: float) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
-    """The CSC transition, and the seeds (sorted, unique; none when all mass is zero) with their normalised mass."""
     if not 0.0 <= damping < 1.0:
         raise ValueError("damping must be in [0, 1)")
     if not eps > 0.0:
@@ -374,8 +354,13 @@ def _push_input(transition: sp.spmatrix, personalization: np.ndarray | sp.spmatr
         mass = dense[seeds]
     total = mass.sum()
     if total <= 0:
-        return t, np.zeros(0, dtype=np.int64), np.zeros(0)
-    return t, seeds, mass / total
+        return np.zeros(len(scores_at)), np.zeros(len(residual_at))
+    x, r, done = kernels.push_at(t.indptr, t.indices, t.data, seeds, mass / total, np.asarray(scores_at),
+                                 np.asarray(residual_at), damping=damping, eps=eps, frozen=frozen,
+                                 max_rounds=max_rounds)
+    if done:
+        return x, r
+    raise ConvergenceError(f"residual push still had residuals above {eps} x degree after {max_rounds} rounds")
 
 
 def local_pagerank(
