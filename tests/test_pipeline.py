@@ -23,7 +23,7 @@ from recommender.features import _entry_dots, _rows_dot, compute_features
 from recommender.index import RankingIndex
 from recommender.kernels import best_per_segment
 from recommender.pipeline import generate_candidates, make_query, similar_problems
-from recommender.query import vectorise
+from recommender.query import Query, vectorise
 from recommender.signals import _segment_topk_sorted, segment_topk
 from recommender.sparse_rows import BM25Rows, SolvedCounts, gather_segments
 from recommender.word_rows import WordRows
@@ -108,13 +108,22 @@ def test_column_sums_at_some_rows_are_the_whole_columns_sums() -> None:
     assert features_module._column(twice, [0], np.array([5, 7, 1])).tolist() == [3.0, 4.0, 0.0]
 
 
-def test_features_do_not_depend_on_the_batch(rec: Recommender) -> None:
+def _served_queries(rec: Recommender, n: int) -> tuple[list[str], list[Query], list[tuple[np.ndarray, np.ndarray]],
+                                                     list[np.ndarray]]:
+    """The first ``n`` open problems as the served path sees them: ids, vectorised queries, their similar
+    problems and their candidates."""
     index = rec.index
     open_ids = [p for p, row in zip(rec.projection.ids["Problem"], rec.projection.props["Problem"], strict=True)
-                if row.get("status") == "open"][:25]
+                if row.get("status") == "open"][:n]
     queries = [vectorise(index, make_query(rec.projection, pid, rec._aliases)) for pid in open_ids]
     similar = [similar_problems(index, q, 100) for q in queries]
     cands = [generate_candidates(index, q, s, rec.config) for q, s in zip(queries, similar, strict=True)]
+    return open_ids, queries, similar, cands
+
+
+def test_features_do_not_depend_on_the_batch(rec: Recommender) -> None:
+    index = rec.index
+    open_ids, queries, similar, cands = _served_queries(rec, 25)
     cands = [c[(c + i) % 3 != 0] for i, c in enumerate(cands)]  # different candidates per query
     together, _ = compute_features(index, queries, cands, similar=similar)
     alone = [compute_features(index, [q], [c], similar=[s])[0][0]
@@ -130,11 +139,7 @@ def test_features_do_not_depend_on_the_batch(rec: Recommender) -> None:
 
 def test_features_do_not_depend_on_how_the_reads_are_split(rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
     index = rec.index
-    open_ids = [p for p, row in zip(rec.projection.ids["Problem"], rec.projection.props["Problem"], strict=True)
-                if row.get("status") == "open"][:10]
-    queries = [vectorise(index, make_query(rec.projection, pid, rec._aliases)) for pid in open_ids]
-    similar = [similar_problems(index, q, 100) for q in queries]
-    cands = [generate_candidates(index, q, s, rec.config) for q, s in zip(queries, similar, strict=True)]
+    _, queries, similar, cands = _served_queries(rec, 10)
     monkeypatch.setenv("JIANGLIAN_QUERY_THREADS", "1")
     whole = [compute_features(index, [q], [c], similar=[s])[0][0] for q, c, s in zip(queries, cands, similar,
                                                                                      strict=True)]
@@ -150,11 +155,7 @@ def test_served_bm25_from_the_gathered_word_rows_is_the_stored_counts_bm25(
         rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
     index = rec.index
     assert isinstance(index.bm25.counts, SolvedCounts)  # the demo's counts are recovered from the word rows
-    open_ids = [p for p, row in zip(rec.projection.ids["Problem"], rec.projection.props["Problem"], strict=True)
-                if row.get("status") == "open"][:12]
-    queries = [vectorise(index, make_query(rec.projection, pid, rec._aliases)) for pid in open_ids]
-    similar = [similar_problems(index, q, 100) for q in queries]
-    cands = [generate_candidates(index, q, s, rec.config) for q, s in zip(queries, similar, strict=True)]
+    _, queries, similar, cands = _served_queries(rec, 12)
     served, _ = compute_features(index, queries, cands, similar=similar)
     # the word rows' cosines are the whole rows' (the generic product over the half-precision rows), bit for bit
     pair_w = np.concatenate(cands)
