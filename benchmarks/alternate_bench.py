@@ -27,22 +27,30 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+
+def warm_recommender(data: Path, index: Path, n_queries: int) -> tuple[Any, list[str]]:
+    """A recommender (encoder off) on the embedded store under ``data`` with its index files under ``index``
+    (built first when missing or stale), and ``n_queries`` stored problems spread over the ids, each answered
+    once (the warm-up)."""
+    from graph.memory import MemoryStore
+    from recommender.engine import RankConfig, Recommender
+
+    rec = Recommender(MemoryStore(data / "store"), encoder=None,
+                      config=RankConfig(index_dir=index, model_dir=data / "models"))
+    ids = rec.projection.ids["Problem"]
+    step = max(1, len(ids) // n_queries)
+    queries = [ids[i] for i in range(0, len(ids), step)][:n_queries]
+    for q in queries:
+        rec.recommend(q)
+    return rec, queries
 
 
 def _child(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from graph.memory import MemoryStore
-    from recommender.engine import RankConfig, Recommender
-
-    data = Path(args.data)
-    rec = Recommender(MemoryStore(data / "store"), encoder=None,
-                      config=RankConfig(index_dir=Path(args.index), model_dir=data / "models"))
-    ids = rec.projection.ids["Problem"]
-    step = max(1, len(ids) // args.queries)
-    queries = [ids[i] for i in range(0, len(ids), step)][:args.queries]
-    for q in queries:
-        rec.recommend(q)
+    rec, queries = warm_recommender(Path(args.data), Path(args.index), args.queries)
     best = np.full(len(queries), np.inf)
     for _ in range(args.rounds):
         for i, q in enumerate(queries):

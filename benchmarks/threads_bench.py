@@ -31,17 +31,9 @@ _ROOT = Path(__file__).resolve().parent.parent
 def _child(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from graph.memory import MemoryStore
-    from recommender.engine import RankConfig, Recommender
+    from benchmarks.alternate_bench import warm_recommender
 
-    data = Path(args.data)
-    rec = Recommender(MemoryStore(data / "store"), encoder=None,
-                      config=RankConfig(index_dir=Path(args.index), model_dir=data / "models"))
-    ids = rec.projection.ids["Problem"]
-    step = max(1, len(ids) // args.queries)
-    queries = [ids[i] for i in range(0, len(ids), step)][:args.queries]
-    for q in queries:
-        rec.recommend(q)
+    rec, queries = warm_recommender(Path(args.data), Path(args.index), args.queries)
     Path(args.ready).touch()
     deadline = time.monotonic() + 600
     while not Path(args.go).exists():  # every process warm before any is timed
